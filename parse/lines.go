@@ -1,0 +1,172 @@
+package parse
+
+import (
+	"bytes"
+	"io"
+	"unsafe"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+)
+
+// lines finds the line numbers of the entries of a buffer. The decoder
+// tells the line of an error, but not where an entry starts.
+//
+// Mostly a token of the entry tells: a token the decoder returns as a
+// sub-slice of data has a known offset, and counting newlines up to it gives
+// its line. Newlines within an entry occur only inside string field values,
+// so every token up to and including the first string value lies on the
+// first line of the entry. The count goes on from the previous offset, so
+// that a buffer is counted once in all.
+//
+// When every one of those tokens was unescaped into the decoder's own buffer
+// (as in `a\ b c\ d="x\"y"`), a second decoder reads the buffer through a
+// reader that hands out one line per Read, and skips entries until it is at
+// the same one: when its Next returns true, the last byte it has read lies
+// on the line where the entry starts. Skipping an entry consumes the same
+// bytes as reading it, since the Parser reads every entry in order up to
+// its end or the decoder's first error, so both decoders see the same
+// entries. The second decoder is made only for buffers that need it, and
+// reads a buffer once.
+type lines struct {
+	data  []byte
+	entry int64 // entries the main decoder has started in data
+
+	pos  int   // an offset in data ...
+	line int64 // ... and its line number
+
+	anchor    int  // offset in data of a token on the first line of the current entry, or -1
+	searching bool // no string value seen in the current entry yet
+
+	shadow        *lineprotocol.Decoder
+	rd            lineReader
+	shadowEntries int64 // entries shadow has started
+
+	forceShadow bool // tests: find every line with the shadow decoder
+	recounts    int  // tests: times counting started again from the start
+}
+
+// reset starts on a new buffer.
+func (l *lines) reset(data []byte) {
+	l.data = data
+	l.entry = 0
+	l.pos, l.line = 0, 1
+	l.shadow = nil
+	l.rd = lineReader{}
+	l.shadowEntries = 0
+}
+
+// startEntry starts looking for the first line of a new entry.
+func (l *lines) startEntry() {
+	l.anchor = -1
+	l.searching = true
+}
+
+// stopSearch ends the search for the first line of the current entry:
+// later tokens may lie on later lines.
+func (l *lines) stopSearch() { l.searching = false }
+
+// mark reports whether tok is a part of data, and takes the first such
+// non-empty token of an entry, while searching, as its anchor.
+func (l *lines) mark(tok []byte) bool {
+	off := uintptr(unsafe.Pointer(unsafe.SliceData(tok))) - uintptr(unsafe.Pointer(unsafe.SliceData(l.data)))
+	if off >= uintptr(len(l.data)) || uintptr(len(tok)) > uintptr(len(l.data))-off {
+		return false
+	}
+	if l.searching && len(tok) > 0 {
+		l.anchor = int(off)
+		l.searching = false
+	}
+	return true
+}
+
+// entryLine returns the line on which the current entry starts.
+func (l *lines) entryLine() int64 {
+	if l.anchor >= 0 && !l.forceShadow {
+		return l.lineAt(l.anchor)
+	}
+	return l.shadowLine()
+}
+
+// lineAt returns the line number of data[off].
+func (l *lines) lineAt(off int) int64 {
+	if off < l.pos {
+		// Not seen: offsets only grow. Count from the start.
+		l.pos, l.line = 0, 1
+		l.recounts++
+	}
+	l.line += int64(bytes.Count(l.data[l.pos:off], newline))
+	l.pos = off
+	return l.line
+}
+
+// text returns line n of data without its line end, or nil if there is no
+// such line.
+func (l *lines) text(n int64) []byte {
+	if n < l.line {
+		// Not seen: errors come after the tokens counted before.
+		l.pos, l.line = 0, 1
+		l.recounts++
+	}
+	start := bytes.LastIndexByte(l.data[:l.pos], '\n') + 1
+	for l.line < n {
+		i := bytes.IndexByte(l.data[start:], '\n')
+		if i < 0 {
+			return nil
+		}
+		start += i + 1
+		l.pos, l.line = start, l.line+1
+	}
+	end := bytes.IndexByte(l.data[start:], '\n')
+	if end < 0 {
+		return l.data[start:]
+	}
+	return l.data[start : start+end]
+}
+
+// shadowLine returns the line on which the current entry starts, from the
+// second decoder.
+func (l *lines) shadowLine() int64 {
+	if l.shadow == nil {
+		l.rd = lineReader{data: l.data}
+		l.shadow = lineprotocol.NewDecoder(&l.rd)
+	}
+	for l.shadowEntries < l.entry && l.shadow.Next() {
+		l.shadowEntries++
+	}
+	return l.rd.line()
+}
+
+var newline = []byte{'\n'}
+
+// lineReader reads data one line at a time, so that what it has handed out
+// tells how far a Decoder reading from it has got.
+type lineReader struct {
+	data []byte
+	off  int   // bytes handed out
+	nl   int64 // newlines handed out
+}
+
+// Read reads at most up to and including the next newline.
+func (r *lineReader) Read(b []byte) (int, error) {
+	if r.off >= len(r.data) {
+		return 0, io.EOF
+	}
+	rest := r.data[r.off:]
+	if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+		rest = rest[:i+1]
+	}
+	n := copy(b, rest)
+	r.off += n
+	if n > 0 && b[n-1] == '\n' {
+		r.nl++
+	}
+	return n, nil
+}
+
+// line returns the line number of the last byte handed out.
+func (r *lineReader) line() int64 {
+	if r.off > 0 && r.data[r.off-1] == '\n' {
+		return r.nl
+	}
+	return r.nl + 1
+}

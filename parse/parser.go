@@ -1,0 +1,343 @@
+// Package parse turns InfluxDB line protocol into Points, one line at a time.
+//
+// It is a thin layer over lineprotocol.Decoder that adds what pginflux
+// needs: one reused Point per line, so that a steady stream of lines does
+// not allocate; timestamps in Unix nanoseconds from a chosen Precision;
+// line numbers; and a closed set of Reasons for the lines it rejects. A bad
+// line is skipped and reported, and parsing goes on with the next one.
+//
+// The package is pure: no goroutines, no logging, no metrics.
+package parse
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+)
+
+// Parser parses line protocol from a buffer.
+//
+// A Parser is not safe for concurrent use; each goroutine keeps its own and
+// reuses it (Reset) for every buffer, so that its Point, tag and field
+// slices and the arena for unescaped tokens are allocated once and then
+// recycled. The zero Parser parses at Nanosecond precision.
+type Parser struct {
+	dec   lineprotocol.Decoder // overwritten with a new decoder by Reset
+	ready bool                 // dec has been set by Reset
+	data  []byte
+	prec  Precision // for the following Reset calls
+	cur   Precision // of data
+	mult  int64     // nanoseconds per timestamp unit in data
+	now   int64     // Unix nanoseconds for lines without a timestamp
+
+	errLine int64 // line of the last decoder error or LineError, if no Point came after it
+
+	pt    Point
+	arena []byte // unescaped tokens of the current entry
+
+	lines lines
+}
+
+// NewParser returns a Parser for timestamps at precision prec. It panics if
+// prec is not one of the Precision constants.
+func NewParser(prec Precision) *Parser {
+	p := &Parser{}
+	p.SetPrecision(prec)
+	return p
+}
+
+// SetPrecision changes the precision of timestamps for the following Reset
+// calls; the buffer being parsed keeps its precision. It panics if prec is
+// not one of the Precision constants.
+func (p *Parser) SetPrecision(prec Precision) {
+	if !prec.valid() {
+		panic(fmt.Sprintf("parse: invalid precision %d", prec))
+	}
+	p.prec = prec
+}
+
+// Reset starts parsing data. now is the time given to lines without a
+// timestamp (as now.UnixNano(), not truncated to the precision).
+//
+// The Parser keeps data, and Points may alias it: data must not be modified
+// until parsing it is done, that is until the next Reset or until the
+// Points taken from it are no longer used.
+func (p *Parser) Reset(data []byte, now time.Time) {
+	// A Decoder has no Reset method. Copying a fresh one over the old keeps
+	// the Decoder inside the Parser, so that only its escape buffer is
+	// allocated anew for each buffer.
+	p.dec = *lineprotocol.NewDecoderWithBytes(data)
+	p.ready = true
+	p.data = data
+	p.cur, p.mult = p.prec, nanos[p.prec]
+	p.now = now.UnixNano()
+	p.errLine = 0
+	p.arena = p.arena[:0]
+	p.lines.reset(data)
+}
+
+// Next returns the next good point, or (nil, *LineError) for a bad line that
+// was skipped — call Next again — or (nil, io.EOF) when the buffer is
+// exhausted. Blank lines and comment lines (#...) are skipped silently;
+// lines may end in LF or CRLF, and the last line needs no line end.
+//
+// The Point belongs to the Parser and is valid until the next call to Next
+// or Reset (see Point).
+func (p *Parser) Next() (*Point, error) {
+	if !p.ready {
+		return nil, io.EOF
+	}
+	for p.dec.Next() {
+		p.lines.entry++
+		last := p.errLine
+		pt, le := p.parse()
+		if le == nil {
+			p.errLine = 0
+			return pt, nil
+		}
+		if le.Line == last {
+			// After an error in the timestamp, the decoder may stop at a
+			// lone CR and read the rest of the line as another entry,
+			// which fails too: report each rejected line once.
+			continue
+		}
+		return nil, le
+	}
+	return nil, io.EOF
+}
+
+// parse parses the entry the decoder is at.
+func (p *Parser) parse() (*Point, *LineError) {
+	p.arena = p.arena[:0]
+	p.lines.startEntry()
+	pt := &p.pt
+	pt.Tags = pt.Tags[:0]
+	pt.Fields = pt.Fields[:0]
+
+	m, err := p.dec.Measurement()
+	if err != nil {
+		return nil, p.decodeError(err)
+	}
+	if len(m) == 0 {
+		return nil, p.reject(ReasonSyntax, errNoMeasurement)
+	}
+	pt.Measurement = p.keep(m)
+
+	for {
+		k, v, err := p.dec.NextTag()
+		if err != nil {
+			return nil, p.decodeError(err)
+		}
+		if k == nil {
+			break
+		}
+		pt.Tags = append(pt.Tags, Tag{Key: p.keep(k), Value: p.keep(v)})
+	}
+
+	for {
+		k, kind, v, err := p.dec.NextFieldBytes()
+		if err != nil {
+			return nil, p.decodeError(err)
+		}
+		if k == nil {
+			break
+		}
+		f := Field{Key: p.keep(k)}
+		if le := p.value(&f, kind, v); le != nil {
+			return nil, le
+		}
+		pt.Fields = append(pt.Fields, f)
+	}
+	if len(pt.Fields) == 0 {
+		return nil, p.reject(ReasonSyntax, errNoFields)
+	}
+
+	ts, err := p.dec.TimeBytes()
+	if err != nil {
+		return nil, p.decodeError(err)
+	}
+	if ts == nil {
+		pt.Time = p.now
+	} else {
+		n, err := strconv.ParseInt(unsafeString(ts), 10, 64)
+		if err != nil {
+			if isRange(err) {
+				return nil, p.reject(ReasonOutOfRange, fmt.Errorf("timestamp %q: %w", ts, lineprotocol.ErrValueOutOfRange))
+			}
+			return nil, p.reject(ReasonSyntax, fmt.Errorf("invalid timestamp %q", ts))
+		}
+		var ok bool
+		if pt.Time, ok = toNanos(n, p.mult); !ok {
+			return nil, p.reject(ReasonOutOfRange, fmt.Errorf("timestamp %q at precision %s: %w", ts, p.cur, lineprotocol.ErrValueOutOfRange))
+		}
+	}
+	pt.Line = p.lines.entryLine()
+	return pt, nil
+}
+
+// value parses the field value v of the given kind into f. Strings are the
+// decoder's unescaped, UTF-8-checked token; other kinds are the raw bytes
+// without the i or u suffix, and always alias data.
+func (p *Parser) value(f *Field, kind lineprotocol.ValueKind, v []byte) *LineError {
+	if kind == lineprotocol.String {
+		if bytes.IndexByte(v, 0) >= 0 {
+			return p.reject(ReasonNulByte, fmt.Errorf("string field %q holds a NUL byte", f.Key))
+		}
+		f.Kind = String
+		f.Str = p.keep(v)
+		// A string value may span lines, so later tokens cannot tell the
+		// first line of the entry.
+		p.lines.stopSearch()
+		return nil
+	}
+	p.lines.mark(v)
+	s := unsafeString(v)
+	switch kind {
+	case lineprotocol.Float:
+		x, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return p.valueError(f, Float, v, err)
+		}
+		if math.IsInf(x, 0) || math.IsNaN(x) {
+			return p.reject(ReasonSyntax, fmt.Errorf("field %q: non-finite float value %q", f.Key, v))
+		}
+		f.Kind, f.Num = Float, math.Float64bits(x)
+	case lineprotocol.Int:
+		x, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return p.valueError(f, Int, v, err)
+		}
+		f.Kind, f.Num = Int, uint64(x)
+	case lineprotocol.Uint:
+		x, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return p.valueError(f, Uint, v, err)
+		}
+		f.Kind, f.Num = Uint, x
+	case lineprotocol.Bool:
+		switch s {
+		case "t", "T", "true", "True", "TRUE":
+			f.Kind, f.Num = Bool, 1
+		case "f", "F", "false", "False", "FALSE":
+			f.Kind, f.Num = Bool, 0
+		default:
+			return p.reject(badBytes(v), fmt.Errorf("field %q: invalid boolean value %q", f.Key, v))
+		}
+	default:
+		return p.reject(ReasonSyntax, fmt.Errorf("field %q: value %q of unknown kind %v", f.Key, v, kind))
+	}
+	return nil
+}
+
+// valueError rejects the entry for a numeric value strconv did not accept.
+func (p *Parser) valueError(f *Field, k Kind, v []byte, err error) *LineError {
+	if isRange(err) {
+		return p.reject(ReasonOutOfRange, fmt.Errorf("field %q: %s value %q: %w", f.Key, k, v, lineprotocol.ErrValueOutOfRange))
+	}
+	return p.reject(badBytes(v), fmt.Errorf("field %q: invalid %s value %q", f.Key, k, v))
+}
+
+// badBytes returns the reason for rejecting malformed bytes b: a NUL byte
+// or invalid UTF-8 in them, else a syntax error.
+func badBytes(b []byte) Reason {
+	switch {
+	case bytes.IndexByte(b, 0) >= 0:
+		return ReasonNulByte
+	case !utf8.Valid(b):
+		return ReasonInvalidUTF8
+	}
+	return ReasonSyntax
+}
+
+// reject rejects the current entry for a check of the Parser's own, and
+// reads the rest of it.
+func (p *Parser) reject(r Reason, err error) *LineError {
+	le := &LineError{Line: p.lines.entryLine(), Reason: r, Err: err}
+	p.errLine = le.Line
+	p.skipRest()
+	return le
+}
+
+// skipRest reads the rest of a rejected entry, consuming what the decoder's
+// Next would skip, and notes the line of any error in it: an error in the
+// timestamp may leave a lone CR for the next entry, on that line.
+func (p *Parser) skipRest() {
+	for {
+		k, _, _, err := p.dec.NextFieldBytes()
+		if err != nil {
+			p.noteError(err)
+			return
+		}
+		if k == nil {
+			break
+		}
+	}
+	if _, err := p.dec.TimeBytes(); err != nil {
+		p.noteError(err)
+	}
+}
+
+// noteError notes the line of a decoder error for Next.
+func (p *Parser) noteError(err error) {
+	if de, ok := err.(*lineprotocol.DecodeError); ok {
+		p.errLine = de.Line
+	}
+}
+
+// decodeError rejects the current entry for an error of the decoder,
+// classifying it by the bytes of the line where the decoder found it.
+func (p *Parser) decodeError(err error) *LineError {
+	le := &LineError{Reason: ReasonSyntax, Err: err}
+	if de, ok := err.(*lineprotocol.DecodeError); !ok {
+		// Not seen: the decoder reports every problem as a DecodeError.
+		le.Line = p.lines.entryLine()
+	} else {
+		le.Line = de.Line
+		switch {
+		case le.Line == p.errLine:
+			// Next drops it. Not reading the line again keeps a long line
+			// split into many entries by lone CRs from costing its length
+			// squared.
+		case isRange(err):
+			le.Reason = ReasonOutOfRange
+		default:
+			le.Reason = badBytes(p.lines.text(de.Line))
+		}
+	}
+	p.errLine = le.Line
+	return le
+}
+
+// keep returns a token of the decoder in a form that stays valid until the
+// next entry: the token itself if it is a part of data, else a copy in the
+// arena. The arena may move when it grows, but the tokens of the current
+// entry keep pointing at the old array, which nothing overwrites. The
+// returned slice has no spare capacity.
+func (p *Parser) keep(tok []byte) []byte {
+	if p.lines.mark(tok) {
+		return tok[:len(tok):len(tok)]
+	}
+	n := len(p.arena)
+	p.arena = append(p.arena, tok...)
+	return p.arena[n:len(p.arena):len(p.arena)]
+}
+
+// unsafeString returns b as a string without copying, for a call that does
+// not keep it (strconv copies what it puts in its errors).
+func unsafeString(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// isRange reports whether err is a value out of range from strconv or the
+// decoder.
+func isRange(err error) bool {
+	return errors.Is(err, strconv.ErrRange) || errors.Is(err, lineprotocol.ErrValueOutOfRange)
+}

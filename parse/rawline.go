@@ -1,0 +1,11 @@
+package parse
+
+import "bytes"
+
+// Line returns line n (1-based, as in LineError.Line) of the buffer being
+// parsed, without its line end, or nil when there is no such line. It
+// aliases the buffer given to Reset. Asking for lines in increasing order,
+// as rejected lines come, costs one pass over the buffer in all.
+func (p *Parser) Line(n int64) []byte {
+	return bytes.TrimSuffix(p.lines.text(n), []byte{'\r'})
+}
