@@ -1,0 +1,344 @@
+// Package config turns command-line flags and PGINFLUX_* environment
+// variables into a validated Config.
+//
+// Every flag has an environment twin named PGINFLUX_ followed by the flag
+// name in upper snake case (--udp-read-buffer is PGINFLUX_UDP_READ_BUFFER).
+// A flag given on the command line wins over its environment variable.
+// Parse reports every invalid value at once, each naming its flag or
+// variable, so a user fixes them in one go.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pginflux/pginflux/parse"
+)
+
+// Storage says how tags and fields are laid out in a measurement's table.
+type Storage string
+
+// The storage modes.
+const (
+	// StorageJSONB stores tags and fields as two jsonb columns.
+	StorageJSONB Storage = "jsonb"
+	// StorageColumns stores one column per tag and field.
+	StorageColumns Storage = "columns"
+)
+
+// Config is the complete, validated configuration of a pginflux process.
+// It is a plain value: copy it freely.
+type Config struct {
+	// DatabaseURL is the connection string as given (URL or key=value).
+	// Empty means DATABASE_URL, then libpq's PG* variables. It may hold a
+	// password: never log it, log Database instead.
+	DatabaseURL string
+	// Database is a description of the database that is safe to log.
+	Database string
+
+	Schema        string
+	Storage       Storage
+	UintType      string // "numeric" or "bigint": columns for unsigned fields
+	MaxColumns    int
+	RejectedTable string // "" disables the rejected table
+
+	UDPAddress    string // host:port with the service resolved to a number; "" disables UDP
+	UDPReaders    int
+	UDPReadBuffer int // bytes
+
+	Precision     parse.Precision
+	BatchSize     int
+	FlushInterval time.Duration
+	Writers       int
+	QueueSize     int // datagrams between the UDP readers and the parsers
+	Parsers       int
+
+	ShutdownTimeout time.Duration
+
+	HTTPAddress string // host:port for /metrics, /healthz, /readyz, /ping; "" disables HTTP
+	PProf       bool   // serve /debug/pprof on the HTTP address
+
+	LogLevel  slog.Level
+	LogFormat string // "text" or "json"
+
+	Version bool // print the version and exit
+}
+
+// ErrHelp is returned by Parse when --help was asked for; the usage has
+// been written already.
+var ErrHelp = flag.ErrHelp
+
+// option is one flag and how it lands in a Config.
+type option struct {
+	name  string
+	def   string
+	usage string
+	set   func(c *Config, v string) error
+	// isBool flags take no value on the command line (--version).
+	isBool bool
+}
+
+// EnvName returns the environment variable twin of a flag name.
+func EnvName(flagName string) string {
+	return "PGINFLUX_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func options() []option {
+	procs := strconv.Itoa(runtime.GOMAXPROCS(0))
+	return []option{
+		{name: "database-url", usage: "PostgreSQL connection `URL` or key=value string; empty: DATABASE_URL, then the PG* variables, as libpq does", set: func(c *Config, v string) error {
+			c.DatabaseURL = v
+			return nil
+		}},
+		{name: "schema", def: "metrics", usage: "`schema` that holds one table per measurement; created when missing and the role may", set: func(c *Config, v string) error {
+			if v == "" {
+				return errors.New("must not be empty")
+			}
+			if len(v) > 63 {
+				return fmt.Errorf("%q is longer than PostgreSQL's 63 bytes", v)
+			}
+			if strings.IndexByte(v, 0) >= 0 {
+				return errors.New("must not contain a NUL byte")
+			}
+			c.Schema = v
+			return nil
+		}},
+		{name: "storage", def: string(StorageColumns), usage: "table `layout`: columns (one column per tag and field) or jsonb (time, tags jsonb, fields jsonb)", set: func(c *Config, v string) error {
+			switch Storage(v) {
+			case StorageJSONB, StorageColumns:
+			default:
+				return fmt.Errorf("%q is neither columns nor jsonb", v)
+			}
+			c.Storage = Storage(v)
+			return nil
+		}},
+		{name: "uint64-type", def: "numeric", usage: "`type` of new columns for unsigned (u) fields: numeric (exact) or bigint (values above 2^63-1 are rejected)", set: func(c *Config, v string) error {
+			if v != "numeric" && v != "bigint" {
+				return fmt.Errorf("%q is neither numeric nor bigint", v)
+			}
+			c.UintType = v
+			return nil
+		}},
+		{name: "max-columns", def: "1000", usage: "most `columns` pginflux lets a table have (PostgreSQL's limit is 1600, dropped columns included); keys beyond go to the table's pginflux_overflow jsonb column", set: intIn(2, 1599, func(c *Config, n int) { c.MaxColumns = n })},
+		{name: "rejected-table", def: "pginflux_rejected", usage: "`table` in the schema keeping every line, row and value that could not be stored, with a line of line protocol to replay it; empty: only count them", set: func(c *Config, v string) error {
+			if len(v) > 63 || strings.IndexByte(v, 0) >= 0 {
+				return fmt.Errorf("%q is not a PostgreSQL table name", v)
+			}
+			c.RejectedTable = v
+			return nil
+		}},
+		{name: "udp-address", def: ":8089", usage: "UDP `address` to listen on: host:port, :port, :service (from /etc/services), [::1]:port; empty disables UDP", set: func(c *Config, v string) error {
+			addr, err := ResolveAddress("udp", v)
+			if err != nil {
+				return err
+			}
+			c.UDPAddress = addr
+			return nil
+		}},
+		{name: "udp-readers", def: procs, usage: "`number` of UDP sockets sharing the port with SO_REUSEPORT, each with its own reader", set: intIn(1, 1024, func(c *Config, n int) { c.UDPReaders = n })},
+		{name: "udp-read-buffer", def: "16MiB", usage: "kernel receive buffer (SO_RCVBUF) of each UDP socket, in `bytes` (units: KiB, MiB, GiB, K, M, G)", set: func(c *Config, v string) error {
+			n, err := ParseBytes(v)
+			if err != nil {
+				return err
+			}
+			if n < 0 || n > 1<<31-1 {
+				return fmt.Errorf("%s is outside 0..2GiB", v)
+			}
+			c.UDPReadBuffer = int(n)
+			return nil
+		}},
+		{name: "precision", def: "ns", usage: "`unit` of timestamps in UDP lines: ns, us, ms or s", set: func(c *Config, v string) error {
+			switch v {
+			case "ns", "us", "ms", "s":
+			default:
+				return fmt.Errorf("%q is not one of ns, us, ms, s", v)
+			}
+			p, err := parse.ParsePrecision(v)
+			if err != nil {
+				return err
+			}
+			c.Precision = p
+			return nil
+		}},
+		{name: "batch-size", def: "10000", usage: "a table's pending rows are written when there are this many `rows`", set: intIn(1, 10_000_000, func(c *Config, n int) { c.BatchSize = n })},
+		{name: "flush-interval", def: "1s", usage: "a table's pending rows are written at the latest this long (a `duration`) after the first arrived", set: durationIn(time.Millisecond, time.Hour, func(c *Config, d time.Duration) { c.FlushInterval = d })},
+		{name: "writers", def: "2", usage: "`number` of PostgreSQL connections writing batches in parallel", set: intIn(1, 256, func(c *Config, n int) { c.Writers = n })},
+		{name: "parsers", def: procs, usage: "`number` of goroutines parsing received datagrams", set: intIn(1, 1024, func(c *Config, n int) { c.Parsers = n })},
+		{name: "queue-size", def: "2048", usage: "`datagrams` waiting between the UDP readers and the parsers; what does not fit is dropped and counted", set: intIn(1, 1<<20, func(c *Config, n int) { c.QueueSize = n })},
+		{name: "shutdown-timeout", def: "30s", usage: "on SIGTERM/SIGINT, how long (a `duration`) to keep writing what was received before giving up", set: durationIn(0, 24*time.Hour, func(c *Config, d time.Duration) { c.ShutdownTimeout = d })},
+		{name: "http-address", def: ":8086", usage: "HTTP `address` for /metrics, /healthz, /readyz and /ping (8086 is where Telegraf's influxdb output points); empty disables HTTP", set: func(c *Config, v string) error {
+			addr, err := ResolveAddress("tcp", v)
+			if err != nil {
+				return err
+			}
+			c.HTTPAddress = addr
+			return nil
+		}},
+		{name: "pprof", def: "false", isBool: true, usage: "serve Go's profiler at /debug/pprof on the HTTP address", set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			c.PProf = b
+			return err
+		}},
+		{name: "log-level", def: "info", usage: "`level` of logging: debug, info, warn or error", set: func(c *Config, v string) error {
+			return c.LogLevel.UnmarshalText([]byte(v))
+		}},
+		{name: "log-format", def: "text", usage: "`format` of log lines: text or json", set: func(c *Config, v string) error {
+			if v != "text" && v != "json" {
+				return fmt.Errorf("%q is neither text nor json", v)
+			}
+			c.LogFormat = v
+			return nil
+		}},
+		{name: "version", def: "false", isBool: true, usage: "print the version and exit", set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			c.Version = b
+			return err
+		}},
+	}
+}
+
+func intIn(lo, hi int, assign func(*Config, int)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		if n < lo || n > hi {
+			return fmt.Errorf("%d is outside %d..%d", n, lo, hi)
+		}
+		assign(c, n)
+		return nil
+	}
+}
+
+func durationIn(lo, hi time.Duration, assign func(*Config, time.Duration)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (examples: 500ms, 1s, 2m)", v)
+		}
+		if d < lo || d > hi {
+			return fmt.Errorf("%s is outside %s..%s", d, lo, hi)
+		}
+		assign(c, d)
+		return nil
+	}
+}
+
+// rawValue records what a flag was set to; conversion happens after
+// parsing so that every bad value is reported, not only the first.
+type rawValue struct {
+	val    string
+	isBool bool
+}
+
+func (r *rawValue) String() string     { return r.val }
+func (r *rawValue) Set(s string) error { r.val = s; return nil }
+func (r *rawValue) IsBoolFlag() bool   { return r.isBool }
+
+// Parse reads args (without the program name) and the environment through
+// getenv, and returns the validated Config. Usage and flag syntax errors are
+// written to out. It returns ErrHelp after printing the usage for --help,
+// and an error naming every bad flag or variable otherwise.
+func Parse(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	opts := options()
+	fs := flag.NewFlagSet("pginflux", flag.ContinueOnError)
+	fs.SetOutput(out)
+	raws := make(map[string]*rawValue, len(opts))
+	for _, o := range opts {
+		r := &rawValue{val: o.def, isBool: o.isBool}
+		raws[o.name] = r
+		fs.Var(r, o.name, o.usage+" (env "+EnvName(o.name)+")")
+	}
+	fs.Usage = func() { writeUsage(fs.Output(), fs) }
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		err := fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+		fmt.Fprintln(out, err)
+		return Config{}, err
+	}
+	onCommandLine := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
+
+	var c Config
+	var errs []error
+	for _, o := range opts {
+		v, from := raws[o.name].val, "--"+o.name
+		if !onCommandLine[o.name] {
+			if ev := getenv(EnvName(o.name)); ev != "" {
+				v, from = ev, EnvName(o.name)
+			}
+		}
+		if err := o.set(&c, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", from, err))
+		}
+	}
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = getenv("DATABASE_URL")
+	}
+	if !c.Version {
+		desc, err := describeDatabase(c.DatabaseURL)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.Database = desc
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// describeDatabase checks the connection string and returns a description
+// of it without secrets. It never repeats the string itself in an error,
+// since a malformed one may hide a password from any redaction.
+func describeDatabase(connString string) (string, error) {
+	pc, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		return "", errors.New("--database-url: not a valid PostgreSQL URL or key=value connection string (the value is not repeated here because it may hold a password)")
+	}
+	cc := pc.ConnConfig
+	host := cc.Host
+	if !strings.HasPrefix(host, "/") {
+		host = net.JoinHostPort(host, strconv.Itoa(int(cc.Port)))
+	} else {
+		host = fmt.Sprintf("%s (port %d)", host, cc.Port)
+	}
+	return fmt.Sprintf("user=%s database=%s host=%s", cc.User, cc.Database, host), nil
+}
+
+// writeUsage prints the flags in a stable order with their environment
+// twins and defaults.
+func writeUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: pginflux [flags]\n\nReceives InfluxDB line protocol and writes each measurement into its own PostgreSQL table.\n\nFlags (each also read from the environment variable shown):\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		if name != "" && !isBoolValue(f) {
+			name = " " + name
+		} else {
+			name = ""
+		}
+		fmt.Fprintf(w, "  --%s%s\n    \t%s", f.Name, name, usage)
+		if f.DefValue != "" && f.DefValue != "false" {
+			fmt.Fprintf(w, " (default %q)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+func isBoolValue(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
