@@ -1,0 +1,38 @@
+package ingest
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics counts what the UDP readers see. Safe for concurrent use.
+type Metrics struct {
+	Datagrams  prometheus.Counter
+	Bytes      prometheus.Counter
+	Truncated  prometheus.Counter
+	ReadErrors prometheus.Counter
+}
+
+// NewMetrics creates the transport metrics and registers them with reg
+// (which may be nil, for tests that do not look at them).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Datagrams: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pginflux_udp_received_datagrams_total",
+			Help: "UDP datagrams read from the sockets.",
+		}),
+		Bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pginflux_udp_received_bytes_total",
+			Help: "Bytes of UDP datagrams read from the sockets.",
+		}),
+		Truncated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pginflux_udp_truncated_datagrams_total",
+			Help: "UDP datagrams larger than the read buffer, dropped whole.",
+		}),
+		ReadErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pginflux_udp_read_errors_total",
+			Help: "Failed reads from a UDP socket (the reader goes on).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Datagrams, m.Bytes, m.Truncated, m.ReadErrors)
+	}
+	return m
+}

@@ -1,0 +1,237 @@
+// Package ingest holds pginflux's transports. A transport receives bytes
+// and hands them to a Handler; it knows nothing of line protocol or of
+// PostgreSQL.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// MaxDatagram is the largest datagram a UDP reader takes in whole. Larger
+// ones (possible only as IPv6 jumbograms) are counted as truncated and
+// dropped, never stored cut.
+const MaxDatagram = 64 << 10
+
+// readBatch is how many datagrams one recvmmsg call may return.
+const readBatch = 32
+
+// Handler receives one datagram. data is valid only during the call: a
+// handler that keeps it must copy it. A Handler must not block (the reader
+// would stop draining its socket) and is called concurrently by every
+// reader.
+type Handler func(data []byte, src netip.AddrPort, received time.Time)
+
+// UDPConfig configures a UDPListener.
+type UDPConfig struct {
+	// Address is host:port with a numeric port (see config.ResolveAddress).
+	// Port 0 picks a free port, shared by all readers.
+	Address string
+	// Readers is the number of sockets bound to the port with SO_REUSEPORT,
+	// each drained by its own goroutine.
+	Readers int
+	// ReadBuffer is the SO_RCVBUF asked for each socket, in bytes; 0 keeps
+	// the kernel's default.
+	ReadBuffer int
+}
+
+// UDPListener reads datagrams from one or more sockets sharing a port and
+// passes each to a Handler. Create it with ListenUDP, then call Run once.
+type UDPListener struct {
+	conns   []*net.UDPConn
+	handle  Handler
+	metrics *Metrics
+	log     *slog.Logger
+}
+
+// ListenUDP binds cfg.Readers sockets to cfg.Address. It binds at once, so
+// that a bad address or a port in use is reported before anything starts.
+func ListenUDP(ctx context.Context, cfg UDPConfig, handle Handler, m *Metrics, log *slog.Logger) (*UDPListener, error) {
+	if cfg.Readers < 1 {
+		cfg.Readers = 1
+	}
+	l := &UDPListener{handle: handle, metrics: m, log: log}
+	addr := cfg.Address
+	var granted int
+	for i := range cfg.Readers {
+		lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = setSocketOptions(int(fd), cfg.ReadBuffer)
+				if serr == nil && i == 0 {
+					granted, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+				}
+			})
+			if err != nil {
+				return err
+			}
+			return serr
+		}}
+		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		if err != nil {
+			l.closeAll()
+			return nil, fmt.Errorf("listen on udp %s: %w", addr, err)
+		}
+		conn := pc.(*net.UDPConn)
+		l.conns = append(l.conns, conn)
+		if i == 0 {
+			// Readers after the first bind exactly where the first landed,
+			// which matters when the port was 0.
+			addr = conn.LocalAddr().String()
+		}
+	}
+	log.Info("listening for line protocol", "transport", "udp", "address", l.Addr().String(),
+		"readers", len(l.conns), "read_buffer_asked", cfg.ReadBuffer, "read_buffer_granted", granted)
+	if cfg.ReadBuffer > 0 && granted < cfg.ReadBuffer {
+		log.Warn("the kernel granted a smaller UDP receive buffer than asked; bursts may be dropped by the kernel (raise net.core.rmem_max or run with CAP_NET_ADMIN)",
+			"asked", cfg.ReadBuffer, "granted", granted)
+	}
+	return l, nil
+}
+
+// setSocketOptions runs before bind: SO_REUSEPORT so that several readers
+// share the port, and the receive buffer, forced past net.core.rmem_max
+// when the process may (CAP_NET_ADMIN).
+func setSocketOptions(fd, readBuffer int) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		return fmt.Errorf("set SO_REUSEPORT: %w", err)
+	}
+	if readBuffer > 0 {
+		// The kernel doubles the value for its bookkeeping; ask for half
+		// so that what getsockopt reports matches what was configured.
+		half := max(readBuffer/2, 1024)
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, half); err != nil {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, half); err != nil {
+				return fmt.Errorf("set SO_RCVBUF: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Addr returns the address the sockets are bound to.
+func (l *UDPListener) Addr() net.Addr { return l.conns[0].LocalAddr() }
+
+func (l *UDPListener) closeAll() {
+	for _, c := range l.conns {
+		c.Close()
+	}
+}
+
+// Run reads until ctx is done. Each socket is read in the seed's
+// drain-then-wait loop: recvmmsg takes every datagram that is waiting, and
+// only when the socket is empty does the reader park until it becomes
+// readable. When ctx ends, each reader drains what the kernel already holds
+// for its socket, then closes it; Run returns after all have.
+func (l *UDPListener) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(l.conns))
+	for i, c := range l.conns {
+		wg.Go(func() { errs[i] = l.read(ctx, c) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// batchReader is what ipv4.PacketConn and ipv6.PacketConn have in common.
+type batchReader interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+func (l *UDPListener) read(ctx context.Context, c *net.UDPConn) error {
+	defer c.Close()
+	var br batchReader
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil && !a.IP.IsUnspecified() {
+		br = ipv6.NewPacketConn(c)
+	} else {
+		br = ipv4.NewPacketConn(c)
+	}
+	msgs := make([]ipv4.Message, readBatch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, MaxDatagram)}
+	}
+
+	// Wake the reader when ctx ends: a deadline in the past makes the
+	// parked ReadBatch return.
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	for {
+		n, err := br.ReadBatch(msgs, 0)
+		if n > 0 {
+			l.deliver(msgs[:n])
+		}
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			l.drain(c, br, msgs)
+			return nil
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			continue
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return nil
+		}
+		// Errors such as ECONNREFUSED from an ICMP message are about one
+		// datagram, not the socket: count and go on.
+		l.metrics.ReadErrors.Inc()
+		l.log.Debug("udp read failed", "err", err)
+	}
+}
+
+// drainLimit bounds the final drain, so that a sender that never stops
+// cannot hold up the shutdown.
+const drainLimit = 2 * time.Second
+
+// drain reads, without waiting, what the kernel holds for c after the
+// listener was told to stop: those datagrams were received and must not be
+// lost to the shutdown.
+func (l *UDPListener) drain(c *net.UDPConn, br batchReader, msgs []ipv4.Message) {
+	if err := c.SetReadDeadline(time.Time{}); err != nil {
+		return
+	}
+	for end := time.Now().Add(drainLimit); time.Now().Before(end); {
+		n, err := br.ReadBatch(msgs, unix.MSG_DONTWAIT)
+		if n > 0 {
+			l.deliver(msgs[:n])
+		}
+		if err != nil || n == 0 {
+			return
+		}
+	}
+}
+
+func (l *UDPListener) deliver(msgs []ipv4.Message) {
+	now := time.Now()
+	var bytes int
+	for i := range msgs {
+		m := &msgs[i]
+		bytes += m.N
+		if m.Flags&unix.MSG_TRUNC != 0 {
+			l.metrics.Truncated.Inc()
+			l.log.Debug("dropped a truncated udp datagram", "source", m.Addr, "bytes", m.N)
+			continue
+		}
+		var src netip.AddrPort
+		if ua, ok := m.Addr.(*net.UDPAddr); ok {
+			src = ua.AddrPort()
+		}
+		l.handle(m.Buffers[0][:m.N], src, now)
+	}
+	l.metrics.Datagrams.Add(float64(len(msgs)))
+	l.metrics.Bytes.Add(float64(bytes))
+}
