@@ -1,0 +1,184 @@
+package sink
+
+import (
+	"sync"
+	"time"
+
+	"github.com/pginflux/pginflux/parse"
+)
+
+// batch is rows of one table waiting to be written. It is owned by one
+// Batcher until handed over, then by one writer.
+//
+// In jsonb storage, and for the rejected table, buf holds final binary
+// COPY rows. In columns storage it holds rows in the compact form of
+// typed.go, encoded for the table when written.
+type batch struct {
+	measurement string
+	rejected    bool      // rows of the rejected table, not of a measurement
+	buf         []byte    // rows, back to back
+	ends        []int     // ends[i] is where row i ends in buf
+	opened      time.Time // when the first row was added
+
+	origins   []Origin // distinct origins, in order
+	rowOrigin []uint32 // rowOrigin[i] indexes origins
+
+	// Columns storage: the batch's tag and field keys.
+	keys     []batchKey
+	tagIDs   map[string]uint32
+	fieldIDs map[string]uint32
+}
+
+var batchPool = sync.Pool{New: func() any { return new(batch) }}
+
+func (b *batch) rows() int { return len(b.ends) }
+
+// rowBytes returns the encoded rows lo..hi-1.
+func (b *batch) rowBytes(lo, hi int) []byte {
+	start := 0
+	if lo > 0 {
+		start = b.ends[lo-1]
+	}
+	return b.buf[start:b.ends[hi-1]]
+}
+
+func (b *batch) origin(row int) Origin { return b.origins[b.rowOrigin[row]] }
+
+func (b *batch) addOrigin(o Origin) {
+	if n := len(b.origins); n == 0 || b.origins[n-1] != o {
+		b.origins = append(b.origins, o)
+	}
+	b.rowOrigin = append(b.rowOrigin, uint32(len(b.origins)-1))
+}
+
+// maxPooledBatch keeps one outsized batch (a burst of huge lines) from
+// pinning its memory in the pool.
+const maxPooledBatch = 16 << 20
+
+func releaseBatch(b *batch) {
+	if cap(b.buf) > maxPooledBatch {
+		return
+	}
+	b.measurement, b.rejected = "", false
+	b.buf = b.buf[:0]
+	b.ends = b.ends[:0]
+	clear(b.origins)
+	b.origins = b.origins[:0]
+	b.rowOrigin = b.rowOrigin[:0]
+	b.keys = b.keys[:0]
+	clear(b.tagIDs)
+	clear(b.fieldIDs)
+	batchPool.Put(b)
+}
+
+// Batcher gathers rows per table for one producer and hands full or old
+// batches to the sink's writers. It is not safe for concurrent use: each
+// producer goroutine (a parser) owns one, and every producer must Flush its
+// Batcher before the sink is closed.
+type Batcher struct {
+	s        *Sink
+	open     map[string]*batch // by measurement
+	rejected *batch            // lines for the rejected table
+}
+
+// NewBatcher returns a Batcher that writes through s.
+func (s *Sink) NewBatcher() *Batcher {
+	return &Batcher{s: s, open: make(map[string]*batch)}
+}
+
+// Add encodes p into the batch of its measurement's table; p is not
+// retained. A batch that reaches the batch size is handed to the writers
+// at once, waiting while all of them are busy: that wait is the
+// backpressure that makes a producer's own queue fill up.
+func (bt *Batcher) Add(p *parse.Point, o Origin) {
+	if bt.s.rejectedName != "" && string(p.Measurement) == bt.s.rejectedName {
+		var lw lineWriter
+		bt.Reject(pointLine(&lw, p), string(p.Measurement), ReasonReservedName,
+			"the measurement has the name of the rejected table", o)
+		return
+	}
+	b, ok := bt.open[string(p.Measurement)]
+	if !ok {
+		b = batchPool.Get().(*batch)
+		b.measurement = string(p.Measurement)
+		b.opened = time.Now()
+		bt.open[b.measurement] = b
+	}
+	if bt.s.cfg.Storage == StorageColumns {
+		b.appendTypedRow(p)
+	} else {
+		b.buf = appendJSONBRow(b.buf, p)
+	}
+	b.ends = append(b.ends, len(b.buf))
+	b.addOrigin(o)
+	bt.s.metrics.PendingRows.Inc()
+	if b.rows() >= bt.s.cfg.BatchSize {
+		delete(bt.open, b.measurement)
+		bt.s.submit(b)
+	}
+}
+
+// Reject records a line that cannot be stored as a row (it did not parse,
+// say) in the rejected table, and counts it by reason. line is copied.
+// Without a rejected table it is only counted.
+func (bt *Batcher) Reject(line []byte, measurement, reason, detail string, o Origin) {
+	bt.s.metrics.Rejected.WithLabelValues(reason).Inc()
+	if bt.s.rejectedName == "" {
+		return
+	}
+	b := bt.rejected
+	if b == nil {
+		b = batchPool.Get().(*batch)
+		b.rejected = true
+		b.opened = time.Now()
+		bt.rejected = b
+	}
+	b.buf = appendDeadLetter(b.buf, &deadLetter{origin: o, measurement: measurement, reason: reason, detail: detail, line: line})
+	b.ends = append(b.ends, len(b.buf))
+	b.addOrigin(o)
+	bt.s.metrics.PendingRows.Inc()
+	if b.rows() >= bt.s.cfg.BatchSize {
+		bt.rejected = nil
+		bt.s.submit(b)
+	}
+}
+
+// FlushDue hands over the batches that were opened a flush interval or
+// more before now.
+func (bt *Batcher) FlushDue(now time.Time) {
+	for m, b := range bt.open {
+		if now.Sub(b.opened) >= bt.s.cfg.FlushInterval {
+			delete(bt.open, m)
+			bt.s.submit(b)
+		}
+	}
+	if b := bt.rejected; b != nil && now.Sub(b.opened) >= bt.s.cfg.FlushInterval {
+		bt.rejected = nil
+		bt.s.submit(b)
+	}
+}
+
+// Flush hands over every open batch.
+func (bt *Batcher) Flush() {
+	for m, b := range bt.open {
+		delete(bt.open, m)
+		bt.s.submit(b)
+	}
+	if b := bt.rejected; b != nil {
+		bt.rejected = nil
+		bt.s.submit(b)
+	}
+}
+
+// pointLine writes p as a line of line protocol.
+func pointLine(lw *lineWriter, p *parse.Point) []byte {
+	lw.start(string(p.Measurement))
+	for i := range p.Tags {
+		lw.tag(p.Tags[i].Key, p.Tags[i].Value)
+	}
+	for i := range p.Fields {
+		f := &p.Fields[i]
+		lw.field(i == 0, f.Key, value{kind: f.Kind, num: f.Num, str: f.Str})
+	}
+	return lw.end(p.Time)
+}

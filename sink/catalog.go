@@ -1,0 +1,268 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// table is what the writers need to know of a measurement's table.
+type table struct {
+	name    string // the table's name in PostgreSQL (see TableName)
+	copySQL string
+}
+
+// errTableMismatch marks a table that exists with a layout pginflux cannot
+// write into. No retry fixes it.
+var errTableMismatch = errors.New("table layout does not match the storage mode")
+
+// catalog creates the schema and the measurement tables and remembers the
+// ones it has seen. Safe for concurrent use.
+//
+// DDL on one table is serialized across every pginflux process by a
+// transaction-level advisory lock on "pginflux:<schema>.<table>", so that
+// two processes seeing a new measurement at once both succeed.
+type catalog struct {
+	schema       string
+	maxColumns   int
+	uintType     string
+	rejectedName string
+	metrics      *Metrics
+	log          *slog.Logger
+
+	mu          sync.Mutex
+	schemaReady bool
+	tables      map[string]*table      // jsonb storage, by measurement name
+	typed       map[string]*typedTable // columns storage, by measurement name
+	rejected    *table
+}
+
+func newCatalog(cfg Config, m *Metrics, log *slog.Logger) *catalog {
+	return &catalog{
+		schema:       cfg.Schema,
+		maxColumns:   cfg.MaxColumns,
+		uintType:     cfg.UintType,
+		rejectedName: cfg.RejectedTable,
+		metrics:      m,
+		log:          log,
+		tables:       make(map[string]*table),
+		typed:        make(map[string]*typedTable),
+	}
+}
+
+// jsonbColumns is the layout of a table in jsonb storage, in the order rows
+// are encoded by appendJSONBRow.
+var jsonbColumns = []struct{ name, typ string }{
+	{"time", "timestamptz"},
+	{"tags", "jsonb"},
+	{"fields", "jsonb"},
+}
+
+// lookup returns the table of a measurement, creating it (and the schema)
+// when needed, on conn.
+func (c *catalog) lookup(ctx context.Context, conn *pgx.Conn, measurement string) (*table, error) {
+	c.mu.Lock()
+	t, ok := c.tables[measurement]
+	c.mu.Unlock()
+	if ok {
+		return t, nil
+	}
+	if err := c.ready(ctx, conn); err != nil {
+		return nil, err
+	}
+	t, err := c.ensureTable(ctx, conn, measurement)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.tables[measurement] = t
+	c.mu.Unlock()
+	return t, nil
+}
+
+// forget drops what is known of a measurement's table (or of all tables and
+// the schema, when someone dropped them), so that the next lookup checks
+// again.
+func (c *catalog) forget(measurement string, schemaToo bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if schemaToo {
+		c.schemaReady = false
+		clear(c.tables)
+		clear(c.typed)
+		c.rejected = nil
+		return
+	}
+	delete(c.tables, measurement)
+	delete(c.typed, measurement)
+}
+
+// ready makes sure the schema exists, once.
+func (c *catalog) ready(ctx context.Context, conn *pgx.Conn) error {
+	c.mu.Lock()
+	ready := c.schemaReady
+	c.mu.Unlock()
+	if ready {
+		return nil
+	}
+	return c.ensureSchema(ctx, conn)
+}
+
+// rejectedTable returns the rejected table, creating it when missing.
+func (c *catalog) rejectedTable(ctx context.Context, conn *pgx.Conn) (*table, error) {
+	c.mu.Lock()
+	t := c.rejected
+	c.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	if err := c.ready(ctx, conn); err != nil {
+		return nil, err
+	}
+	ident := pgx.Identifier{c.schema, c.rejectedName}.Sanitize()
+	created := false
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pginflux:"+c.schema+"."+c.rejectedName); err != nil {
+			return err
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident).Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, rejectedDDL(ident)); err != nil {
+			return err
+		}
+		created = true
+		return commentOn(ctx, tx, "TABLE "+ident, "pginflux: lines, rows and values that could not be stored; replay with: psql -Atc 'SELECT line FROM <this table>' | pginflux send", true)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create table %s: %w", ident, err)
+	}
+	if created {
+		c.log.Info("rejected table created", "schema", c.schema, "table", c.rejectedName)
+	}
+	t = &table{name: c.rejectedName, copySQL: rejectedCopySQL(ident)}
+	c.mu.Lock()
+	c.rejected = t
+	c.mu.Unlock()
+	return t, nil
+}
+
+func (c *catalog) ensureSchema(ctx context.Context, conn *pgx.Conn) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", c.schema).Scan(&exists); err != nil {
+		return fmt.Errorf("look up schema %s: %w", c.schema, err)
+	}
+	if !exists {
+		// Only when missing: a role without CREATE on the database can
+		// still use a schema an administrator made for it.
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pginflux:"+c.schema); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{c.schema}.Sanitize())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("create schema %s: %w", c.schema, err)
+		}
+		c.log.Info("schema created", "schema", c.schema)
+	}
+	c.mu.Lock()
+	c.schemaReady = true
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *catalog) ensureTable(ctx context.Context, conn *pgx.Conn, measurement string) (*table, error) {
+	name := TableName(measurement)
+	ident := pgx.Identifier{c.schema, name}.Sanitize()
+	created := false
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pginflux:"+c.schema+"."+name); err != nil {
+			return err
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident).Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			return nil
+		}
+		cols := make([]string, len(jsonbColumns))
+		for i, col := range jsonbColumns {
+			cols[i] = pgx.Identifier{col.name}.Sanitize() + " " + col.typ + " NOT NULL"
+		}
+		if _, err := tx.Exec(ctx, "CREATE TABLE "+ident+" ("+strings.Join(cols, ", ")+")"); err != nil {
+			return err
+		}
+		created = true
+		return commentOn(ctx, tx, "TABLE "+ident, measurement, name != measurement)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create table %s: %w", ident, err)
+	}
+	if created {
+		c.metrics.TablesCreated.Inc()
+		c.log.Info("table created", "schema", c.schema, "table", name, "measurement", measurement)
+	}
+	if err := c.checkColumns(ctx, conn, ident); err != nil {
+		return nil, err
+	}
+	cols := make([]string, len(jsonbColumns))
+	for i, col := range jsonbColumns {
+		cols[i] = pgx.Identifier{col.name}.Sanitize()
+	}
+	return &table{
+		name:    name,
+		copySQL: "COPY " + ident + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary)",
+	}, nil
+}
+
+// checkColumns makes sure a table, perhaps made by a user beforehand, has
+// the columns the binary rows are encoded for. Extra columns are fine when
+// they have defaults or allow NULL.
+func (c *catalog) checkColumns(ctx context.Context, conn *pgx.Conn, ident string) error {
+	rows, err := conn.Query(ctx, `SELECT attname, format_type(atttypid, atttypmod)
+		FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`, ident)
+	if err != nil {
+		return fmt.Errorf("read columns of %s: %w", ident, err)
+	}
+	types := make(map[string]string)
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			return fmt.Errorf("read columns of %s: %w", ident, err)
+		}
+		types[name] = typ
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read columns of %s: %w", ident, err)
+	}
+	var problems []string
+	for _, col := range jsonbColumns {
+		got, ok := types[col.name]
+		want := col.typ
+		if want == "timestamptz" {
+			want = "timestamp with time zone"
+		}
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("no column %q", col.name))
+		case got != want && !(col.name == "time" && got == "timestamp without time zone"):
+			problems = append(problems, fmt.Sprintf("column %q is %s, not %s", col.name, got, want))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("table %s: %s: %w", ident, strings.Join(problems, "; "), errTableMismatch)
+	}
+	return nil
+}

@@ -1,0 +1,115 @@
+package sink
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Reasons a row is dropped for good by the sink; the closed label set of
+// pginflux_sink_dropped_rows_total. Rows and values that could not be
+// stored but were kept in the rejected table are counted apart, in
+// pginflux_sink_rejected_total.
+const (
+	// DropPermanentError: an error no retry fixed (a permission missing,
+	// say) persisted through every attempt.
+	DropPermanentError = "permanent_error"
+	// DropAbandoned: the shutdown timeout passed before the row was written.
+	DropAbandoned = "abandoned"
+	// ReasonRefused and ReasonTableMismatch (rows their table would not
+	// take) count here only when there is no rejected table to keep them.
+)
+
+// Reasons for rejected table entries not listed in convert.go.
+const (
+	ReasonTableMismatch = "table_mismatch" // the table exists with a layout pginflux cannot fill
+	ReasonReservedName  = "reserved_name"  // the measurement has the rejected table's name
+)
+
+var dropReasons = []string{DropPermanentError, DropAbandoned, ReasonRefused, ReasonTableMismatch}
+
+// rejectReasons is the closed label set of pginflux_sink_rejected_total:
+// the parser's reasons for lines, and the sink's for values and rows.
+var rejectReasons = []string{"syntax", "out_of_range", "nul_byte", "invalid_utf8",
+	ReasonTypeConflict, ReasonTooLong, ReasonRefused, ReasonOverflow, ReasonTableMismatch, ReasonReservedName}
+
+// Metrics counts what the sink writes and drops. Safe for concurrent use.
+type Metrics struct {
+	RowsWritten    prometheus.Counter
+	BatchesWritten prometheus.Counter
+	BatchDuration  prometheus.Histogram
+	RowsDropped    *prometheus.CounterVec // reason
+	CopyErrors     *prometheus.CounterVec // sqlstate_class
+	Retries        prometheus.Counter
+	TablesCreated  prometheus.Counter
+	ColumnsCreated prometheus.Counter
+	PendingRows    prometheus.Gauge
+	Rejected       *prometheus.CounterVec // reason
+	OverflowValues prometheus.Counter
+	Latency        prometheus.Histogram
+}
+
+// NewMetrics creates the sink's metrics and registers them with reg (nil
+// for none).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		RowsWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pginflux_sink_written_rows_total",
+			Help: "Rows committed to PostgreSQL.",
+		}),
+		BatchesWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pginflux_sink_written_batches_total",
+			Help: "COPY batches committed to PostgreSQL.",
+		}),
+		BatchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pginflux_sink_batch_duration_seconds",
+			Help:    "Time to COPY one batch, including table lookups.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		RowsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pginflux_sink_dropped_rows_total",
+			Help: "Rows lost for good, by reason: permanent_error, abandoned, and refused or table_mismatch when there is no rejected table to keep them.",
+		}, []string{"reason"}),
+		CopyErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pginflux_sink_copy_errors_total",
+			Help: "Failed COPY attempts by SQLSTATE class (two characters; none when the error came without one, such as a lost connection).",
+		}, []string{"sqlstate_class"}),
+		Retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pginflux_sink_retries_total",
+			Help: "COPY attempts repeated after a temporary error.",
+		}),
+		TablesCreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pginflux_sink_created_tables_total",
+			Help: "Measurement tables created.",
+		}),
+		ColumnsCreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pginflux_sink_created_columns_total",
+			Help: "Columns added to measurement tables (columns storage).",
+		}),
+		PendingRows: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pginflux_sink_pending_rows",
+			Help: "Rows accepted by the sink and not yet committed or dropped.",
+		}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pginflux_sink_rejected_total",
+			Help: "Lines, rows and values that could not be stored as they were, by reason; kept in the rejected table when there is one.",
+		}, []string{"reason"}),
+		OverflowValues: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pginflux_sink_overflow_values_total",
+			Help: "Values stored in a table's overflow jsonb column because the table is at --max-columns.",
+		}),
+		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pginflux_sink_receive_to_commit_seconds",
+			Help:    "Time from receiving the oldest row of a batch to committing the batch.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+	}
+	for _, r := range dropReasons {
+		m.RowsDropped.WithLabelValues(r)
+	}
+	for _, r := range rejectReasons {
+		m.Rejected.WithLabelValues(r)
+	}
+	if reg != nil {
+		reg.MustRegister(m.RowsWritten, m.BatchesWritten, m.BatchDuration, m.RowsDropped,
+			m.CopyErrors, m.Retries, m.TablesCreated, m.ColumnsCreated, m.PendingRows,
+			m.Rejected, m.OverflowValues, m.Latency)
+	}
+	return m
+}

@@ -1,0 +1,496 @@
+// Package sink writes parsed points into PostgreSQL: one table per
+// measurement in a schema, rows batched per table and written with binary
+// COPY by a fixed number of writer goroutines.
+//
+// Producers (parsers) each own a Batcher, which encodes rows as they come
+// and hands full or old batches to the writers over a bounded queue. A
+// writer retries a batch through temporary errors (the server restarting,
+// a lost connection), isolates rows PostgreSQL refuses by splitting the
+// batch, and only drops what no retry can fix, counting it by reason.
+package sink
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Storage modes: how tags and fields are laid out in a table.
+const (
+	StorageJSONB   = "jsonb"   // time, tags jsonb, fields jsonb
+	StorageColumns = "columns" // time, one column per tag and field
+)
+
+// Config configures a Sink.
+type Config struct {
+	Schema        string
+	Storage       string        // StorageJSONB or StorageColumns
+	BatchSize     int           // rows per COPY at most
+	FlushInterval time.Duration // longest a row waits in an open batch
+	Writers       int           // connections writing in parallel
+	// UintType is the type of new columns for unsigned fields: "numeric"
+	// (exact) or "bigint" (values above 2^63-1 are conflicts).
+	UintType string
+	// MaxColumns bounds the columns of a table (dropped ones included, as
+	// PostgreSQL counts them); keys beyond go to its overflow column.
+	MaxColumns int
+	// RejectedTable is the table in Schema for lines, rows and values that
+	// could not be stored; "" counts them and keeps nothing.
+	RejectedTable string
+}
+
+// Sink writes batches of rows into PostgreSQL. Create it with New; it
+// writes until Close. Its methods are safe for concurrent use; the Batchers
+// it makes are not.
+type Sink struct {
+	pool         *pgxpool.Pool
+	cfg          Config
+	metrics      *Metrics
+	log          *slog.Logger
+	catalog      *catalog
+	rejectedName string
+
+	queue chan *batch
+	wg    sync.WaitGroup
+
+	// abandon ends every database call when the shutdown timeout passes.
+	abandon       context.Context
+	stopAbandon   context.CancelFunc
+	abandonedRows atomic.Int64
+
+	down        atomic.Bool
+	lastDownLog atomic.Int64 // unix nanoseconds
+	rejectLog   logLimiter
+	mismatched  sync.Map // measurement -> struct{}: logged once
+}
+
+// New starts cfg.Writers writers on pool.
+func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
+	cfg.Writers = max(cfg.Writers, 1)
+	cfg.BatchSize = max(cfg.BatchSize, 1)
+	if cfg.Storage == "" {
+		cfg.Storage = StorageColumns
+	}
+	if cfg.UintType == "" {
+		cfg.UintType = "numeric"
+	}
+	if cfg.MaxColumns <= 1 || cfg.MaxColumns > maxAttributes-1 {
+		cfg.MaxColumns = DefaultMaxColumns
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Sink{
+		pool:         pool,
+		cfg:          cfg,
+		metrics:      m,
+		log:          log,
+		catalog:      newCatalog(cfg, m, log),
+		rejectedName: cfg.RejectedTable,
+		queue:        make(chan *batch, cfg.Writers),
+		abandon:      ctx,
+		stopAbandon:  cancel,
+		rejectLog:    logLimiter{every: 10 * time.Second},
+	}
+	for range cfg.Writers {
+		s.wg.Go(s.writer)
+	}
+	return s
+}
+
+// DefaultMaxColumns is the default of Config.MaxColumns: well below
+// PostgreSQL's 1600, which dropped columns count toward too.
+const DefaultMaxColumns = 1000
+
+// Close waits until every batch handed over has been written. When ctx ends
+// first, the sink abandons what is still pending (see Abandon) and the
+// error says how many rows that was. Every Batcher must have been flushed,
+// and none may be used after Close.
+func (s *Sink) Close(ctx context.Context) error {
+	close(s.queue)
+	stop := context.AfterFunc(ctx, s.Abandon)
+	defer stop()
+	s.wg.Wait()
+	s.stopAbandon()
+	if n := s.Abandoned(); n > 0 {
+		return fmt.Errorf("shutdown timeout passed: %d rows were not written", n)
+	}
+	return nil
+}
+
+// Abandon makes the writers give up: the COPY under way is cancelled, and
+// that batch and every one handed over later is dropped and counted as
+// abandoned instead of written. Producers blocked on a full writer queue
+// go on. Call it when the shutdown timeout passes.
+func (s *Sink) Abandon() { s.stopAbandon() }
+
+// Abandoned returns how many rows were dropped because of Abandon.
+func (s *Sink) Abandoned() int64 { return s.abandonedRows.Load() }
+
+func (s *Sink) submit(b *batch) {
+	s.queue <- b
+}
+
+// writerState is what one writer reuses from batch to batch.
+type writerState struct {
+	enc encoded
+	dl  []byte
+}
+
+func (s *Sink) writer() {
+	w := new(writerState)
+	for b := range s.queue {
+		start := time.Now()
+		s.writeRange(w, b, 0, b.rows(), false)
+		s.metrics.BatchDuration.Observe(time.Since(start).Seconds())
+		releaseBatch(b)
+	}
+}
+
+// errClass sorts a failed COPY by what can be done about it.
+type errClass int
+
+const (
+	errTemporary errClass = iota // retry the same rows after a pause
+	errData                      // some row's values were refused: split
+	errUndefined                 // the table or schema went away: look again
+	errMismatch                  // the table cannot hold the rows
+	errPermanent                 // retry a few times, then drop
+)
+
+// maxPermanentAttempts bounds retries of errors that retrying should not
+// fix, so that they can never hold a writer forever.
+const maxPermanentAttempts = 5
+
+// writeRange writes rows lo..hi-1 of b, retrying and splitting as errors
+// demand; it returns when every row is written, rejected or dropped.
+// refreshed says the table was looked at again already for this batch.
+func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) {
+	n := hi - lo
+	for attempt := 1; ; attempt++ {
+		err := s.attempt(s.abandon, w, b, lo, hi)
+		if err == nil {
+			s.databaseUp()
+			return
+		}
+		if s.abandon.Err() != nil {
+			s.abandonRows(n)
+			return
+		}
+		s.metrics.CopyErrors.WithLabelValues(sqlstateClass(err)).Inc()
+		class, schemaGone := classify(err)
+		switch class {
+		case errData:
+			if !refreshed && !b.rejected {
+				// A column whose type someone changed looks like bad
+				// data: look at the table again before blaming rows.
+				refreshed = true
+				s.catalog.forget(b.measurement, false)
+				continue
+			}
+			if n == 1 {
+				s.refuse(w, b, lo, ReasonRefused, err)
+				return
+			}
+			// Halve until the refused rows stand alone; the others land.
+			mid := lo + n/2
+			s.writeRange(w, b, lo, mid, true)
+			s.writeRange(w, b, mid, hi, true)
+			return
+		case errMismatch:
+			if _, seen := s.mismatched.LoadOrStore(b.measurement, struct{}{}); !seen {
+				s.log.Error("cannot write into a table that exists with another layout; its rows go to the rejected table (fix or rename the table, then restart pginflux)",
+					"measurement", b.measurement, "err", err)
+			}
+			for r := lo; r < hi; r++ {
+				s.refuse(w, b, r, ReasonTableMismatch, err)
+			}
+			return
+		case errUndefined:
+			s.catalog.forget(b.measurement, schemaGone)
+			if attempt < maxPermanentAttempts {
+				continue
+			}
+		case errTemporary:
+			s.databaseDown(err)
+			s.metrics.Retries.Inc()
+			if !s.pause(attempt) {
+				s.abandonRows(n)
+				return
+			}
+			continue
+		}
+		if attempt >= maxPermanentAttempts {
+			s.drop(n, DropPermanentError)
+			s.log.Error("dropped rows after repeated errors that retrying does not fix",
+				"measurement", b.measurement, "rows", n, "attempts", attempt, "err", err)
+			return
+		}
+		s.metrics.Retries.Inc()
+		if !s.pause(attempt) {
+			s.abandonRows(n)
+			return
+		}
+	}
+}
+
+func (s *Sink) drop(n int, reason string) {
+	s.metrics.RowsDropped.WithLabelValues(reason).Add(float64(n))
+	s.metrics.PendingRows.Sub(float64(n))
+}
+
+func (s *Sink) abandonRows(n int) {
+	s.drop(n, DropAbandoned)
+	s.abandonedRows.Add(int64(n))
+}
+
+// refuse moves row r of b, which its table would not take, to the rejected
+// table (or counts it as dropped when there is none, or when b holds rows
+// of the rejected table itself).
+func (s *Sink) refuse(w *writerState, b *batch, r int, reason string, cause error) {
+	if s.rejectLog.allow() {
+		s.log.Warn("a row could not be stored in its table; it goes to the rejected table (further ones are logged at most every 10s, all are counted in pginflux_sink_rejected_total)",
+			"measurement", b.measurement, "reason", reason, "err", cause)
+	} else {
+		s.log.Debug("a row could not be stored in its table", "measurement", b.measurement, "reason", reason, "err", cause)
+	}
+	if b.rejected || s.rejectedName == "" {
+		s.drop(1, reason)
+		return
+	}
+	d := deadLetter{origin: b.origin(r), measurement: b.measurement, reason: reason, detail: cause.Error()}
+	if s.cfg.Storage == StorageColumns {
+		var lw lineWriter
+		start := 0
+		if r > 0 {
+			start = b.ends[r-1]
+		}
+		ts, vals := decodeTypedRow(b.buf[start:b.ends[r]], nil)
+		d.line = rowLine(&lw, b, vals, ts, -1)
+	} else {
+		d.line = jsonbRowLine(b.measurement, b.rowBytes(r, r+1))
+	}
+	rb := batchPool.Get().(*batch)
+	rb.rejected = true
+	rb.buf = appendDeadLetter(rb.buf, &d)
+	rb.ends = append(rb.ends, len(rb.buf))
+	rb.addOrigin(d.origin)
+	// The row stays pending as the rejected table's row.
+	s.writeRange(w, rb, 0, 1, true)
+	s.metrics.Rejected.WithLabelValues(reason).Inc()
+	releaseBatch(rb)
+}
+
+// attempt writes rows lo..hi-1 of b in one COPY, with the values that did
+// not fit their columns going to the rejected table in the same
+// transaction. PostgreSQL applies it whole or not at all: a failed attempt
+// leaves nothing behind that the retry would write twice.
+func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire a connection: %w", err)
+	}
+	defer conn.Release()
+
+	var rows []byte
+	var copySQL, target string
+	var dead [][]deadLetter
+	switch {
+	case b.rejected:
+		t, err := s.catalog.rejectedTable(ctx, conn.Conn())
+		if err != nil {
+			return err
+		}
+		rows, copySQL, target = b.rowBytes(lo, hi), t.copySQL, t.name
+	case s.cfg.Storage == StorageColumns:
+		t := s.catalog.cachedTyped(b.measurement)
+		var cols []*column
+		if t != nil {
+			cols = t.columnsFor(b.keys)
+		}
+		if t == nil || t.needsDDL(cols, s.cfg.MaxColumns) {
+			if t, err = s.catalog.ensureTyped(ctx, conn.Conn(), b.measurement, b.keys); err != nil {
+				return err
+			}
+			cols = t.columnsFor(b.keys)
+		}
+		encodeTyped(&w.enc, b, lo, hi, t, cols)
+		rows, copySQL, target, dead = w.enc.rows, w.enc.copySQL, t.name, w.enc.dead
+	default:
+		t, err := s.catalog.lookup(ctx, conn.Conn(), b.measurement)
+		if err != nil {
+			return err
+		}
+		rows, copySQL, target = b.rowBytes(lo, hi), t.copySQL, t.name
+	}
+
+	w.dl = w.dl[:0]
+	ndead := 0
+	if s.rejectedName != "" {
+		for _, ds := range dead {
+			for i := range ds {
+				w.dl = appendDeadLetter(w.dl, &ds[i])
+				ndead++
+			}
+		}
+	}
+	if ndead == 0 {
+		if err := copyRows(ctx, conn.Conn().PgConn(), copySQL, rows, hi-lo); err != nil {
+			return fmt.Errorf("copy %d rows into %s: %w", hi-lo, target, err)
+		}
+	} else {
+		rt, err := s.catalog.rejectedTable(ctx, conn.Conn())
+		if err != nil {
+			return err
+		}
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if err := copyRows(ctx, tx.Conn().PgConn(), copySQL, rows, hi-lo); err != nil {
+				return fmt.Errorf("copy %d rows into %s: %w", hi-lo, target, err)
+			}
+			if err := copyRows(ctx, tx.Conn().PgConn(), rt.copySQL, w.dl, ndead); err != nil {
+				return fmt.Errorf("copy %d rows into %s: %w", ndead, rt.name, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	// Count only what was committed.
+	n := hi - lo
+	s.metrics.PendingRows.Sub(float64(n))
+	if b.rejected {
+		return nil
+	}
+	s.metrics.RowsWritten.Add(float64(n))
+	s.metrics.BatchesWritten.Inc()
+	for _, ds := range dead {
+		for i := range ds {
+			s.metrics.Rejected.WithLabelValues(ds[i].reason).Inc()
+		}
+	}
+	if w.enc.overflowed > 0 && s.cfg.Storage == StorageColumns {
+		s.metrics.OverflowValues.Add(float64(w.enc.overflowed))
+	}
+	if oldest := b.origins[0].Received; !oldest.IsZero() {
+		s.metrics.Latency.Observe(time.Since(oldest).Seconds())
+	}
+	return nil
+}
+
+// copyRows sends one binary COPY of n encoded rows.
+func copyRows(ctx context.Context, pc *pgconn.PgConn, copySQL string, rows []byte, n int) error {
+	r := io.MultiReader(bytes.NewReader(copyHeader), bytes.NewReader(rows), bytes.NewReader(copyTrailer))
+	tag, err := pc.CopyFrom(ctx, r, copySQL)
+	if err != nil {
+		return err
+	}
+	if got := tag.RowsAffected(); got != int64(n) {
+		return fmt.Errorf("COPY took %d rows of %d", got, n)
+	}
+	return nil
+}
+
+// pause sleeps before retry attempt+1: capped exponential backoff with
+// jitter, so that many writers do not hammer a recovering server in step.
+// It returns false when the sink is abandoning its work.
+func (s *Sink) pause(attempt int) bool {
+	d := 50 * time.Millisecond << min(attempt-1, 8) // 50ms .. 12.8s
+	d = min(d, 10*time.Second)
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.abandon.Done():
+		return false
+	}
+}
+
+// downLogEvery is how often a still-unavailable database is logged again.
+const downLogEvery = 30 * time.Second
+
+func (s *Sink) databaseDown(err error) {
+	now := time.Now().UnixNano()
+	if s.down.CompareAndSwap(false, true) {
+		s.lastDownLog.Store(now)
+		s.log.Warn("database unavailable; holding rows and retrying", "err", err)
+		return
+	}
+	last := s.lastDownLog.Load()
+	if now-last >= int64(downLogEvery) && s.lastDownLog.CompareAndSwap(last, now) {
+		s.log.Warn("database still unavailable; holding rows and retrying", "err", err)
+	}
+}
+
+func (s *Sink) databaseUp() {
+	if s.down.CompareAndSwap(true, false) {
+		s.log.Info("database available again")
+	}
+}
+
+// classify sorts err by SQLSTATE first, then by pgconn's and net's own
+// tests; it never looks at error strings. schemaGone reports that the whole
+// schema is missing, not only a table.
+func classify(err error) (class errClass, schemaGone bool) {
+	if errors.Is(err, errTableMismatch) {
+		return errMismatch, false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "42P01": // undefined_table
+			return errUndefined, false
+		case pgErr.Code == "3F000": // invalid_schema_name
+			return errUndefined, true
+		case pgErr.Code == "54000": // program_limit_exceeded, e.g. a value too large to index
+			return errData, false
+		}
+		switch pgErr.Code[:2] {
+		case "22", "23": // data exception, integrity constraint violation
+			return errData, false
+		case "08", "40", "53", "57", "58": // connection, rollback, resources, operator intervention, system
+			return errTemporary, false
+		}
+		return errPermanent, false
+	}
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	switch {
+	case pgconn.SafeToRetry(err), pgconn.Timeout(err), errors.As(err, &netErr), errors.As(err, &connectErr),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return errTemporary, false
+	}
+	return errPermanent, false
+}
+
+func sqlstateClass(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && len(pgErr.Code) >= 2 {
+		return pgErr.Code[:2]
+	}
+	return "none"
+}
+
+// logLimiter lets one log line through per period. Safe for concurrent use.
+type logLimiter struct {
+	every time.Duration
+	last  atomic.Int64
+}
+
+func (l *logLimiter) allow() bool {
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	return now-last >= int64(l.every) && l.last.CompareAndSwap(last, now)
+}

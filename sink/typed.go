@@ -1,0 +1,347 @@
+package sink
+
+import (
+	"encoding/binary"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pginflux/pginflux/parse"
+)
+
+// In columns storage a batch cannot hold final COPY rows: which columns a
+// row fills, and their types, are known only once the writer has looked
+// at (and perhaps added to) the table. So the Batcher appends rows in a
+// compact form of its own, with keys replaced by numbers from the batch's
+// key list, and the writer encodes them against the table when it writes.
+//
+//	row:   int64 time (Unix ns) | uint32 value count | values
+//	value: uint32 key id | uint8 kind | 8 bytes (numbers, booleans)
+//	                                  | uint32 length + bytes (strings, tag values)
+//
+// A tag value has kind kindTag.
+const kindTag parse.Kind = 0
+
+// batchKey is one tag or field key of a batch.
+type batchKey struct {
+	name   string
+	tag    bool
+	first  parse.Kind
+	counts [parse.Bool + 1]uint32 // values seen, by kind
+}
+
+// keyID returns the number of a key in b's key list, adding it when new.
+func (b *batch) keyID(tag bool, key []byte, kind parse.Kind) uint32 {
+	ids := b.fieldIDs
+	if tag {
+		ids = b.tagIDs
+	}
+	id, ok := ids[string(key)]
+	if !ok {
+		id = uint32(len(b.keys))
+		b.keys = append(b.keys, batchKey{name: string(key), tag: tag})
+		ids[b.keys[id].name] = id
+		b.keys[id].first = kind
+	}
+	b.keys[id].counts[kind]++
+	return id
+}
+
+func (b *batch) appendTypedRow(p *parse.Point) {
+	if b.tagIDs == nil {
+		b.tagIDs = make(map[string]uint32)
+		b.fieldIDs = make(map[string]uint32)
+	}
+	buf := binary.BigEndian.AppendUint64(b.buf, uint64(p.Time))
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(p.Tags)+len(p.Fields)))
+	for i := range p.Tags {
+		t := &p.Tags[i]
+		buf = binary.BigEndian.AppendUint32(buf, b.keyID(true, t.Key, kindTag))
+		buf = append(buf, byte(kindTag))
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(t.Value)))
+		buf = append(buf, t.Value...)
+	}
+	for i := range p.Fields {
+		f := &p.Fields[i]
+		buf = binary.BigEndian.AppendUint32(buf, b.keyID(false, f.Key, f.Kind))
+		buf = append(buf, byte(f.Kind))
+		if f.Kind == parse.String {
+			buf = binary.BigEndian.AppendUint32(buf, uint32(len(f.Str)))
+			buf = append(buf, f.Str...)
+		} else {
+			buf = binary.BigEndian.AppendUint64(buf, f.Num)
+		}
+	}
+	b.buf = buf
+}
+
+// typedValue is one value of a decoded compact row.
+type typedValue struct {
+	key uint32
+	v   value
+}
+
+// decodeTypedRow reads the compact row at buf, appending its values to vals.
+func decodeTypedRow(buf []byte, vals []typedValue) (unixNanos int64, _ []typedValue) {
+	unixNanos = int64(binary.BigEndian.Uint64(buf))
+	n := int(binary.BigEndian.Uint32(buf[8:]))
+	i := 12
+	for range n {
+		tv := typedValue{key: binary.BigEndian.Uint32(buf[i:])}
+		tv.v.kind = parse.Kind(buf[i+4])
+		i += 5
+		if tv.v.kind == kindTag || tv.v.kind == parse.String {
+			l := int(binary.BigEndian.Uint32(buf[i:]))
+			tv.v.str = buf[i+4 : i+4+l]
+			i += 4 + l
+		} else {
+			tv.v.num = binary.BigEndian.Uint64(buf[i:])
+			i += 8
+		}
+		vals = append(vals, tv)
+	}
+	return unixNanos, vals
+}
+
+// newColumnType returns the type pginflux gives a new column for a key,
+// from the values the batch holds for it. A tag is text. A field is typed
+// by the line-protocol type of most of its values (on a tie, of the first
+// one), numbers counting together: double precision when any of them is a
+// float, numeric when any is unsigned (bigint with --uint64-type bigint
+// and no signed ones), bigint otherwise; text for strings, boolean for
+// booleans. Values of another type are then conflicts.
+func newColumnType(k batchKey, uintType string) string {
+	if k.tag {
+		return "text"
+	}
+	c := k.counts
+	numbers := c[parse.Float] + c[parse.Int] + c[parse.Uint]
+	family := map[parse.Kind]uint32{parse.Float: numbers, parse.Int: numbers, parse.Uint: numbers,
+		parse.String: c[parse.String], parse.Bool: c[parse.Bool]}
+	win := k.first
+	for _, kind := range []parse.Kind{parse.Float, parse.String, parse.Bool} {
+		if family[kind] > family[win] {
+			win = kind
+		}
+	}
+	switch win {
+	case parse.String:
+		return "text"
+	case parse.Bool:
+		return "boolean"
+	}
+	switch {
+	case c[parse.Float] > 0:
+		return "double precision"
+	case c[parse.Uint] > 0 && (uintType != "bigint" || c[parse.Int] > 0):
+		return "numeric"
+	default:
+		return "bigint"
+	}
+}
+
+// encoded is a range of a batch's rows in final binary COPY form, with the
+// dead letters for values that did not fit.
+type encoded struct {
+	copySQL string
+	rows    []byte
+	ends    []int          // ends[i] is where row i ends in rows
+	dead    [][]deadLetter // dead[i]: values of row i that went to the rejected table
+	// overflowed counts values put in the overflow column.
+	overflowed int
+}
+
+func (e *encoded) reset() {
+	e.rows = e.rows[:0]
+	e.ends = e.ends[:0]
+	e.dead = e.dead[:0]
+	e.overflowed = 0
+}
+
+// overflowColumn holds, as jsonb, the keys of a table at --max-columns.
+const overflowColumn = "pginflux_overflow"
+
+// encodeTyped encodes rows lo..hi-1 of b into e for table t, where
+// keyCols[id] is the column of key id of b, or nil for none (the overflow
+// column, or the rejected table when there is none).
+func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*column) {
+	e.reset()
+	// Which COPY column, if any, each key of the batch goes to: the
+	// columns list holds time first, then each column the batch uses once.
+	slot := make([]int, len(b.keys)) // -1: overflow
+	var cols []*column
+	index := make(map[*column]int)
+	for id := range b.keys {
+		c := keyCols[id]
+		if c == nil {
+			slot[id] = -1
+			continue
+		}
+		i, ok := index[c]
+		if !ok {
+			i = len(cols) + 1
+			index[c] = i
+			cols = append(cols, c)
+		}
+		slot[id] = i
+	}
+	useOverflow := false
+	for _, s := range slot {
+		if s < 0 && t.overflow != nil {
+			useOverflow = true
+		}
+	}
+	names := make([]string, 0, len(cols)+2)
+	names = append(names, pgx.Identifier{"time"}.Sanitize())
+	for _, c := range cols {
+		names = append(names, pgx.Identifier{c.name}.Sanitize())
+	}
+	if useOverflow {
+		names = append(names, pgx.Identifier{overflowColumn}.Sanitize())
+	}
+	e.copySQL = "COPY " + t.ident + " (" + strings.Join(names, ", ") + ") FROM STDIN (FORMAT binary)"
+
+	ncols := len(names)
+	present := make([]int, ncols) // index in vals of the value for each column, or -1
+	var vals []typedValue
+	var lw lineWriter
+	for r := lo; r < hi; r++ {
+		start := 0
+		if r > 0 {
+			start = b.ends[r-1]
+		}
+		ts, vs := decodeTypedRow(b.buf[start:b.ends[r]], vals[:0])
+		vals = vs
+		for i := range present {
+			present[i] = -1
+		}
+		var over []int
+		for j, tv := range vals {
+			s := slot[tv.key]
+			if s < 0 {
+				over = append(over, j)
+				continue
+			}
+			present[s] = j // a repeated key: the last wins
+		}
+		var dead []deadLetter
+		rejectLine := func(reason, detail string, only int) {
+			d := deadLetter{origin: b.origin(r), measurement: b.measurement, reason: reason, detail: detail}
+			d.line = rowLine(&lw, b, vals, ts, only)
+			dead = append(dead, d)
+		}
+		e.rows = appendInt16(e.rows, int16(ncols))
+		e.rows = appendTimestamp(e.rows, ts)
+		for i := 1; i < len(cols)+1; i++ {
+			j := present[i]
+			if j < 0 {
+				e.rows = appendInt32(e.rows, -1)
+				continue
+			}
+			c := cols[i-1]
+			var cf *conflict
+			e.rows, cf = appendValue(e.rows, c.typ, vals[j].v)
+			if cf != nil {
+				e.rows = appendInt32(e.rows, -1)
+				k := b.keys[vals[j].key]
+				detail := keyRole(k.tag) + " " + quoteKey(k.name) + " into column " + quoteKey(c.name) + ": " + cf.detail
+				if k.tag {
+					// The row lands without the tag; the rejected
+					// table gets the whole line.
+					rejectLine(cf.reason, detail, -1)
+				} else {
+					rejectLine(cf.reason, detail, j)
+				}
+			}
+		}
+		switch {
+		case useOverflow && len(over) == 0:
+			e.rows = appendInt32(e.rows, -1)
+		case useOverflow:
+			ov := make([]typedValue, len(over))
+			for i, j := range over {
+				ov[i] = vals[j]
+			}
+			e.rows = appendOverflow(e.rows, b, ov)
+			e.overflowed += len(over)
+		default:
+			for _, j := range over {
+				k := b.keys[vals[j].key]
+				rejectLine(ReasonOverflow, keyRole(k.tag)+" "+quoteKey(k.name)+": the table is at --max-columns", j)
+			}
+		}
+		e.ends = append(e.ends, len(e.rows))
+		e.dead = append(e.dead, dead)
+	}
+}
+
+func keyRole(tag bool) string {
+	if tag {
+		return "tag"
+	}
+	return "field"
+}
+
+func quoteKey(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+// appendOverflow appends the jsonb of the overflow column:
+// {"tags": {...}, "fields": {...}} with the values that had no column.
+func appendOverflow(b []byte, bt *batch, over []typedValue) []byte {
+	b, at := beginValue(b)
+	b = append(b, jsonbVersion, '{')
+	groups := 0
+	for _, tags := range []bool{true, false} {
+		n := 0
+		for _, tv := range over {
+			k := bt.keys[tv.key]
+			if k.tag != tags {
+				continue
+			}
+			if n == 0 {
+				if groups > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, []byte(keyRole(tags)+"s"))
+				b = append(b, ':', '{')
+				groups++
+			} else {
+				b = append(b, ',')
+			}
+			n++
+			b = appendJSONString(b, []byte(k.name))
+			b = append(b, ':')
+			if tags {
+				b = appendJSONString(b, tv.v.str)
+			} else {
+				f := parse.Field{Kind: tv.v.kind, Num: tv.v.num, Str: tv.v.str}
+				b = appendJSONValue(b, &f)
+			}
+		}
+		if n > 0 {
+			b = append(b, '}')
+		}
+	}
+	b = append(b, '}')
+	return endValue(b, at)
+}
+
+// rowLine writes a row as a line of line protocol: its tags and every
+// field, or, when only is not negative, only the field vals[only].
+func rowLine(lw *lineWriter, b *batch, vals []typedValue, ts int64, only int) []byte {
+	lw.start(b.measurement)
+	for _, tv := range vals {
+		if k := b.keys[tv.key]; k.tag {
+			lw.tag([]byte(k.name), tv.v.str)
+		}
+	}
+	first := true
+	for i, tv := range vals {
+		k := b.keys[tv.key]
+		if k.tag || (only >= 0 && i != only) {
+			continue
+		}
+		lw.field(first, []byte(k.name), tv.v)
+		first = false
+	}
+	return lw.end(ts)
+}
