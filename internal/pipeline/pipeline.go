@@ -1,0 +1,167 @@
+// Package pipeline connects a datagram transport to the sink: a bounded
+// queue that never makes the reader wait, and parser goroutines that turn
+// each datagram into rows for their own sink.Batcher.
+package pipeline
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pginflux/pginflux/parse"
+	"github.com/pginflux/pginflux/sink"
+)
+
+// Config configures a Pipeline.
+type Config struct {
+	Transport     string // metric label: "udp"
+	QueueSize     int    // datagrams waiting for a parser
+	Parsers       int
+	Precision     parse.Precision
+	FlushInterval time.Duration // how often parsers hand over old batches
+}
+
+// Pipeline queues datagrams and parses them into a sink. Handle may be
+// called concurrently; Close is called once, after the last Handle.
+type Pipeline struct {
+	cfg     Config
+	sink    *sink.Sink
+	metrics *Metrics
+	log     *slog.Logger
+
+	queue chan packet
+	wg    sync.WaitGroup
+}
+
+type packet struct {
+	buf      *[]byte // from bufPool; returned once parsed
+	src      netip.AddrPort
+	received time.Time
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// New starts cfg.Parsers parsers writing into s.
+func New(cfg Config, s *sink.Sink, m *Metrics, log *slog.Logger) *Pipeline {
+	cfg.Parsers = max(cfg.Parsers, 1)
+	cfg.QueueSize = max(cfg.QueueSize, 1)
+	p := &Pipeline{cfg: cfg, sink: s, metrics: m, log: log, queue: make(chan packet, cfg.QueueSize)}
+	for range cfg.Parsers {
+		p.wg.Go(p.parse)
+	}
+	return p
+}
+
+// Handle queues a copy of data for parsing. It never waits: when the queue
+// is full the datagram is dropped and counted. It has the signature of an
+// ingest.Handler.
+func (p *Pipeline) Handle(data []byte, src netip.AddrPort, received time.Time) {
+	bp := bufPool.Get().(*[]byte)
+	*bp = append((*bp)[:0], data...)
+	select {
+	case p.queue <- packet{buf: bp, src: src, received: received}:
+	default:
+		bufPool.Put(bp)
+		p.metrics.QueueDropped.Inc()
+	}
+}
+
+// QueueLength returns how many datagrams wait for a parser.
+func (p *Pipeline) QueueLength() int { return len(p.queue) }
+
+// Close lets the parsers finish what is queued, hand every open batch to
+// the sink, and stop. No Handle call may come during or after it.
+func (p *Pipeline) Close() {
+	close(p.queue)
+	p.wg.Wait()
+}
+
+func (p *Pipeline) parse() {
+	parser := parse.NewParser(p.cfg.Precision)
+	bt := p.sink.NewBatcher()
+	tick := time.NewTicker(max(p.cfg.FlushInterval/4, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case pkt, ok := <-p.queue:
+			if !ok {
+				bt.Flush()
+				return
+			}
+			p.parsePacket(parser, bt, pkt)
+		case now := <-tick.C:
+			bt.FlushDue(now)
+		}
+	}
+}
+
+func (p *Pipeline) parsePacket(parser *parse.Parser, bt *sink.Batcher, pkt packet) {
+	parser.Reset(*pkt.buf, pkt.received)
+	origin := sink.Origin{Source: pkt.src, Received: pkt.received}
+	lines := 0
+	for {
+		pt, err := parser.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			p.log.Debug("rejected a line", "transport", p.cfg.Transport, "source", pkt.src, "err", err)
+			var le *parse.LineError
+			if errors.As(err, &le) {
+				p.metrics.rejected[le.Reason].Inc()
+				bt.Reject(bytes.Clone(parser.Line(le.Line)), "", le.Reason.String(), le.Error(), origin)
+			}
+			continue
+		}
+		bt.Add(pt, origin)
+		lines++
+	}
+	p.metrics.Lines.Add(float64(lines))
+	bufPool.Put(pkt.buf)
+}
+
+// Metrics counts what the pipeline takes in, drops and rejects. Safe for
+// concurrent use.
+type Metrics struct {
+	QueueDropped prometheus.Counter
+	Lines        prometheus.Counter
+	Rejected     *prometheus.CounterVec // reason
+	rejected     map[parse.Reason]prometheus.Counter
+}
+
+// NewMetrics creates the metrics of one transport's pipeline and registers
+// them with reg (nil for none).
+func NewMetrics(reg prometheus.Registerer, transport string) *Metrics {
+	labels := prometheus.Labels{"transport": transport}
+	m := &Metrics{
+		QueueDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "pginflux_ingest_dropped_datagrams_total",
+			Help:        "Datagrams dropped because the queue to the parsers was full.",
+			ConstLabels: labels,
+		}),
+		Lines: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "pginflux_parse_lines_total",
+			Help:        "Lines parsed into rows.",
+			ConstLabels: labels,
+		}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "pginflux_parse_rejected_lines_total",
+			Help:        "Lines rejected by the parser, by reason.",
+			ConstLabels: labels,
+		}, []string{"reason"}),
+		rejected: make(map[parse.Reason]prometheus.Counter),
+	}
+	for _, r := range parse.Reasons {
+		m.rejected[r] = m.Rejected.WithLabelValues(r.String())
+	}
+	if reg != nil {
+		reg.MustRegister(m.QueueDropped, m.Lines, m.Rejected)
+	}
+	return m
+}
