@@ -111,10 +111,22 @@ func (bt *Batcher) Add(p *parse.Point, o Origin) {
 	}
 	b.ends = append(b.ends, len(b.buf))
 	b.addOrigin(o)
-	bt.s.metrics.PendingRows.Inc()
-	if b.rows() >= bt.s.cfg.BatchSize {
+	full := b.rows() >= bt.s.cfg.BatchSize
+	if full {
 		delete(bt.open, b.measurement)
 		bt.s.submit(b)
+	}
+	bt.pending()
+}
+
+// pending counts the row just added, and waits while the sink holds its
+// limit of rows, after handing over what this Batcher holds so that the
+// writers can make room.
+func (bt *Batcher) pending() {
+	bt.s.metrics.PendingRows.Inc()
+	if bt.s.limit.add() {
+		bt.Flush()
+		bt.s.limit.wait(func() bool { return bt.s.abandon.Err() != nil })
 	}
 }
 
@@ -136,11 +148,11 @@ func (bt *Batcher) Reject(line []byte, measurement, reason, detail string, o Ori
 	b.buf = appendDeadLetter(b.buf, &deadLetter{origin: o, measurement: measurement, reason: reason, detail: detail, line: line})
 	b.ends = append(b.ends, len(b.buf))
 	b.addOrigin(o)
-	bt.s.metrics.PendingRows.Inc()
 	if b.rows() >= bt.s.cfg.BatchSize {
 		bt.rejected = nil
 		bt.s.submit(b)
 	}
+	bt.pending()
 }
 
 // FlushDue hands over the batches that were opened a flush interval or

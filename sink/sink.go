@@ -49,7 +49,14 @@ type Config struct {
 	// RejectedTable is the table in Schema for lines, rows and values that
 	// could not be stored; "" counts them and keeps nothing.
 	RejectedTable string
+	// MaxPendingRows bounds the rows taken in and not yet committed,
+	// rejected or dropped; producers wait while it is reached.
+	MaxPendingRows int
 }
+
+// DefaultMaxPendingRows is the default of Config.MaxPendingRows: about
+// 50 MiB of Telegraf cpu lines.
+const DefaultMaxPendingRows = 200_000
 
 // Sink writes batches of rows into PostgreSQL. Create it with New; it
 // writes until Close. Its methods are safe for concurrent use; the Batchers
@@ -64,6 +71,7 @@ type Sink struct {
 
 	queue chan *batch
 	wg    sync.WaitGroup
+	limit *pendingLimit
 
 	// abandon ends every database call when the shutdown timeout passes.
 	abandon       context.Context
@@ -89,6 +97,9 @@ func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
 	if cfg.MaxColumns <= 1 || cfg.MaxColumns > maxAttributes-1 {
 		cfg.MaxColumns = DefaultMaxColumns
 	}
+	if cfg.MaxPendingRows <= 0 {
+		cfg.MaxPendingRows = DefaultMaxPendingRows
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Sink{
 		pool:         pool,
@@ -98,10 +109,12 @@ func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
 		catalog:      newCatalog(cfg, m, log),
 		rejectedName: cfg.RejectedTable,
 		queue:        make(chan *batch, cfg.Writers),
+		limit:        newPendingLimit(int64(cfg.MaxPendingRows)),
 		abandon:      ctx,
 		stopAbandon:  cancel,
 		rejectLog:    logLimiter{every: 10 * time.Second},
 	}
+	context.AfterFunc(ctx, s.limit.wakeAll)
 	for range cfg.Writers {
 		s.wg.Go(s.writer)
 	}
@@ -246,7 +259,14 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 
 func (s *Sink) drop(n int, reason string) {
 	s.metrics.RowsDropped.WithLabelValues(reason).Add(float64(n))
+	s.settled(n)
+}
+
+// settled counts n rows as committed, rejected or dropped: no longer
+// pending.
+func (s *Sink) settled(n int) {
 	s.metrics.PendingRows.Sub(float64(n))
+	s.limit.done(n)
 }
 
 func (s *Sink) abandonRows(n int) {
@@ -368,7 +388,7 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 	}
 	// Count only what was committed.
 	n := hi - lo
-	s.metrics.PendingRows.Sub(float64(n))
+	s.settled(n)
 	if b.rejected {
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -402,4 +403,75 @@ func TestAbandonCounts(t *testing.T) {
 	if got := testutil.ToFloat64(m.PendingRows); got != 0 {
 		t.Errorf("got %v pending, want 0", got)
 	}
+}
+
+// TestPendingLimitHolds: with the database unreachable, a producer stops
+// at the pending-rows limit (rather than buffering in open batches of many
+// tables without end) and goes on once the sink abandons its work.
+func TestPendingLimitHolds(t *testing.T) {
+	pc, err := pgxpool.ParseConfig("host=127.0.0.1 port=1 user=nobody dbname=none connect_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.NewWithConfig(t.Context(), pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	m := NewMetrics(nil)
+	s := New(pool, Config{Schema: "x", BatchSize: 1000, MaxPendingRows: 100, FlushInterval: time.Hour, Writers: 1}, m, quiet)
+	var added atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b := s.NewBatcher()
+		for i := range 1000 {
+			b.Add(pt(fmt.Sprintf("held%d", i%5), 1, int64(i)), origin)
+			added.Add(1)
+		}
+		b.Flush()
+	}()
+	waitFor(t, func() bool { return testutil.ToFloat64(m.PendingRows) >= 101 })
+	select {
+	case <-done:
+		t.Fatalf("the producer added all %d rows past a limit of 100", added.Load())
+	default:
+	}
+	if got := added.Load(); got > 101 {
+		t.Errorf("got %d rows taken in, want at most 101", got)
+	}
+	s.Abandon()
+	<-done
+	if err := s.Close(t.Context()); err == nil {
+		t.Error("got no error from Close after abandoning")
+	}
+	if got := testutil.ToFloat64(m.PendingRows); got != 0 {
+		t.Errorf("got %v pending, want 0", got)
+	}
+	if got := testutil.ToFloat64(m.RowsDropped.WithLabelValues(DropAbandoned)); got != 1000 {
+		t.Errorf("got %v abandoned, want 1000", got)
+	}
+}
+
+// TestPendingLimitLosesNothing: a limit far below the rows sent slows the
+// producer down and loses nothing.
+func TestPendingLimitLosesNothing(t *testing.T) {
+	bothStorages(t, func(t *testing.T, storage string) {
+		pool, schema := pgtest.Schema(t)
+		m := NewMetrics(nil)
+		s := New(pool, Config{Schema: schema, Storage: storage, BatchSize: 50, MaxPendingRows: 100, FlushInterval: time.Hour, Writers: 2}, m, quiet)
+		b := s.NewBatcher()
+		for i := range 5000 {
+			b.Add(pt(fmt.Sprintf("limited%d", i%3), float64(i), int64(i)*1000), origin)
+		}
+		b.Flush()
+		closeSink(t, s)
+		total := 0
+		for i := range 3 {
+			total += count(t, pool, schema, fmt.Sprintf("limited%d", i))
+		}
+		if total != 5000 {
+			t.Errorf("got %d rows, want 5000", total)
+		}
+	})
 }
