@@ -56,12 +56,13 @@ type Config struct {
 	UDPReaders    int
 	UDPReadBuffer int // bytes
 
-	Precision     parse.Precision
-	BatchSize     int
-	FlushInterval time.Duration
-	Writers       int
-	QueueSize     int // datagrams between the UDP readers and the parsers
-	Parsers       int
+	Precision      parse.Precision
+	BatchSize      int
+	FlushInterval  time.Duration
+	Writers        int
+	QueueSize      int // datagrams between the UDP readers and the parsers
+	MaxPendingRows int
+	Parsers        int
 
 	ShutdownTimeout time.Duration
 
@@ -175,6 +176,7 @@ func options() []option {
 		{name: "writers", def: "2", usage: "`number` of PostgreSQL connections writing batches in parallel", set: intIn(1, 256, func(c *Config, n int) { c.Writers = n })},
 		{name: "parsers", def: procs, usage: "`number` of goroutines parsing received datagrams", set: intIn(1, 1024, func(c *Config, n int) { c.Parsers = n })},
 		{name: "queue-size", def: "2048", usage: "`datagrams` waiting between the UDP readers and the parsers; what does not fit is dropped and counted", set: intIn(1, 1<<20, func(c *Config, n int) { c.QueueSize = n })},
+		{name: "max-pending-rows", def: "200000", usage: "most `rows` held between parsing and commit; at the limit the parsers wait, the datagram queue fills and further datagrams are dropped and counted", set: intIn(1, 100_000_000, func(c *Config, n int) { c.MaxPendingRows = n })},
 		{name: "shutdown-timeout", def: "30s", usage: "on SIGTERM/SIGINT, how long (a `duration`) to keep writing what was received before giving up", set: durationIn(0, 24*time.Hour, func(c *Config, d time.Duration) { c.ShutdownTimeout = d })},
 		{name: "http-address", def: ":8086", usage: "HTTP `address` for /metrics, /healthz, /readyz and /ping (8086 is where Telegraf's influxdb output points); empty disables HTTP", set: func(c *Config, v string) error {
 			addr, err := ResolveAddress("tcp", v)

@@ -37,6 +37,7 @@ func TestDefaults(t *testing.T) {
 		Writers:         2,
 		Parsers:         runtime.GOMAXPROCS(0),
 		QueueSize:       2048,
+		MaxPendingRows:  200000,
 		ShutdownTimeout: 30 * time.Second,
 		HTTPAddress:     ":8086",
 		LogLevel:        slog.LevelInfo,
