@@ -1,0 +1,189 @@
+// Package httpserver serves pginflux's operational endpoints: /metrics for
+// Prometheus, /healthz and /readyz for orchestrators, /ping for Telegraf's
+// InfluxDB output, and optionally Go's profiler under /debug/pprof.
+//
+// It knows nothing of PostgreSQL or of the transports: readiness is a
+// function handed in, and metrics come from the registry handed in.
+package httpserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Timeouts of the http.Server. WriteTimeout leaves room for a 30-second
+// CPU profile, pprof's default.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+	// shutdownTimeout bounds how long Run waits for requests under way
+	// once its context has ended; what is still open then is closed.
+	shutdownTimeout = 5 * time.Second
+)
+
+// Config configures a Server.
+type Config struct {
+	// Address is host:port with a numeric port; port 0 picks a free one.
+	Address string
+	// Registry is what /metrics serves: the process's own registry, never
+	// the global one.
+	Registry *prometheus.Registry
+	// Ready reports whether pginflux can do its job; /readyz answers 503
+	// with the error's text when it returns one. It is called for every
+	// request to /readyz (wrap it with Cache to spare what it checks), with
+	// a context that ends when the request does. Nil means always ready.
+	Ready func(ctx context.Context) error
+	// Version is pginflux's version, sent in /ping's X-Influxdb-Version.
+	Version string
+	// PProf serves Go's profiler under /debug/pprof/.
+	PProf bool
+}
+
+// Server is the operational HTTP server. Create it with Listen, add
+// handlers with Handle if need be, then call Run once.
+type Server struct {
+	cfg Config
+	ln  net.Listener
+	mux *http.ServeMux
+	srv *http.Server
+	log *slog.Logger
+}
+
+// Listen binds cfg.Address at once, so that a bad address or a port in use
+// is reported before anything else starts. Nothing is served until Run.
+func Listen(cfg Config, log *slog.Logger) (*Server, error) {
+	if cfg.Registry == nil {
+		return nil, errors.New("httpserver: no registry")
+	}
+	ln, err := net.Listen("tcp", cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listen on http %s: %w", cfg.Address, err)
+	}
+	s := &Server{cfg: cfg, ln: ln, mux: http.NewServeMux(), log: log}
+	s.routes()
+	s.srv = &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	log.Info("serving metrics and health checks", "transport", "http", "address", ln.Addr().String(), "pprof", cfg.PProf)
+	return s, nil
+}
+
+// Addr returns the address the server is bound to.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Handle adds a handler for pattern (see http.ServeMux). It must be called
+// before Run.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Handler returns the server's handler, for tests that skip the socket.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Run serves until ctx ends, then shuts down gracefully: it stops
+// accepting, lets requests under way finish for a few seconds, closes the
+// rest and returns. It returns an error only when serving failed.
+func (s *Server) Run(ctx context.Context) error {
+	served := make(chan error, 1)
+	go func() { served <- s.srv.Serve(s.ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := s.srv.Shutdown(shutdown); err != nil {
+		s.log.Debug("http requests still open at shutdown; closing them", "err", err)
+		s.srv.Close()
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) routes() {
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{
+		ErrorLog: promLogger{s.log},
+		// A collector that fails (say, /proc unreadable) must not hide
+		// every other metric.
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: true,
+	}))
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		text(w, http.StatusOK, "ok")
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	// A GET pattern also answers HEAD.
+	s.mux.HandleFunc("GET /ping", s.ping)
+	if s.cfg.PProf {
+		s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+		s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(r.Context()); err != nil {
+			text(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+	}
+	text(w, http.StatusOK, "ok")
+}
+
+// ping answers as InfluxDB 1.x does, so that clients checking for an
+// InfluxDB at startup (Telegraf's outputs.influxdb) go on: 204 with the
+// version headers, or 200 with the version in JSON for ?verbose=true.
+func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
+	v := "pginflux-" + s.cfg.Version
+	h := w.Header()
+	h.Set("X-Influxdb-Version", v)
+	h.Set("X-Influxdb-Build", "OSS")
+	if verbose := r.URL.Query().Get("verbose"); verbose == "true" || verbose == "1" {
+		h.Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			_ = json.NewEncoder(w).Encode(map[string]string{"version": v})
+		}
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func text(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = fmt.Fprintln(w, strings.TrimRight(msg, "\n"))
+}
+
+// promLogger passes promhttp's errors (a failing collector, a client gone
+// mid-scrape) to slog.
+type promLogger struct{ log *slog.Logger }
+
+func (l promLogger) Println(v ...any) {
+	l.log.Warn("serving metrics", "err", strings.TrimSpace(fmt.Sprintln(v...)))
+}

@@ -1,0 +1,197 @@
+// Command pginflux receives InfluxDB line protocol over UDP and writes every
+// measurement into its own PostgreSQL table.
+//
+// Run pginflux --help for its flags; each has a PGINFLUX_* environment twin.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pginflux/pginflux/config"
+	"github.com/pginflux/pginflux/ingest"
+	"github.com/pginflux/pginflux/internal/pipeline"
+	"github.com/pginflux/pginflux/internal/procmetrics"
+	"github.com/pginflux/pginflux/sink"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv)
+	stop()
+	var usage usageError
+	switch {
+	case err == nil:
+	case errors.As(err, &usage):
+		fmt.Fprintf(os.Stderr, "pginflux: %v\n", usage.err)
+		os.Exit(2)
+	default:
+		fmt.Fprintf(os.Stderr, "pginflux: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// usageError is a problem with the flags or environment: exit status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// testHookListening, when set, is called with the UDP address once
+// pginflux listens, so that tests can listen on port 0.
+var testHookListening func(udp net.Addr)
+
+// testHookHTTPListening, when set, is called with the HTTP address once
+// pginflux serves it, so that tests can listen on port 0.
+var testHookHTTPListening func(http net.Addr)
+
+// run is pginflux: it returns when ctx ends and everything received has
+// been written (or the shutdown timeout passed).
+func run(ctx context.Context, args []string, getenv func(string) string) error {
+	if isCommand(args) {
+		return runCommand(ctx, args, getenv, os.Stdin, os.Stdout, os.Stderr)
+	}
+	cfg, err := config.Parse(args, getenv, os.Stderr)
+	if errors.Is(err, config.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return usageError{err}
+	}
+	if cfg.Version {
+		fmt.Println("pginflux", version)
+		return nil
+	}
+	if cfg.UDPAddress == "" {
+		return usageError{errors.New("nothing to listen on: --udp-address is empty")}
+	}
+	log := newLogger(os.Stderr, cfg)
+	log.Info("starting pginflux", "version", version, "database", cfg.Database, "schema", cfg.Schema,
+		"storage", cfg.Storage, "udp_address", cfg.UDPAddress, "udp_readers", cfg.UDPReaders,
+		"precision", cfg.Precision.String(), "batch_size", cfg.BatchSize, "flush_interval", cfg.FlushInterval,
+		"writers", cfg.Writers, "parsers", cfg.Parsers, "queue_size", cfg.QueueSize,
+		"http_address", cfg.HTTPAddress, "pprof", cfg.PProf)
+
+	reg := prometheus.NewRegistry()
+	procmetrics.Register(reg, version)
+
+	// HTTP first, so that a port in use stops pginflux before anything
+	// starts; stopped last (deferred first), so that metrics stay
+	// scrapeable while the rest drains.
+	ready := &readiness{}
+	stopHTTP, err := startHTTP(cfg, reg, ready, log)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+
+	pool, err := newPool(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	registerPool(reg, pool, ready)
+
+	s := sink.New(pool, sink.Config{
+		Schema:         cfg.Schema,
+		Storage:        string(cfg.Storage),
+		BatchSize:      cfg.BatchSize,
+		FlushInterval:  cfg.FlushInterval,
+		Writers:        cfg.Writers,
+		UintType:       cfg.UintType,
+		MaxColumns:     cfg.MaxColumns,
+		RejectedTable:  cfg.RejectedTable,
+		MaxPendingRows: cfg.MaxPendingRows,
+	}, sink.NewMetrics(reg), log)
+	p := pipeline.New(pipeline.Config{
+		Transport:     "udp",
+		QueueSize:     cfg.QueueSize,
+		Parsers:       cfg.Parsers,
+		Precision:     cfg.Precision,
+		FlushInterval: cfg.FlushInterval,
+	}, s, pipeline.NewMetrics(reg, "udp"), log)
+
+	udp, err := ingest.ListenUDP(ctx, ingest.UDPConfig{
+		Address:    cfg.UDPAddress,
+		Readers:    cfg.UDPReaders,
+		ReadBuffer: cfg.UDPReadBuffer,
+	}, p.Handle, ingest.NewMetrics(reg), log)
+	if err != nil {
+		p.Close()
+		s.Close(ctx)
+		return err
+	}
+	registerUDP(reg, udp, ready, log)
+	if testHookListening != nil {
+		testHookListening(udp.Addr())
+	}
+
+	// Stop order: readers, then parsers (which hand every open batch to
+	// the sink), then the sink's writers, then the pool, then HTTP.
+	readErr := udp.Run(ctx)
+	ready.listening.Store(false)
+	log.Info("stopping: writing what was received", "timeout", cfg.ShutdownTimeout)
+	shutdown, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	abandon := context.AfterFunc(shutdown, s.Abandon)
+	defer abandon()
+	p.Close()
+	if err := s.Close(shutdown); err != nil {
+		log.Error("stopped with rows not written", "err", err, "abandoned_rows", s.Abandoned())
+	} else {
+		log.Info("stopped; everything received was written")
+	}
+	if readErr != nil {
+		return fmt.Errorf("read udp: %w", readErr)
+	}
+	return nil
+}
+
+// newPool makes the connection pool. A database that cannot be reached yet
+// is no reason not to start: the writers keep retrying, and the first
+// attempt here tells the user early.
+func newPool(ctx context.Context, cfg config.Config, log *slog.Logger) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		// Checked by config already; never print the string itself.
+		return nil, usageError{errors.New("--database-url: not a valid connection string")}
+	}
+	pc.MaxConns = int32(cfg.Writers + 2)
+	if _, ok := pc.ConnConfig.RuntimeParams["application_name"]; !ok {
+		pc.ConnConfig.RuntimeParams["application_name"] = "pginflux"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("set up the connection pool: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		log.Warn("database not reachable yet; receiving anyway and retrying", "database", cfg.Database, "err", err)
+	} else {
+		log.Info("database reachable", "database", cfg.Database)
+	}
+	return pool, nil
+}
+
+func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pginflux/pginflux/config"
+	"github.com/pginflux/pginflux/ingest"
+	"github.com/pginflux/pginflux/internal/httpserver"
+	"github.com/pginflux/pginflux/internal/poolstats"
+)
+
+// Readiness is checked with a short ping, and its answer is kept for a
+// second so that probes and scrapes do not each cost a round trip.
+const (
+	readyPingTimeout = 800 * time.Millisecond
+	readyCacheTTL    = time.Second
+)
+
+// readiness is what /readyz reports: pginflux is ready while its UDP
+// sockets are bound and PostgreSQL answers a ping. Safe for concurrent
+// use.
+type readiness struct {
+	listening atomic.Bool
+	pool      atomic.Pointer[pgxpool.Pool]
+}
+
+func (r *readiness) check(ctx context.Context) error {
+	pool := r.pool.Load()
+	if pool == nil || !r.listening.Load() {
+		return errors.New("not listening for line protocol (starting or stopping)")
+	}
+	ctx, cancel := context.WithTimeout(ctx, readyPingTimeout)
+	defer cancel()
+	// pgx's errors name the host, user and database, never the password.
+	if err := pool.Ping(ctx); err != nil {
+		return fmt.Errorf("database unreachable: %w", err)
+	}
+	return nil
+}
+
+// startHTTP binds the HTTP address and serves /metrics, /healthz, /readyz
+// and /ping from reg and ready. stop ends serving and waits until it has;
+// it is a no-op when cfg.HTTPAddress is empty (HTTP disabled).
+func startHTTP(cfg config.Config, reg *prometheus.Registry, ready *readiness, log *slog.Logger) (stop func(), err error) {
+	if cfg.HTTPAddress == "" {
+		return func() {}, nil
+	}
+	srv, err := httpserver.Listen(httpserver.Config{
+		Address:  cfg.HTTPAddress,
+		Registry: reg,
+		Ready:    httpserver.Cache(readyCacheTTL, ready.check),
+		Version:  version,
+		PProf:    cfg.PProf,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	if testHookHTTPListening != nil {
+		testHookHTTPListening(srv.Addr())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Run(ctx); err != nil {
+			log.Error("http server stopped", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done }, nil
+}
+
+// registerPool exposes the pool's statistics and lets readiness ping it.
+func registerPool(reg prometheus.Registerer, pool *pgxpool.Pool, ready *readiness) {
+	reg.MustRegister(poolstats.New(pool))
+	ready.pool.Store(pool)
+}
+
+// registerUDP exposes the kernel's drops for the listener's sockets, when
+// the kernel tells them, and marks pginflux as listening.
+func registerUDP(reg prometheus.Registerer, udp *ingest.UDPListener, ready *readiness, log *slog.Logger) {
+	if kd, err := udp.KernelDrops(); err != nil {
+		log.Warn("cannot count the datagrams the kernel drops; pginflux_udp_kernel_dropped_datagrams_total is left out", "err", err)
+	} else {
+		reg.MustRegister(kd)
+	}
+	ready.listening.Store(true)
+}
