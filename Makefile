@@ -1,0 +1,45 @@
+# pginflux — see README.md. `make run` and `make test` are the Quickstart.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+ARGS    ?=
+
+.PHONY: all build docker run test vet lint fuzz bench clean
+
+all: build
+
+# The same build as the Dockerfile's: static, trimmed, version stamped
+# (deploy/deploy_test.go checks that the two commands stay the same).
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/pginflux .
+
+# The image (needs a Docker engine): distroless, non-root, same binary.
+docker:
+	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(shell git rev-parse HEAD 2>/dev/null) -t pginflux:$(VERSION) .
+
+# Runs pginflux. With no database configured (PGINFLUX_DATABASE_URL or
+# DATABASE_URL), starts a throwaway PostgreSQL in .pgdata first. Extra
+# flags: make run ARGS='--schema telegraf'.
+run: build
+	$(GO) build -o bin/devrun ./internal/cmd/devrun
+	./bin/devrun -- ./bin/pginflux $(ARGS)
+
+# Every test, with the race detector, against a throwaway PostgreSQL (or
+# PGINFLUX_TEST_DATABASE_URL).
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+lint:
+	gofmt -l . | tee /dev/stderr | (! read)
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@latest ./...
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzParser -fuzztime=60s ./parse/
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+clean:
+	rm -rf bin
