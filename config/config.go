@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"strconv"
 	"strings"
@@ -66,8 +67,21 @@ type Config struct {
 
 	ShutdownTimeout time.Duration
 
-	HTTPAddress string // host:port for /metrics, /healthz, /readyz, /ping; "" disables HTTP
+	HTTPAddress string // host:port for /metrics, /healthz, /readyz, /ping, /write; "" disables HTTP
 	PProf       bool   // serve /debug/pprof on the HTTP address
+
+	// UDPAllow lists the networks whose datagrams are taken; empty takes all.
+	UDPAllow []netip.Prefix
+
+	TCPAddress     string        // host:port for newline-delimited line protocol; "" disables TCP
+	TCPIdleTimeout time.Duration // a TCP connection idle this long is closed
+	MaxLineSize    int           // bytes; longer lines (TCP, HTTP) are rejected
+
+	HTTPToken    string // when set, /write needs it
+	HTTPMaxBody  int64  // bytes, after decompression
+	TLSCert      string // PEM files; both or neither
+	TLSKey       string
+	SchemaFromDB bool // /write?db= (v1) or bucket= (v2) names the schema
 
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
@@ -191,6 +205,73 @@ func options() []option {
 			c.PProf = b
 			return err
 		}},
+		{name: "udp-allow", usage: "comma-separated `CIDRs` whose UDP datagrams are taken (UDP has no authentication); others are dropped and counted; empty takes all", set: func(c *Config, v string) error {
+			c.UDPAllow = nil
+			for _, f := range strings.Split(v, ",") {
+				f = strings.TrimSpace(f)
+				if f == "" {
+					continue
+				}
+				p, err := netip.ParsePrefix(f)
+				if err != nil {
+					a, aerr := netip.ParseAddr(f)
+					if aerr != nil {
+						return fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8 or an address", f)
+					}
+					p = netip.PrefixFrom(a, a.BitLen())
+				}
+				c.UDPAllow = append(c.UDPAllow, p.Masked())
+			}
+			return nil
+		}},
+		{name: "tcp-address", usage: "TCP `address` for newline-delimited line protocol (Telegraf's socket_writer tcp://); empty disables TCP", set: func(c *Config, v string) error {
+			addr, err := ResolveAddress("tcp", v)
+			if err != nil {
+				return err
+			}
+			c.TCPAddress = addr
+			return nil
+		}},
+		{name: "tcp-idle-timeout", def: "5m", usage: "close a TCP connection that sent nothing for this `duration`", set: durationIn(time.Second, 24*time.Hour, func(c *Config, d time.Duration) { c.TCPIdleTimeout = d })},
+		{name: "max-line-size", def: "64KiB", usage: "longest line, in `bytes`, taken over TCP and HTTP; a longer one is rejected and counted, the connection kept", set: func(c *Config, v string) error {
+			n, err := ParseBytes(v)
+			if err != nil {
+				return err
+			}
+			if n < 256 || n > 64<<20 {
+				return fmt.Errorf("%s is outside 256B..64MiB", v)
+			}
+			c.MaxLineSize = int(n)
+			return nil
+		}},
+		{name: "http-token", usage: "`token` that /write requires (Authorization: Token or Bearer, or the v1 p= / basic-auth password); empty: no authentication", set: func(c *Config, v string) error {
+			c.HTTPToken = v
+			return nil
+		}},
+		{name: "http-max-body", def: "32MiB", usage: "largest /write body, in `bytes`, after gzip decompression; larger ones get 413", set: func(c *Config, v string) error {
+			n, err := ParseBytes(v)
+			if err != nil {
+				return err
+			}
+			if n < 1024 {
+				return fmt.Errorf("%s is below 1KiB", v)
+			}
+			c.HTTPMaxBody = n
+			return nil
+		}},
+		{name: "tls-cert", usage: "PEM certificate `file` for HTTPS and TLS over TCP (with --tls-key)", set: func(c *Config, v string) error {
+			c.TLSCert = v
+			return nil
+		}},
+		{name: "tls-key", usage: "PEM private key `file` for --tls-cert", set: func(c *Config, v string) error {
+			c.TLSKey = v
+			return nil
+		}},
+		{name: "schema-from-db", def: "false", isBool: true, usage: "write each /write request into the schema its db= (v1) or bucket= (v2) parameter names, instead of --schema", set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			c.SchemaFromDB = b
+			return err
+		}},
 		{name: "log-level", def: "info", usage: "`level` of logging: debug, info, warn or error", set: func(c *Config, v string) error {
 			return c.LogLevel.UnmarshalText([]byte(v))
 		}},
@@ -289,6 +370,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	}
 	if c.DatabaseURL == "" {
 		c.DatabaseURL = getenv("DATABASE_URL")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key: give both or neither"))
 	}
 	if !c.Version {
 		desc, err := describeDatabase(c.DatabaseURL)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"net/netip"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -40,11 +42,14 @@ func TestDefaults(t *testing.T) {
 		MaxPendingRows:  200000,
 		ShutdownTimeout: 30 * time.Second,
 		HTTPAddress:     ":8086",
+		TCPIdleTimeout:  5 * time.Minute,
+		MaxLineSize:     64 << 10,
+		HTTPMaxBody:     32 << 20,
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "text",
 	}
 	c.Database = ""
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v, want %+v", c, want)
 	}
 }
@@ -106,6 +111,16 @@ func TestFlagsAndEnvironment(t *testing.T) {
 			},
 		},
 		{
+			name: "allowed networks",
+			args: []string{"--udp-allow", "10.0.0.0/8, 192.0.2.7,::1"},
+			check: func(t *testing.T, c Config) {
+				want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("::1/128")}
+				if !reflect.DeepEqual(c.UDPAllow, want) {
+					t.Errorf("got %v, want %v", c.UDPAllow, want)
+				}
+			},
+		},
+		{
 			name: "empty address disables UDP",
 			args: []string{"--udp-address="},
 			check: func(t *testing.T, c Config) {
@@ -153,13 +168,15 @@ func TestEveryInvalidValueAtOnce(t *testing.T) {
 		"--precision", "h",
 		"--batch-size", "ten",
 		"--log-level", "loud",
+		"--udp-allow", "10.0.0.0/33",
+		"--tls-cert", "cert.pem",
 	}
 	e := map[string]string{"PGINFLUX_FLUSH_INTERVAL": "soon", "PGINFLUX_WRITERS": "-1"}
 	_, err := Parse(args, env(e), &bytes.Buffer{})
 	if err == nil {
 		t.Fatal("got no error")
 	}
-	for _, name := range []string{"--storage", "--udp-address", "--udp-readers", "--precision", "--batch-size", "--log-level", "PGINFLUX_FLUSH_INTERVAL", "PGINFLUX_WRITERS"} {
+	for _, name := range []string{"--storage", "--udp-address", "--udp-readers", "--precision", "--batch-size", "--log-level", "PGINFLUX_FLUSH_INTERVAL", "PGINFLUX_WRITERS", "--udp-allow", "--tls-cert and --tls-key"} {
 		if !strings.Contains(err.Error(), name+":") {
 			t.Errorf("error does not name %s:\n%v", name, err)
 		}
