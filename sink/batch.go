@@ -27,6 +27,10 @@ type batch struct {
 	keys     []batchKey
 	tagIDs   map[string]uint32
 	fieldIDs map[string]uint32
+
+	// Tickets of the rows, when any row has one (see Ticket).
+	tickets   []*Ticket
+	rowTicket []int32 // rowTicket[i] indexes tickets, or -1
 }
 
 var batchPool = sync.Pool{New: func() any { return new(batch) }}
@@ -68,6 +72,9 @@ func releaseBatch(b *batch) {
 	b.keys = b.keys[:0]
 	clear(b.tagIDs)
 	clear(b.fieldIDs)
+	clear(b.tickets)
+	b.tickets = b.tickets[:0]
+	b.rowTicket = b.rowTicket[:0]
 	batchPool.Put(b)
 }
 
@@ -90,7 +97,9 @@ func (s *Sink) NewBatcher() *Batcher {
 // retained. A batch that reaches the batch size is handed to the writers
 // at once, waiting while all of them are busy: that wait is the
 // backpressure that makes a producer's own queue fill up.
-func (bt *Batcher) Add(p *parse.Point, o Origin) {
+func (bt *Batcher) Add(p *parse.Point, o Origin) { bt.add(p, o, nil) }
+
+func (bt *Batcher) add(p *parse.Point, o Origin, t *Ticket) {
 	if bt.s.rejectedName != "" && string(p.Measurement) == bt.s.rejectedName {
 		var lw lineWriter
 		bt.Reject(pointLine(&lw, p), string(p.Measurement), ReasonReservedName,
@@ -111,6 +120,7 @@ func (bt *Batcher) Add(p *parse.Point, o Origin) {
 	}
 	b.ends = append(b.ends, len(b.buf))
 	b.addOrigin(o)
+	b.addTicket(t, false)
 	full := b.rows() >= bt.s.cfg.BatchSize
 	if full {
 		delete(bt.open, b.measurement)
@@ -148,6 +158,7 @@ func (bt *Batcher) Reject(line []byte, measurement, reason, detail string, o Ori
 	b.buf = appendDeadLetter(b.buf, &deadLetter{origin: o, measurement: measurement, reason: reason, detail: detail, line: line})
 	b.ends = append(b.ends, len(b.buf))
 	b.addOrigin(o)
+	b.addTicket(nil, false)
 	if b.rows() >= bt.s.cfg.BatchSize {
 		bt.rejected = nil
 		bt.s.submit(b)

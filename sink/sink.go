@@ -197,7 +197,7 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 			return
 		}
 		if s.abandon.Err() != nil {
-			s.abandonRows(n)
+			s.abandonRows(b, lo, hi)
 			return
 		}
 		s.metrics.CopyErrors.WithLabelValues(sqlstateClass(err)).Inc()
@@ -238,28 +238,31 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 			s.databaseDown(err)
 			s.metrics.Retries.Inc()
 			if !s.pause(attempt) {
-				s.abandonRows(n)
+				s.abandonRows(b, lo, hi)
 				return
 			}
 			continue
 		}
 		if attempt >= maxPermanentAttempts {
-			s.drop(n, DropPermanentError)
+			s.drop(b, lo, hi, DropPermanentError)
 			s.log.Error("dropped rows after repeated errors that retrying does not fix",
 				"measurement", b.measurement, "rows", n, "attempts", attempt, "err", err)
 			return
 		}
 		s.metrics.Retries.Inc()
 		if !s.pause(attempt) {
-			s.abandonRows(n)
+			s.abandonRows(b, lo, hi)
 			return
 		}
 	}
 }
 
-func (s *Sink) drop(n int, reason string) {
+// drop gives up rows lo..hi-1 of b for good.
+func (s *Sink) drop(b *batch, lo, hi int, reason string) {
+	n := hi - lo
 	s.metrics.RowsDropped.WithLabelValues(reason).Add(float64(n))
 	s.settled(n)
+	b.settleRows(lo, hi, false, reason)
 }
 
 // settled counts n rows as committed, rejected or dropped: no longer
@@ -269,9 +272,9 @@ func (s *Sink) settled(n int) {
 	s.limit.done(n)
 }
 
-func (s *Sink) abandonRows(n int) {
-	s.drop(n, DropAbandoned)
-	s.abandonedRows.Add(int64(n))
+func (s *Sink) abandonRows(b *batch, lo, hi int) {
+	s.drop(b, lo, hi, DropAbandoned)
+	s.abandonedRows.Add(int64(hi - lo))
 }
 
 // refuse moves row r of b, which its table would not take, to the rejected
@@ -285,7 +288,7 @@ func (s *Sink) refuse(w *writerState, b *batch, r int, reason string, cause erro
 		s.log.Debug("a row could not be stored in its table", "measurement", b.measurement, "reason", reason, "err", cause)
 	}
 	if b.rejected || s.rejectedName == "" {
-		s.drop(1, reason)
+		s.drop(b, r, r+1, reason)
 		return
 	}
 	d := deadLetter{origin: b.origin(r), measurement: b.measurement, reason: reason, detail: cause.Error()}
@@ -305,6 +308,7 @@ func (s *Sink) refuse(w *writerState, b *batch, r int, reason string, cause erro
 	rb.buf = appendDeadLetter(rb.buf, &d)
 	rb.ends = append(rb.ends, len(rb.buf))
 	rb.addOrigin(d.origin)
+	rb.addTicket(b.ticket(r), true)
 	// The row stays pending as the rejected table's row.
 	s.writeRange(w, rb, 0, 1, true)
 	s.metrics.Rejected.WithLabelValues(reason).Inc()
@@ -389,6 +393,15 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 	// Count only what was committed.
 	n := hi - lo
 	s.settled(n)
+	if len(b.tickets) > 0 {
+		for r := lo; r < hi; r++ {
+			if t := b.ticket(r); t != nil {
+				// A row with values in the rejected table counts as
+				// rejected: the request hears of it.
+				t.settle(b.rejected || (dead != nil && len(dead[r-lo]) > 0), "")
+			}
+		}
+	}
 	if b.rejected {
 		return nil
 	}

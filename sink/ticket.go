@@ -1,0 +1,224 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pginflux/pginflux/parse"
+)
+
+// Ticket follows the rows of one request (an HTTP /write, say) to their
+// end: committed in their table, kept in the rejected table, or lost.
+// Rows of many tickets share batches; each ticket only waits for its own.
+// Safe for concurrent use.
+type Ticket struct {
+	mu       sync.Mutex
+	rows     int // added and not yet settled
+	sealed   bool
+	done     chan struct{}
+	rejected int // settled into the rejected table
+	lost     int // dropped for good
+	lostWhy  string
+}
+
+// NewTicket returns a ticket with no rows.
+func NewTicket() *Ticket { return &Ticket{done: make(chan struct{})} }
+
+func (t *Ticket) add() {
+	t.mu.Lock()
+	t.rows++
+	t.mu.Unlock()
+}
+
+// settle counts one row as ended: rejected says it went to the rejected
+// table, lost (a drop reason) that it is gone.
+func (t *Ticket) settle(rejected bool, lost string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.rows--
+	switch {
+	case lost != "":
+		t.lost++
+		t.lostWhy = lost
+	case rejected:
+		t.rejected++
+	}
+	if t.sealed && t.rows == 0 {
+		close(t.done)
+	}
+}
+
+// Seal says no more rows will be added; Wait can end from now on.
+func (t *Ticket) Seal() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.sealed {
+		return
+	}
+	t.sealed = true
+	if t.rows == 0 {
+		close(t.done)
+	}
+}
+
+// Wait blocks until every row of the sealed ticket has ended, or ctx does.
+// It returns how many rows went to the rejected table, and an error when
+// any row was lost or ctx ended first.
+func (t *Ticket) Wait(ctx context.Context) (rejected int, err error) {
+	select {
+	case <-t.done:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.lost > 0 {
+		return t.rejected, fmt.Errorf("%d rows were not written (%s)", t.lost, t.lostWhy)
+	}
+	return t.rejected, nil
+}
+
+// settleRows ends the tickets of rows lo..hi-1 of b.
+func (b *batch) settleRows(lo, hi int, rejected bool, lost string) {
+	if len(b.tickets) == 0 {
+		return
+	}
+	for r := lo; r < hi; r++ {
+		if i := b.rowTicket[r]; i >= 0 {
+			b.tickets[i].settle(rejected, lost)
+		}
+	}
+}
+
+// addTicket records the ticket of the row just added (nil for none). A row
+// moved from another batch (moved) was counted by its ticket already.
+func (b *batch) addTicket(t *Ticket, moved bool) {
+	if t == nil {
+		if len(b.tickets) > 0 {
+			b.rowTicket = append(b.rowTicket, -1)
+		}
+		return
+	}
+	if len(b.tickets) == 0 {
+		// Rows added before the first ticket have none.
+		for range b.rows() - 1 {
+			b.rowTicket = append(b.rowTicket, -1)
+		}
+	}
+	if n := len(b.tickets); n == 0 || b.tickets[n-1] != t {
+		b.tickets = append(b.tickets, t)
+	}
+	if !moved {
+		t.add()
+	}
+	b.rowTicket = append(b.rowTicket, int32(len(b.tickets)-1))
+}
+
+// ticket returns the ticket of row r, or nil.
+func (b *batch) ticket(r int) *Ticket {
+	if len(b.tickets) == 0 || b.rowTicket[r] < 0 {
+		return nil
+	}
+	return b.tickets[b.rowTicket[r]]
+}
+
+// Shared is a Batcher for many concurrent producers, such as HTTP requests
+// and TCP connections, with group commit: open batches are handed to the
+// writers as soon as no producer is adding rows (or when full, or after
+// the flush interval), so that a lone request waits for its commit only,
+// while concurrent ones share batches. Safe for concurrent use.
+type Shared struct {
+	mu     sync.Mutex
+	bt     *Batcher
+	active int
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	closed atomic.Bool
+}
+
+// NewShared returns a Shared batcher writing through s. Close it before
+// the sink.
+func (s *Sink) NewShared() *Shared {
+	sh := &Shared{bt: s.NewBatcher(), stop: make(chan struct{})}
+	sh.wg.Go(func() {
+		tick := time.NewTicker(max(s.cfg.FlushInterval/4, time.Millisecond))
+		defer tick.Stop()
+		for {
+			select {
+			case now := <-tick.C:
+				sh.mu.Lock()
+				sh.bt.FlushDue(now)
+				sh.mu.Unlock()
+			case <-sh.stop:
+				return
+			}
+		}
+	})
+	return sh
+}
+
+// Producer is one producer's turn at a Shared batcher (a request, or what
+// a connection read at once). Not safe for concurrent use.
+type Producer struct {
+	sh *Shared
+}
+
+// Begin starts a turn. Every Begin needs its End.
+func (sh *Shared) Begin() *Producer {
+	sh.mu.Lock()
+	sh.active++
+	sh.mu.Unlock()
+	return &Producer{sh: sh}
+}
+
+// Add adds p, following it with t (nil for none); p is not retained.
+func (pr *Producer) Add(p *parse.Point, o Origin, t *Ticket) {
+	pr.sh.mu.Lock()
+	pr.sh.bt.add(p, o, t)
+	pr.sh.mu.Unlock()
+}
+
+// Reject records a line that cannot be stored as a row (see
+// Batcher.Reject).
+func (pr *Producer) Reject(line []byte, measurement, reason, detail string, o Origin) {
+	pr.sh.mu.Lock()
+	pr.sh.bt.Reject(line, measurement, reason, detail, o)
+	pr.sh.mu.Unlock()
+}
+
+// End ends the turn; the last producer out hands every open batch over.
+func (pr *Producer) End() {
+	sh := pr.sh
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.active--
+	if sh.active == 0 {
+		sh.bt.Flush()
+	}
+}
+
+// Close hands over what is open and stops the flush ticker. No producer may
+// be active.
+func (sh *Shared) Close() {
+	if sh.closed.Swap(true) {
+		return
+	}
+	close(sh.stop)
+	sh.wg.Wait()
+	sh.mu.Lock()
+	sh.bt.Flush()
+	sh.mu.Unlock()
+}
+
+// Saturated reports whether the sink holds its limit of pending rows, and
+// whether the database is known to be unreachable: a transport that can
+// say "try later" (HTTP 429/503) should.
+func (s *Sink) Saturated() (full, databaseDown bool) {
+	s.limit.mu.Lock()
+	full = s.limit.n >= s.limit.max
+	s.limit.mu.Unlock()
+	return full, s.down.Load()
+}

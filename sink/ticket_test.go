@@ -1,0 +1,98 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pginflux/pginflux/internal/pgtest"
+)
+
+// TestSharedTickets: concurrent requests share batches, each waits for its
+// own rows only, and a lone request does not wait for the flush interval
+// (an hour here): the last producer out hands the batches over.
+func TestSharedTickets(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 2, RejectedTable: "pginflux_rejected"}, NewMetrics(nil), quiet)
+	sh := s.NewShared()
+	var wg sync.WaitGroup
+	for k := range 4 {
+		wg.Go(func() {
+			tk := NewTicket()
+			pr := sh.Begin()
+			for i := range 100 {
+				pr.Add(line(t, fmt.Sprintf("req,k=k%d v=%di %d", k, i, (k*100+i+1)*1000)), origin, tk)
+			}
+			if k == 3 {
+				pr.Add(line(t, `req,k=k3 v="oops" 999999000`), origin, tk)
+			}
+			pr.End()
+			tk.Seal()
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			rejected, err := tk.Wait(ctx)
+			if err != nil {
+				t.Errorf("request %d: %v", k, err)
+				return
+			}
+			if want := map[bool]int{true: 1, false: 0}[k == 3]; rejected != want {
+				t.Errorf("request %d: got %d rejected, want %d", k, rejected, want)
+			}
+			// Committed means visible now.
+			var n int
+			if err := pool.QueryRow(t.Context(), fmt.Sprintf(`SELECT count(*) FROM %q.req WHERE k = 'k%d'`, schema, k)).Scan(&n); err != nil {
+				t.Error(err)
+			} else if n != 100+map[bool]int{true: 1, false: 0}[k == 3] {
+				t.Errorf("request %d: got %d rows visible after Wait", k, n)
+			}
+		})
+	}
+	wg.Wait()
+	sh.Close()
+	closeSink(t, s)
+}
+
+// TestTicketLost: rows that are abandoned make Wait fail.
+func TestTicketLost(t *testing.T) {
+	pc, err := pgxpool.ParseConfig("host=127.0.0.1 port=1 user=nobody dbname=none connect_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.NewWithConfig(t.Context(), pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s := New(pool, Config{Schema: "x", BatchSize: 10, FlushInterval: time.Hour, Writers: 1}, NewMetrics(nil), quiet)
+	sh := s.NewShared()
+	tk := NewTicket()
+	pr := sh.Begin()
+	for i := range 5 {
+		pr.Add(pt("lost", 1, int64(i)), origin, tk)
+	}
+	pr.End()
+	tk.Seal()
+	if full, down := s.Saturated(); full {
+		t.Errorf("got full %v down %v, want not full", full, down)
+	}
+	waitFor(t, func() bool { _, down := s.Saturated(); return down })
+	s.Abandon()
+	if _, err := tk.Wait(t.Context()); err == nil {
+		t.Error("got no error for abandoned rows")
+	}
+	sh.Close()
+	s.Close(t.Context())
+}
+
+// TestTicketEmpty: a request without rows is done at once.
+func TestTicketEmpty(t *testing.T) {
+	tk := NewTicket()
+	tk.Seal()
+	if _, err := tk.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
