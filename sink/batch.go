@@ -121,7 +121,7 @@ func (bt *Batcher) add(p *parse.Point, o Origin, t *Ticket) {
 	b.ends = append(b.ends, len(b.buf))
 	b.addOrigin(o)
 	b.addTicket(t, false)
-	full := b.rows() >= bt.s.cfg.BatchSize
+	full := b.rows() >= int(bt.s.batchSize.Load())
 	if full {
 		delete(bt.open, b.measurement)
 		bt.s.submit(b)
@@ -159,7 +159,7 @@ func (bt *Batcher) Reject(line []byte, measurement, reason, detail string, o Ori
 	b.ends = append(b.ends, len(b.buf))
 	b.addOrigin(o)
 	b.addTicket(nil, false)
-	if b.rows() >= bt.s.cfg.BatchSize {
+	if b.rows() >= int(bt.s.batchSize.Load()) {
 		bt.rejected = nil
 		bt.s.submit(b)
 	}
@@ -170,12 +170,12 @@ func (bt *Batcher) Reject(line []byte, measurement, reason, detail string, o Ori
 // more before now.
 func (bt *Batcher) FlushDue(now time.Time) {
 	for m, b := range bt.open {
-		if now.Sub(b.opened) >= bt.s.cfg.FlushInterval {
+		if now.Sub(b.opened) >= time.Duration(bt.s.flushInterval.Load()) {
 			delete(bt.open, m)
 			bt.s.submit(b)
 		}
 	}
-	if b := bt.rejected; b != nil && now.Sub(b.opened) >= bt.s.cfg.FlushInterval {
+	if b := bt.rejected; b != nil && now.Sub(b.opened) >= time.Duration(bt.s.flushInterval.Load()) {
 		bt.rejected = nil
 		bt.s.submit(b)
 	}

@@ -73,6 +73,10 @@ type Sink struct {
 	wg    sync.WaitGroup
 	limit *pendingLimit
 
+	// What SetLimits may change while running.
+	batchSize     atomic.Int64
+	flushInterval atomic.Int64 // nanoseconds
+
 	// abandon ends every database call when the shutdown timeout passes.
 	abandon       context.Context
 	stopAbandon   context.CancelFunc
@@ -114,6 +118,8 @@ func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
 		stopAbandon:  cancel,
 		rejectLog:    logLimiter{every: 10 * time.Second},
 	}
+	s.batchSize.Store(int64(cfg.BatchSize))
+	s.flushInterval.Store(int64(cfg.FlushInterval))
 	context.AfterFunc(ctx, s.limit.wakeAll)
 	for range cfg.Writers {
 		s.wg.Go(s.writer)
@@ -139,6 +145,25 @@ func (s *Sink) Close(ctx context.Context) error {
 		return fmt.Errorf("shutdown timeout passed: %d rows were not written", n)
 	}
 	return nil
+}
+
+// SetLimits changes, while the sink runs, the batch size, the flush
+// interval and the limit of pending rows (a value of 0 keeps the current
+// one), as a reload of the configuration (SIGHUP) does. Batches already
+// open follow the new values from their next row or flush check.
+func (s *Sink) SetLimits(batchSize int, flushInterval time.Duration, maxPendingRows int) {
+	if batchSize > 0 {
+		s.batchSize.Store(int64(batchSize))
+	}
+	if flushInterval > 0 {
+		s.flushInterval.Store(int64(flushInterval))
+	}
+	if maxPendingRows > 0 {
+		s.limit.mu.Lock()
+		s.limit.max = int64(maxPendingRows)
+		s.limit.mu.Unlock()
+		s.limit.wakeAll()
+	}
 }
 
 // Abandon makes the writers give up: the COPY under way is cancelled, and

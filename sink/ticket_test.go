@@ -96,3 +96,18 @@ func TestTicketEmpty(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSetLimits: a smaller batch size set while running takes effect for
+// the open batch.
+func TestSetLimits(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1}, NewMetrics(nil), quiet)
+	b := s.NewBatcher()
+	s.SetLimits(5, 0, 0)
+	for i := range 5 {
+		b.Add(pt("reloaded", 1, int64(i)*1000), origin)
+	}
+	waitFor(t, func() bool { return tableRows(t, pool, schema, "reloaded") == 5 })
+	b.Flush()
+	closeSink(t, s)
+}
