@@ -116,6 +116,9 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		MaxColumns:     cfg.MaxColumns,
 		RejectedTable:  cfg.RejectedTable,
 		MaxPendingRows: cfg.MaxPendingRows,
+		CreateTableSQL: cfg.CreateTableSQL,
+		PartitionBy:    cfg.PartitionBy,
+		Retention:      cfg.Retention,
 	}, sink.NewMetrics(reg), log)
 	p := pipeline.New(pipeline.Config{
 		Transport:     "udp",

@@ -16,14 +16,17 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
+	"text/template"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pginflux/pginflux/parse"
+	"github.com/pginflux/pginflux/sink"
 )
 
 // Storage says how tags and fields are laid out in a measurement's table.
@@ -52,6 +55,10 @@ type Config struct {
 	UintType      string // "numeric" or "bigint": columns for unsigned fields
 	MaxColumns    int
 	RejectedTable string // "" disables the rejected table
+
+	CreateTableSQL *template.Template // run after creating a table; nil for none
+	PartitionBy    string             // "", "day", "week" or "month"
+	Retention      time.Duration      // drop partitions older than this; 0 keeps them
 
 	UDPAddress    string // host:port with the service resolved to a number; "" disables UDP
 	UDPReaders    int
@@ -190,6 +197,42 @@ func options() []option {
 		{name: "writers", def: "2", usage: "`number` of PostgreSQL connections writing batches in parallel", set: intIn(1, 256, func(c *Config, n int) { c.Writers = n })},
 		{name: "parsers", def: procs, usage: "`number` of goroutines parsing received datagrams", set: intIn(1, 1024, func(c *Config, n int) { c.Parsers = n })},
 		{name: "queue-size", def: "2048", usage: "`datagrams` waiting between the UDP readers and the parsers; what does not fit is dropped and counted", set: intIn(1, 1<<20, func(c *Config, n int) { c.QueueSize = n })},
+		{name: "create-table-sql", usage: "`SQL` run after pginflux creates a table, in the same transaction (@file reads it from a file); a Go template with {{.Table}}, {{.Schema}}, {{.TableName}}, {{.TimeColumn}} (quoted identifiers) and {{.TableLiteral}}, {{.TimeColumnLiteral}}, {{.Measurement}} (literals)", set: func(c *Config, v string) error {
+			if v == "" {
+				c.CreateTableSQL = nil
+				return nil
+			}
+			if name, ok := strings.CutPrefix(v, "@"); ok {
+				b, err := os.ReadFile(name)
+				if err != nil {
+					return fmt.Errorf("read %s: %w", name, errors.Unwrap(err))
+				}
+				v = string(b)
+			}
+			t, err := sink.ParseTemplate(v)
+			if err != nil {
+				return fmt.Errorf("not a valid template: %w", err)
+			}
+			c.CreateTableSQL = t
+			return nil
+		}},
+		{name: "partition-by", usage: "make new tables PARTITION BY RANGE (time) with a partition per `period` (day, week or month), made ahead and on demand; empty for plain tables", set: func(c *Config, v string) error {
+			switch v {
+			case "", "day", "week", "month":
+			default:
+				return fmt.Errorf("%q is not day, week or month", v)
+			}
+			c.PartitionBy = v
+			return nil
+		}},
+		{name: "retention", usage: "drop partitions (made with --partition-by) wholly older than this `age`: 30d, 12w, 36h; empty keeps them", set: func(c *Config, v string) error {
+			d, err := ParseAge(v)
+			if err != nil {
+				return err
+			}
+			c.Retention = d
+			return nil
+		}},
 		{name: "max-pending-rows", def: "200000", usage: "most `rows` held between parsing and commit; at the limit the parsers wait, the datagram queue fills and further datagrams are dropped and counted", set: intIn(1, 100_000_000, func(c *Config, n int) { c.MaxPendingRows = n })},
 		{name: "shutdown-timeout", def: "30s", usage: "on SIGTERM/SIGINT, how long (a `duration`) to keep writing what was received before giving up", set: durationIn(0, 24*time.Hour, func(c *Config, d time.Duration) { c.ShutdownTimeout = d })},
 		{name: "http-address", def: ":8086", usage: "HTTP `address` for /metrics, /healthz, /readyz and /ping (8086 is where Telegraf's influxdb output points); empty disables HTTP", set: func(c *Config, v string) error {
@@ -370,6 +413,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	}
 	if c.DatabaseURL == "" {
 		c.DatabaseURL = getenv("DATABASE_URL")
+	}
+	if c.Retention > 0 && c.PartitionBy == "" {
+		errs = append(errs, errors.New("--retention: needs --partition-by (retention drops whole partitions)"))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key: give both or neither"))

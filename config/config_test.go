@@ -6,6 +6,8 @@ import (
 	"flag"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -287,6 +289,55 @@ func TestResolveAddress(t *testing.T) {
 		}
 		if err != nil || got != tt.want {
 			t.Errorf("ResolveAddress(%q): got %q, %v, want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestParseAge(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		bad  bool
+	}{
+		{in: "", want: 0},
+		{in: "30d", want: 30 * 24 * time.Hour},
+		{in: "2w", want: 14 * 24 * time.Hour},
+		{in: "36h", want: 36 * time.Hour},
+		{in: "0d", bad: true},
+		{in: "-1h", bad: true},
+		{in: "soon", bad: true},
+		{in: "1.5d", bad: true},
+	}
+	for _, tt := range tests {
+		got, err := ParseAge(tt.in)
+		if tt.bad {
+			if err == nil {
+				t.Errorf("ParseAge(%q): got %v, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseAge(%q): got %v, %v, want %v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestTablesFlags(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "create.sql")
+	if err := os.WriteFile(file, []byte("CREATE INDEX ON {{.Table}} ({{.TimeColumn}} DESC)"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse([]string{"--create-table-sql", "@" + file, "--partition-by", "week", "--retention", "12w"}, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CreateTableSQL == nil || c.PartitionBy != "week" || c.Retention != 12*7*24*time.Hour {
+		t.Errorf("got %v %q %v", c.CreateTableSQL, c.PartitionBy, c.Retention)
+	}
+	_, err = Parse([]string{"--create-table-sql", "{{.Nope}}", "--partition-by", "year", "--retention", "30d"}, env(nil), &bytes.Buffer{})
+	for _, name := range []string{"--create-table-sql:", "--partition-by:", "--retention:"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s: %v", name, err)
 		}
 	}
 }

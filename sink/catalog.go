@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"text/template"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -20,6 +21,10 @@ type table struct {
 // errTableMismatch marks a table that exists with a layout pginflux cannot
 // write into. No retry fixes it.
 var errTableMismatch = errors.New("table layout does not match the storage mode")
+
+// errCreateFailed marks a table that could not be created because the
+// --create-table-sql template failed; its rows go to the rejected table.
+var errCreateFailed = errors.New("the table template failed")
 
 // catalog creates the schema and the measurement tables and remembers the
 // ones it has seen. Safe for concurrent use.
@@ -35,6 +40,9 @@ type catalog struct {
 	metrics      *Metrics
 	log          *slog.Logger
 
+	template   *template.Template // --create-table-sql, or nil
+	partitions *partitioner       // --partition-by, or nil
+
 	mu          sync.Mutex
 	schemaReady bool
 	tables      map[string]*table      // jsonb storage, by measurement name
@@ -43,7 +51,13 @@ type catalog struct {
 }
 
 func newCatalog(cfg Config, m *Metrics, log *slog.Logger) *catalog {
+	var parts *partitioner
+	if cfg.PartitionBy != "" {
+		parts = newPartitioner(cfg.PartitionBy, cfg.Schema)
+	}
 	return &catalog{
+		template:     cfg.CreateTableSQL,
+		partitions:   parts,
 		schema:       cfg.Schema,
 		maxColumns:   cfg.MaxColumns,
 		uintType:     cfg.UintType,
@@ -100,6 +114,14 @@ func (c *catalog) forget(measurement string, schemaToo bool) {
 	}
 	delete(c.tables, measurement)
 	delete(c.typed, measurement)
+}
+
+// partitionClause makes new tables partitioned when asked to.
+func (c *catalog) partitionClause() string {
+	if c.partitions == nil {
+		return ""
+	}
+	return c.partitions.partitionedDDL()
 }
 
 // ready makes sure the schema exists, once.
@@ -201,11 +223,14 @@ func (c *catalog) ensureTable(ctx context.Context, conn *pgx.Conn, measurement s
 		for i, col := range jsonbColumns {
 			cols[i] = pgx.Identifier{col.name}.Sanitize() + " " + col.typ + " NOT NULL"
 		}
-		if _, err := tx.Exec(ctx, "CREATE TABLE "+ident+" ("+strings.Join(cols, ", ")+")"); err != nil {
+		if _, err := tx.Exec(ctx, "CREATE TABLE "+ident+" ("+strings.Join(cols, ", ")+")"+c.partitionClause()); err != nil {
 			return err
 		}
 		created = true
-		return commentOn(ctx, tx, "TABLE "+ident, measurement, name != measurement)
+		if err := commentOn(ctx, tx, "TABLE "+ident, measurement, name != measurement); err != nil {
+			return err
+		}
+		return c.runTemplate(ctx, tx, name, measurement)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create table %s: %w", ident, err)

@@ -174,7 +174,7 @@ func (c *catalog) ensureTyped(ctx context.Context, conn *pgx.Conn, measurement s
 			return err
 		}
 		if !exists {
-			if _, err := tx.Exec(ctx, "CREATE TABLE "+ident+" (time timestamptz NOT NULL)"); err != nil {
+			if _, err := tx.Exec(ctx, "CREATE TABLE "+ident+" (time timestamptz NOT NULL)"+c.partitionClause()); err != nil {
 				return err
 			}
 			if err := commentOn(ctx, tx, "TABLE "+ident, measurement, name != measurement); err != nil {
@@ -219,6 +219,10 @@ func (c *catalog) ensureTyped(ctx context.Context, conn *pgx.Conn, measurement s
 			t.byName[col.name] = col
 			t.attrs++
 			added++
+		}
+		if created {
+			// After the first columns, so that the template can index them.
+			return c.runTemplate(ctx, tx, name, measurement)
 		}
 		return nil
 	})

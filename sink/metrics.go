@@ -20,6 +20,7 @@ const (
 const (
 	ReasonTableMismatch = "table_mismatch" // the table exists with a layout pginflux cannot fill
 	ReasonReservedName  = "reserved_name"  // the measurement has the rejected table's name
+	ReasonCreateFailed  = "create_failed"  // --create-table-sql failed, so the table does not exist
 )
 
 var dropReasons = []string{DropPermanentError, DropAbandoned, ReasonRefused, ReasonTableMismatch}
@@ -27,22 +28,24 @@ var dropReasons = []string{DropPermanentError, DropAbandoned, ReasonRefused, Rea
 // rejectReasons is the closed label set of pginflux_sink_rejected_total:
 // the parser's reasons for lines, and the sink's for values and rows.
 var rejectReasons = []string{"syntax", "out_of_range", "nul_byte", "invalid_utf8",
-	ReasonTypeConflict, ReasonTooLong, ReasonRefused, ReasonOverflow, ReasonTableMismatch, ReasonReservedName}
+	ReasonTypeConflict, ReasonTooLong, ReasonRefused, ReasonOverflow, ReasonTableMismatch, ReasonReservedName, ReasonCreateFailed}
 
 // Metrics counts what the sink writes and drops. Safe for concurrent use.
 type Metrics struct {
-	RowsWritten    prometheus.Counter
-	BatchesWritten prometheus.Counter
-	BatchDuration  prometheus.Histogram
-	RowsDropped    *prometheus.CounterVec // reason
-	CopyErrors     *prometheus.CounterVec // sqlstate_class
-	Retries        prometheus.Counter
-	TablesCreated  prometheus.Counter
-	ColumnsCreated prometheus.Counter
-	PendingRows    prometheus.Gauge
-	Rejected       *prometheus.CounterVec // reason
-	OverflowValues prometheus.Counter
-	Latency        prometheus.Histogram
+	RowsWritten       prometheus.Counter
+	BatchesWritten    prometheus.Counter
+	BatchDuration     prometheus.Histogram
+	RowsDropped       *prometheus.CounterVec // reason
+	CopyErrors        *prometheus.CounterVec // sqlstate_class
+	Retries           prometheus.Counter
+	TablesCreated     prometheus.Counter
+	ColumnsCreated    prometheus.Counter
+	PendingRows       prometheus.Gauge
+	Rejected          *prometheus.CounterVec // reason
+	OverflowValues    prometheus.Counter
+	Latency           prometheus.Histogram
+	PartitionsCreated prometheus.Counter
+	PartitionsDropped prometheus.Counter
 }
 
 // NewMetrics creates the sink's metrics and registers them with reg (nil
@@ -100,6 +103,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 	}
+	m.PartitionsCreated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pginflux_sink_created_partitions_total",
+		Help: "Partitions created (--partition-by), ahead of the data or on demand.",
+	})
+	m.PartitionsDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pginflux_sink_dropped_partitions_total",
+		Help: "Partitions dropped because they ended before --retention.",
+	})
 	for _, r := range dropReasons {
 		m.RowsDropped.WithLabelValues(r)
 	}
@@ -109,7 +120,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.RowsWritten, m.BatchesWritten, m.BatchDuration, m.RowsDropped,
 			m.CopyErrors, m.Retries, m.TablesCreated, m.ColumnsCreated, m.PendingRows,
-			m.Rejected, m.OverflowValues, m.Latency)
+			m.Rejected, m.OverflowValues, m.Latency, m.PartitionsCreated, m.PartitionsDropped)
 	}
 	return m
 }

@@ -20,6 +20,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"text/template"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,6 +53,15 @@ type Config struct {
 	// MaxPendingRows bounds the rows taken in and not yet committed,
 	// rejected or dropped; producers wait while it is reached.
 	MaxPendingRows int
+	// CreateTableSQL, when not nil, runs after pginflux creates a table, in
+	// the same transaction (see ParseTemplate).
+	CreateTableSQL *template.Template
+	// PartitionBy makes new tables partitioned by range of time: "day",
+	// "week", "month", or "" for plain tables.
+	PartitionBy string
+	// Retention drops pginflux's partitions wholly older than this; 0
+	// keeps them.
+	Retention time.Duration
 }
 
 // DefaultMaxPendingRows is the default of Config.MaxPendingRows: about
@@ -72,6 +82,9 @@ type Sink struct {
 	queue chan *batch
 	wg    sync.WaitGroup
 	limit *pendingLimit
+
+	maintenance     sync.WaitGroup
+	stopMaintenance chan struct{}
 
 	// What SetLimits may change while running.
 	batchSize     atomic.Int64
@@ -106,17 +119,18 @@ func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Sink{
-		pool:         pool,
-		cfg:          cfg,
-		metrics:      m,
-		log:          log,
-		catalog:      newCatalog(cfg, m, log),
-		rejectedName: cfg.RejectedTable,
-		queue:        make(chan *batch, cfg.Writers),
-		limit:        newPendingLimit(int64(cfg.MaxPendingRows)),
-		abandon:      ctx,
-		stopAbandon:  cancel,
-		rejectLog:    logLimiter{every: 10 * time.Second},
+		pool:            pool,
+		cfg:             cfg,
+		metrics:         m,
+		log:             log,
+		catalog:         newCatalog(cfg, m, log),
+		rejectedName:    cfg.RejectedTable,
+		queue:           make(chan *batch, cfg.Writers),
+		limit:           newPendingLimit(int64(cfg.MaxPendingRows)),
+		stopMaintenance: make(chan struct{}),
+		abandon:         ctx,
+		stopAbandon:     cancel,
+		rejectLog:       logLimiter{every: 10 * time.Second},
 	}
 	s.batchSize.Store(int64(cfg.BatchSize))
 	s.flushInterval.Store(int64(cfg.FlushInterval))
@@ -124,7 +138,56 @@ func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
 	for range cfg.Writers {
 		s.wg.Go(s.writer)
 	}
+	if s.catalog.partitions != nil {
+		s.maintenance.Go(s.maintain)
+	}
 	return s
+}
+
+// maintainEvery is how often partitions are made ahead and old ones
+// dropped.
+const maintainEvery = 10 * time.Minute
+
+// maintain runs partition upkeep until the sink closes.
+func (s *Sink) maintain() {
+	tick := time.NewTicker(maintainEvery)
+	defer tick.Stop()
+	for {
+		s.maintainOnce(time.Now())
+		select {
+		case <-tick.C:
+		case <-s.stopMaintenance:
+			return
+		}
+	}
+}
+
+// maintainOnce makes partitions ahead and drops the expired ones, logging
+// what it did; errors are logged and retried at the next round.
+func (s *Sink) maintainOnce(now time.Time) {
+	ctx, cancel := context.WithTimeout(s.abandon, time.Minute)
+	defer cancel()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		s.log.Debug("partition upkeep: no connection", "err", err)
+		return
+	}
+	defer conn.Release()
+	if err := s.catalog.ready(ctx, conn.Conn()); err != nil {
+		s.log.Debug("partition upkeep: schema not ready", "err", err)
+		return
+	}
+	if err := s.catalog.partitions.loadPartitioned(ctx, conn.Conn()); err != nil {
+		s.log.Warn("partition upkeep failed", "err", err)
+		return
+	}
+	dropped, err := s.catalog.partitions.maintain(ctx, conn.Conn(), now, s.cfg.Retention, s.metrics)
+	for _, d := range dropped {
+		s.log.Info("partition dropped by retention", "schema", s.cfg.Schema, "partition", d, "retention", s.cfg.Retention)
+	}
+	if err != nil {
+		s.log.Warn("partition upkeep failed", "err", err)
+	}
 }
 
 // DefaultMaxColumns is the default of Config.MaxColumns: well below
@@ -136,6 +199,8 @@ const DefaultMaxColumns = 1000
 // error says how many rows that was. Every Batcher must have been flushed,
 // and none may be used after Close.
 func (s *Sink) Close(ctx context.Context) error {
+	close(s.stopMaintenance)
+	s.maintenance.Wait()
 	close(s.queue)
 	stop := context.AfterFunc(ctx, s.Abandon)
 	defer stop()
@@ -246,12 +311,16 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 			s.writeRange(w, b, mid, hi, true)
 			return
 		case errMismatch:
+			reason := ReasonTableMismatch
+			if errors.Is(err, errCreateFailed) {
+				reason = ReasonCreateFailed
+			}
 			if _, seen := s.mismatched.LoadOrStore(b.measurement, struct{}{}); !seen {
-				s.log.Error("cannot write into a table that exists with another layout; its rows go to the rejected table (fix or rename the table, then restart pginflux)",
-					"measurement", b.measurement, "err", err)
+				s.log.Error("cannot create or write into the table; its rows go to the rejected table (fix the table or --create-table-sql, then restart pginflux)",
+					"measurement", b.measurement, "reason", reason, "err", err)
 			}
 			for r := lo; r < hi; r++ {
-				s.refuse(w, b, r, ReasonTableMismatch, err)
+				s.refuse(w, b, r, reason, err)
 			}
 			return
 		case errUndefined:
@@ -373,11 +442,17 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 			}
 			cols = t.columnsFor(b.keys)
 		}
+		if err := s.ensurePartitions(ctx, conn.Conn(), b, lo, hi, t.name); err != nil {
+			return err
+		}
 		encodeTyped(&w.enc, b, lo, hi, t, cols)
 		rows, copySQL, target, dead = w.enc.rows, w.enc.copySQL, t.name, w.enc.dead
 	default:
 		t, err := s.catalog.lookup(ctx, conn.Conn(), b.measurement)
 		if err != nil {
+			return err
+		}
+		if err := s.ensurePartitions(ctx, conn.Conn(), b, lo, hi, t.name); err != nil {
 			return err
 		}
 		rows, copySQL, target = b.rowBytes(lo, hi), t.copySQL, t.name
@@ -446,6 +521,15 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 	return nil
 }
 
+// ensurePartitions makes the partitions rows lo..hi-1 of b need.
+func (s *Sink) ensurePartitions(ctx context.Context, conn *pgx.Conn, b *batch, lo, hi int, table string) error {
+	p := s.catalog.partitions
+	if p == nil {
+		return nil
+	}
+	return p.ensure(ctx, conn, table, p.rowTimes(b, lo, hi, s.cfg.Storage == StorageColumns), s.metrics)
+}
+
 // copyRows sends one binary COPY of n encoded rows.
 func copyRows(ctx context.Context, pc *pgconn.PgConn, copySQL string, rows []byte, n int) error {
 	r := io.MultiReader(bytes.NewReader(copyHeader), bytes.NewReader(rows), bytes.NewReader(copyTrailer))
@@ -502,7 +586,7 @@ func (s *Sink) databaseUp() {
 // tests; it never looks at error strings. schemaGone reports that the whole
 // schema is missing, not only a table.
 func classify(err error) (class errClass, schemaGone bool) {
-	if errors.Is(err, errTableMismatch) {
+	if errors.Is(err, errTableMismatch) || errors.Is(err, errCreateFailed) {
 		return errMismatch, false
 	}
 	var pgErr *pgconn.PgError

@@ -1,0 +1,77 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"text/template"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TemplateData is what --create-table-sql may use, every value quoted for
+// its place: identifiers as identifiers, literals as literals.
+type TemplateData struct {
+	Schema      string // "metrics"
+	Table       string // "metrics"."cpu"
+	TableName   string // "cpu"
+	TimeColumn  string // "time"
+	Measurement string // 'cpu' (a literal: the measurement's full name)
+	// TableLiteral and TimeColumnLiteral are literals, for functions that
+	// take names as text or regclass, such as create_hypertable.
+	TableLiteral      string // '"metrics"."cpu"'
+	TimeColumnLiteral string // 'time'
+}
+
+// ParseTemplate checks SQL run after pginflux creates a table.
+func ParseTemplate(text string) (*template.Template, error) {
+	t, err := template.New("create-table-sql").Option("missingkey=error").Parse(text)
+	if err != nil {
+		return nil, err
+	}
+	// Execute once on sample data, so that a bad field name fails at start.
+	if err := t.Execute(&bytes.Buffer{}, templateData("metrics", "cpu", "cpu")); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func templateData(schema, table, measurement string) TemplateData {
+	qualified := pgx.Identifier{schema, table}.Sanitize()
+	return TemplateData{
+		Schema:            pgx.Identifier{schema}.Sanitize(),
+		Table:             qualified,
+		TableName:         pgx.Identifier{table}.Sanitize(),
+		TimeColumn:        pgx.Identifier{"time"}.Sanitize(),
+		Measurement:       dollarQuote(measurement),
+		TableLiteral:      dollarQuote(qualified),
+		TimeColumnLiteral: dollarQuote("time"),
+	}
+}
+
+// dollarQuote quotes s as a dollar-quoted literal, which needs no escapes
+// and means the same whatever standard_conforming_strings says.
+func dollarQuote(s string) string {
+	tag := "$p$"
+	for i := 0; strings.Contains(s, tag); i++ {
+		tag = fmt.Sprintf("$p%d$", i)
+	}
+	return tag + s + tag
+}
+
+// runTemplate runs the table template for a table just created, in the
+// transaction that created it: a failing template leaves no table.
+func (c *catalog) runTemplate(ctx context.Context, tx pgx.Tx, table, measurement string) error {
+	if c.template == nil {
+		return nil
+	}
+	var sql bytes.Buffer
+	if err := c.template.Execute(&sql, templateData(c.schema, table, measurement)); err != nil {
+		return fmt.Errorf("--create-table-sql: %w", err)
+	}
+	if _, err := tx.Exec(ctx, sql.String()); err != nil {
+		return fmt.Errorf("--create-table-sql for %s: %w: %w", pgx.Identifier{c.schema, table}.Sanitize(), err, errCreateFailed)
+	}
+	return nil
+}
