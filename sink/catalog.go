@@ -110,10 +110,16 @@ func (c *catalog) forget(measurement string, schemaToo bool) {
 		clear(c.tables)
 		clear(c.typed)
 		c.rejected = nil
+		if c.partitions != nil {
+			c.partitions.forget("")
+		}
 		return
 	}
 	delete(c.tables, measurement)
 	delete(c.typed, measurement)
+	if c.partitions != nil {
+		c.partitions.forget(TableName(measurement))
+	}
 }
 
 // partitionClause makes new tables partitioned when asked to.

@@ -192,6 +192,20 @@ func (p *partitioner) create(ctx context.Context, conn *pgx.Conn, table string, 
 	return created, partitioned, nil
 }
 
+// forget drops what is known of the partitions of table ("" for all), so
+// that they are checked again: someone may have dropped them.
+func (p *partitioner) forget(table string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if table == "" {
+		clear(p.known)
+		clear(p.plain)
+		return
+	}
+	delete(p.known, table)
+	delete(p.plain, table)
+}
+
 // byTimeRange is true for a pg_partitioned_table row pt of a table
 // partitioned by range of its time column alone: the only kind pginflux
 // makes partitions for.

@@ -167,3 +167,27 @@ func TestParseTemplate(t *testing.T) {
 		t.Errorf("got %s", d.Measurement)
 	}
 }
+
+// TestPartitionDroppedBehindOurBack: a partition someone drops is made
+// again for the next rows, which are not refused.
+func TestPartitionDroppedBehindOurBack(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	m := NewMetrics(nil)
+	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1,
+		PartitionBy: "month", RejectedTable: "pginflux_rejected"}, m, quiet)
+	b := s.NewBatcher()
+	day := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
+	b.Add(pt("gone", 1, day.UnixNano()), origin)
+	b.Flush()
+	waitFor(t, func() bool { return tableRows(t, pool, schema, "gone") == 1 })
+	if _, err := pool.Exec(t.Context(), "DROP TABLE "+pgx.Identifier{schema, "gone_p202611"}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	b.Add(pt("gone", 2, day.Add(time.Hour).UnixNano()), origin)
+	b.Flush()
+	closeSink(t, s)
+	equal(t, "rows", query(t, pool, "SELECT v FROM "+pgx.Identifier{schema, "gone"}.Sanitize()), []string{"2"})
+	if got := testutil.ToFloat64(m.Rejected.WithLabelValues(ReasonRefused)); got != 0 {
+		t.Errorf("got %v refused rows, want 0", got)
+	}
+}

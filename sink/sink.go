@@ -84,7 +84,8 @@ type Sink struct {
 	limit *pendingLimit
 
 	maintenance     sync.WaitGroup
-	stopMaintenance chan struct{}
+	maintenanceCtx  context.Context
+	stopMaintenance context.CancelFunc
 
 	// What SetLimits may change while running.
 	batchSize     atomic.Int64
@@ -119,19 +120,20 @@ func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Sink{
-		pool:            pool,
-		cfg:             cfg,
-		metrics:         m,
-		log:             log,
-		catalog:         newCatalog(cfg, m, log),
-		rejectedName:    cfg.RejectedTable,
-		queue:           make(chan *batch, cfg.Writers),
-		limit:           newPendingLimit(int64(cfg.MaxPendingRows)),
-		stopMaintenance: make(chan struct{}),
-		abandon:         ctx,
-		stopAbandon:     cancel,
-		rejectLog:       logLimiter{every: 10 * time.Second},
+		pool:         pool,
+		cfg:          cfg,
+		metrics:      m,
+		log:          log,
+		catalog:      newCatalog(cfg, m, log),
+		rejectedName: cfg.RejectedTable,
+		queue:        make(chan *batch, cfg.Writers),
+		limit:        newPendingLimit(int64(cfg.MaxPendingRows)),
+
+		abandon:     ctx,
+		stopAbandon: cancel,
+		rejectLog:   logLimiter{every: 10 * time.Second},
 	}
+	s.maintenanceCtx, s.stopMaintenance = context.WithCancel(ctx)
 	s.batchSize.Store(int64(cfg.BatchSize))
 	s.flushInterval.Store(int64(cfg.FlushInterval))
 	context.AfterFunc(ctx, s.limit.wakeAll)
@@ -156,7 +158,7 @@ func (s *Sink) maintain() {
 		s.maintainOnce(time.Now())
 		select {
 		case <-tick.C:
-		case <-s.stopMaintenance:
+		case <-s.maintenanceCtx.Done():
 			return
 		}
 	}
@@ -165,7 +167,7 @@ func (s *Sink) maintain() {
 // maintainOnce makes partitions ahead and drops the expired ones, logging
 // what it did; errors are logged and retried at the next round.
 func (s *Sink) maintainOnce(now time.Time) {
-	ctx, cancel := context.WithTimeout(s.abandon, time.Minute)
+	ctx, cancel := context.WithTimeout(s.maintenanceCtx, time.Minute)
 	defer cancel()
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -199,7 +201,7 @@ const DefaultMaxColumns = 1000
 // error says how many rows that was. Every Batcher must have been flushed,
 // and none may be used after Close.
 func (s *Sink) Close(ctx context.Context) error {
-	close(s.stopMaintenance)
+	s.stopMaintenance()
 	s.maintenance.Wait()
 	close(s.queue)
 	stop := context.AfterFunc(ctx, s.Abandon)
