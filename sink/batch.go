@@ -27,6 +27,7 @@ type batch struct {
 	keys     []batchKey
 	tagIDs   map[string]uint32
 	fieldIDs map[string]uint32
+	lastSeq  []uint32 // key ids of the last line, in its order
 
 	// Tickets of the rows, when any row has one (see Ticket).
 	tickets   []*Ticket
@@ -70,6 +71,7 @@ func releaseBatch(b *batch) {
 	b.origins = b.origins[:0]
 	b.rowOrigin = b.rowOrigin[:0]
 	b.keys = b.keys[:0]
+	b.lastSeq = b.lastSeq[:0]
 	clear(b.tagIDs)
 	clear(b.fieldIDs)
 	clear(b.tickets)

@@ -47,6 +47,27 @@ func (b *batch) keyID(tag bool, key []byte, kind parse.Kind) uint32 {
 	return id
 }
 
+// seqID returns the key id of value i of a line: lines of one measurement
+// nearly always repeat the keys of the line before in the same order, so
+// the id that value i had then is tried first, before the map.
+func (b *batch) seqID(i int, tag bool, key []byte, kind parse.Kind) uint32 {
+	if i < len(b.lastSeq) {
+		if id := b.lastSeq[i]; int(id) < len(b.keys) {
+			if k := &b.keys[id]; k.tag == tag && k.name == string(key) {
+				k.counts[kind]++
+				return id
+			}
+		}
+	}
+	id := b.keyID(tag, key, kind)
+	if i < len(b.lastSeq) {
+		b.lastSeq[i] = id
+	} else {
+		b.lastSeq = append(b.lastSeq, id)
+	}
+	return id
+}
+
 func (b *batch) appendTypedRow(p *parse.Point) {
 	if b.tagIDs == nil {
 		b.tagIDs = make(map[string]uint32)
@@ -56,14 +77,14 @@ func (b *batch) appendTypedRow(p *parse.Point) {
 	buf = binary.BigEndian.AppendUint32(buf, uint32(len(p.Tags)+len(p.Fields)))
 	for i := range p.Tags {
 		t := &p.Tags[i]
-		buf = binary.BigEndian.AppendUint32(buf, b.keyID(true, t.Key, kindTag))
+		buf = binary.BigEndian.AppendUint32(buf, b.seqID(i, true, t.Key, kindTag))
 		buf = append(buf, byte(kindTag))
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(t.Value)))
 		buf = append(buf, t.Value...)
 	}
 	for i := range p.Fields {
 		f := &p.Fields[i]
-		buf = binary.BigEndian.AppendUint32(buf, b.keyID(false, f.Key, f.Kind))
+		buf = binary.BigEndian.AppendUint32(buf, b.seqID(len(p.Tags)+i, false, f.Key, f.Kind))
 		buf = append(buf, byte(f.Kind))
 		if f.Kind == parse.String {
 			buf = binary.BigEndian.AppendUint32(buf, uint32(len(f.Str)))
