@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pginflux/pginflux/internal/loadgen"
+)
+
+func init() {
+	commands["bench"] = command{
+		summary: "send Telegraf-like load over UDP and check what was stored (see BENCHMARKS.md)",
+		run:     runBench,
+	}
+}
+
+// benchFlags are the flags of pginflux bench. Each is also read from
+// PGINFLUX_BENCH_<NAME> when not on the command line.
+type benchFlags struct {
+	address          string
+	allowRemote      bool
+	workload         string
+	hosts, series    int
+	linesPerDatagram int
+	datagramSize     int
+	rate             float64
+	lines            int64
+	duration         time.Duration
+	senders          int
+
+	databaseURL string
+	schema      string
+	settle      time.Duration
+	truncate    bool
+	metricsURL  string
+	pid         int
+	json        bool
+
+	findMax       bool
+	stepDuration  time.Duration
+	stepFactor    float64
+	stepPrecision float64
+	maxSteps      int
+
+	ceiling     bool
+	ceilingRate float64
+	storage     string
+	writers     int
+	batchSize   int
+}
+
+func (f *benchFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.address, "address", "127.0.0.1:8089", "UDP `host:port` of pginflux; must be a loopback address unless --allow-remote")
+	fs.BoolVar(&f.allowRemote, "allow-remote", false, "allow targets (UDP, database, metrics) that are not loopback addresses")
+	fs.StringVar(&f.workload, "workload", "cpu", "`name` of the workload: cpu (Telegraf's cpu lines) or mix (cpu, mem, disk, net)")
+	fs.IntVar(&f.hosts, "hosts", 10, "`number` of hosts sending")
+	fs.IntVar(&f.series, "series", 10, "`number` of series of each measurement per host (cpus, disks, interfaces)")
+	fs.IntVar(&f.linesPerDatagram, "lines-per-datagram", 10, "`lines` in each UDP datagram at most")
+	fs.IntVar(&f.datagramSize, "datagram-size", 8192, "`bytes` in each UDP datagram at most; lines are never split")
+	fs.Float64Var(&f.rate, "rate", 0, "`lines` per second over all senders; 0 sends as fast as possible (--find-max starts here, or at 50000)")
+	fs.Int64Var(&f.lines, "lines", 1_000_000, "stop after this many `lines` (also the rows of --ceiling; --find-max sends rate × --step-duration a step)")
+	fs.DurationVar(&f.duration, "duration", 30*time.Second, "stop after this long (a `duration`), whichever comes first (--ceiling: for each way of writing)")
+	fs.IntVar(&f.senders, "senders", 1, "`number` of sending goroutines, each with its own socket")
+	fs.StringVar(&f.databaseURL, "database-url", "", "PostgreSQL `URL` pginflux writes to, for counting what was stored (also PGINFLUX_DATABASE_URL, DATABASE_URL); empty: no check")
+	fs.StringVar(&f.schema, "schema", "metrics", "`schema` of pginflux's tables")
+	fs.DurationVar(&f.settle, "settle", 10*time.Second, "after sending, wait at most this long (a `duration`) for the rows to be stored")
+	fs.BoolVar(&f.truncate, "truncate", false, "empty the workload's tables (cpu; mem, disk, net) in --schema before sending: deletes data!")
+	fs.StringVar(&f.metricsURL, "metrics-url", "http://127.0.0.1:8086/metrics", "pginflux's Prometheus `URL`, for its counters; empty: none")
+	fs.IntVar(&f.pid, "pid", 0, "pginflux's process `id`, for its memory (VmRSS, VmHWM) and CPU time")
+	fs.BoolVar(&f.json, "json", false, "write the result as JSON")
+	fs.BoolVar(&f.findMax, "find-max", false, "step the rate to find the highest at which nothing is lost")
+	fs.DurationVar(&f.stepDuration, "step-duration", 10*time.Second, "how long (a `duration`) each --find-max step sends")
+	fs.Float64Var(&f.stepFactor, "step-factor", 1.25, "--find-max multiplies the rate by this `factor` until lines are lost, then bisects")
+	fs.Float64Var(&f.stepPrecision, "step-precision", 0.05, "--find-max stops when the lowest lossy rate is within this `fraction` above the highest lossless one")
+	fs.IntVar(&f.maxSteps, "max-steps", 8, "--find-max runs this many `steps` at most")
+	fs.BoolVar(&f.ceiling, "ceiling", false, "measure the ceiling: the same rows COPYed straight from memory into <schema>_ceiling (made and dropped); alone, nothing is sent; with --find-max, before it")
+	fs.Float64Var(&f.ceilingRate, "ceiling-rate", 0, "a ceiling measured before, in `rows/s`, to report pginflux's rate as a fraction of it")
+	fs.StringVar(&f.storage, "storage", "columns", "table `layouts` for --ceiling: columns (pginflux's default), jsonb, or both (columns,jsonb); the first is the one compared with pginflux")
+	fs.IntVar(&f.writers, "writers", 2, "`connections` writing in parallel for --ceiling")
+	fs.IntVar(&f.batchSize, "batch-size", 10000, "`rows` per COPY for --ceiling (pginflux's default --batch-size)")
+}
+
+func benchEnvName(flagName string) string {
+	return "PGINFLUX_BENCH_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseBenchFlags parses args, then takes every flag not on the command
+// line from its environment twin, and checks the values.
+func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer) (*benchFlags, error) {
+	f := &benchFlags{}
+	fs := flag.NewFlagSet("pginflux bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: pginflux bench [flags]\n\n"+
+			"Sends Telegraf-like line protocol to pginflux over UDP at a steady rate, then counts in\n"+
+			"PostgreSQL what was stored, next to the kernel's and pginflux's counters. Only loopback\n"+
+			"targets unless --allow-remote. See BENCHMARKS.md.\n\n"+
+			"  pginflux bench --database-url URL --rate 50000 --duration 20s\n"+
+			"  pginflux bench --database-url URL --find-max --step-duration 10s\n"+
+			"  pginflux bench --database-url URL --ceiling\n\n"+
+			"Flags (each also read from the environment variable shown):\n")
+		fs.VisitAll(func(fl *flag.Flag) {
+			name, usage := flag.UnquoteUsage(fl)
+			if name != "" {
+				name = " " + name
+			}
+			fmt.Fprintf(stderr, "  --%s%s\n    \t%s (env %s", fl.Name, name, usage, benchEnvName(fl.Name))
+			if fl.DefValue != "" && fl.DefValue != "false" && fl.DefValue != "0" {
+				fmt.Fprintf(stderr, ", default %s", fl.DefValue)
+			}
+			fmt.Fprintln(stderr, ")")
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	set := make(map[string]bool)
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	var errs []error
+	fs.VisitAll(func(fl *flag.Flag) {
+		if set[fl.Name] {
+			return
+		}
+		if v := getenv(benchEnvName(fl.Name)); v != "" {
+			if err := fs.Set(fl.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", benchEnvName(fl.Name), err))
+			}
+		}
+	})
+	if f.databaseURL == "" {
+		f.databaseURL = getenv("PGINFLUX_DATABASE_URL")
+	}
+	if f.databaseURL == "" {
+		f.databaseURL = getenv("DATABASE_URL")
+	}
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(f.hosts >= 1, "--hosts %d: want at least 1", f.hosts)
+	check(f.series >= 1, "--series %d: want at least 1", f.series)
+	check(f.linesPerDatagram >= 1, "--lines-per-datagram %d: want at least 1", f.linesPerDatagram)
+	check(f.rate >= 0, "--rate %v: want 0 or more", f.rate)
+	check(f.lines >= 1, "--lines %d: want at least 1", f.lines)
+	check(f.duration > 0, "--duration %v: want more than 0", f.duration)
+	check(f.senders >= 1 && f.senders <= 1024, "--senders %d: want 1..1024", f.senders)
+	check(f.settle >= 0, "--settle %v: want 0 or more", f.settle)
+	check(f.stepDuration > 0, "--step-duration %v: want more than 0", f.stepDuration)
+	check(f.stepFactor > 1, "--step-factor %v: want more than 1", f.stepFactor)
+	check(f.stepPrecision > 0 && f.stepPrecision < 1, "--step-precision %v: want between 0 and 1", f.stepPrecision)
+	check(f.maxSteps >= 1 && f.maxSteps <= 100, "--max-steps %d: want 1..100", f.maxSteps)
+	check(f.ceilingRate >= 0, "--ceiling-rate %v: want 0 or more", f.ceilingRate)
+	check(f.writers >= 1 && f.writers <= 256, "--writers %d: want 1..256", f.writers)
+	check(f.batchSize >= 1, "--batch-size %d: want at least 1", f.batchSize)
+	check(f.pid >= 0, "--pid %d: want a process id", f.pid)
+	check(f.schema != "" && len(f.schema) <= 63-len("_ceiling"), "--schema %q: want 1 to %d bytes", f.schema, 63-len("_ceiling"))
+	for _, s := range strings.Split(f.storage, ",") {
+		check(s == loadgen.StorageJSONB || s == loadgen.StorageColumns, "--storage: %q is neither jsonb nor columns", s)
+	}
+	check(f.databaseURL != "" || !f.findMax && !f.ceiling && !f.truncate, "--find-max, --ceiling and --truncate need --database-url")
+	return f, errors.Join(errs...)
+}
+
+// benchOutput is what --json prints: the parts that ran.
+type benchOutput struct {
+	Run            *loadgen.Result        `json:"run,omitempty"`
+	FindMax        *loadgen.FindMaxResult `json:"find_max,omitempty"`
+	Ceiling        *loadgen.CeilingResult `json:"ceiling,omitempty"`
+	CeilingRate    float64                `json:"ceiling_rate,omitempty"`     // rows/s compared with
+	RatioToCeiling float64                `json:"ratio_to_ceiling,omitempty"` // pginflux's rows/s over CeilingRate
+}
+
+func runBench(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
+	f, err := parseBenchFlags(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return usageError{err}
+	}
+	w, err := loadgen.NewWorkload(f.workload, f.hosts, f.series)
+	if err != nil {
+		return usageError{fmt.Errorf("--workload: %w", err)}
+	}
+	resolver := net.DefaultResolver
+	addr, err := loadgen.ResolveUDP(ctx, resolver, f.address, f.allowRemote)
+	if err != nil {
+		return usageError{fmt.Errorf("--address: %w", err)}
+	}
+	var db *pgx.ConnConfig
+	if f.databaseURL != "" {
+		if db, err = pgx.ParseConfig(f.databaseURL); err != nil {
+			// Never repeat the string: it may hold a password.
+			return usageError{errors.New("--database-url: not a valid PostgreSQL URL or key=value connection string")}
+		}
+		if err := loadgen.CheckDatabase(ctx, resolver, &db.Config, f.allowRemote); err != nil {
+			return usageError{fmt.Errorf("--database-url: %w", err)}
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{DialContext: loadgen.LoopbackDialer().DialContext}}
+	if f.allowRemote {
+		client = &http.Client{}
+	}
+	if f.metricsURL != "" {
+		if err := loadgen.CheckURL(ctx, resolver, f.metricsURL, f.allowRemote); err != nil {
+			return usageError{fmt.Errorf("--metrics-url: %w", err)}
+		}
+	}
+	progress := stderr
+	cfg := loadgen.Config{
+		Send: loadgen.SendConfig{
+			Address:          addr,
+			Workload:         w,
+			Base:             time.Now(),
+			Rate:             f.rate,
+			Lines:            f.lines,
+			Duration:         f.duration,
+			Senders:          f.senders,
+			LinesPerDatagram: f.linesPerDatagram,
+			MaxDatagramSize:  f.datagramSize,
+		},
+		Database:   db,
+		Schema:     f.schema,
+		Settle:     f.settle,
+		Truncate:   f.truncate,
+		MetricsURL: f.metricsURL,
+		HTTPClient: client,
+		PID:        f.pid,
+		Progress:   progress,
+	}
+	if err := cfg.Send.Validate(); err != nil {
+		return usageError{err}
+	}
+
+	var out benchOutput
+	out.CeilingRate = f.ceilingRate
+	storages := strings.Split(f.storage, ",")
+	if f.ceiling {
+		c, err := loadgen.Ceiling(ctx, loadgen.CeilingConfig{
+			Database:  db,
+			Schema:    f.schema + "_ceiling",
+			Workload:  w,
+			Rows:      f.lines,
+			Storages:  storages,
+			Writers:   f.writers,
+			BatchSize: f.batchSize,
+			Duration:  f.duration,
+			Progress:  progress,
+		})
+		if err != nil {
+			return err
+		}
+		out.Ceiling = c
+		if best := c.Best(storages[0]); best != nil && out.CeilingRate == 0 {
+			out.CeilingRate = best.Rate
+		}
+	}
+	var pginfluxRate float64
+	switch {
+	case f.findMax:
+		fm := loadgen.FindMaxConfig{
+			Run:          cfg,
+			StepDuration: f.stepDuration,
+			Factor:       f.stepFactor,
+			MaxSteps:     f.maxSteps,
+			Precision:    f.stepPrecision,
+		}
+		if fm.Run.Send.Rate == 0 {
+			fm.Run.Send.Rate = 50000
+		}
+		res, err := loadgen.FindMax(ctx, fm)
+		if res != nil {
+			out.FindMax = res
+			pginfluxRate = res.BestRate
+		}
+		if err != nil && res == nil {
+			return err
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "pginflux bench: %v\n", err)
+		}
+	case !f.ceiling:
+		res, err := loadgen.Run(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		out.Run = res
+		if res.Stored != nil && res.Stored.Lost == 0 {
+			pginfluxRate = res.Stored.Rate
+		}
+	}
+	if out.CeilingRate > 0 && pginfluxRate > 0 {
+		out.RatioToCeiling = pginfluxRate / out.CeilingRate
+	}
+	return writeBenchOutput(stdout, &out, f.json)
+}
+
+func writeBenchOutput(w io.Writer, out *benchOutput, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	if out.Ceiling != nil {
+		out.Ceiling.WriteText(w)
+	}
+	if out.FindMax != nil {
+		out.FindMax.WriteText(w)
+	}
+	if out.Run != nil {
+		out.Run.WriteText(w)
+	}
+	if out.RatioToCeiling > 0 {
+		fmt.Fprintf(w, "ceiling     pginflux stored %.0f%% of the ceiling's %.0f rows/s\n", 100*out.RatioToCeiling, out.CeilingRate)
+	}
+	return nil
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/pginflux/pginflux/internal/loadgen"
+	"github.com/pginflux/pginflux/internal/pgtest"
+)
+
+// bench runs "pginflux bench" with args as run does, and returns its
+// output.
+func bench(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := runCommand(t.Context(), append([]string{"bench"}, args...), func(string) string { return "" }, nil, &stdout, &stderr)
+	if testing.Verbose() {
+		t.Logf("stderr:\n%s", stderr.String())
+	}
+	return stdout.String(), err
+}
+
+// TestBenchEndToEnd sends 5,000 lines through the real pginflux path and
+// finds every one stored, and pginflux's counters agreeing.
+func TestBenchEndToEnd(t *testing.T) {
+	_, schema := pgtest.Schema(t)
+	httpAddr := make(chan net.Addr, 1)
+	testHookHTTPListening = func(a net.Addr) { httpAddr <- a }
+	t.Cleanup(func() { testHookHTTPListening = nil })
+	p := start(t, schema, "--http-address", "127.0.0.1:0")
+	metricsURL := "http://" + (<-httpAddr).String() + "/metrics"
+
+	out, err := bench(t,
+		"--address", p.addr.String(),
+		"--database-url", pgtest.ConnString(t),
+		"--schema", schema,
+		"--lines", "5000",
+		"--rate", "20000",
+		"--settle", "30s",
+		"--metrics-url", metricsURL,
+		"--pid", strconv.Itoa(os.Getpid()),
+		"--json")
+	if err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	var got benchOutput
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("bench --json printed %q: %v", out, err)
+	}
+	r := got.Run
+	if r == nil || r.Stored == nil {
+		t.Fatalf("no run or no stored counts in %s", out)
+	}
+	if r.Sent.Lines != 5000 || r.Stored.Rows != 5000 || r.Stored.Lost != 0 || !r.Stored.Settled {
+		t.Errorf("sent %d, stored %d, lost %d, settled %v; want 5000, 5000, 0, true",
+			r.Sent.Lines, r.Stored.Rows, r.Stored.Lost, r.Stored.Settled)
+	}
+	if r.Stored.Tables["cpu"] != 5000 {
+		t.Errorf("tables: got %v, want cpu 5000", r.Stored.Tables)
+	}
+	if r.Pginflux == nil || r.Pginflux.Error != "" {
+		t.Fatalf("no pginflux counters: %+v", r.Pginflux)
+	}
+	for name, want := range map[string]float64{
+		"pginflux_udp_received_datagrams_total": float64(r.Sent.Datagrams),
+		"pginflux_parse_lines_total":            5000,
+		"pginflux_sink_written_rows_total":      5000,
+		"pginflux_sink_dropped_rows_total":      0,
+	} {
+		if v := r.Pginflux.Counters[name]; v != want {
+			t.Errorf("%s: got %v, want %v", name, v, want)
+		}
+	}
+	if p := r.Process; p == nil || p.Source != "/proc/"+strconv.Itoa(os.Getpid()) || p.MaxRSS <= 0 || p.HWM <= 0 {
+		t.Errorf("process: got %+v, want RSS and HWM from /proc", p)
+	}
+	// A second run counts only its own rows; without --pid, pginflux's
+	// memory comes from its process metrics.
+	out, err = bench(t, "--address", p.addr.String(), "--database-url", pgtest.ConnString(t),
+		"--schema", schema, "--lines", "1000", "--rate", "20000", "--metrics-url", metricsURL)
+	if err != nil {
+		t.Fatalf("second bench: %v", err)
+	}
+	for _, want := range []string{"sent        1,000 lines", "stored      1,000 rows (cpu 1,000)", "lost        0 lines", "process     pginflux (metrics): RSS up to"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestBenchRefusesRemoteTargets(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{name: "udp", args: []string{"--address", "192.0.2.1:8089"}},
+		{name: "database", args: []string{"--database-url", "postgres://u@192.0.2.1/db"}},
+		{name: "metrics", args: []string{"--metrics-url", "http://192.0.2.1:8086/metrics"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := bench(t, append(tt.args, "--lines", "10")...)
+			var usage usageError
+			if !errors.As(err, &usage) || !errors.Is(err, loadgen.ErrRemote) {
+				t.Errorf("got %v, want a usage error wrapping ErrRemote", err)
+			}
+		})
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	env := map[string]string{"PGINFLUX_BENCH_RATE": "1234", "PGINFLUX_BENCH_WORKLOAD": "mix", "DATABASE_URL": "postgres://x@127.0.0.1/db"}
+	f, err := parseBenchFlags([]string{"--workload", "cpu"}, func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.rate != 1234 || f.workload != "cpu" || f.databaseURL != "postgres://x@127.0.0.1/db" {
+		t.Errorf("got rate %v, workload %s, database %q; want 1234 from the environment, cpu from the flag, DATABASE_URL",
+			f.rate, f.workload, f.databaseURL)
+	}
+	_, err = parseBenchFlags([]string{"--find-max", "--rate", "-1", "--storage", "jsonb,nope", "--senders", "0"},
+		func(string) string { return "" }, &bytes.Buffer{})
+	for _, want := range []string{"--rate -1", "--storage: \"nope\"", "--senders 0", "need --database-url"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}
+
+// TestBenchCeilingAndFindMax runs a small ceiling, then a two-step search,
+// and gets the ratio of the two.
+func TestBenchCeilingAndFindMax(t *testing.T) {
+	_, schema := pgtest.Schema(t)
+	p := start(t, schema, "--http-address", "")
+	out, err := bench(t,
+		"--address", p.addr.String(),
+		"--database-url", pgtest.ConnString(t),
+		"--schema", schema,
+		"--metrics-url", "",
+		"--ceiling", "--lines", "2000", "--storage", "columns,jsonb",
+		"--find-max", "--rate", "5000", "--step-duration", "300ms", "--max-steps", "2",
+		"--json")
+	if err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	var got benchOutput
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("bench --json printed %q: %v", out, err)
+	}
+	if c := got.Ceiling; c == nil || len(c.Variants) != 4 || c.Variants[0].Storage != "columns" || c.Variants[0].Rows != 2000 {
+		t.Fatalf("ceiling: got %+v, want 4 variants of 2000 rows, columns first", c)
+	}
+	f := got.FindMax
+	if f == nil || len(f.Steps) != 2 {
+		t.Fatalf("find-max: got %+v, want 2 steps", f)
+	}
+	for i, s := range f.Steps {
+		if s.Stored == nil || s.Stored.Lost != 0 || s.Stored.Rows != s.Sent.Lines || s.Sent.Lines == 0 {
+			t.Errorf("step %d: sent %d, stored %+v; want every line stored", i+1, s.Sent.Lines, s.Stored)
+		}
+	}
+	if f.BestStep != 2 || f.Steps[1].TargetRate != 6250 {
+		t.Errorf("best step %d, second rate %v; want 2 and 6250 (5000 × 1.25)", f.BestStep, f.Steps[1].TargetRate)
+	}
+	if got.RatioToCeiling <= 0 || got.CeilingRate != got.Ceiling.Best("columns").Rate {
+		t.Errorf("ratio %v to ceiling %v; want a ratio to the best columns rate", got.RatioToCeiling, got.CeilingRate)
+	}
+}

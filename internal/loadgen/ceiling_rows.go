@@ -1,0 +1,149 @@
+package loadgen
+
+import (
+	"encoding/binary"
+	"math"
+	"strconv"
+	"time"
+)
+
+// The storage layouts of the ceiling's tables, as pginflux lays them out.
+const (
+	StorageJSONB   = "jsonb"   // time timestamptz, tags jsonb, fields jsonb
+	StorageColumns = "columns" // time timestamptz, one text column per tag, one column per field
+)
+
+// Storages are the layouts Ceiling accepts.
+var Storages = []string{StorageJSONB, StorageColumns}
+
+// columnsOf returns the column names and SQL types of m's table in storage.
+func columnsOf(m *Measurement, storage string) (names, types []string) {
+	names, types = []string{"time"}, []string{"timestamptz NOT NULL"}
+	if storage == StorageJSONB {
+		return append(names, "tags", "fields"), append(types, "jsonb NOT NULL", "jsonb NOT NULL")
+	}
+	for _, k := range m.TagKeys {
+		names, types = append(names, k), append(types, "text")
+	}
+	for _, f := range m.Fields {
+		t := "double precision"
+		if f.Kind == Int {
+			t = "bigint"
+		}
+		names, types = append(names, f.Name), append(types, t)
+	}
+	return names, types
+}
+
+// seriesJSON is a series' tags as a JSON object, built once per series.
+func seriesJSON(s *Series) []byte {
+	b := []byte{'{'}
+	for i, k := range s.Measurement.TagKeys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, k) // keys and values are plain ASCII
+		b = append(b, ':')
+		b = strconv.AppendQuote(b, s.TagValues[i])
+	}
+	return append(b, '}')
+}
+
+// appendFieldsJSON appends a row's fields as a JSON object the way
+// pginflux writes them: floats keep a decimal point, integers are exact.
+func appendFieldsJSON(b []byte, r *Row) []byte {
+	b = append(b, '{')
+	for i, f := range r.Series.Measurement.Fields {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, f.Name)
+		b = append(b, ':')
+		if f.Kind == Float {
+			start := len(b)
+			b = strconv.AppendFloat(b, r.Values[i].F, 'g', -1, 64)
+			if isIntegral(b[start:]) {
+				b = append(b, '.', '0')
+			}
+		} else {
+			b = strconv.AppendInt(b, r.Values[i].I, 10)
+		}
+	}
+	return append(b, '}')
+}
+
+func isIntegral(num []byte) bool {
+	for _, c := range num {
+		if c == '.' || c == 'e' || c == 'E' {
+			return false
+		}
+	}
+	return true
+}
+
+// anyRow returns r as the values pgx's CopyFrom takes. tagValues holds
+// the series' tag values (columns) or its tags JSON (jsonb), boxed once
+// per series.
+func anyRow(r *Row, storage string, tagValues []any) []any {
+	row := make([]any, 0, 1+len(tagValues)+len(r.Values))
+	row = append(row, time.Unix(0, r.UnixNano))
+	row = append(row, tagValues...)
+	if storage == StorageJSONB {
+		return append(row, string(appendFieldsJSON(nil, r)))
+	}
+	for i, f := range r.Series.Measurement.Fields {
+		if f.Kind == Float {
+			row = append(row, r.Values[i].F)
+		} else {
+			row = append(row, r.Values[i].I)
+		}
+	}
+	return row
+}
+
+// The binary COPY format: a header, per row an int16 column count and per
+// column an int32 length and the value in binary form, then an int16 -1.
+var (
+	copyHeader  = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+	copyTrailer = []byte{0xff, 0xff}
+)
+
+// pgEpochMicros is 2000-01-01, PostgreSQL's epoch, in Unix microseconds.
+const pgEpochMicros = 946684800 * 1_000_000
+
+// appendBinaryRow appends r in binary COPY form. tags is the series' tags
+// JSON (jsonb storage).
+func appendBinaryRow(b []byte, r *Row, storage string, tags []byte) []byte {
+	m := r.Series.Measurement
+	if storage == StorageJSONB {
+		b = binary.BigEndian.AppendUint16(b, 3)
+	} else {
+		b = binary.BigEndian.AppendUint16(b, uint16(1+len(m.TagKeys)+len(m.Fields)))
+	}
+	micros := r.UnixNano / 1000 // the generator's times are whole microseconds after 1970
+	b = binary.BigEndian.AppendUint32(b, 8)
+	b = binary.BigEndian.AppendUint64(b, uint64(micros-pgEpochMicros))
+	if storage == StorageJSONB {
+		b = binary.BigEndian.AppendUint32(b, uint32(1+len(tags)))
+		b = append(b, 1) // jsonb version
+		b = append(b, tags...)
+		at := len(b)
+		b = append(b, 0, 0, 0, 0, 1)
+		b = appendFieldsJSON(b, r)
+		binary.BigEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+		return b
+	}
+	for _, v := range r.Series.TagValues {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
+		b = append(b, v...)
+	}
+	for i, f := range m.Fields {
+		b = binary.BigEndian.AppendUint32(b, 8)
+		if f.Kind == Float {
+			b = binary.BigEndian.AppendUint64(b, math.Float64bits(r.Values[i].F))
+		} else {
+			b = binary.BigEndian.AppendUint64(b, uint64(r.Values[i].I))
+		}
+	}
+	return b
+}

@@ -1,0 +1,327 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// quiet is how long the row count must stay the same after sending for
+// the run to count as settled; longer than pginflux's default
+// --flush-interval (1s), the longest a row waits in an open batch.
+const quiet = 2 * time.Second
+
+// Config configures Run.
+type Config struct {
+	Send SendConfig
+	// Database is where pginflux writes; nil skips the verification.
+	Database *pgx.ConnConfig
+	Schema   string
+	// Settle bounds the wait, after sending, for the rows to be stored.
+	Settle time.Duration
+	// Truncate empties the workload's tables before the run.
+	Truncate bool
+	// MetricsURL is pginflux's /metrics; "" skips its counters.
+	MetricsURL string
+	HTTPClient *http.Client // for MetricsURL; nil: a client dialing loopback only
+	// PID is pginflux's process, for its memory and CPU time from /proc;
+	// when 0, they come from pginflux's process_* metrics if MetricsURL
+	// is set (without VmHWM).
+	PID int
+	// Progress receives a line as each phase starts; nil for none.
+	Progress io.Writer
+}
+
+// Result is what one run sent, what arrived, and what the machine and
+// pginflux counted meanwhile. Optional parts are nil when not measured.
+type Result struct {
+	Workload         string  `json:"workload"`
+	Series           int     `json:"series"`
+	Address          string  `json:"address"`
+	TargetRate       float64 `json:"target_rate"` // lines/s; 0: as fast as possible
+	Senders          int     `json:"senders"`
+	LinesPerDatagram int     `json:"lines_per_datagram"`
+
+	Sent Sent `json:"sent"`
+	// FirstTime and LastTime bound the timestamps of the run's lines.
+	FirstTime time.Time `json:"first_time"`
+	LastTime  time.Time `json:"last_time"`
+
+	Stored   *Stored         `json:"stored,omitempty"`
+	Kernel   *UDPStats       `json:"kernel_udp,omitempty"` // deltas over the run, whole machine
+	Pginflux *PginfluxCounts `json:"pginflux,omitempty"`
+	Process  *ProcessUsage   `json:"process,omitempty"`
+	Machine  *MachineUsage   `json:"machine,omitempty"`
+	Warnings []string        `json:"warnings,omitempty"`
+}
+
+// Sent is what the senders handed to the kernel.
+type Sent struct {
+	Lines           int64   `json:"lines"`
+	Datagrams       int64   `json:"datagrams"`
+	Bytes           int64   `json:"bytes"`
+	FailedDatagrams int64   `json:"failed_datagrams"`
+	FailedLines     int64   `json:"failed_lines"`
+	LastError       string  `json:"last_error,omitempty"`
+	Seconds         float64 `json:"seconds"`
+	Rate            float64 `json:"lines_per_second"`
+	// CPUCores is the CPU time of this process (the senders, and the
+	// kernel's loopback delivery done on their behalf) per second of
+	// sending; 0 when unknown.
+	CPUCores float64 `json:"cpu_cores"`
+}
+
+// Stored is what PostgreSQL holds of the run.
+type Stored struct {
+	Rows   int64            `json:"rows"`
+	Tables map[string]int64 `json:"tables"`
+	Lost   int64            `json:"lost"` // lines sent minus rows stored
+	// Settled is true when the count stopped changing (or reached the
+	// lines sent) before the settle time ran out.
+	Settled bool `json:"settled"`
+	// Seconds runs from the first send to when the last row was seen.
+	Seconds float64 `json:"seconds"`
+	Rate    float64 `json:"rows_per_second"`
+}
+
+// PginfluxCounts are deltas of pginflux's counters over the run, each
+// summed over its labels.
+type PginfluxCounts struct {
+	Counters map[string]float64 `json:"counters,omitempty"`
+	Error    string             `json:"error,omitempty"` // why there are none
+}
+
+// ProcessUsage is pginflux's memory during the run (until the rows
+// settled) and its CPU time while the lines were being sent.
+type ProcessUsage struct {
+	PID    int    `json:"pid,omitempty"`
+	Source string `json:"source"` // "/proc/PID" or "metrics"
+	// MaxRSS is the largest VmRSS sampled during the run, HWM the
+	// process's VmHWM (highest RSS since it started) at the end.
+	MaxRSS   int64   `json:"max_rss_bytes"`
+	HWM      int64   `json:"hwm_bytes"`
+	CPU      float64 `json:"cpu_seconds"` // while sending
+	CPUCores float64 `json:"cpu_cores"`   // CPU seconds per second of sending
+	Error    string  `json:"error,omitempty"`
+}
+
+// MachineUsage is how busy all CPUs were while the lines were being sent.
+type MachineUsage struct {
+	BusyCores float64 `json:"busy_cores"`
+	Cores     float64 `json:"cores"`
+}
+
+// Run sends cfg.Send's lines and then, when a database is configured,
+// waits up to cfg.Settle for them to be stored and counts them. Problems
+// measuring the side counters become warnings in the Result; the error is
+// for a run that could not be made or verified.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	sc := cfg.Send
+	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Result{
+		Workload:         sc.Workload.Name,
+		Series:           len(sc.Workload.Series),
+		Address:          sc.Address.String(),
+		TargetRate:       sc.Rate,
+		Senders:          sc.Senders,
+		LinesPerDatagram: sc.LinesPerDatagram,
+	}
+	var store *Store
+	if cfg.Database != nil {
+		var err error
+		if store, err = OpenStore(ctx, cfg.Database, cfg.Schema, sc.Workload.MeasurementNames()); err != nil {
+			return nil, err
+		}
+		defer store.Close(context.WithoutCancel(ctx))
+		if cfg.Truncate {
+			if err := store.Truncate(ctx); err != nil {
+				return nil, err
+			}
+		}
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = &http.Client{Transport: &http.Transport{DialContext: LoopbackDialer().DialContext}}
+	}
+
+	// The probe goes on after a cancelled ctx, to the end of the settling.
+	probe := &processProbe{pid: cfg.PID, ctx: context.WithoutCancel(ctx), client: client, url: cfg.MetricsURL}
+	before := takeSnapshot(ctx, cfg, client, probe, r)
+	sampler := startSampler(probe)
+
+	progress(cfg.Progress, "sending %s lines to %s at %s for at most %v or %d lines",
+		sc.Workload.Name, sc.Address, rateString(sc.Rate), sc.Duration, sc.Lines)
+	selfCPU, selfErr := ReadProcessCPU(os.Getpid())
+	sent, err := Send(ctx, sc)
+	if err != nil {
+		sampler.stop()
+		return nil, err
+	}
+	// CPU use is measured while sending, when the load is on.
+	sendEnd := takeCPU(probe)
+	r.Sent = Sent{
+		Lines: sent.Lines, Datagrams: sent.Datagrams, Bytes: sent.Bytes,
+		FailedDatagrams: sent.FailedDatagrams, FailedLines: sent.FailedLines,
+		Seconds: sent.Seconds(), Rate: float64(sent.Lines) / sent.Seconds(),
+	}
+	if c, err := ReadProcessCPU(os.Getpid()); err == nil && selfErr == nil {
+		r.Sent.CPUCores = (c - selfCPU) / sent.Seconds()
+	}
+	if sent.LastError != nil {
+		r.Sent.LastError = sent.LastError.Error()
+		r.warn("%d datagrams could not be sent (%v): is pginflux listening on %s?", sent.FailedDatagrams, sent.LastError, sc.Address)
+	}
+	if sc.Rate > 0 && sent.Lines < sc.Lines && r.Sent.Rate < 0.95*sc.Rate {
+		r.warn("sent %.0f lines/s, below the %.0f asked: the sender (or the machine) cannot keep up; try --senders", r.Sent.Rate, sc.Rate)
+	}
+	gen := NewGenerator(sc.Workload, sc.Base, 0, 1)
+	r.FirstTime = gen.Time(0)
+	r.LastTime = gen.Time(max(sent.LastSeq, 1) - 1)
+
+	// What was sent is verified even when ctx ended the sending early
+	// (Ctrl-C): the wait is bounded by cfg.Settle.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Settle+time.Minute)
+	defer cancel()
+	if store != nil {
+		progress(cfg.Progress, "sent %d lines in %.2fs (%.0f lines/s); waiting up to %v for the rows", sent.Lines, r.Sent.Seconds, r.Sent.Rate, cfg.Settle)
+		st, err := settle(ctx, cfg, client, store, sent, r.FirstTime, r.LastTime, before.metrics)
+		if err != nil {
+			sampler.stop()
+			return nil, err
+		}
+		r.Stored = st
+		if !st.Settled {
+			r.warn("rows were still arriving when --settle (%v) ran out: the loss reported is not final", cfg.Settle)
+		}
+	}
+	usage := sampler.stop()
+	after := takeSnapshot(ctx, cfg, client, probe, r)
+	r.fill(cfg, probe, before, sendEnd, after, usage)
+	return r, nil
+}
+
+func (r *Result) warn(format string, args ...any) {
+	r.Warnings = append(r.Warnings, fmt.Sprintf(format, args...))
+}
+
+func progress(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, "pginflux bench: "+format+"\n", args...)
+	}
+}
+
+func rateString(rate float64) string {
+	if rate <= 0 {
+		return "full speed"
+	}
+	return fmt.Sprintf("%.0f lines/s", rate)
+}
+
+// snapshot is the counters at one moment; a nil or zero part was not
+// available (the reason is in the Result's warnings).
+type snapshot struct {
+	cpuSnapshot
+	udp        *UDPStats
+	metrics    map[string]float64
+	metricsErr error
+	memory     *Memory
+	processErr error
+}
+
+// cpuSnapshot is the CPU times at one moment.
+type cpuSnapshot struct {
+	at         time.Time
+	machine    *CPUTimes
+	processCPU *float64
+	cpuErr     error
+}
+
+func takeCPU(probe *processProbe) cpuSnapshot {
+	s := cpuSnapshot{at: time.Now()}
+	if c, err := ReadMachineCPU(); err == nil {
+		s.machine = &c
+	}
+	if probe.enabled() {
+		if c, err := probe.cpu(); err == nil {
+			s.processCPU = &c
+		} else {
+			s.cpuErr = err
+		}
+	}
+	return s
+}
+
+func takeSnapshot(ctx context.Context, cfg Config, client *http.Client, probe *processProbe, r *Result) snapshot {
+	s := snapshot{cpuSnapshot: takeCPU(probe)}
+	if u, err := ReadUDPStats(); err == nil {
+		s.udp = &u
+	} else {
+		r.warn("no kernel UDP counters: %v", err)
+	}
+	if cfg.MetricsURL != "" {
+		s.metrics, s.metricsErr = Scrape(ctx, client, cfg.MetricsURL)
+	}
+	if probe.enabled() {
+		if m, err := probe.memory(); err == nil {
+			s.memory = &m
+		} else {
+			s.processErr = err
+		}
+	}
+	return s
+}
+
+// fill sets the deltas between before and after, and of CPU time between
+// before and sendEnd.
+func (r *Result) fill(cfg Config, probe *processProbe, before snapshot, sendEnd cpuSnapshot, after snapshot, maxRSS int64) {
+	if before.udp != nil && after.udp != nil {
+		d := after.udp.Sub(*before.udp)
+		r.Kernel = &d
+	}
+	if cfg.MetricsURL != "" {
+		p := &PginfluxCounts{}
+		switch {
+		case before.metricsErr != nil:
+			p.Error = before.metricsErr.Error()
+		case after.metricsErr != nil:
+			p.Error = after.metricsErr.Error()
+		default:
+			p.Counters = make(map[string]float64)
+			for _, name := range pginfluxCounters {
+				if v, ok := after.metrics[name]; ok {
+					p.Counters[name] = v - before.metrics[name]
+				}
+			}
+		}
+		r.Pginflux = p
+	}
+	seconds := sendEnd.at.Sub(before.at).Seconds()
+	if before.machine != nil && sendEnd.machine != nil && sendEnd.machine.Total > before.machine.Total {
+		busy := (sendEnd.machine.Busy - before.machine.Busy) / (sendEnd.machine.Total - before.machine.Total)
+		cores := (sendEnd.machine.Total - before.machine.Total) / seconds
+		r.Machine = &MachineUsage{BusyCores: busy * cores, Cores: cores}
+	}
+	if probe.enabled() {
+		p := &ProcessUsage{PID: cfg.PID, Source: probe.source(), MaxRSS: maxRSS}
+		if before.processCPU != nil && sendEnd.processCPU != nil {
+			p.CPU = *sendEnd.processCPU - *before.processCPU
+			p.CPUCores = p.CPU / seconds
+		}
+		if after.memory != nil {
+			p.HWM = after.memory.HWM
+			p.MaxRSS = max(p.MaxRSS, after.memory.RSS)
+		}
+		if err := errors.Join(before.cpuErr, sendEnd.cpuErr, before.processErr, after.processErr); err != nil {
+			p.Error = err.Error()
+		}
+		r.Process = p
+	}
+}
