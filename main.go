@@ -123,6 +123,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	p := pipeline.New(pipeline.Config{
 		Transport:     "udp",
 		QueueSize:     cfg.QueueSize,
+		QueueBytes:    cfg.QueueMaxBytes,
 		Parsers:       cfg.Parsers,
 		Precision:     cfg.Precision,
 		FlushInterval: cfg.FlushInterval,

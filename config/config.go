@@ -68,7 +68,8 @@ type Config struct {
 	BatchSize      int
 	FlushInterval  time.Duration
 	Writers        int
-	QueueSize      int // datagrams between the UDP readers and the parsers
+	QueueSize      int   // datagrams between the UDP readers and the parsers
+	QueueMaxBytes  int64 // and their bytes
 	MaxPendingRows int
 	Parsers        int
 
@@ -196,7 +197,18 @@ func options() []option {
 		{name: "flush-interval", def: "1s", usage: "a table's pending rows are written at the latest this long (a `duration`) after the first arrived", set: durationIn(time.Millisecond, time.Hour, func(c *Config, d time.Duration) { c.FlushInterval = d })},
 		{name: "writers", def: "2", usage: "`number` of PostgreSQL connections writing batches in parallel", set: intIn(1, 256, func(c *Config, n int) { c.Writers = n })},
 		{name: "parsers", def: procs, usage: "`number` of goroutines parsing received datagrams", set: intIn(1, 1024, func(c *Config, n int) { c.Parsers = n })},
-		{name: "queue-size", def: "2048", usage: "`datagrams` waiting between the UDP readers and the parsers; what does not fit is dropped and counted", set: intIn(1, 1<<20, func(c *Config, n int) { c.QueueSize = n })},
+		{name: "queue-size", def: "16384", usage: "`datagrams` waiting between the UDP readers and the parsers (also bounded by --queue-max-bytes); what does not fit is dropped and counted", set: intIn(1, 1<<20, func(c *Config, n int) { c.QueueSize = n })},
+		{name: "queue-max-bytes", def: "32MiB", usage: "`bytes` of datagrams waiting between the UDP readers and the parsers; what does not fit is dropped and counted", set: func(c *Config, v string) error {
+			n, err := ParseBytes(v)
+			if err != nil {
+				return err
+			}
+			if n < 64<<10 {
+				return fmt.Errorf("%s is below 64KiB, the largest datagram", v)
+			}
+			c.QueueMaxBytes = n
+			return nil
+		}},
 		{name: "create-table-sql", usage: "`SQL` run after pginflux creates a table, in the same transaction (@file reads it from a file); a Go template with {{.Table}}, {{.Schema}}, {{.TableName}}, {{.TimeColumn}} (quoted identifiers) and {{.TableLiteral}}, {{.TimeColumnLiteral}}, {{.Measurement}} (literals)", set: func(c *Config, v string) error {
 			if v == "" {
 				c.CreateTableSQL = nil

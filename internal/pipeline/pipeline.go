@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,7 @@ import (
 type Config struct {
 	Transport     string // metric label: "udp"
 	QueueSize     int    // datagrams waiting for a parser
+	QueueBytes    int64  // and their bytes, at most
 	Parsers       int
 	Precision     parse.Precision
 	FlushInterval time.Duration // how often parsers hand over old batches
@@ -35,8 +37,9 @@ type Pipeline struct {
 	metrics *Metrics
 	log     *slog.Logger
 
-	queue chan packet
-	wg    sync.WaitGroup
+	queue  chan packet
+	queued atomic.Int64 // bytes in the queue
+	wg     sync.WaitGroup
 }
 
 type packet struct {
@@ -51,6 +54,9 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b 
 func New(cfg Config, s *sink.Sink, m *Metrics, log *slog.Logger) *Pipeline {
 	cfg.Parsers = max(cfg.Parsers, 1)
 	cfg.QueueSize = max(cfg.QueueSize, 1)
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = 1 << 62
+	}
 	p := &Pipeline{cfg: cfg, sink: s, metrics: m, log: log, queue: make(chan packet, cfg.QueueSize)}
 	for range cfg.Parsers {
 		p.wg.Go(p.parse)
@@ -62,11 +68,18 @@ func New(cfg Config, s *sink.Sink, m *Metrics, log *slog.Logger) *Pipeline {
 // is full the datagram is dropped and counted. It has the signature of an
 // ingest.Handler.
 func (p *Pipeline) Handle(data []byte, src netip.AddrPort, received time.Time) {
+	n := int64(len(data))
+	if p.queued.Add(n) > p.cfg.QueueBytes {
+		p.queued.Add(-n)
+		p.metrics.QueueDropped.Inc()
+		return
+	}
 	bp := bufPool.Get().(*[]byte)
 	*bp = append((*bp)[:0], data...)
 	select {
 	case p.queue <- packet{buf: bp, src: src, received: received}:
 	default:
+		p.queued.Add(-n)
 		bufPool.Put(bp)
 		p.metrics.QueueDropped.Inc()
 	}
@@ -123,6 +136,7 @@ func (p *Pipeline) parsePacket(parser *parse.Parser, bt *sink.Batcher, pkt packe
 		lines++
 	}
 	p.metrics.Lines.Add(float64(lines))
+	p.queued.Add(-int64(len(*pkt.buf)))
 	bufPool.Put(pkt.buf)
 }
 
@@ -142,7 +156,7 @@ func NewMetrics(reg prometheus.Registerer, transport string) *Metrics {
 	m := &Metrics{
 		QueueDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name:        "pginflux_ingest_dropped_datagrams_total",
-			Help:        "Datagrams dropped because the queue to the parsers was full.",
+			Help:        "Datagrams dropped because the queue to the parsers was full (--queue-size datagrams or --queue-max-bytes).",
 			ConstLabels: labels,
 		}),
 		Lines: prometheus.NewCounter(prometheus.CounterOpts{
