@@ -11,9 +11,11 @@ import (
 )
 
 // Store counts the rows pginflux stored for a workload: one table per
-// measurement, named after it, in one schema. It holds one connection and
-// is not safe for concurrent use.
+// measurement, named after it, in one schema. It holds one connection,
+// made again when the server restarted under it (a bench may restart the
+// server on purpose), and is not safe for concurrent use.
 type Store struct {
+	cfg    *pgx.ConnConfig
 	conn   *pgx.Conn
 	tables []string // measurement names
 	idents []string // quoted schema.table
@@ -30,7 +32,7 @@ func OpenStore(ctx context.Context, cfg *pgx.ConnConfig, schema string, measurem
 	if err != nil {
 		return nil, fmt.Errorf("connect to the database: %w", err)
 	}
-	s := &Store{conn: conn, tables: measurements}
+	s := &Store{cfg: cfg, conn: conn, tables: measurements}
 	for _, m := range measurements {
 		s.idents = append(s.idents, pgx.Identifier{schema, m}.Sanitize())
 	}
@@ -55,6 +57,15 @@ func (s *Store) Count(ctx context.Context, from, to time.Time) (int64, map[strin
 	for i, id := range s.idents {
 		var n int64
 		err := s.conn.QueryRow(ctx, "SELECT count(*) FROM "+id+" WHERE time >= $1 AND time <= $2", from, to).Scan(&n)
+		if err != nil && s.conn.IsClosed() {
+			// The connection died (the server restarted): once more on a
+			// new one.
+			var c *pgx.Conn
+			if c, err = pgx.ConnectConfig(ctx, s.cfg); err == nil {
+				s.conn = c
+				err = s.conn.QueryRow(ctx, "SELECT count(*) FROM "+id+" WHERE time >= $1 AND time <= $2", from, to).Scan(&n)
+			}
+		}
 		if err != nil && !missing(err) {
 			return 0, nil, fmt.Errorf("count rows in %s: %w", id, err)
 		}
