@@ -53,9 +53,10 @@ func (p *pendingLimit) done(n int) {
 	}
 }
 
-// wakeAll lets every waiter look at stop again.
+// wakeAll lets every waiter look at stop again. Broadcasting under the
+// lock means a waiter has either not yet checked stop, or is waiting.
 func (p *pendingLimit) wakeAll() {
 	p.mu.Lock()
-	p.mu.Unlock()
 	p.cond.Broadcast()
+	p.mu.Unlock()
 }
