@@ -33,7 +33,15 @@ type typedTable struct {
 	byName      map[string]*column
 	overflow    *column
 	attrs       int // column numbers used, dropped columns included
+	// failed holds keys whose column could not be added (a missing
+	// privilege, say), with why: their values go to the rejected table
+	// until the table is looked at again.
+	failed map[colKey]string
 }
+
+// systemColumns are the names of every table's system columns: ADD
+// COLUMN of one fails (42701) whatever the table.
+var systemColumns = map[string]bool{"tableoid": true, "xmin": true, "cmin": true, "xmax": true, "cmax": true, "ctid": true}
 
 // ownerComment is the comment pginflux gives a column it adds, so that
 // the key a column serves survives renames of the key's preferred name.
@@ -78,9 +86,12 @@ func (t *typedTable) columnsFor(keys []batchKey) []*column {
 
 // needsDDL reports whether some key has no column and one can still be
 // added for it (below --max-columns), or the overflow column is missing.
-func (t *typedTable) needsDDL(cols []*column, maxColumns int) bool {
-	for _, c := range cols {
+func (t *typedTable) needsDDL(keys []batchKey, cols []*column, maxColumns int) bool {
+	for i, c := range cols {
 		if c == nil {
+			if _, failed := t.failed[colKey{keys[i].tag, keys[i].name}]; failed {
+				continue
+			}
 			return t.attrs < maxColumns || (t.overflow == nil && t.attrs < maxAttributes)
 		}
 	}
@@ -95,7 +106,7 @@ func (t *typedTable) needsDDL(cols []*column, maxColumns int) bool {
 func (t *typedTable) columnName(k colKey) string {
 	for _, cand := range []string{k.key, k.key + "_" + keyRole(k.tag)} {
 		n := TableName(cand)
-		if n == "time" || n == overflowColumn {
+		if n == "time" || n == overflowColumn || systemColumns[n] {
 			continue
 		}
 		if _, taken := t.byName[n]; !taken {
@@ -206,14 +217,25 @@ func (c *catalog) ensureTyped(ctx context.Context, conn *pgx.Conn, measurement s
 			key := colKey{tag: k.tag, key: k.name}
 			col := &column{name: t.columnName(key), owner: &key}
 			typ := newColumnType(k, c.uintType)
-			if _, err := tx.Exec(ctx, "ALTER TABLE "+ident+" ADD COLUMN "+quoteKey(col.name)+" "+typ); err != nil {
+			// Each column under a savepoint: one that cannot be added
+			// costs its key's values, not the batch.
+			if _, err := tx.Exec(ctx, "SAVEPOINT add_column"); err != nil {
 				return err
 			}
-			if err := commentOn(ctx, tx, "COLUMN "+ident+"."+quoteKey(col.name), ownerComment(key), true); err != nil {
-				return err
-			}
-			if err := tx.QueryRow(ctx, "SELECT $1::regtype::oid, -1, format_type($1::regtype, NULL)", typ).Scan(&col.typ.oid, &col.typ.typmod, &col.typ.name); err != nil {
-				return err
+			err := addColumn(ctx, tx, ident, col, typ, key)
+			if err != nil {
+				if class, _ := classify(err); class == errTemporary {
+					return err
+				}
+				if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT add_column"); rerr != nil {
+					return rerr
+				}
+				if t.failed == nil {
+					t.failed = map[colKey]string{}
+				}
+				t.failed[key] = fmt.Sprintf("cannot add column %s: %v", quoteKey(col.name), err)
+				c.log.Warn("cannot add a column; the key's values go to the rejected table", "schema", c.schema, "table", name, "column", col.name, "err", err)
+				continue
 			}
 			t.owned[key] = col
 			t.byName[col.name] = col
@@ -241,6 +263,17 @@ func (c *catalog) ensureTyped(ctx context.Context, conn *pgx.Conn, measurement s
 	c.typed[measurement] = t
 	c.mu.Unlock()
 	return t, nil
+}
+
+// addColumn adds col of type typ for key and reads the type back.
+func addColumn(ctx context.Context, tx pgx.Tx, ident string, col *column, typ string, key colKey) error {
+	if _, err := tx.Exec(ctx, "ALTER TABLE "+ident+" ADD COLUMN "+quoteKey(col.name)+" "+typ); err != nil {
+		return err
+	}
+	if err := commentOn(ctx, tx, "COLUMN "+ident+"."+quoteKey(col.name), ownerComment(key), true); err != nil {
+		return err
+	}
+	return tx.QueryRow(ctx, "SELECT $1::regtype::oid, -1, format_type($1::regtype, NULL)", typ).Scan(&col.typ.oid, &col.typ.typmod, &col.typ.name)
 }
 
 // cachedTyped returns the last known snapshot of a measurement's table.

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -350,4 +351,59 @@ func TestNumericEncoding(t *testing.T) {
 	want := []string{"0", "1", "-1", "95.9", "0.0001", "12345.6789", "0.0000001", "1000000000000000000000", "-123456789012.5", "0.000025", "9999", "10000", "0.5",
 		"18446744073709551615", "-9223372036854775808"}
 	equal(t, "numeric", got, want)
+}
+
+// TestSystemColumnNames: keys named like PostgreSQL's system columns get
+// columns of their own instead of failing ADD COLUMN.
+func TestSystemColumnNames(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	write(t, pool, schema, Config{},
+		"m,ctid=x xmin=1,tableoid=2i,cmax=true 1000",
+		"m,host=a f=1 2000",
+	)
+	equal(t, "columns", columns(t, pool, schema, "m"), []string{
+		"time timestamp with time zone", "ctid_tag text", "xmin_field double precision", "tableoid_field bigint",
+		"cmax_field boolean", "host text", "f double precision",
+	})
+	equal(t, "rows", query(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "m"}.Sanitize()), []string{"2"})
+}
+
+// TestColumnCannotBeAdded: a role that may write into a table but not
+// alter it loses only the new key's values, to the rejected table; the
+// rows and every other value land.
+func TestColumnCannotBeAdded(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	role := "writer_" + schema
+	table := pgx.Identifier{schema, "preset"}.Sanitize()
+	for _, sql := range []string{
+		"CREATE ROLE " + pgx.Identifier{role}.Sanitize() + " LOGIN",
+		"CREATE TABLE " + table + " (time timestamptz NOT NULL, host text, v bigint)",
+		"CREATE TABLE " + pgx.Identifier{schema, "pginflux_rejected"}.Sanitize() + " (received timestamptz NOT NULL, source text, measurement text, reason text NOT NULL, detail text, line text NOT NULL, raw bytea)",
+		"GRANT USAGE ON SCHEMA " + pgx.Identifier{schema}.Sanitize() + " TO " + pgx.Identifier{role}.Sanitize(),
+		"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA " + pgx.Identifier{schema}.Sanitize() + " TO " + pgx.Identifier{role}.Sanitize(),
+	} {
+		if _, err := pool.Exec(t.Context(), sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		pool.Exec(context.Background(), "DROP OWNED BY "+pgx.Identifier{role}.Sanitize())
+		pool.Exec(context.Background(), "DROP ROLE "+pgx.Identifier{role}.Sanitize())
+	})
+	cfg, err := pgxpool.ParseConfig(pgtest.ConnString(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.User = role
+	rolePool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rolePool.Close()
+	m := write(t, rolePool, schema, Config{}, "preset,host=a v=1i 1000", "preset,host=b v=2i,w=3i 2000")
+	equal(t, "rows", query(t, pool, "SELECT host, v FROM "+table+" ORDER BY time"), []string{"a|1", "b|2"})
+	equal(t, "rejected", rejectedLines(t, pool, schema), []string{"column_failed: preset,host=b w=3i 2000"})
+	if got := testutil.ToFloat64(m.RowsDropped.WithLabelValues(DropPermanentError)); got != 0 {
+		t.Errorf("got %v rows dropped, want 0", got)
+	}
 }

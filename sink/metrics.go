@@ -21,6 +21,7 @@ const (
 	ReasonTableMismatch = "table_mismatch" // the table exists with a layout pginflux cannot fill
 	ReasonReservedName  = "reserved_name"  // the measurement has the rejected table's name
 	ReasonCreateFailed  = "create_failed"  // --create-table-sql failed, so the table does not exist
+	ReasonColumnFailed  = "column_failed"  // the key's column could not be added (a privilege missing, say)
 )
 
 var dropReasons = []string{DropPermanentError, DropAbandoned, ReasonRefused, ReasonTableMismatch}
@@ -28,7 +29,7 @@ var dropReasons = []string{DropPermanentError, DropAbandoned, ReasonRefused, Rea
 // rejectReasons is the closed label set of pginflux_sink_rejected_total:
 // the parser's reasons for lines, and the sink's for values and rows.
 var rejectReasons = []string{"syntax", "out_of_range", "nul_byte", "invalid_utf8",
-	ReasonTypeConflict, ReasonTooLong, ReasonRefused, ReasonOverflow, ReasonTableMismatch, ReasonReservedName, ReasonCreateFailed}
+	ReasonTypeConflict, ReasonTooLong, ReasonRefused, ReasonOverflow, ReasonTableMismatch, ReasonReservedName, ReasonCreateFailed, ReasonColumnFailed}
 
 // Metrics counts what the sink writes and drops. Safe for concurrent use.
 type Metrics struct {

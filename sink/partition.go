@@ -278,15 +278,26 @@ func (p *partitioner) maintain(ctx context.Context, conn *pgx.Conn, now time.Tim
 		return nil, fmt.Errorf("list partitions: %w", err)
 	}
 	for _, pt := range old {
+		gone := false
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pginflux:"+p.schema+"."+pt.parent); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{p.schema, pt.name}.Sanitize())
+			// Another round (another process) may have dropped it meanwhile.
+			ident := pgx.Identifier{p.schema, pt.name}.Sanitize()
+			var exists bool
+			if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident).Scan(&exists); err != nil || !exists {
+				return err
+			}
+			_, err := tx.Exec(ctx, "DROP TABLE "+ident)
+			gone = err == nil
 			return err
 		})
 		if err != nil {
 			return dropped, fmt.Errorf("drop partition %s: %w", pt.name, err)
+		}
+		if !gone {
+			continue
 		}
 		dropped = append(dropped, pt.name)
 		m.PartitionsDropped.Inc()

@@ -102,7 +102,7 @@ func TestRetention(t *testing.T) {
 	})
 	equal(t, "rows", query(t, pool, "SELECT v FROM "+pgx.Identifier{schema, "kept"}.Sanitize()+" ORDER BY time"), []string{"30", "29", "0"})
 	if got := testutil.ToFloat64(m.PartitionsDropped); got != 3 {
-		t.Errorf("got %v dropped, want 3", got)
+		t.Errorf("got %v dropped, want 3; created %v", got, testutil.ToFloat64(m.PartitionsCreated))
 	}
 }
 

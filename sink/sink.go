@@ -95,6 +95,7 @@ type Sink struct {
 	abandon       context.Context
 	stopAbandon   context.CancelFunc
 	abandonedRows atomic.Int64
+	dropped       atomic.Int64 // rows lost for good, all reasons
 
 	down        atomic.Bool
 	lastDownLog atomic.Int64 // unix nanoseconds
@@ -147,20 +148,25 @@ func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
 }
 
 // maintainEvery is how often partitions are made ahead and old ones
-// dropped.
-const maintainEvery = 10 * time.Minute
+// dropped; the first round comes maintainFirst after the start (rows make
+// the partitions they need themselves meanwhile).
+const (
+	maintainEvery = 10 * time.Minute
+	maintainFirst = time.Minute
+)
 
 // maintain runs partition upkeep until the sink closes.
 func (s *Sink) maintain() {
-	tick := time.NewTicker(maintainEvery)
-	defer tick.Stop()
+	wait := time.NewTimer(maintainFirst)
+	defer wait.Stop()
 	for {
-		s.maintainOnce(time.Now())
 		select {
-		case <-tick.C:
+		case <-wait.C:
 		case <-s.maintenanceCtx.Done():
 			return
 		}
+		s.maintainOnce(time.Now())
+		wait.Reset(maintainEvery)
 	}
 }
 
@@ -238,6 +244,16 @@ func (s *Sink) SetLimits(batchSize int, flushInterval time.Duration, maxPendingR
 // abandoned instead of written. Producers blocked on a full writer queue
 // go on. Call it when the shutdown timeout passes.
 func (s *Sink) Abandon() { s.stopAbandon() }
+
+// Dropped returns how many rows were lost for good so far, for any reason
+// (abandoned ones included).
+func (s *Sink) Dropped() int64 { return s.dropped.Load() }
+
+// FlushCheckEvery is how often a producer should call FlushDue: often
+// enough for the flush interval, even after a reload shortened it.
+func (s *Sink) FlushCheckEvery() time.Duration {
+	return min(max(time.Duration(s.flushInterval.Load())/4, time.Millisecond), time.Second)
+}
 
 // Abandoned returns how many rows were dropped because of Abandon.
 func (s *Sink) Abandoned() int64 { return s.abandonedRows.Load() }
@@ -356,6 +372,7 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 // drop gives up rows lo..hi-1 of b for good.
 func (s *Sink) drop(b *batch, lo, hi int, reason string) {
 	n := hi - lo
+	s.dropped.Add(int64(n))
 	s.metrics.RowsDropped.WithLabelValues(reason).Add(float64(n))
 	s.settled(n)
 	b.settleRows(lo, hi, false, reason)
@@ -438,7 +455,7 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 		if t != nil {
 			cols = t.columnsFor(b.keys)
 		}
-		if t == nil || t.needsDDL(cols, s.cfg.MaxColumns) {
+		if t == nil || t.needsDDL(b.keys, cols, s.cfg.MaxColumns) {
 			if t, err = s.catalog.ensureTyped(ctx, conn.Conn(), b.measurement, b.keys); err != nil {
 				return err
 			}

@@ -144,7 +144,7 @@ type Shared struct {
 func (s *Sink) NewShared() *Shared {
 	sh := &Shared{bt: s.NewBatcher(), stop: make(chan struct{})}
 	sh.wg.Go(func() {
-		tick := time.NewTicker(max(s.cfg.FlushInterval/4, time.Millisecond))
+		tick := time.NewTicker(s.FlushCheckEvery())
 		defer tick.Stop()
 		for {
 			select {
@@ -152,6 +152,7 @@ func (s *Sink) NewShared() *Shared {
 				sh.mu.Lock()
 				sh.bt.FlushDue(now)
 				sh.mu.Unlock()
+				tick.Reset(s.FlushCheckEvery())
 			case <-sh.stop:
 				return
 			}

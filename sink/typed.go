@@ -189,7 +189,7 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*col
 	e.reset()
 	// Which COPY column, if any, each key of the batch goes to: the
 	// columns list holds time first, then each column the batch uses once.
-	slot := make([]int, len(b.keys)) // -1: overflow
+	slot := make([]int, len(b.keys)) // -1: overflow; -2: rejected, the column failed
 	var cols []*column
 	index := make(map[*column]int)
 	for id := range b.keys {
@@ -207,8 +207,13 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*col
 		slot[id] = i
 	}
 	useOverflow := false
-	for _, s := range slot {
-		if s < 0 && t.overflow != nil {
+	for id, s := range slot {
+		if s != -1 {
+			continue
+		}
+		if _, failed := t.failed[colKey{b.keys[id].tag, b.keys[id].name}]; failed {
+			slot[id] = -2 // to the rejected table, never the overflow column
+		} else if t.overflow != nil {
 			useOverflow = true
 		}
 	}
@@ -236,14 +241,16 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*col
 		for i := range present {
 			present[i] = -1
 		}
-		var over []int
+		var over, failed []int
 		for j, tv := range vals {
-			s := slot[tv.key]
-			if s < 0 {
+			switch s := slot[tv.key]; s {
+			case -1:
 				over = append(over, j)
-				continue
+			case -2:
+				failed = append(failed, j)
+			default:
+				present[s] = j // a repeated key: the last wins
 			}
-			present[s] = j // a repeated key: the last wins
 		}
 		var dead []deadLetter
 		rejectLine := func(reason, detail string, only int) {
@@ -290,6 +297,10 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*col
 				k := b.keys[vals[j].key]
 				rejectLine(ReasonOverflow, keyRole(k.tag)+" "+quoteKey(k.name)+": the table is at --max-columns", j)
 			}
+		}
+		for _, j := range failed {
+			k := b.keys[vals[j].key]
+			rejectLine(ReasonColumnFailed, keyRole(k.tag)+" "+quoteKey(k.name)+": "+t.failed[colKey{k.tag, k.name}], j)
 		}
 		e.ends = append(e.ends, len(e.rows))
 		e.dead = append(e.dead, dead)

@@ -1,6 +1,8 @@
-// Package pipeline connects a datagram transport to the sink: a bounded
-// queue that never makes the reader wait, and parser goroutines that turn
-// each datagram into rows for their own sink.Batcher.
+// Package pipeline connects the transports to the sink. For datagrams
+// (UDP), a Pipeline: a bounded queue that never makes the reader wait, and
+// parser goroutines that turn each datagram into rows for their own
+// sink.Batcher. For connections and requests (TCP, HTTP), a Stream: the
+// caller parses into a sink.Shared and waits while the sink is full.
 package pipeline
 
 import (
@@ -98,7 +100,9 @@ func (p *Pipeline) Close() {
 func (p *Pipeline) parse() {
 	parser := parse.NewParser(p.cfg.Precision)
 	bt := p.sink.NewBatcher()
-	tick := time.NewTicker(max(p.cfg.FlushInterval/4, time.Millisecond))
+	// The sink says how often to check, so that a reload of the flush
+	// interval takes effect at the next tick.
+	tick := time.NewTicker(p.sink.FlushCheckEvery())
 	defer tick.Stop()
 	for {
 		select {
@@ -110,6 +114,7 @@ func (p *Pipeline) parse() {
 			p.parsePacket(parser, bt, pkt)
 		case now := <-tick.C:
 			bt.FlushDue(now)
+			tick.Reset(p.sink.FlushCheckEvery())
 		}
 	}
 }
