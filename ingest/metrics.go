@@ -8,6 +8,7 @@ type Metrics struct {
 	Bytes      prometheus.Counter
 	Truncated  prometheus.Counter
 	ReadErrors prometheus.Counter
+	Denied     prometheus.Counter
 }
 
 // NewMetrics creates the transport metrics and registers them with reg
@@ -30,9 +31,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pginflux_udp_read_errors_total",
 			Help: "Failed reads from a UDP socket (the reader goes on).",
 		}),
+		Denied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pginflux_udp_denied_datagrams_total",
+			Help: "UDP datagrams dropped because their source is not in --udp-allow.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Datagrams, m.Bytes, m.Truncated, m.ReadErrors)
+		reg.MustRegister(m.Datagrams, m.Bytes, m.Truncated, m.ReadErrors, m.Denied)
 	}
 	return m
 }

@@ -45,6 +45,9 @@ type UDPConfig struct {
 	// ReadBuffer is the SO_RCVBUF asked for each socket, in bytes; 0 keeps
 	// the kernel's default.
 	ReadBuffer int
+	// Allow lists the networks whose datagrams are taken; the others are
+	// dropped before the Handler and counted as denied. Empty takes all.
+	Allow []netip.Prefix
 }
 
 // UDPListener reads datagrams from one or more sockets sharing a port and
@@ -52,6 +55,7 @@ type UDPConfig struct {
 type UDPListener struct {
 	conns   []*net.UDPConn
 	handle  Handler
+	allow   allowList
 	metrics *Metrics
 	log     *slog.Logger
 }
@@ -62,7 +66,7 @@ func ListenUDP(ctx context.Context, cfg UDPConfig, handle Handler, m *Metrics, l
 	if cfg.Readers < 1 {
 		cfg.Readers = 1
 	}
-	l := &UDPListener{handle: handle, metrics: m, log: log}
+	l := &UDPListener{handle: handle, allow: newAllowList(cfg.Allow), metrics: m, log: log}
 	addr := cfg.Address
 	var granted int
 	for i := range cfg.Readers {
@@ -94,6 +98,9 @@ func ListenUDP(ctx context.Context, cfg UDPConfig, handle Handler, m *Metrics, l
 	}
 	log.Info("listening for line protocol", "transport", "udp", "address", l.Addr().String(),
 		"readers", len(l.conns), "read_buffer_asked", cfg.ReadBuffer, "read_buffer_granted", granted)
+	if len(l.allow) > 0 {
+		log.Info("taking udp datagrams only from the allowed networks", "allow", l.allow)
+	}
 	if cfg.ReadBuffer > 0 && granted < cfg.ReadBuffer {
 		log.Warn("the kernel granted a smaller UDP receive buffer than asked; bursts may be dropped by the kernel (raise net.core.rmem_max or run with CAP_NET_ADMIN)",
 			"asked", cfg.ReadBuffer, "granted", granted)
@@ -229,6 +236,11 @@ func (l *UDPListener) deliver(msgs []ipv4.Message) {
 		var src netip.AddrPort
 		if ua, ok := m.Addr.(*net.UDPAddr); ok {
 			src = ua.AddrPort()
+		}
+		if !l.allow.allows(src.Addr()) {
+			l.metrics.Denied.Inc()
+			l.log.Debug("dropped a udp datagram from a source not in --udp-allow", "source", src, "bytes", m.N)
+			continue
 		}
 		l.handle(m.Buffers[0][:m.N], src, now)
 	}
