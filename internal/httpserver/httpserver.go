@@ -1,13 +1,18 @@
 // Package httpserver serves pginflux's operational endpoints: /metrics for
 // Prometheus, /healthz and /readyz for orchestrators, /ping for Telegraf's
-// InfluxDB output, and optionally Go's profiler under /debug/pprof.
+// InfluxDB output, and optionally Go's profiler under /debug/pprof. With a
+// Writer it also takes line protocol as InfluxDB does: /write (1.x),
+// /api/v2/write (2.x), and /query for CREATE DATABASE.
 //
 // It knows nothing of PostgreSQL or of the transports: readiness is a
-// function handed in, and metrics come from the registry handed in.
+// function handed in, metrics come from the registry handed in, and what
+// is written goes to the Writer handed in.
 package httpserver
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,7 +56,21 @@ type Config struct {
 	Version string
 	// PProf serves Go's profiler under /debug/pprof/.
 	PProf bool
+
+	// Writer, when not nil, takes /write and /api/v2/write, and /query
+	// answers CREATE DATABASE.
+	Writer Writer
+	// Token, when not empty, is required by the write endpoints and
+	// /query (see authorized).
+	Token string
+	// MaxBody bounds a write request's body, after decompression.
+	MaxBody int64
+	// TLS, when not nil, makes the server HTTPS, for every endpoint.
+	TLS *tls.Config
 }
+
+// DefaultMaxBody is the default of Config.MaxBody.
+const DefaultMaxBody = 32 << 20
 
 // Server is the operational HTTP server. Create it with Listen, add
 // handlers with Handle if need be, then call Run once.
@@ -61,6 +80,9 @@ type Server struct {
 	mux *http.ServeMux
 	srv *http.Server
 	log *slog.Logger
+
+	wm        *WriteMetrics
+	tokenHash [sha256.Size]byte
 }
 
 // Listen binds cfg.Address at once, so that a bad address or a port in use
@@ -73,7 +95,13 @@ func Listen(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on http %s: %w", cfg.Address, err)
 	}
-	s := &Server{cfg: cfg, ln: ln, mux: http.NewServeMux(), log: log}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	s := &Server{cfg: cfg, ln: ln, mux: http.NewServeMux(), log: log, tokenHash: sha256.Sum256([]byte(cfg.Token))}
+	if cfg.Writer != nil {
+		s.wm = NewWriteMetrics(cfg.Registry)
+	}
 	s.routes()
 	s.srv = &http.Server{
 		Handler:           s.mux,
@@ -83,8 +111,10 @@ func Listen(cfg Config, log *slog.Logger) (*Server, error) {
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		TLSConfig:         cfg.TLS,
 	}
-	log.Info("serving metrics and health checks", "transport", "http", "address", ln.Addr().String(), "pprof", cfg.PProf)
+	log.Info("serving metrics and health checks", "transport", "http", "address", ln.Addr().String(), "pprof", cfg.PProf,
+		"write", cfg.Writer != nil, "tls", cfg.TLS != nil, "token", cfg.Token != "")
 	return s, nil
 }
 
@@ -103,7 +133,14 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // rest and returns. It returns an error only when serving failed.
 func (s *Server) Run(ctx context.Context) error {
 	served := make(chan error, 1)
-	go func() { served <- s.srv.Serve(s.ln) }()
+	go func() {
+		if s.srv.TLSConfig != nil {
+			// The certificate is in TLSConfig already.
+			served <- s.srv.ServeTLS(s.ln, "", "")
+			return
+		}
+		served <- s.srv.Serve(s.ln)
+	}()
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve http: %w", err)
@@ -142,6 +179,7 @@ func (s *Server) routes() {
 		s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	s.writeRoutes()
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

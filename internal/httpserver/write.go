@@ -1,0 +1,419 @@
+package httpserver
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pginflux/pginflux/parse"
+)
+
+// Writer stores what /write (InfluxDB 1.x) and /api/v2/write (2.x)
+// receive. The server knows nothing of where it goes. Its methods are
+// called concurrently, by every request.
+type Writer interface {
+	// Admit says whether a request for database db (v1 db=, v2 bucket=;
+	// "" when not given) can be taken now, before its body is read: nil,
+	// or an error wrapping ErrFull, ErrUnavailable or ErrInvalid, whose
+	// text is the answer's message.
+	Admit(db string) error
+	// Write stores the lines of req.Body and returns once they are stored
+	// for good (committed), or could not be (an error: the rows are lost,
+	// or ctx ended). Lines that could not be stored as sent are counted
+	// in the result, not errors.
+	Write(ctx context.Context, req *WriteRequest) (WriteResult, error)
+}
+
+// Errors of a Writer, each answered in its own way.
+var (
+	// ErrFull: too many rows wait to be written; the client should retry
+	// shortly (v2: 429; v1: 503, since InfluxDB 1.x clients drop a batch
+	// answered with any 4xx).
+	ErrFull = errors.New("too many rows waiting to be written")
+	// ErrUnavailable: the database is down, or pginflux is starting or
+	// stopping (503).
+	ErrUnavailable = errors.New("unavailable")
+	// ErrInvalid: the request cannot be taken as it is (400).
+	ErrInvalid = errors.New("invalid request")
+)
+
+// WriteRequest is one write request, its body decompressed.
+type WriteRequest struct {
+	DB        string // v1 db=, v2 bucket=; "" when not given
+	Body      []byte // owned by the server: valid only during Write
+	Precision parse.Precision
+	Source    netip.AddrPort // the client, as the connection says
+	Received  time.Time
+}
+
+// WriteResult is what became of a request's lines.
+type WriteResult struct {
+	Lines    int // lines stored as rows
+	Rejected int // of those rows, the ones whose values (some or all) went to the rejected table
+	BadLines int // lines not stored: malformed, too long, or naming the rejected table
+	// FirstBad is the first bad line, when BadLines > 0.
+	FirstBad BadLine
+	// KeptIn names where bad lines and rejected values are kept, such as
+	// metrics.pginflux_rejected; "" when they are only counted.
+	KeptIn string
+}
+
+// BadLine is a line of a request that was not stored.
+type BadLine struct {
+	Line int64  // 1-based, in the request body
+	Text string // the line, perhaps cut
+	Err  string // what was wrong
+}
+
+// api is the dialect of a write endpoint.
+type api int
+
+const (
+	apiV1 api = iota // /write and /query: {"error": "..."}
+	apiV2            // /api/v2/write: {"code": "...", "message": "..."}
+)
+
+func (a api) String() string {
+	if a == apiV2 {
+		return "v2"
+	}
+	return "v1"
+}
+
+// Retry-After of each kind of "try later", in seconds.
+const (
+	retryFull        = "1"
+	retryUnavailable = "5"
+)
+
+// clientGone is the status recorded for a request whose client left
+// before its answer (nginx's number; never sent).
+const clientGone = 499
+
+// WriteMetrics counts the write requests. Safe for concurrent use.
+type WriteMetrics struct {
+	Requests *prometheus.CounterVec // api, code
+	Bytes    prometheus.Counter
+	Duration prometheus.Histogram
+}
+
+// NewWriteMetrics creates the metrics of the write endpoints and registers
+// them with reg (nil for none).
+func NewWriteMetrics(reg prometheus.Registerer) *WriteMetrics {
+	m := &WriteMetrics{
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pginflux_http_write_requests_total",
+			Help: "Write requests answered, by API (v1: /write, v2: /api/v2/write) and status code (499: the client left first).",
+		}, []string{"api", "code"}),
+		Bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pginflux_http_write_received_bytes_total",
+			Help: "Bytes of write request bodies, after decompression.",
+		}),
+		Duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pginflux_http_write_duration_seconds",
+			Help:    "Time from a write request's arrival to its answer: reading, parsing and committing.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12), // 1ms .. 24s
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Requests, m.Bytes, m.Duration)
+	}
+	return m
+}
+
+// writeRoutes serves the write endpoints and /query when there is a
+// Writer.
+func (s *Server) writeRoutes() {
+	if s.cfg.Writer == nil {
+		return
+	}
+	s.mux.HandleFunc("POST /write", s.writeHandler(apiV1))
+	s.mux.HandleFunc("POST /api/v2/write", s.writeHandler(apiV2))
+	s.mux.HandleFunc("GET /query", s.query)
+	s.mux.HandleFunc("POST /query", s.query)
+}
+
+func (s *Server) writeHandler(v api) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		code := s.write(v, w, r, start)
+		s.wm.Requests.WithLabelValues(v.String(), strconv.Itoa(code)).Inc()
+		s.wm.Duration.Observe(time.Since(start).Seconds())
+	}
+}
+
+// write serves one write request and returns the status it answered.
+func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received time.Time) int {
+	s.versionHeaders(w)
+	if !s.authorized(r) {
+		return fail(w, v, http.StatusUnauthorized, "authorization failed: give the token of --http-token")
+	}
+	q := r.URL.Query()
+	prec := parse.Nanosecond
+	if p := q.Get("precision"); p != "" {
+		var err error
+		if prec, err = precision(v, p); err != nil {
+			return fail(w, v, http.StatusBadRequest, err.Error())
+		}
+	}
+	db := q.Get("db")
+	if v == apiV2 {
+		db = q.Get("bucket")
+	}
+	if err := s.cfg.Writer.Admit(db); err != nil {
+		return failWith(w, v, err)
+	}
+	if r.ContentLength > s.cfg.MaxBody {
+		return fail(w, v, http.StatusRequestEntityTooLarge, s.tooLarge())
+	}
+
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if code, msg := s.readBody(w, r, buf); code != 0 {
+		if code == clientGone {
+			return code
+		}
+		return fail(w, v, code, msg)
+	}
+	s.wm.Bytes.Add(float64(buf.Len()))
+
+	// A client waiting for its commit may wait longer than the server's
+	// write timeout, which is meant for slow readers, not for this.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	src, _ := netip.ParseAddrPort(r.RemoteAddr)
+	res, err := s.cfg.Writer.Write(r.Context(), &WriteRequest{
+		DB: db, Body: buf.Bytes(), Precision: prec, Source: src, Received: received,
+	})
+	switch {
+	case err != nil && r.Context().Err() != nil:
+		return clientGone
+	case errors.Is(err, ErrFull), errors.Is(err, ErrUnavailable), errors.Is(err, ErrInvalid):
+		return failWith(w, v, err)
+	case err != nil:
+		s.log.Warn("a write request's rows were not written", "source", src, "err", err)
+		return fail(w, v, http.StatusInternalServerError, "rows were not written: "+err.Error())
+	case res.BadLines > 0 || res.Rejected > 0:
+		return fail(w, v, http.StatusBadRequest, partialWrite(res))
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return http.StatusNoContent
+}
+
+// readBody reads the request's body, decompressed, into buf. It returns 0,
+// or the status and message to answer with (clientGone: none).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) (int, string) {
+	limit := s.cfg.MaxBody
+	// The body as sent is bounded too: gzip only ever shrinks line
+	// protocol.
+	var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
+	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	invalid := "cannot read the body"
+	switch enc {
+	case "", "identity":
+		if r.ContentLength > 0 {
+			buf.Grow(int(r.ContentLength))
+		}
+	case "gzip":
+		gz, err := getGzip(body)
+		if err != nil {
+			return s.bodyError(r, err, "the body is not gzip")
+		}
+		defer putGzip(gz)
+		body = gz
+		invalid = "the body is not valid gzip"
+	default:
+		return http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: send gzip or identity", enc)
+	}
+	// One byte more than allowed tells a body that is too large, after
+	// decompression, without holding more of it.
+	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
+	if n > limit {
+		return http.StatusRequestEntityTooLarge, s.tooLarge()
+	}
+	if err != nil {
+		return s.bodyError(r, err, invalid)
+	}
+	return 0, ""
+}
+
+func (s *Server) bodyError(r *http.Request, err error, invalid string) (int, string) {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return http.StatusRequestEntityTooLarge, s.tooLarge()
+	case r.Context().Err() != nil:
+		return clientGone, ""
+	case errors.Is(err, gzip.ErrHeader), errors.Is(err, gzip.ErrChecksum), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.As(err, new(flate.CorruptInputError)):
+		return http.StatusBadRequest, invalid + ": " + err.Error()
+	}
+	return http.StatusBadRequest, "cannot read the body: " + err.Error()
+}
+
+func (s *Server) tooLarge() string {
+	return fmt.Sprintf("request body too large: more than --http-max-body (%d bytes) after decompression; send smaller batches", s.cfg.MaxBody)
+}
+
+// precision reads the precision parameter: v1 takes n, ns, u, us, ms, s, m
+// and h, v2 ns, us, ms and s.
+func precision(v api, p string) (parse.Precision, error) {
+	if v == apiV2 {
+		switch p {
+		case "ns", "us", "ms", "s":
+		default:
+			return 0, fmt.Errorf("invalid precision %q: want ns, us, ms or s", p)
+		}
+	}
+	prec, err := parse.ParsePrecision(p)
+	if err != nil {
+		return 0, fmt.Errorf("invalid precision %q: want n, ns, u, us, ms, s, m or h", p)
+	}
+	return prec, nil
+}
+
+// partialWrite words the answer to a request that was not stored whole,
+// with "partial write" and "unable to parse" where InfluxDB says them:
+// clients look for those words to decide not to send the batch again.
+func partialWrite(res WriteResult) string {
+	kept := "not kept: --rejected-table is empty"
+	if res.KeptIn != "" {
+		kept = "kept in " + res.KeptIn
+	}
+	var b strings.Builder
+	if res.Lines > 0 {
+		b.WriteString("partial write: ")
+	}
+	if res.BadLines > 0 {
+		fmt.Fprintf(&b, "unable to parse '%s' at line %d: %s; %d of %d lines rejected (%s)",
+			res.FirstBad.Text, res.FirstBad.Line, res.FirstBad.Err, res.BadLines, res.BadLines+res.Lines, kept)
+		if res.Rejected > 0 {
+			b.WriteString("; ")
+		}
+	}
+	if res.Rejected > 0 {
+		fmt.Fprintf(&b, "%d rows written with values their columns cannot hold (type conflicts), or refused whole by PostgreSQL; those values and rows are %s", res.Rejected, kept)
+	}
+	return b.String()
+}
+
+// failWith answers with the status a Writer's error calls for.
+func failWith(w http.ResponseWriter, v api, err error) int {
+	switch {
+	case errors.Is(err, ErrFull):
+		w.Header().Set("Retry-After", retryFull)
+		if v == apiV1 {
+			return fail(w, v, http.StatusServiceUnavailable, err.Error())
+		}
+		return fail(w, v, http.StatusTooManyRequests, err.Error())
+	case errors.Is(err, ErrUnavailable):
+		w.Header().Set("Retry-After", retryUnavailable)
+		return fail(w, v, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, ErrInvalid):
+		return fail(w, v, http.StatusBadRequest, err.Error())
+	}
+	return fail(w, v, http.StatusInternalServerError, err.Error())
+}
+
+// v2Codes are InfluxDB 2's error codes for the statuses pginflux answers.
+var v2Codes = map[int]string{
+	http.StatusBadRequest:            "invalid",
+	http.StatusUnauthorized:          "unauthorized",
+	http.StatusRequestEntityTooLarge: "request too large",
+	http.StatusUnsupportedMediaType:  "unsupported media type",
+	http.StatusTooManyRequests:       "too many requests",
+	http.StatusInternalServerError:   "internal error",
+	http.StatusNotImplemented:        "not implemented",
+	http.StatusServiceUnavailable:    "unavailable",
+}
+
+// fail answers with an error in the endpoint's dialect and returns code.
+func fail(w http.ResponseWriter, v api, code int, msg string) int {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	var body any
+	if v == apiV2 {
+		c := v2Codes[code]
+		h.Set("X-Platform-Error-Code", c)
+		body = struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		}{c, msg}
+	} else {
+		// InfluxDB 1.x repeats the error in a header.
+		h.Set("X-Influxdb-Error", headerSafe(msg))
+		body = struct {
+			Error string `json:"error"`
+		}{msg}
+	}
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(body)
+	return code
+}
+
+// headerSafe makes msg a valid header value: no control bytes, bounded.
+func headerSafe(msg string) string {
+	if len(msg) > 1024 {
+		msg = msg[:1024]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, msg)
+}
+
+func (s *Server) versionHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("X-Influxdb-Version", "pginflux-"+s.cfg.Version)
+	h.Set("X-Influxdb-Build", "OSS")
+}
+
+// Pools of what every request needs: a buffer for its body and, for
+// gzip, a decompressor.
+var (
+	bufferPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	gzipPool   sync.Pool
+)
+
+// maxPooledBuffer keeps one outsized body from pinning its memory.
+const maxPooledBuffer = 4 << 20
+
+func getBuffer() *bytes.Buffer {
+	b := bufferPool.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBuffer {
+		bufferPool.Put(b)
+	}
+}
+
+func getGzip(r io.Reader) (*gzip.Reader, error) {
+	if gz, ok := gzipPool.Get().(*gzip.Reader); ok {
+		if err := gz.Reset(r); err != nil {
+			gzipPool.Put(gz)
+			return nil, err
+		}
+		return gz, nil
+	}
+	return gzip.NewReader(r)
+}
+
+func putGzip(gz *gzip.Reader) { gzipPool.Put(gz) }
