@@ -59,13 +59,17 @@ var testHookListening func(udp net.Addr)
 // pginflux serves it, so that tests can listen on port 0.
 var testHookHTTPListening func(http net.Addr)
 
+// testHookLogOutput, when set, receives the daemon's log instead of
+// standard error.
+var testHookLogOutput io.Writer
+
 // run is pginflux: it returns when ctx ends and everything received has
 // been written (or the shutdown timeout passed).
 func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if isCommand(args) {
 		return runCommand(ctx, args, getenv, os.Stdin, os.Stdout, os.Stderr)
 	}
-	cfg, err := config.Parse(args, getenv, os.Stderr)
+	cfg, err := parseConfig(args, getenv, os.Stderr)
 	if errors.Is(err, config.ErrHelp) {
 		return nil
 	}
@@ -76,15 +80,24 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		fmt.Println("pginflux", version)
 		return nil
 	}
-	if cfg.UDPAddress == "" {
-		return usageError{errors.New("nothing to listen on: --udp-address is empty")}
+	if cfg.UDPAddress == "" && cfg.TCPAddress == "" && cfg.HTTPAddress == "" {
+		return usageError{errors.New("nothing to listen on: --udp-address, --tcp-address and --http-address are all empty")}
 	}
-	log := newLogger(os.Stderr, cfg)
+	// From here on a SIGHUP reloads the settings (once pginflux runs)
+	// rather than ending the process.
+	hup := catchSIGHUP()
+	defer signal.Stop(hup)
+	logOut := io.Writer(os.Stderr)
+	if testHookLogOutput != nil {
+		logOut = testHookLogOutput
+	}
+	level := new(slog.LevelVar) // changed by a reload (SIGHUP)
+	log := newLogger(logOut, cfg, level)
 	log.Info("starting pginflux", "version", version, "database", cfg.Database, "schema", cfg.Schema,
 		"storage", cfg.Storage, "udp_address", cfg.UDPAddress, "udp_readers", cfg.UDPReaders,
 		"precision", cfg.Precision.String(), "batch_size", cfg.BatchSize, "flush_interval", cfg.FlushInterval,
 		"writers", cfg.Writers, "parsers", cfg.Parsers, "queue_size", cfg.QueueSize,
-		"http_address", cfg.HTTPAddress, "pprof", cfg.PProf)
+		"http_address", cfg.HTTPAddress, "pprof", cfg.PProf, "tcp_address", cfg.TCPAddress)
 
 	reg := prometheus.NewRegistry()
 	procmetrics.Register(reg, version)
@@ -93,7 +106,8 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	// starts; stopped last (deferred first), so that metrics stay
 	// scrapeable while the rest drains.
 	ready := &readiness{}
-	stopHTTP, err := startHTTP(cfg, reg, ready, log)
+	writes := newHTTPWrites(cfg, reg, log)
+	stopHTTP, err := startHTTP(cfg, reg, ready, writes, log)
 	if err != nil {
 		return err
 	}
@@ -106,7 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	defer pool.Close()
 	registerPool(reg, pool, ready)
 
-	s := sink.New(pool, sink.Config{
+	sinkCfg := sink.Config{
 		Schema:         cfg.Schema,
 		Storage:        string(cfg.Storage),
 		BatchSize:      cfg.BatchSize,
@@ -119,7 +133,9 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		CreateTableSQL: cfg.CreateTableSQL,
 		PartitionBy:    cfg.PartitionBy,
 		Retention:      cfg.Retention,
-	}, sink.NewMetrics(reg), log)
+	}
+	sinkMetrics := sink.NewMetrics(reg)
+	s := sink.New(pool, sinkCfg, sinkMetrics, log)
 	p := pipeline.New(pipeline.Config{
 		Transport:     "udp",
 		QueueSize:     cfg.QueueSize,
@@ -129,34 +145,55 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		FlushInterval: cfg.FlushInterval,
 	}, s, pipeline.NewMetrics(reg, "udp"), log)
 
-	udp, err := ingest.ListenUDP(ctx, ingest.UDPConfig{
-		Address:    cfg.UDPAddress,
-		Readers:    cfg.UDPReaders,
-		ReadBuffer: cfg.UDPReadBuffer,
-	}, p.Handle, ingest.NewMetrics(reg), log)
+	// TCP and HTTP writes go through shared batchers, not the pipeline.
+	streams, err := startStreams(ctx, cfg, reg, s, writes, log)
 	if err != nil {
 		p.Close()
 		s.Close(ctx)
 		return err
 	}
-	registerUDP(reg, udp, ready, log)
-	if testHookListening != nil {
+	var udp *ingest.UDPListener
+	if cfg.UDPAddress != "" {
+		udp, err = ingest.ListenUDP(ctx, ingest.UDPConfig{
+			Address:    cfg.UDPAddress,
+			Readers:    cfg.UDPReaders,
+			ReadBuffer: cfg.UDPReadBuffer,
+			Allow:      cfg.UDPAllow,
+		}, p.Handle, ingest.NewMetrics(reg), log)
+		if err != nil {
+			streams.stop(ctx)
+			p.Close()
+			s.Close(ctx)
+			return err
+		}
+		registerUDP(reg, udp, ready, log)
+	}
+	writes.open(ctx, pool, s, sinkCfg, sinkMetrics)
+	ready.listening.Store(true)
+	stopReload := watchReload(hup, &reloader{args: args, getenv: getenv, cfg: cfg, level: level, sink: s, others: writes, log: log})
+	defer stopReload()
+	if testHookListening != nil && udp != nil {
 		testHookListening(udp.Addr())
 	}
 
-	// Stop order: readers, then parsers (which hand every open batch to
+	// Stop order: readers (UDP, TCP, then the HTTP writes under way), then
+	// the shared batchers and the parsers (which hand every open batch to
 	// the sink), then the sink's writers, then the pool, then HTTP.
-	readErr := udp.Run(ctx)
+	readErr := readUDP(ctx, udp)
 	ready.listening.Store(false)
 	log.Info("stopping: writing what was received", "timeout", cfg.ShutdownTimeout)
 	shutdown, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	abandon := context.AfterFunc(shutdown, s.Abandon)
 	defer abandon()
+	streams.stop(shutdown)
 	p.Close()
-	if err := s.Close(shutdown); err != nil {
-		log.Error("stopped with rows not written", "err", err, "abandoned_rows", s.Abandoned())
-	} else {
+	switch err := s.Close(shutdown); {
+	case err != nil:
+		log.Error("stopped with rows not written", "err", err, "abandoned_rows", s.Abandoned(), "dropped_rows", s.Dropped())
+	case s.Dropped() > 0:
+		log.Warn("stopped; every row was written except those dropped earlier (see pginflux_sink_dropped_rows_total)", "dropped_rows", s.Dropped())
+	default:
 		log.Info("stopped; everything received was written")
 	}
 	if readErr != nil {
@@ -192,8 +229,9 @@ func newPool(ctx context.Context, cfg config.Config, log *slog.Logger) (*pgxpool
 	return pool, nil
 }
 
-func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+func newLogger(w io.Writer, cfg config.Config, level *slog.LevelVar) *slog.Logger {
+	level.Set(cfg.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

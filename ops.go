@@ -47,19 +47,31 @@ func (r *readiness) check(ctx context.Context) error {
 }
 
 // startHTTP binds the HTTP address and serves /metrics, /healthz, /readyz
-// and /ping from reg and ready. stop ends serving and waits until it has;
-// it is a no-op when cfg.HTTPAddress is empty (HTTP disabled).
-func startHTTP(cfg config.Config, reg *prometheus.Registry, ready *readiness, log *slog.Logger) (stop func(), err error) {
+// and /ping from reg and ready, and the write endpoints into writes, over
+// TLS with --tls-cert. stop ends serving and waits until it has; it is a
+// no-op when cfg.HTTPAddress is empty (HTTP disabled).
+func startHTTP(cfg config.Config, reg *prometheus.Registry, ready *readiness, writes *httpWrites, log *slog.Logger) (stop func(), err error) {
 	if cfg.HTTPAddress == "" {
 		return func() {}, nil
 	}
-	srv, err := httpserver.Listen(httpserver.Config{
+	tlsCfg, err := loadTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	hc := httpserver.Config{
 		Address:  cfg.HTTPAddress,
 		Registry: reg,
 		Ready:    httpserver.Cache(readyCacheTTL, ready.check),
 		Version:  version,
 		PProf:    cfg.PProf,
-	}, log)
+		Token:    cfg.HTTPToken,
+		MaxBody:  cfg.HTTPMaxBody,
+		TLS:      tlsCfg,
+	}
+	if writes != nil {
+		hc.Writer = writes
+	}
+	srv, err := httpserver.Listen(hc, log)
 	if err != nil {
 		return nil, err
 	}

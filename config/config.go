@@ -180,7 +180,7 @@ func options() []option {
 			c.UDPReadBuffer = int(n)
 			return nil
 		}},
-		{name: "precision", def: "ns", usage: "`unit` of timestamps in UDP lines: ns, us, ms or s", set: func(c *Config, v string) error {
+		{name: "precision", def: "ns", usage: "`unit` of timestamps in UDP and TCP lines (HTTP takes ?precision=): ns, us, ms or s", set: func(c *Config, v string) error {
 			switch v {
 			case "ns", "us", "ms", "s":
 			default:
@@ -247,7 +247,7 @@ func options() []option {
 		}},
 		{name: "max-pending-rows", def: "200000", usage: "most `rows` held between parsing and commit; at the limit the parsers wait, the datagram queue fills and further datagrams are dropped and counted", set: intIn(1, 100_000_000, func(c *Config, n int) { c.MaxPendingRows = n })},
 		{name: "shutdown-timeout", def: "30s", usage: "on SIGTERM/SIGINT, how long (a `duration`) to keep writing what was received before giving up", set: durationIn(0, 24*time.Hour, func(c *Config, d time.Duration) { c.ShutdownTimeout = d })},
-		{name: "http-address", def: ":8086", usage: "HTTP `address` for /metrics, /healthz, /readyz and /ping (8086 is where Telegraf's influxdb output points); empty disables HTTP", set: func(c *Config, v string) error {
+		{name: "http-address", def: ":8086", usage: "HTTP `address` for /write, /api/v2/write, /query, /metrics, /healthz, /readyz and /ping (8086 is where Telegraf's influxdb output points); empty disables HTTP", set: func(c *Config, v string) error {
 			addr, err := ResolveAddress("tcp", v)
 			if err != nil {
 				return err

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pginflux/pginflux/ingest"
+	"github.com/pginflux/pginflux/internal/httpserver"
 	"github.com/pginflux/pginflux/internal/pipeline"
 	"github.com/pginflux/pginflux/internal/poolstats"
 	"github.com/pginflux/pginflux/internal/procmetrics"
@@ -56,6 +57,8 @@ func knownMetrics(t *testing.T) map[string]bool {
 	sink.NewMetrics(r)
 	pipeline.NewMetrics(r, "udp")
 	ingest.NewMetrics(r)
+	ingest.NewTCPMetrics(r)
+	httpserver.NewWriteMetrics(r)
 	procmetrics.Register(r, "test")
 
 	// A pool that never connects: the collector only reads its statistics.

@@ -1,0 +1,343 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pginflux/pginflux/config"
+	"github.com/pginflux/pginflux/internal/importer"
+	"github.com/pginflux/pginflux/sink"
+)
+
+func init() {
+	commands["import"] = command{
+		summary: "load files of line protocol (plain or gzip, or an influx_inspect export) into PostgreSQL",
+		run:     runImport,
+	}
+}
+
+// importConfigFlags are the daemon's flags that import takes, parsed and
+// checked by config.Parse, with their environment twins. def and usage,
+// when set, replace the daemon's.
+var importConfigFlags = []struct{ name, def, usage string }{
+	{name: "database-url"},
+	{name: "schema"},
+	{name: "storage"},
+	{name: "uint64-type"},
+	{name: "max-columns"},
+	{name: "rejected-table"},
+	{name: "precision", usage: "`unit` of timestamps in the input: ns (what influx_inspect export and influxd inspect export-lp write), us, ms or s"},
+	// Larger batches than the daemon's: an import has no latency to keep.
+	{name: "batch-size", def: "20000"},
+	{name: "flush-interval"},
+	{name: "writers"},
+	{name: "parsers", usage: "`number` of goroutines parsing the input"},
+	{name: "create-table-sql"},
+	// Not --retention: an import of history must not drop what it writes.
+	{name: "partition-by"},
+	{name: "max-pending-rows", usage: "most `rows` held between parsing and commit; at the limit the parsers, then the reading, wait for PostgreSQL"},
+	{name: "schema-from-db", usage: "write the lines after each \"# CONTEXT-DATABASE:name\" line of an influx_inspect export into the schema name, instead of --schema"},
+	// Info lines (a table created, ...) would break the progress bar.
+	{name: "log-level", def: "warn"},
+	{name: "log-format"},
+}
+
+// importEnvName is the environment twin of an import-only flag.
+func importEnvName(flagName string) string {
+	return "PGINFLUX_IMPORT_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// importOptions is the command line of pginflux import.
+type importOptions struct {
+	cfg      config.Config
+	files    []string
+	dryRun   bool
+	progress string // auto, always or never
+	quiet    bool
+}
+
+// stringFlag records a flag's value for config.Parse to check.
+type stringFlag struct {
+	val    string
+	isBool bool
+}
+
+func (f *stringFlag) String() string     { return f.val }
+func (f *stringFlag) Set(s string) error { f.val = s; return nil }
+func (f *stringFlag) IsBoolFlag() bool   { return f.isBool }
+
+func parseImportFlags(args []string, getenv func(string) string, stderr io.Writer) (*importOptions, error) {
+	fs := flag.NewFlagSet("pginflux import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	shared := make(map[string]*stringFlag, len(importConfigFlags))
+	for _, f := range importConfigFlags {
+		info, ok := config.Lookup(f.name)
+		if !ok {
+			panic("pginflux import: the daemon has no flag --" + f.name)
+		}
+		v := &stringFlag{val: info.Default, isBool: info.IsBool}
+		if f.def != "" {
+			v.val = f.def
+		}
+		usage := f.usage
+		if usage == "" {
+			usage = strings.Replace(info.Usage, info.Placeholder, "`"+info.Placeholder+"`", 1)
+		}
+		shared[f.name] = v
+		fs.Var(v, f.name, usage+" (env "+info.Env+")")
+	}
+	o := &importOptions{}
+	fs.BoolVar(&o.dryRun, "dry-run", false, "parse everything and write nothing; print the tables and columns writing would create (env "+importEnvName("dry-run")+")")
+	fs.StringVar(&o.progress, "progress", "auto", "`when` to show progress on standard error: auto (a bar on a terminal, else a line every 5s), always (a bar) or never (env "+importEnvName("progress")+")")
+	fs.BoolVar(&o.quiet, "quiet", false, "show no progress and no summary, only errors (env "+importEnvName("quiet")+")")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: pginflux import [flags] FILE... (- for standard input)\n\n"+
+			"Loads line protocol from files, plain or gzip (by a .gz name or by content), into\n"+
+			"PostgreSQL through pginflux's parser and writer, one table per measurement, as fast as\n"+
+			"COPY allows. Reads the output of influx_inspect export (InfluxDB 1.x, with or without\n"+
+			"-lponly) and influxd inspect export-lp (2.x). Rejected lines go to the rejected table,\n"+
+			"with file and line number; they do not make the import fail. Flags may come after files.\n"+
+			"Exit status: 0 when every line was written or kept as rejected, 1 when not, 2 for bad flags.\n\n"+
+			"  pginflux import --database-url postgres://app@db/appdb --schema history export.lp.gz\n"+
+			"  pginflux import --dry-run big.lp\n"+
+			"  zcat *.lp.gz | pginflux import --progress never -\n\nFlags:\n")
+		printFlags(fs)
+	}
+	files, err := parseInterleaved(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	onCommandLine := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
+
+	// Only import's flags come from the environment: a variable meant for
+	// the daemon alone (PGINFLUX_UDP_ADDRESS, say) is no business of import.
+	var cfgArgs []string
+	allowed := map[string]bool{"DATABASE_URL": true}
+	for _, f := range importConfigFlags {
+		env := config.EnvName(f.name)
+		allowed[env] = true
+		switch {
+		case onCommandLine[f.name]:
+			cfgArgs = append(cfgArgs, "--"+f.name+"="+shared[f.name].val)
+		case f.def != "" && getenv(env) == "":
+			cfgArgs = append(cfgArgs, "--"+f.name+"="+f.def)
+		}
+	}
+	var errs []error
+	o.cfg, err = config.Parse(cfgArgs, func(k string) string {
+		if allowed[k] {
+			return getenv(k)
+		}
+		return ""
+	}, stderr)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, b := range []struct {
+		name string
+		v    *bool
+	}{{"dry-run", &o.dryRun}, {"quiet", &o.quiet}} {
+		if ev := getenv(importEnvName(b.name)); ev != "" && !onCommandLine[b.name] {
+			v, err := strconv.ParseBool(ev)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not a boolean", importEnvName(b.name), ev))
+			}
+			*b.v = v
+		}
+	}
+	progressFrom := "--progress"
+	if ev := getenv(importEnvName("progress")); ev != "" && !onCommandLine["progress"] {
+		o.progress, progressFrom = ev, importEnvName("progress")
+	}
+	switch o.progress {
+	case "auto", "always", "never":
+	default:
+		errs = append(errs, fmt.Errorf("%s: %q is not one of auto, always, never", progressFrom, o.progress))
+	}
+	stdins := 0
+	for _, f := range files {
+		if f == "-" {
+			stdins++
+		}
+	}
+	switch {
+	case len(files) == 0:
+		errs = append(errs, errors.New("nothing to import: name files, or - for standard input"))
+	case stdins > 1:
+		errs = append(errs, errors.New("- (standard input) can be read only once"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	o.files = files
+	return o, nil
+}
+
+// printFlags lists the flags as the daemon's --help does: with two dashes,
+// and a default only when there is one.
+func printFlags(fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			name = ""
+		}
+		if name != "" {
+			name = " " + name
+		}
+		fmt.Fprintf(fs.Output(), "  --%s%s\n    \t%s", f.Name, name, usage)
+		if f.DefValue != "" && f.DefValue != "false" {
+			fmt.Fprintf(fs.Output(), " (default %q)", f.DefValue)
+		}
+		fmt.Fprintln(fs.Output())
+	})
+}
+
+// parseInterleaved parses flags and gathers file names, which may come
+// before, between and after flags; after "--" everything is a file name.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var files []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return files, nil
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(files, rest...), nil
+		}
+		files = append(files, rest[0])
+		args = rest[1:]
+	}
+}
+
+// runImport is "pginflux import [flags] FILE...".
+func runImport(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	o, err := parseImportFlags(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return usageError{err}
+	}
+	inputs := make([]importer.Input, 0, len(o.files))
+	for _, f := range o.files {
+		if f == "-" {
+			inputs = append(inputs, importer.Stream("-", stdin))
+			continue
+		}
+		in, err := importer.File(f)
+		if err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+		inputs = append(inputs, in)
+	}
+
+	var rep *importer.Reporter
+	if !o.quiet && o.progress != "never" {
+		term, width := importer.Terminal(stderr)
+		rep = importer.NewReporter(stderr, term || o.progress == "always", width, importer.PlainInterval)
+	}
+	logOut := stderr
+	if rep != nil {
+		logOut = rep
+	}
+	log := importLogger(logOut, o.cfg)
+
+	pool, err := openImportPool(ctx, o.cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	icfg := importer.Config{
+		Sink:         importSinkConfig(o.cfg),
+		Precision:    o.cfg.Precision,
+		Parsers:      o.cfg.Parsers,
+		SchemaFromDB: o.cfg.SchemaFromDB,
+		DryRun:       o.dryRun,
+	}
+	im := importer.New(pool, icfg, log)
+	if rep != nil {
+		rep.Start(im.Progress)
+	}
+	res, err := im.Run(ctx, inputs)
+	if rep != nil {
+		rep.Stop()
+	}
+	if o.dryRun && err == nil {
+		importer.WritePlan(stdout, res, icfg)
+	}
+	if !o.quiet {
+		importer.WriteSummary(stderr, res, icfg)
+	}
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	return nil
+}
+
+// importLogger logs as the daemon does (--log-level, --log-format).
+func importLogger(w io.Writer, cfg config.Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// importSinkConfig is the sink's part of the configuration, as the daemon
+// builds it.
+func importSinkConfig(cfg config.Config) sink.Config {
+	return sink.Config{
+		Schema:         cfg.Schema,
+		Storage:        string(cfg.Storage),
+		BatchSize:      cfg.BatchSize,
+		FlushInterval:  cfg.FlushInterval,
+		Writers:        cfg.Writers,
+		UintType:       cfg.UintType,
+		MaxColumns:     cfg.MaxColumns,
+		RejectedTable:  cfg.RejectedTable,
+		MaxPendingRows: cfg.MaxPendingRows,
+		CreateTableSQL: cfg.CreateTableSQL,
+		PartitionBy:    cfg.PartitionBy,
+	}
+}
+
+// openImportPool connects to the database. Unlike the daemon, which keeps
+// receiving while PostgreSQL is away, an import that cannot reach it has
+// nothing to do: it stops at once.
+func openImportPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		// Checked by config already; never print the string itself.
+		return nil, usageError{errors.New("--database-url: not a valid connection string")}
+	}
+	pc.MaxConns = int32(cfg.Writers + 2)
+	if _, ok := pc.ConnConfig.RuntimeParams["application_name"]; !ok {
+		pc.ConnConfig.RuntimeParams["application_name"] = "pginflux import"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("import: set up the connection pool: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		// pgx's errors name the host, user and database, never the password.
+		return nil, fmt.Errorf("import: cannot reach the database (%s): %w", cfg.Database, err)
+	}
+	return pool, nil
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pginflux/pginflux/config"
+	"github.com/pginflux/pginflux/internal/pgtest"
+)
+
+// telegrafOutput is one [[outputs.*]] table of a TOML block, read just
+// enough for the README's examples: key = "string" or ["string"].
+type telegrafOutput struct {
+	name     string
+	settings map[string]string
+}
+
+// readmeTelegrafOutputs returns the Telegraf outputs shown in the README
+// section of the given title, and the section's text.
+func readmeTelegrafOutputs(t *testing.T, title string) ([]telegrafOutput, string) {
+	t.Helper()
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## "+title+"\n")
+	if !ok {
+		t.Fatalf("README.md has no section %q", title)
+	}
+	if i := strings.Index(section, "\n## "); i >= 0 {
+		section = section[:i]
+	}
+	var outs []telegrafOutput
+	header := regexp.MustCompile(`^\[\[(outputs\.[a-z0-9_]+)\]\]$`)
+	kv := regexp.MustCompile(`^([a-z_]+)\s*=\s*(\[?"[^"]*"\]?|true|false)\s*(#.*)?$`)
+	for _, block := range regexp.MustCompile("(?s)```toml\n(.*?)```").FindAllStringSubmatch(section, -1) {
+		for _, line := range strings.Split(block[1], "\n") {
+			line = strings.TrimSpace(line)
+			switch {
+			case line == "" || strings.HasPrefix(line, "#"):
+			case header.MatchString(line):
+				outs = append(outs, telegrafOutput{name: header.FindStringSubmatch(line)[1], settings: map[string]string{}})
+			case kv.MatchString(line) && len(outs) > 0:
+				m := kv.FindStringSubmatch(line)
+				outs[len(outs)-1].settings[m[1]] = strings.Trim(m[2], `[]"`)
+			default:
+				t.Errorf("README.md: cannot read %q in a Telegraf example", line)
+			}
+		}
+	}
+	return outs, section
+}
+
+// TestREADMETelegrafConfigs: the Telegraf outputs of "Writing over HTTP and
+// TCP" point at the ports and paths pginflux serves, and work against a
+// running pginflux used as Telegraf uses them.
+func TestREADMETelegrafConfigs(t *testing.T) {
+	outs, section := readmeTelegrafOutputs(t, "Writing over HTTP and TCP")
+	f, _ := config.Lookup("http-address")
+	_, httpPort, err := net.SplitHostPort(f.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`--tcp-address :(\d+)`).FindStringSubmatch(section)
+	if m == nil {
+		t.Fatal("the section shows no --tcp-address")
+	}
+	tcpPort := m[1]
+
+	pool, schema := pgtest.Schema(t)
+	const token = "readme-token"
+	p, base, tcpAddr := startTCP(t, schema, "--http-token", token)
+	withToken := func(s string) string { return strings.ReplaceAll(s, "${PGINFLUX_HTTP_TOKEN}", token) }
+	baseURL, _ := url.Parse(base)
+
+	seen := map[string]bool{}
+	for i, o := range outs {
+		seen[o.name] = true
+		s := o.settings
+		line := fmt.Sprintf("readme,output=o%d v=1i %d\n", i, 1_700_000_000_000_000_000+int64(i))
+		switch o.name {
+		case "outputs.influxdb", "outputs.influxdb_v2":
+			u, err := url.Parse(s["urls"])
+			if err != nil || u.Scheme != "http" || u.Port() != httpPort {
+				t.Errorf("%s: urls %q, want http on pginflux's HTTP port %s", o.name, s["urls"], httpPort)
+				continue
+			}
+			u.Host = baseURL.Host
+			headers := []string{}
+			if s["content_encoding"] == "gzip" {
+				headers = append(headers, "Content-Encoding", "gzip")
+			}
+			if o.name == "outputs.influxdb" {
+				// Telegraf's 1.x output: CREATE DATABASE unless skipped,
+				// then /write?db= with basic auth.
+				if s["skip_database_creation"] != "true" {
+					q := url.Values{"q": {fmt.Sprintf("CREATE DATABASE %q", s["database"])}}.Encode()
+					a := post(t, nil, u.JoinPath("query").String(), []byte(q), "Content-Type", "application/x-www-form-urlencoded",
+						"Authorization", basicAuth(s["username"], withToken(s["password"])))
+					if a.code != http.StatusOK {
+						t.Errorf("%s: CREATE DATABASE: got %d %q", o.name, a.code, a.body)
+					}
+				}
+				w := *u
+				w.Path = path.Join(u.Path, "write")
+				w.RawQuery = url.Values{"db": {s["database"]}}.Encode()
+				headers = append(headers, "Authorization", basicAuth(s["username"], withToken(s["password"])))
+				if a := post(t, nil, w.String(), []byte(line), headers...); a.code != http.StatusNoContent {
+					t.Errorf("%s: got %d %q, want 204", o.name, a.code, a.body)
+				}
+			} else {
+				w := *u
+				w.Path = path.Join(u.Path, "/api/v2/write")
+				w.RawQuery = url.Values{"org": {s["organization"]}, "bucket": {s["bucket"]}}.Encode()
+				headers = append(headers, "Authorization", "Token "+withToken(s["token"]))
+				if a := post(t, nil, w.String(), []byte(line), headers...); a.code != http.StatusNoContent {
+					t.Errorf("%s: got %d %q, want 204", o.name, a.code, a.body)
+				}
+			}
+		case "outputs.socket_writer":
+			u, err := url.Parse(s["address"])
+			if err != nil || u.Scheme != "tcp" || u.Port() != tcpPort || s["data_format"] != "influx" {
+				t.Errorf("socket_writer: address %q data_format %q, want tcp on port %s and influx", s["address"], s["data_format"], tcpPort)
+				continue
+			}
+			c, err := net.Dial("tcp", tcpAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, line)
+			c.Close()
+		default:
+			t.Errorf("unexpected %s", o.name)
+		}
+	}
+	for _, name := range []string{"outputs.influxdb", "outputs.influxdb_v2", "outputs.socket_writer"} {
+		if !seen[name] {
+			t.Errorf("the section shows no %s", name)
+		}
+	}
+	// TCP acknowledges nothing: wait for its row rather than count on the
+	// shutdown to catch a connection that just closed.
+	deadline := time.Now().Add(20 * time.Second)
+	for count(t, pool, schema, "readme", "true") < len(outs) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.stop(t)
+	if n := count(t, pool, schema, "readme", "true"); n != len(outs) {
+		t.Errorf("got %d rows, want %d, one per output", n, len(outs))
+	}
+}
+
+func basicAuth(user, password string) string {
+	r, _ := http.NewRequest("GET", "/", nil)
+	r.SetBasicAuth(user, password)
+	return r.Header.Get("Authorization")
+}

@@ -1,0 +1,516 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pginflux/pginflux/internal/pgcluster"
+	"github.com/pginflux/pginflux/internal/pgtest"
+)
+
+// logBuffer collects the daemon's log. Safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// waitFor polls the log until it holds a line matching re, and returns
+// that line.
+func (l *logBuffer) waitFor(t *testing.T, re string) string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if m := rx.FindString(l.String()); m != "" {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line matching %q after 20s; the log:\n%s", re, l.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// startLogged runs pginflux as start does, with getenv as its environment
+// (start has none), its log captured and HTTP on a free port. args come
+// after start's usual ones, minus --flush-interval and --log-level, which
+// the environment may then set (the command line would win over it).
+func startLogged(t *testing.T, schema string, getenv func(string) string, extra ...string) (*pginflux, string, *logBuffer) {
+	t.Helper()
+	return startLoggedAs(t, pgtest.ConnString(t), schema, getenv, extra...)
+}
+
+func startLoggedAs(t *testing.T, connString, schema string, getenv func(string) string, extra ...string) (*pginflux, string, *logBuffer) {
+	t.Helper()
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	args := append([]string{
+		"--database-url", connString,
+		"--schema", schema,
+		"--udp-address", "127.0.0.1:0",
+		"--udp-readers", "2",
+		"--http-address", "127.0.0.1:0",
+	}, extra...)
+	logs := &logBuffer{}
+	testHookLogOutput = logs
+	listening := make(chan net.Addr, 1)
+	testHookListening = func(a net.Addr) { listening <- a }
+	httpAddr := make(chan net.Addr, 1)
+	testHookHTTPListening = func(a net.Addr) { httpAddr <- a }
+	t.Cleanup(func() { testHookLogOutput, testHookListening, testHookHTTPListening = nil, nil, nil })
+
+	ctx, cancel := context.WithCancel(t.Context())
+	p := &pginflux{cancel: cancel, done: make(chan error, 1)}
+	go func() { p.done <- run(ctx, args, getenv) }()
+	select {
+	case p.addr = <-listening:
+	case err := <-p.done:
+		cancel()
+		t.Fatalf("pginflux stopped before listening: %v\n%s", err, logs)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("pginflux did not start listening within 30s")
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-p.done
+	})
+	return p, "http://" + (<-httpAddr).String(), logs
+}
+
+// keepRunning makes sure the shared cluster runs when the test ends,
+// whatever happens to the test.
+func keepRunning(t *testing.T, c *pgcluster.Cluster) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := c.Start(ctx); err != nil {
+			t.Errorf("start PostgreSQL again: %v", err)
+		}
+	})
+}
+
+// waitMetric polls /metrics until the sample of name with labels reaches
+// want (cmp >=), and returns the value seen.
+func waitMetric(t *testing.T, base, name string, labels map[string]string, want float64) float64 {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v, _ := sample(scrape(t, base), name, labels)
+		if v >= want {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s%v is %v after 20s, want %v", name, labels, v, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// metric returns the current value of a sample.
+func metric(t *testing.T, base, name string, labels map[string]string) float64 {
+	t.Helper()
+	v, _ := sample(scrape(t, base), name, labels)
+	return v
+}
+
+// distinctLines returns n distinct lines of measurement m, packed
+// per datagrams.
+func distinctLines(m string, n, per int) []string {
+	var out []string
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "%s,host=h%d v=%di,s=\"line %d\" %d\n", m, i%13, i, i, 1_700_000_000_000_000_000+int64(i)*1000)
+		if (i+1)%per == 0 || i == n-1 {
+			out = append(out, b.String())
+			b.Reset()
+		}
+	}
+	return out
+}
+
+// countRows returns count(*) and count(DISTINCT v) of a table.
+func countRows(t *testing.T, pool *pgxpool.Pool, table string) (rows, distinct int) {
+	t.Helper()
+	if err := pool.QueryRow(t.Context(), "SELECT count(*), count(DISTINCT v) FROM "+table).Scan(&rows, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	return rows, distinct
+}
+
+// TestDatabaseDownAtStart: with PostgreSQL down, pginflux starts, listens,
+// says so in its log and on /readyz, holds what it receives, and writes
+// all of it once PostgreSQL is up.
+func TestDatabaseDownAtStart(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	cluster := pgtest.Cluster(t)
+	keepRunning(t, cluster)
+	if err := cluster.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p, base, logs := startLogged(t, schema, nil, "--flush-interval", "20ms")
+	// Back before pginflux stops (cleanups run last first), so that it
+	// does not wait out its shutdown timeout.
+	keepRunning(t, cluster)
+
+	// Logged before listening.
+	logs.waitFor(t, `level=INFO msg="starting pginflux".*`)
+	logs.waitFor(t, `level=WARN msg="database not reachable yet; receiving anyway and retrying".* err=.*`)
+	body := waitStatus(t, base+"/readyz", http.StatusServiceUnavailable)
+	if !strings.HasPrefix(body, "database unreachable: ") {
+		t.Errorf("/readyz: got %q, want the reason", body)
+	}
+
+	const n = 1000
+	send(t, p.addr, distinctLines("downatstart", n, 10)...)
+	// Every row is held, none lost, while the writers retry.
+	waitMetric(t, base, "pginflux_sink_pending_rows", nil, n)
+	logs.waitFor(t, `level=WARN msg="database unavailable; holding rows and retrying".*`)
+
+	if err := cluster.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	table := pgx.Identifier{schema, "downatstart"}.Sanitize()
+	waitRows(t, pool, table, n)
+	if rows, distinct := countRows(t, pool, table); rows != n || distinct != n {
+		t.Errorf("got %d rows (%d distinct), want %d", rows, distinct, n)
+	}
+	logs.waitFor(t, `level=INFO msg="database available again"`)
+	waitStatus(t, base+"/readyz", http.StatusOK)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"pginflux_sink_dropped_rows_total", nil},
+		{"pginflux_ingest_dropped_datagrams_total", nil},
+		{"pginflux_udp_kernel_dropped_datagrams_total", nil},
+	} {
+		if v := metric(t, base, c.name, c.labels); v != 0 {
+			t.Errorf("%s: got %v, want 0", c.name, v)
+		}
+	}
+	p.stop(t)
+}
+
+// TestDatabaseRestartMidStream restarts PostgreSQL while a paced sender
+// sends, well below capacity, 20,000 distinct lines: every one lands
+// exactly once, through the retries of the writers and the atomicity of
+// COPY.
+func TestDatabaseRestartMidStream(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	cluster := pgtest.Cluster(t)
+	p, base, _ := startLogged(t, schema, nil, "--flush-interval", "20ms")
+	keepRunning(t, cluster)
+
+	const n, perDatagram = 20_000, 10
+	datagrams := distinctLines("restart", n, perDatagram)
+	conn, err := net.Dial("udp", p.addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// 2,000 datagrams over about 4s: 5 every 10ms.
+	third := make(chan struct{})
+	sent := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < len(datagrams); {
+			<-tick.C
+			for j := 0; j < 5 && i < len(datagrams); j, i = j+1, i+1 {
+				if _, err := conn.Write([]byte(datagrams[i])); err != nil {
+					sent <- err
+					return
+				}
+				if i == len(datagrams)/3 {
+					close(third)
+				}
+			}
+		}
+		sent <- nil
+	}()
+	select {
+	case <-third:
+	case err := <-sent:
+		t.Fatalf("sender stopped early: %v", err)
+	}
+	// Stop, then start: the restart takes a second or so, during which
+	// the writers' COPYs fail and are retried.
+	if err := cluster.Restart(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatalf("send: %v", err)
+	}
+
+	table := pgx.Identifier{schema, "restart"}.Sanitize()
+	waitRows(t, pool, table, n)
+	if rows, distinct := countRows(t, pool, table); rows != n || distinct != n {
+		t.Errorf("got %d rows (%d distinct), want %d: lost or duplicated rows", rows, distinct, n)
+	}
+	if v := metric(t, base, "pginflux_sink_retries_total", nil); v == 0 {
+		t.Error("pginflux_sink_retries_total is 0: no COPY met the restart, the test proved nothing")
+	}
+	for _, name := range []string{"pginflux_sink_dropped_rows_total", "pginflux_ingest_dropped_datagrams_total",
+		"pginflux_udp_kernel_dropped_datagrams_total", "pginflux_sink_rejected_total"} {
+		if v := metric(t, base, name, nil); v != 0 {
+			t.Errorf("%s: got %v, want 0", name, v)
+		}
+	}
+	p.stop(t)
+}
+
+// TestShutdownWhileDatabaseDown: on SIGTERM with PostgreSQL down, pginflux
+// gives up after --shutdown-timeout, exits 0, and its log says exactly how
+// many rows were abandoned.
+func TestShutdownWhileDatabaseDown(t *testing.T) {
+	_, schema := pgtest.Schema(t)
+	cluster := pgtest.Cluster(t)
+	keepRunning(t, cluster)
+	const timeout = time.Second
+	p, base, logs := startLogged(t, schema, nil, "--flush-interval", "20ms", "--shutdown-timeout", timeout.String())
+	if err := cluster.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 500
+	send(t, p.addr, distinctLines("abandoned", n, 10)...)
+	waitMetric(t, base, "pginflux_sink_pending_rows", nil, n)
+
+	start := time.Now()
+	p.cancel()
+	var err error
+	select {
+	case err = <-p.done:
+		p.done <- err // for the cleanup
+	case <-time.After(timeout + 10*time.Second):
+		t.Fatalf("run did not return within %v of SIGTERM", timeout+10*time.Second)
+	}
+	took := time.Since(start)
+	if err != nil {
+		t.Errorf("run returned %v, want nil (exit 0)", err)
+	}
+	// The timeout, the UDP readers' final drain and the unwinding.
+	if took < timeout || took > timeout+5*time.Second {
+		t.Errorf("run returned %v after SIGTERM, want between %v and %v", took, timeout, timeout+5*time.Second)
+	}
+	line := logs.waitFor(t, `level=ERROR msg="stopped with rows not written".*`)
+	if !strings.Contains(line, "abandoned_rows="+strconv.Itoa(n)) ||
+		!strings.Contains(line, fmt.Sprintf("shutdown timeout passed: %d rows were not written", n)) {
+		t.Errorf("got %q, want %d abandoned rows", line, n)
+	}
+}
+
+// TestUDPAllowEndToEnd: with --udp-allow, a datagram from another source
+// is dropped and counted, and one from an allowed source is written.
+func TestUDPAllowEndToEnd(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	p, base, _ := startLogged(t, schema, nil, "--flush-interval", "20ms", "--udp-allow", "127.0.0.2/32, 10.0.0.0/8")
+
+	send(t, p.addr, "allowed v=1i 1000000000") // from 127.0.0.1
+	c, err := net.ListenPacket("udp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("cannot bind 127.0.0.2: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.WriteTo([]byte("allowed v=2i 2000000000"), p.addr); err != nil {
+		t.Fatal(err)
+	}
+	table := pgx.Identifier{schema, "allowed"}.Sanitize()
+	waitRows(t, pool, table, 1)
+	waitMetric(t, base, "pginflux_udp_denied_datagrams_total", nil, 1)
+	p.stop(t)
+
+	var v int64
+	if err := pool.QueryRow(t.Context(), "SELECT v FROM "+table).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if v != 2 {
+		t.Errorf("got the row with v=%d, want the one from 127.0.0.2 (v=2)", v)
+	}
+	var rejected int
+	if err := pool.QueryRow(t.Context(), "SELECT count(*) FROM "+pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()).Scan(&rejected); err == nil && rejected != 0 {
+		t.Errorf("the rejected table has %d rows, want none: a denied datagram is not parsed", rejected)
+	}
+}
+
+// TestReloadOnSIGHUP changes settings in the file PGINFLUX_CONFIG_FILE
+// names and sends SIGHUP: the batch size and log level change at once,
+// a setting that needs a restart is named, and a broken file changes
+// nothing.
+func TestReloadOnSIGHUP(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	file := filepath.Join(t.TempDir(), "pginflux.env")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Nothing is written before a reload: no batch fills, none gets old.
+	write("# pginflux settings\nPGINFLUX_BATCH_SIZE=100000\nPGINFLUX_FLUSH_INTERVAL=1h\nPGINFLUX_LOG_LEVEL=warn\n")
+	getenv := func(k string) string {
+		if k == configFileEnv {
+			return file
+		}
+		return ""
+	}
+	reloaded := make(chan error, 1)
+	testHookReloaded = func(err error) { reloaded <- err }
+	t.Cleanup(func() { testHookReloaded = nil })
+	p, base, logs := startLogged(t, schema, getenv, "--udp-readers", "1", "--parsers", "1")
+	hup := func() error {
+		t.Helper()
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-reloaded:
+			return err
+		case <-time.After(20 * time.Second):
+			t.Fatal("no reload within 20s of SIGHUP")
+			return nil
+		}
+	}
+	table := pgx.Identifier{schema, "reload"}.Sanitize()
+	line := func(i int) string {
+		return fmt.Sprintf("reload,host=a v=%di %d", i, 1_700_000_000_000_000_000+int64(i))
+	}
+
+	send(t, p.addr, line(1), line(2), line(3))
+	waitMetric(t, base, "pginflux_parse_lines_total", map[string]string{"transport": "udp"}, 3)
+	if strings.Contains(logs.String(), "level=INFO") {
+		t.Errorf("info lines logged at level warn:\n%s", logs)
+	}
+
+	write("PGINFLUX_BATCH_SIZE=5\nPGINFLUX_FLUSH_INTERVAL=1h\nPGINFLUX_LOG_LEVEL=debug\nPGINFLUX_WRITERS=3\n")
+	if err := hup(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	logs.waitFor(t, `msg="setting changed" setting=log-level old=WARN new=DEBUG`)
+	logs.waitFor(t, `msg="setting changed" setting=batch-size old=100000 new=5`)
+	logs.waitFor(t, `level=WARN msg="changed settings need a restart to take effect; running on with their old values" settings=writers`)
+	// The open batch of 3 rows fills at the new size of 5.
+	send(t, p.addr, line(4), line(5))
+	waitRows(t, pool, table, 5)
+	// Debug lines show now.
+	send(t, p.addr, "reload,host=a v=")
+	logs.waitFor(t, `level=DEBUG msg="rejected a line"`)
+
+	// A broken file: an error, and the settings stay.
+	write("PGINFLUX_BATCH_SIZE=five\n")
+	if err := hup(); err == nil || !strings.Contains(err.Error(), "PGINFLUX_BATCH_SIZE") {
+		t.Errorf("reload of a bad value: got %v, want an error naming PGINFLUX_BATCH_SIZE", err)
+	}
+	write("PGINFLUX_BATCH_SIZE 5\n")
+	if err := hup(); err == nil || !strings.Contains(err.Error(), "line 1: not KEY=VALUE") {
+		t.Errorf("reload of a bad line: got %v, want an error naming the line", err)
+	}
+	logs.waitFor(t, `level=ERROR msg="cannot reload the configuration; running on with the current one"`)
+	send(t, p.addr, line(6), line(7), line(8), line(9), line(10))
+	waitRows(t, pool, table, 10)
+	p.stop(t)
+}
+
+// TestMinimalPrivileges runs pginflux as a role that is no superuser and
+// has no privilege on the database beyond PUBLIC's CONNECT and TEMP: only
+// USAGE and CREATE on a schema an administrator made. Its tables and the
+// rejected table are created and filled. A second role, with USAGE on the
+// schema and INSERT on tables made for it, writes into those.
+func TestMinimalPrivileges(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	cluster := pgtest.Cluster(t) // trust on its unix socket; skips for an external server
+	role := "pginflux_min_" + schema[len(schema)-8:]
+	roleRO := role + "_ins"
+	admin := func(sql string) {
+		t.Helper()
+		// Also from the cleanup, when t.Context is done.
+		if _, err := pool.Exec(context.WithoutCancel(t.Context()), sql); err != nil {
+			t.Errorf("%s: %v", sql, err)
+		}
+	}
+	ident := func(s string) string { return pgx.Identifier{s}.Sanitize() }
+	admin("CREATE ROLE " + ident(role) + " LOGIN")
+	admin("CREATE ROLE " + ident(roleRO) + " LOGIN")
+	t.Cleanup(func() {
+		// Before the schema goes: the roles own tables in it.
+		for _, r := range []string{role, roleRO} {
+			admin("DROP OWNED BY " + ident(r))
+			admin("DROP ROLE " + ident(r))
+		}
+	})
+	admin("GRANT USAGE, CREATE ON SCHEMA " + ident(schema) + " TO " + ident(role))
+	var super, createDB, createOnDB bool
+	if err := pool.QueryRow(t.Context(), `SELECT rolsuper, rolcreatedb, has_database_privilege($1, current_database(), 'CREATE')
+		FROM pg_roles WHERE rolname = $1`, role).Scan(&super, &createDB, &createOnDB); err != nil {
+		t.Fatal(err)
+	}
+	if super || createDB || createOnDB {
+		t.Fatalf("role %s: superuser %v, createdb %v, CREATE on the database %v; want none", role, super, createDB, createOnDB)
+	}
+
+	t.Run("create", func(t *testing.T) {
+		p, _, logs := startLoggedAs(t, cluster.ConnString("postgres")+" user="+role, schema, nil, "--flush-interval", "20ms")
+		send(t, p.addr, "minpriv,host=a v=1i,s=\"x\" 1000000000\nminpriv,host=b v=2i 2000000000\nminpriv,host=c v=\n")
+		waitRows(t, pool, pgx.Identifier{schema, "minpriv"}.Sanitize(), 2)
+		waitRows(t, pool, pgx.Identifier{schema, "pginflux_rejected"}.Sanitize(), 1)
+		p.stop(t)
+		var owner string
+		if err := pool.QueryRow(t.Context(), "SELECT tableowner FROM pg_tables WHERE schemaname = $1 AND tablename = 'minpriv'", schema).Scan(&owner); err != nil {
+			t.Fatal(err)
+		}
+		if owner != role {
+			t.Errorf("table owner: got %s, want %s", owner, role)
+		}
+		if strings.Contains(logs.String(), "schema created") {
+			t.Error("pginflux created the schema, which existed")
+		}
+	})
+
+	t.Run("insert only", func(t *testing.T) {
+		for _, sql := range []string{
+			"CREATE TABLE " + ident(schema) + ".preset (time timestamptz NOT NULL, host text, v bigint)",
+			"GRANT USAGE ON SCHEMA " + ident(schema) + " TO " + ident(roleRO),
+			"GRANT INSERT ON " + ident(schema) + ".preset TO " + ident(roleRO),
+		} {
+			admin(sql)
+		}
+		p, base, _ := startLoggedAs(t, cluster.ConnString("postgres")+" user="+roleRO, schema, nil,
+			"--flush-interval", "20ms", "--rejected-table", "")
+		send(t, p.addr, "preset,host=a v=1i 1000000000\npreset,host=b v=2i 2000000000\n")
+		waitRows(t, pool, pgx.Identifier{schema, "preset"}.Sanitize(), 2)
+		if v := metric(t, base, "pginflux_sink_dropped_rows_total", nil); v != 0 {
+			t.Errorf("dropped rows: got %v, want 0", v)
+		}
+		p.stop(t)
+	})
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pginflux/pginflux/internal/pgtest"
+	"github.com/pginflux/pginflux/internal/testcert"
+)
+
+// startTCP is startOps with TCP on a free loopback port too; it returns
+// the TCP address as well.
+func startTCP(t *testing.T, schema string, extra ...string) (*pginflux, string, string) {
+	t.Helper()
+	tcpAddr := make(chan net.Addr, 1)
+	testHookTCPListening = func(a net.Addr) { tcpAddr <- a }
+	t.Cleanup(func() { testHookTCPListening = nil })
+	p, base := startOps(t, schema, append([]string{"--tcp-address", "127.0.0.1:0"}, extra...)...)
+	select {
+	case a := <-tcpAddr:
+		return p, base, a.String()
+	default:
+		t.Fatal("pginflux listens on UDP but did not report its TCP address")
+		return nil, "", ""
+	}
+}
+
+// TestTCPEndToEnd: many connections at once all land; a line over
+// --max-line-size is rejected while the rest of its connection's lines
+// land; an idle connection is closed.
+func TestTCPEndToEnd(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	p, base, addr := startTCP(t, schema, "--max-line-size", "1KiB", "--tcp-idle-timeout", "1s")
+	before := scrape(t, base)
+
+	const conns, lines = 20, 100
+	var wg sync.WaitGroup
+	for c := range conns {
+		wg.Go(func() {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close()
+			var b strings.Builder
+			for i := range lines {
+				fmt.Fprintf(&b, "tcpmany,conn=c%d v=%di %d\n", c, i, 1_700_000_000_000_000_000+int64(i))
+				if c == 0 && i == 50 {
+					// Written in the middle of the others.
+					b.WriteString("tcpmany,conn=long v=\"" + strings.Repeat("x", 2000) + "\"\n")
+				}
+			}
+			if _, err := io.WriteString(conn, b.String()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	table := pgx.Identifier{schema, "tcpmany"}.Sanitize()
+	waitRows(t, pool, table, conns*lines)
+	var distinct int
+	if err := pool.QueryRow(t.Context(), "SELECT count(DISTINCT (conn, v)) FROM "+table).Scan(&distinct); err != nil {
+		t.Fatal(err)
+	}
+	if distinct != conns*lines {
+		t.Errorf("got %d distinct rows, want %d", distinct, conns*lines)
+	}
+
+	// The long line is kept, cut, in the rejected table.
+	rejected := pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()
+	waitRows(t, pool, rejected, 1)
+	var reason, detail, line, source string
+	if err := pool.QueryRow(t.Context(), "SELECT reason, detail, line, source FROM "+rejected).Scan(&reason, &detail, &line, &source); err != nil {
+		t.Fatal(err)
+	}
+	if reason != "too_long" || detail != "the line has 2022 bytes, more than --max-line-size (1024); its first 1024 bytes are kept" ||
+		line != "tcpmany,conn=long v=\""+strings.Repeat("x", 1024-21) || !strings.HasPrefix(source, "127.0.0.1:") {
+		t.Errorf("got rejected %q %q %q (%d bytes) from %q", reason, detail, line[:30], len(line), source)
+	}
+
+	// An idle connection is closed after --tcp-idle-timeout.
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	idle.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("idle connection: got %v, want EOF when pginflux closes it", err)
+	}
+
+	after := scrape(t, base)
+	tcp := map[string]string{"transport": "tcp"}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"pginflux_parse_lines_total", tcp, conns * lines},
+		{"pginflux_parse_rejected_lines_total", map[string]string{"transport": "tcp", "reason": "too_long"}, 1},
+		{"pginflux_tcp_accepted_connections_total", nil, conns + 1},
+		{"pginflux_tcp_closed_connections_total", map[string]string{"reason": "idle"}, 1},
+		{"pginflux_tcp_closed_connections_total", map[string]string{"reason": "client"}, conns},
+	} {
+		a, _ := sample(after, c.name, c.labels)
+		b, _ := sample(before, c.name, c.labels)
+		if a-b != c.want {
+			t.Errorf("%s%v moved by %v, want %v", c.name, c.labels, a-b, c.want)
+		}
+	}
+	p.stop(t)
+}
+
+// TestTCPShutdown: lines sent on a connection that stays open are written
+// when pginflux stops, though the flush interval is an hour.
+func TestTCPShutdown(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	p, _, addr := startTCP(t, schema, "--flush-interval", "1h", "--batch-size", "100000")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const n = 3000
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "tcpstop v=%di %d\n", i, 1_700_000_000_000_000_000+int64(i))
+	}
+	if _, err := io.WriteString(conn, b.String()); err != nil {
+		t.Fatal(err)
+	}
+	p.stop(t)
+	var got int
+	if err := pool.QueryRow(t.Context(), "SELECT count(DISTINCT v) FROM "+pgx.Identifier{schema, "tcpstop"}.Sanitize()).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != n {
+		t.Errorf("got %d rows, want %d", got, n)
+	}
+}
+
+// TestOnlyTCP: pginflux runs with TCP alone (no UDP, no HTTP), over TLS.
+func TestOnlyTCP(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	certFile, keyFile, roots := testcert.Files(t)
+	tcpAddr := make(chan net.Addr, 1)
+	testHookTCPListening = func(a net.Addr) { tcpAddr <- a }
+	t.Cleanup(func() { testHookTCPListening = nil })
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--database-url", pgtest.ConnString(t), "--schema", schema, "--udp-address", "",
+			"--http-address", "", "--tcp-address", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile,
+			"--log-level", "warn"}, func(string) string { return "" })
+	}()
+	var addr string
+	select {
+	case a := <-tcpAddr:
+		addr = a.String()
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no TCP address within 30s")
+	}
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, "onlytcp v=1i 1\nonlytcp v=2i 2"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	waitRows(t, pool, pgx.Identifier{schema, "onlytcp"}.Sanitize(), 2)
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
+	}
+}

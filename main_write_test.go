@@ -1,0 +1,700 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pginflux/pginflux/internal/pgtest"
+	"github.com/pginflux/pginflux/internal/testcert"
+)
+
+// startWriter is startOps for the write endpoints: pginflux with UDP and
+// HTTP on free ports, a short flush interval that no request waits for,
+// and extra flags.
+func startWriter(t *testing.T, schema string, extra ...string) (*pginflux, string) {
+	t.Helper()
+	return startOps(t, schema, append([]string{"--flush-interval", "1h"}, extra...)...)
+}
+
+// answer is an HTTP answer read whole.
+type answer struct {
+	code   int
+	header http.Header
+	body   string
+}
+
+// message returns the error message of an answer in either dialect.
+func (a answer) message(t *testing.T) string {
+	t.Helper()
+	var e struct {
+		Error   string `json:"error"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	if err := json.Unmarshal([]byte(a.body), &e); err != nil {
+		t.Fatalf("answer %d %q: not JSON: %v", a.code, a.body, err)
+	}
+	return e.Error + e.Message
+}
+
+// post sends body to url with the headers given as name, value pairs,
+// gzipping it first when Content-Encoding is gzip.
+func post(t *testing.T, client *http.Client, url string, body []byte, headers ...string) answer {
+	t.Helper()
+	for i := 0; i < len(headers); i += 2 {
+		if headers[i] == "Content-Encoding" && headers[i+1] == "gzip" {
+			var b bytes.Buffer
+			zw := gzip.NewWriter(&b)
+			zw.Write(body)
+			zw.Close()
+			body = b.Bytes()
+		}
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	for i := 0; i < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return answer{code: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+// count counts the rows of schema.table where where holds; a table that
+// does not exist has none.
+func count(t *testing.T, pool *pgxpool.Pool, schema, table, where string) int {
+	t.Helper()
+	var exists bool
+	if err := pool.QueryRow(t.Context(), "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{schema, table}.Sanitize()).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if !exists {
+		return 0
+	}
+	var n int
+	q := "SELECT count(*) FROM " + pgx.Identifier{schema, table}.Sanitize()
+	if where != "" {
+		q += " WHERE " + where
+	}
+	if err := pool.QueryRow(t.Context(), q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// TestWriteCommitted: every 204 comes after the request's rows are
+// committed: they are counted right after it, without waiting. Plain and
+// gzip, v1 and v2, sequential and concurrent.
+func TestWriteCommitted(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	_, base := startWriter(t, schema)
+	total := 0
+	for i := range 20 {
+		var b strings.Builder
+		for j := range 50 {
+			fmt.Fprintf(&b, "committed,req=r%d v=%di %d\n", i, j, 1_700_000_000_000_000_000+int64(i*50+j))
+		}
+		enc := []string{"", "gzip"}[i%2]
+		target := []string{"/write?db=telegraf", "/api/v2/write?org=o&bucket=b"}[i/2%2]
+		a := post(t, nil, base+target, []byte(b.String()), "Content-Encoding", enc)
+		if a.code != http.StatusNoContent {
+			t.Fatalf("request %d: got %d %q, want 204", i, a.code, a.body)
+		}
+		total += 50
+		if n := count(t, pool, schema, "committed", ""); n != total {
+			t.Fatalf("after the 204 of request %d: %d rows visible, want %d", i, n, total)
+		}
+	}
+
+	// Concurrent requests share batches; each 204 still means committed.
+	var wg sync.WaitGroup
+	for k := range 16 {
+		wg.Go(func() {
+			var b strings.Builder
+			for j := range 100 {
+				fmt.Fprintf(&b, "concurrent,k=k%d v=%di %d\n", k, j, 1_700_000_000_000_000_000+int64(j))
+			}
+			a := post(t, nil, base+"/write", []byte(b.String()), "Content-Encoding", "gzip")
+			if a.code != http.StatusNoContent {
+				t.Errorf("request %d: got %d %q", k, a.code, a.body)
+				return
+			}
+			if n := count(t, pool, schema, "concurrent", fmt.Sprintf("k = 'k%d'", k)); n != 100 {
+				t.Errorf("after the 204 of request %d: %d rows visible, want 100", k, n)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestWritePrecision: each precision of each API gives the exact time
+// (PostgreSQL keeps microseconds: nanoseconds are floored away).
+func TestWritePrecision(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	_, base := startWriter(t, schema)
+	const sec = 1_700_000_000
+	cases := []struct {
+		api, precision string
+		ts             int64
+		want           time.Time
+	}{
+		{"v1", "", sec*1e9 + 123456789, time.Unix(sec, 123456000)},
+		{"v1", "n", sec*1e9 + 123456789, time.Unix(sec, 123456000)},
+		{"v1", "ns", sec*1e9 + 1, time.Unix(sec, 0)},
+		{"v1", "u", sec*1e6 + 654321, time.Unix(sec, 654321000)},
+		{"v1", "us", sec*1e6 + 1, time.Unix(sec, 1000)},
+		{"v1", "ms", sec*1e3 + 999, time.Unix(sec, 999_000_000)},
+		{"v1", "s", sec, time.Unix(sec, 0)},
+		{"v1", "m", 28_333_334, time.Unix(28_333_334*60, 0)},
+		{"v1", "h", 472_223, time.Unix(472_223*3600, 0)},
+		{"v2", "", sec*1e9 + 5000, time.Unix(sec, 5000)},
+		{"v2", "ns", sec*1e9 + 7000, time.Unix(sec, 7000)},
+		{"v2", "us", sec*1e6 + 42, time.Unix(sec, 42000)},
+		{"v2", "ms", sec*1e3 + 5, time.Unix(sec, 5_000_000)},
+		{"v2", "s", sec + 1, time.Unix(sec+1, 0)},
+	}
+	for i, c := range cases {
+		target := "/write?db=telegraf"
+		if c.api == "v2" {
+			target = "/api/v2/write?org=o&bucket=telegraf"
+		}
+		if c.precision != "" {
+			target += "&precision=" + c.precision
+		}
+		line := fmt.Sprintf("prec,case=c%d v=1i %d\n", i, c.ts)
+		if a := post(t, nil, base+target, []byte(line)); a.code != http.StatusNoContent {
+			t.Fatalf("%s precision %q: got %d %q, want 204", c.api, c.precision, a.code, a.body)
+		}
+		var got time.Time
+		if err := pool.QueryRow(t.Context(), "SELECT time FROM "+pgx.Identifier{schema, "prec"}.Sanitize()+" WHERE \"case\" = $1", fmt.Sprintf("c%d", i)).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if !got.Equal(c.want) {
+			t.Errorf("%s precision %q of %d: got %v, want %v", c.api, c.precision, c.ts, got.UTC(), c.want.UTC())
+		}
+	}
+	// A v2 client cannot ask for v1's units.
+	if a := post(t, nil, base+"/api/v2/write?precision=m", []byte("prec v=1i 1\n")); a.code != http.StatusBadRequest || !strings.Contains(a.message(t), "want ns, us, ms or s") {
+		t.Errorf("v2 precision m: got %d %q, want 400", a.code, a.body)
+	}
+}
+
+// TestWritePartial: a request with malformed lines gets 400 naming the
+// first one by its line number, after its good lines are committed; the
+// bad lines are kept in the rejected table. Values their columns cannot
+// hold are answered the same way.
+func TestWritePartial(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	p, base := startWriter(t, schema, "--max-line-size", "1KiB")
+	long := "partial,host=g usage=7 " + strings.Repeat("9", 1100)
+	body := strings.Join([]string{
+		"partial,host=a usage=1 1700000000000000000",
+		"partial,host=b usage=2 1700000001000000000",
+		"partial,host=c usage=",
+		"partial,host=d usage=4 1700000003000000000",
+		"partial,host=e",
+		"partial,host=f usage=6 1700000005000000000",
+		long,
+		"partial,host=h usage=8 1700000007000000000",
+	}, "\n") + "\n"
+	for _, api := range []string{"/write?db=telegraf", "/api/v2/write?bucket=telegraf"} {
+		before := count(t, pool, schema, "partial", "true")
+		a := post(t, nil, base+api, []byte(body), "Content-Encoding", "gzip")
+		if a.code != http.StatusBadRequest {
+			t.Fatalf("%s: got %d %q, want 400", api, a.code, a.body)
+		}
+		// Visible right after the answer.
+		if n := count(t, pool, schema, "partial", "true") - before; n != 5 {
+			t.Errorf("%s: %d good lines visible after the 400, want 5", api, n)
+		}
+		msg := a.message(t)
+		want := "partial write: unable to parse 'partial,host=c usage=' at line 3: syntax: "
+		wantEnd := fmt.Sprintf("; 3 of 8 lines rejected (kept in %s.pginflux_rejected)", schema)
+		if !strings.HasPrefix(msg, want) || !strings.HasSuffix(msg, wantEnd) {
+			t.Errorf("%s: got message %q, want %q...%q", api, msg, want, wantEnd)
+		}
+		if strings.HasPrefix(api, "/api/v2/") && !strings.Contains(a.body, `"code":"invalid"`) {
+			t.Errorf("v2: got %q, want code invalid", a.body)
+		}
+	}
+
+	// A value its column cannot hold: the row lands with NULL there, the
+	// value goes to the rejected table, and the client hears of it.
+	a := post(t, nil, base+"/write", []byte("partial,host=x usage=\"high\" 1700000010000000000\n"))
+	if a.code != http.StatusBadRequest || !strings.Contains(a.message(t), "partial write: 1 rows written with values their columns cannot hold (type conflicts)") {
+		t.Errorf("type conflict: got %d %q", a.code, a.body)
+	}
+	if n := count(t, pool, schema, "partial", "host = 'x' AND usage IS NULL"); n != 1 {
+		t.Errorf("type conflict: got %d rows, want the row with NULL", n)
+	}
+
+	// A measurement named like the rejected table is refused, and said so.
+	a = post(t, nil, base+"/write", []byte("partial,host=y usage=1 1700000011000000000\npginflux_rejected v=1i 1\n"))
+	if a.code != http.StatusBadRequest || !strings.Contains(a.message(t), "partial write: unable to parse 'pginflux_rejected v=1i 1' at line 2: the measurement has the name of the rejected table; 1 of 2 lines rejected") {
+		t.Errorf("reserved name: got %d %q", a.code, a.body)
+	}
+
+	p.stop(t)
+	rows, err := pool.Query(t.Context(), "SELECT reason, detail, line FROM "+pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()+" ORDER BY detail, reason")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type rej struct{ reason, detail, line string }
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (rej, error) {
+		var x rej
+		return x, r.Scan(&x.reason, &x.detail, &x.line)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, g := range got {
+		lines = append(lines, g.reason+" "+g.detail)
+	}
+	tooLong := fmt.Sprintf("too_long line 7: the line has %d bytes, more than --max-line-size (1024); its first 1024 bytes are kept", len(long))
+	wantLines := []string{
+		`type_conflict field "usage" into column "usage": a string value does not fit column type double precision`,
+		// Twice each: once per request.
+		"syntax line 3: syntax: column 22: field value has unrecognized type",
+		"syntax line 3: syntax: column 22: field value has unrecognized type",
+		"syntax line 5: syntax: column 15: expected tag key or field but found '\\n' instead",
+		"syntax line 5: syntax: column 15: expected tag key or field but found '\\n' instead",
+		tooLong, tooLong,
+		"reserved_name the measurement has the name of the rejected table",
+	}
+	if strings.Join(lines, "\n") != strings.Join(wantLines, "\n") {
+		t.Errorf("got rejected\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(wantLines, "\n"))
+	}
+}
+
+// TestWriteAuth: with --http-token, a request without it or with another
+// gets 401 in its API's dialect; each form of giving it is taken.
+func TestWriteAuth(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	const token = "t0ken-of-the-test"
+	_, base := startWriter(t, schema, "--http-token", token)
+	line := []byte("auth v=1i 1700000000000000000\n")
+	for _, c := range []struct {
+		name, target string
+		headers      []string
+	}{
+		{"v1 none", "/write", nil},
+		{"v2 none", "/api/v2/write?bucket=b", nil},
+		{"v2 wrong token", "/api/v2/write?bucket=b", []string{"Authorization", "Token wrong"}},
+		{"v1 wrong password", "/write?u=telegraf&p=wrong", nil},
+		{"v1 wrong basic", "/write", []string{"Authorization", "Basic dGVsZWdyYWY6d3Jvbmc="}},
+		{"query none", "/query?q=CREATE+DATABASE+telegraf", nil},
+	} {
+		a := post(t, nil, base+c.target, line, c.headers...)
+		if a.code != http.StatusUnauthorized {
+			t.Errorf("%s: got %d %q, want 401", c.name, a.code, a.body)
+			continue
+		}
+		if strings.HasPrefix(c.target, "/api/v2/") && !strings.Contains(a.body, `"code":"unauthorized"`) ||
+			!strings.HasPrefix(c.target, "/api/v2/") && !strings.Contains(a.body, `"error":"authorization failed`) {
+			t.Errorf("%s: got body %q, not in its API's dialect", c.name, a.body)
+		}
+	}
+	if n := count(t, pool, schema, "pginflux_rejected", "true"); n != 0 {
+		t.Errorf("unauthorized requests left %d rejected rows", n)
+	}
+	basicReq, _ := http.NewRequest("POST", "/", nil)
+	basicReq.SetBasicAuth("telegraf", token)
+	ok := 0
+	for _, c := range []struct {
+		name, target string
+		headers      []string
+	}{
+		{"v2 token", "/api/v2/write?org=o&bucket=b", []string{"Authorization", "Token " + token}},
+		{"v1 token", "/write?db=d", []string{"Authorization", "Token " + token}},
+		{"bearer", "/write", []string{"Authorization", "Bearer " + token}},
+		{"basic", "/write?db=d", []string{"Authorization", basicReq.Header.Get("Authorization")}},
+		{"p", "/write?db=d&u=telegraf&p=" + url.QueryEscape(token), nil},
+	} {
+		if a := post(t, nil, base+c.target, line, c.headers...); a.code != http.StatusNoContent {
+			t.Errorf("%s: got %d %q, want 204", c.name, a.code, a.body)
+			continue
+		}
+		ok++
+	}
+	if n := count(t, pool, schema, "auth", "true"); n != ok {
+		t.Errorf("got %d rows, want %d", n, ok)
+	}
+	// Operational endpoints need no token.
+	if resp, _ := get(t, http.MethodGet, base+"/metrics"); resp.StatusCode != http.StatusOK {
+		t.Errorf("/metrics: got %s, want 200 without a token", resp.Status)
+	}
+}
+
+// TestWriteTooLarge: a body over --http-max-body gets 413, as sent or
+// once decompressed (a gzip bomb is cut at the limit), and nothing of it
+// is written.
+func TestWriteTooLarge(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	_, base := startWriter(t, schema, "--http-max-body", "4KiB")
+	var b strings.Builder
+	for i := 0; b.Len() <= 4096; i++ {
+		fmt.Fprintf(&b, "large v=%di %d\n", i, 1_700_000_000_000_000_000+int64(i))
+	}
+	for _, c := range []struct {
+		name    string
+		body    []byte
+		headers []string
+	}{
+		{"plain", []byte(b.String()), nil},
+		{"gzip", []byte(b.String()), []string{"Content-Encoding", "gzip"}},
+		{"gzip bomb", bytes.Repeat([]byte("bomb v=1i\n"), 10<<20/10), []string{"Content-Encoding", "gzip"}},
+	} {
+		for _, target := range []string{"/write", "/api/v2/write"} {
+			a := post(t, nil, base+target, c.body, c.headers...)
+			if a.code != http.StatusRequestEntityTooLarge || !strings.Contains(a.message(t), "--http-max-body (4096 bytes)") {
+				t.Errorf("%s %s: got %d %q, want 413", c.name, target, a.code, a.body)
+			}
+		}
+	}
+	var exists bool
+	if err := pool.QueryRow(t.Context(), "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{schema, "large"}.Sanitize()).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if exists {
+		t.Error("a table was made from a body that was too large")
+	}
+	if a := post(t, nil, base+"/write", []byte("large v=1i 1\n"), "Content-Encoding", "gzip"); a.code != http.StatusNoContent {
+		t.Errorf("a small body after: got %d %q", a.code, a.body)
+	}
+}
+
+// waitGauge polls /metrics until name (without labels) is at least want.
+func waitGauge(t *testing.T, base, name string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v, _ := sample(scrape(t, base), name, nil)
+		if v >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %v after 20s, want %v", name, v, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// lockTable holds an exclusive lock on schema.table until the returned
+// function is called (or the test ends): a COPY into it waits, as if the
+// database were slow.
+func lockTable(t *testing.T, pool *pgxpool.Pool, schema, table string) (release func()) {
+	t.Helper()
+	tx, err := pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(t.Context(), "LOCK TABLE "+pgx.Identifier{schema, table}.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { tx.Rollback(context.Background()) }) }
+	t.Cleanup(release)
+	return release
+}
+
+// TestWriteSaturated: while the sink holds --max-pending-rows rows not yet
+// committed, a request is refused before its body is read: 429 for v2
+// clients, 503 for v1 clients (Telegraf's influxdb output drops a batch
+// answered 4xx), both with Retry-After. The request holding the rows gets
+// its 204 once they are committed.
+func TestWriteSaturated(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	_, base := startWriter(t, schema, "--max-pending-rows", "1")
+	if a := post(t, nil, base+"/write", []byte("sat v=1i 1\n")); a.code != http.StatusNoContent {
+		t.Fatalf("got %d %q", a.code, a.body)
+	}
+	release := lockTable(t, pool, schema, "sat")
+	held := make(chan answer, 1)
+	go func() { held <- post(t, nil, base+"/write", []byte("sat v=2i 2\n")) }()
+	waitGauge(t, base, "pginflux_sink_pending_rows", 1)
+
+	a := post(t, nil, base+"/api/v2/write?bucket=b", []byte("sat v=3i 3\n"))
+	if a.code != http.StatusTooManyRequests || a.header.Get("Retry-After") != "1" || !strings.Contains(a.body, `"code":"too many requests"`) {
+		t.Errorf("v2: got %d %v %q, want 429 with Retry-After", a.code, a.header.Get("Retry-After"), a.body)
+	}
+	a = post(t, nil, base+"/write?db=d", []byte("sat v=3i 3\n"))
+	if a.code != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "1" || !strings.Contains(a.message(t), "--max-pending-rows (1)") {
+		t.Errorf("v1: got %d %v %q, want 503 with Retry-After", a.code, a.header.Get("Retry-After"), a.body)
+	}
+	release()
+	select {
+	case a := <-held:
+		if a.code != http.StatusNoContent {
+			t.Errorf("the held request: got %d %q, want 204", a.code, a.body)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the held request got no answer within 20s of the lock's release")
+	}
+	if n := count(t, pool, schema, "sat", "true"); n != 2 {
+		t.Errorf("got %d rows, want 2 (the refused requests wrote nothing)", n)
+	}
+}
+
+// TestWriteDatabaseDown: once the sink knows PostgreSQL is down, requests
+// get 503 with Retry-After; a request taken before gets its 204 once the
+// server is back and its rows are committed.
+func TestWriteDatabaseDown(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	cluster := pgtest.Cluster(t)
+	_, base := startWriter(t, schema)
+	if a := post(t, nil, base+"/write", []byte("down v=1i 1\n")); a.code != http.StatusNoContent {
+		t.Fatalf("got %d %q", a.code, a.body)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := cluster.Start(ctx); err != nil {
+			t.Errorf("start PostgreSQL again: %v", err)
+		}
+	})
+	if err := cluster.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan answer, 1)
+	go func() { held <- post(t, nil, base+"/api/v2/write?bucket=b", []byte("down v=2i 2\n")) }()
+	// The sink learns that the server is down from its first failed COPY.
+	waitGauge(t, base, "pginflux_sink_retries_total", 1)
+	for _, target := range []string{"/write", "/api/v2/write"} {
+		a := post(t, nil, base+target, []byte("down v=3i 3\n"), "Content-Encoding", "gzip")
+		if a.code != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "5" || !strings.Contains(a.message(t), "database is unreachable") {
+			t.Errorf("%s: got %d %v %q, want 503 with Retry-After", target, a.code, a.header.Get("Retry-After"), a.body)
+		}
+	}
+	if err := cluster.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-held:
+		if a.code != http.StatusNoContent {
+			t.Errorf("the held request: got %d %q, want 204", a.code, a.body)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the held request got no answer within 60s of the server's start")
+	}
+	if n := count(t, pool, schema, "down", "true"); n != 2 {
+		t.Errorf("got %d rows, want 2", n)
+	}
+}
+
+// TestQueryEndpoint: CREATE DATABASE, which Telegraf's influxdb output
+// sends at startup, is a no-op answered as InfluxDB does; other queries
+// get 501.
+func TestQueryEndpoint(t *testing.T) {
+	_, schema := pgtest.Schema(t)
+	_, base := startWriter(t, schema)
+	form := url.Values{"q": {`CREATE DATABASE "telegraf"`}}.Encode()
+	a := post(t, nil, base+"/query", []byte(form), "Content-Type", "application/x-www-form-urlencoded")
+	if a.code != http.StatusOK || a.body != `{"results":[{"statement_id":0}]}`+"\n" {
+		t.Errorf("CREATE DATABASE: got %d %q", a.code, a.body)
+	}
+	resp, body := get(t, http.MethodGet, base+"/query?q="+url.QueryEscape("SELECT * FROM cpu"))
+	if resp.StatusCode != http.StatusNotImplemented || !strings.Contains(body, `"error":"pginflux does not serve queries`) {
+		t.Errorf("SELECT: got %s %q, want 501", resp.Status, body)
+	}
+}
+
+// TestSchemaFromDB: with --schema-from-db, a request's db (v1) or bucket
+// (v2) names the schema; without one, --schema; beyond the bound on
+// schemas, 400.
+func TestSchemaFromDB(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	_, other := pgtest.Schema(t)
+	old := maxSchemas
+	maxSchemas = 2
+	t.Cleanup(func() { maxSchemas = old })
+	p, base := startWriter(t, schema, "--schema-from-db")
+	for _, c := range []struct{ target, want string }{
+		{"/write?db=" + url.QueryEscape(other), other},
+		{"/api/v2/write?org=o&bucket=" + url.QueryEscape(other), other},
+		{"/write", schema},
+		{"/write?db=" + url.QueryEscape(schema), schema},
+		{"/api/v2/write", schema},
+	} {
+		if a := post(t, nil, base+c.target, []byte("fromdb v=1i 1\n")); a.code != http.StatusNoContent {
+			t.Fatalf("%s: got %d %q", c.target, a.code, a.body)
+		}
+	}
+	if n := count(t, pool, other, "fromdb", "true"); n != 2 {
+		t.Errorf("%s: got %d rows, want 2", other, n)
+	}
+	if n := count(t, pool, schema, "fromdb", "true"); n != 3 {
+		t.Errorf("%s: got %d rows, want 3", schema, n)
+	}
+	a := post(t, nil, base+"/write?db=pginflux_third", []byte("fromdb v=1i 1\n"))
+	if a.code != http.StatusBadRequest || !strings.Contains(a.message(t), "at most 2") {
+		t.Errorf("a third schema: got %d %q, want 400", a.code, a.body)
+	}
+	a = post(t, nil, base+"/api/v2/write?bucket=pg_catalog", []byte("fromdb v=1i 1\n"))
+	if a.code != http.StatusBadRequest || !strings.Contains(a.message(t), "cannot name a schema") {
+		t.Errorf("pg_catalog: got %d %q, want 400", a.code, a.body)
+	}
+	p.stop(t) // closes the sink of the other schema
+}
+
+// TestWriteWhileStopping: once stopping begins, /write answers 503, while
+// a request under way gets its 204 when its rows are committed, /metrics
+// answers, and pginflux exits once all is written.
+func TestWriteWhileStopping(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	p, base := startWriter(t, schema)
+	if a := post(t, nil, base+"/write", []byte("stopping v=1i 1\n")); a.code != http.StatusNoContent {
+		t.Fatalf("got %d %q", a.code, a.body)
+	}
+	release := lockTable(t, pool, schema, "stopping")
+	held := make(chan answer, 1)
+	go func() { held <- post(t, nil, base+"/write", []byte("stopping v=2i 2\n")) }()
+	waitGauge(t, base, "pginflux_sink_pending_rows", 1)
+	p.cancel()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		a := post(t, nil, base+"/write", []byte("late v=1i 1\n"))
+		if a.code == http.StatusServiceUnavailable && strings.Contains(a.message(t), "stopping") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d %q after 20s, want 503: stopping", a.code, a.body)
+		}
+	}
+	if resp, _ := get(t, http.MethodGet, base+"/metrics"); resp.StatusCode != http.StatusOK {
+		t.Errorf("/metrics while stopping: got %s", resp.Status)
+	}
+	release()
+	if a := <-held; a.code != http.StatusNoContent {
+		t.Errorf("the request under way: got %d %q, want 204", a.code, a.body)
+	}
+	p.stop(t)
+	if n := count(t, pool, schema, "stopping", "true"); n != 2 {
+		t.Errorf("got %d rows, want 2", n)
+	}
+}
+
+// TestHTTPS: with --tls-cert and --tls-key, every endpoint is served over
+// TLS, and plain HTTP is not.
+func TestHTTPS(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	certFile, keyFile, roots := testcert.Files(t)
+	_, base := startWriter(t, schema, "--tls-cert", certFile, "--tls-key", keyFile)
+	tlsBase := "https://" + strings.TrimPrefix(base, "http://")
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	defer client.CloseIdleConnections()
+	if a := post(t, client, tlsBase+"/api/v2/write?bucket=b", []byte("tls v=1i 1\n"), "Content-Encoding", "gzip"); a.code != http.StatusNoContent {
+		t.Fatalf("got %d %q", a.code, a.body)
+	}
+	if n := count(t, pool, schema, "tls", "true"); n != 1 {
+		t.Errorf("got %d rows, want 1", n)
+	}
+	resp, err := client.Get(tlsBase + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/metrics over https: got %s", resp.Status)
+	}
+	resp, err = http.Get(base + "/healthz")
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Error("plain HTTP is served besides HTTPS")
+		}
+	}
+
+	// pginflux healthcheck, as the image runs it, with the daemon's
+	// environment.
+	env := func(k string) string {
+		switch k {
+		case "PGINFLUX_HTTP_ADDRESS":
+			return strings.TrimPrefix(base, "http://")
+		case "PGINFLUX_TLS_CERT":
+			return certFile
+		}
+		return ""
+	}
+	if err := run(t.Context(), []string{"healthcheck"}, env); err != nil {
+		t.Errorf("healthcheck over https: %v", err)
+	}
+	if err := run(t.Context(), []string{"healthcheck", "--url", tlsBase + "/readyz"}, func(string) string { return "" }); err != nil {
+		t.Errorf("healthcheck --url https: %v", err)
+	}
+}
+
+// TestOnlyHTTP: pginflux runs with neither UDP nor TCP, taking writes over
+// HTTP alone; with nothing at all to listen on, it refuses to start.
+func TestOnlyHTTP(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	httpAddr := make(chan net.Addr, 1)
+	opened := make(chan struct{}, 1)
+	testHookHTTPListening = func(a net.Addr) { httpAddr <- a }
+	testHookWritesOpen = func() { opened <- struct{}{} }
+	t.Cleanup(func() { testHookHTTPListening, testHookWritesOpen = nil, nil })
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--database-url", pgtest.ConnString(t), "--schema", schema, "--udp-address", "",
+			"--http-address", "127.0.0.1:0", "--log-level", "warn"}, func(string) string { return "" })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	var base string
+	select {
+	case a := <-httpAddr:
+		base = "http://" + a.String()
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	}
+	select {
+	case <-opened:
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("writes not open within 30s")
+	}
+	if a := post(t, nil, base+"/write", []byte("onlyhttp v=1i 1\n")); a.code != http.StatusNoContent {
+		t.Fatalf("got %d %q", a.code, a.body)
+	}
+	if n := count(t, pool, schema, "onlyhttp", "true"); n != 1 {
+		t.Errorf("got %d rows, want 1", n)
+	}
+	if body := waitStatus(t, base+"/readyz", http.StatusOK); body != "ok\n" {
+		t.Errorf("/readyz: got %q", body)
+	}
+
+	err := run(t.Context(), []string{"--database-url", pgtest.ConnString(t), "--udp-address", "", "--http-address", ""}, func(string) string { return "" })
+	var usage usageError
+	if err == nil || !errors.As(err, &usage) || !strings.Contains(err.Error(), "nothing to listen on") {
+		t.Errorf("nothing enabled: got %v, want a usage error", err)
+	}
+}

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pginflux/pginflux/config"
+	"github.com/pginflux/pginflux/internal/httpserver"
+	"github.com/pginflux/pginflux/internal/pipeline"
+	"github.com/pginflux/pginflux/sink"
+)
+
+// maxSchemas bounds the schemas /write writes into with --schema-from-db,
+// the default one included: each has a sink of its own (writers, a limit
+// of pending rows, a cache of its tables). A variable for tests.
+var maxSchemas = 64
+
+// httpWrites is what /write and /api/v2/write write through: a shared
+// batcher on the sink of --schema, and with --schema-from-db one sink and
+// batcher more for each other schema a request names, made on first use.
+// It is made before the HTTP server, which serves before the sink exists:
+// until open it answers that pginflux is starting, and once stopping
+// begins that it is stopping. Safe for concurrent use.
+type httpWrites struct {
+	cfg     config.Config
+	metrics *pipeline.StreamMetrics
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	state    writesState
+	pool     *pgxpool.Pool
+	sinkCfg  sink.Config
+	sinkM    *sink.Metrics
+	schemas  map[string]*schemaWrites // by schema, --schema's included
+	inflight sync.WaitGroup           // Write calls under way; Add only under mu while open
+}
+
+type writesState int
+
+const (
+	writesStarting writesState = iota
+	writesOpen
+	writesStopping
+)
+
+// schemaWrites is where the writes into one schema go.
+type schemaWrites struct {
+	schema string
+	sink   *sink.Sink
+	own    bool // made by httpWrites, which closes it
+	shared *sink.Shared
+	stream *pipeline.Stream
+}
+
+// newHTTPWrites returns the writes of a pginflux with configuration cfg,
+// answering "starting" until open, or nil when HTTP is disabled. Its
+// metrics go to reg.
+func newHTTPWrites(cfg config.Config, reg prometheus.Registerer, log *slog.Logger) *httpWrites {
+	if cfg.HTTPAddress == "" {
+		return nil
+	}
+	return &httpWrites{cfg: cfg, metrics: pipeline.NewStreamMetrics(reg, "http"), log: log, schemas: make(map[string]*schemaWrites)}
+}
+
+// open starts taking writes into s, the sink of --schema, made from
+// sinkCfg with metrics m; sinks of other schemas are made the same way on
+// pool. Once ctx ends, requests are answered that pginflux is stopping.
+// A nil w (HTTP disabled) does nothing.
+func (w *httpWrites) open(ctx context.Context, pool *pgxpool.Pool, s *sink.Sink, sinkCfg sink.Config, m *sink.Metrics) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	if w.state != writesStarting {
+		w.mu.Unlock()
+		return
+	}
+	w.pool, w.sinkCfg, w.sinkM = pool, sinkCfg, m
+	w.schemas[w.cfg.Schema] = w.newSchema(w.cfg.Schema, s, false)
+	w.state = writesOpen
+	w.mu.Unlock()
+	context.AfterFunc(ctx, w.beginStop)
+	if testHookWritesOpen != nil {
+		testHookWritesOpen()
+	}
+}
+
+// testHookWritesOpen, when set, is called once /write takes writes, so
+// that tests of a pginflux without UDP know when it is ready.
+var testHookWritesOpen func()
+
+func (w *httpWrites) newSchema(schema string, s *sink.Sink, own bool) *schemaWrites {
+	sh := s.NewShared()
+	return &schemaWrites{schema: schema, sink: s, own: own, shared: sh, stream: pipeline.NewStream(pipeline.StreamConfig{
+		Transport:     "http",
+		MaxLineSize:   w.cfg.MaxLineSize,
+		RejectedTable: w.cfg.RejectedTable,
+	}, sh, w.metrics, w.log)}
+}
+
+// setLimits applies a reload to the sinks of other schemas, made and to be
+// made.
+func (w *httpWrites) setLimits(batchSize int, flushInterval time.Duration, maxPendingRows int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sinkCfg.BatchSize, w.sinkCfg.FlushInterval, w.sinkCfg.MaxPendingRows = batchSize, flushInterval, maxPendingRows
+	for _, sw := range w.schemas {
+		if sw.own {
+			sw.sink.SetLimits(batchSize, flushInterval, maxPendingRows)
+		}
+	}
+}
+
+// beginStop makes every request from now on answer that pginflux is
+// stopping; those under way go on.
+func (w *httpWrites) beginStop() {
+	w.mu.Lock()
+	w.state = writesStopping
+	w.mu.Unlock()
+}
+
+// stop waits for the requests under way, then hands what their batchers
+// hold to the sinks and closes the sinks it made, abandoning what they
+// still hold when ctx ends. The sink of --schema is left to its owner.
+func (w *httpWrites) stop(ctx context.Context) error {
+	w.beginStop()
+	w.inflight.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var errs []error
+	for _, sw := range w.schemas {
+		sw.shared.Close()
+		if !sw.own {
+			continue
+		}
+		abandon := context.AfterFunc(ctx, sw.sink.Abandon)
+		if err := sw.sink.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("schema %s: %w", sw.schema, err))
+		}
+		abandon()
+	}
+	return errors.Join(errs...)
+}
+
+// schemaLocked returns where writes for database db go, making its sink
+// when it is new. w.mu is held.
+func (w *httpWrites) schemaLocked(db string) (*schemaWrites, error) {
+	switch w.state {
+	case writesStarting:
+		return nil, fmt.Errorf("%w: pginflux is starting", httpserver.ErrUnavailable)
+	case writesStopping:
+		return nil, fmt.Errorf("%w: pginflux is stopping", httpserver.ErrUnavailable)
+	}
+	schema := w.cfg.Schema
+	if w.cfg.SchemaFromDB && db != "" {
+		schema = db
+	}
+	if sw := w.schemas[schema]; sw != nil {
+		return sw, nil
+	}
+	if err := validSchema(schema); err != nil {
+		return nil, fmt.Errorf("%w: database %q cannot name a schema (--schema-from-db): %v", httpserver.ErrInvalid, db, err)
+	}
+	if len(w.schemas) >= maxSchemas {
+		return nil, fmt.Errorf("%w: database %q would be schema number %d, and pginflux writes into at most %d (--schema-from-db)",
+			httpserver.ErrInvalid, db, len(w.schemas)+1, maxSchemas)
+	}
+	cfg := w.sinkCfg
+	cfg.Schema = schema
+	s := sink.New(w.pool, cfg, w.sinkM, w.log.With("schema", schema))
+	sw := w.newSchema(schema, s, true)
+	w.schemas[schema] = sw
+	w.log.Info("writing into another schema, named by a request (--schema-from-db)", "schema", schema, "schemas", len(w.schemas))
+	return sw, nil
+}
+
+// validSchema checks what PostgreSQL takes as a schema name.
+func validSchema(s string) error {
+	switch {
+	case len(s) > 63:
+		return errors.New("longer than PostgreSQL's 63 bytes")
+	case strings.IndexByte(s, 0) >= 0:
+		return errors.New("holds a NUL byte")
+	case !utf8.ValidString(s):
+		return errors.New("not valid UTF-8")
+	case strings.HasPrefix(strings.ToLower(s), "pg_"):
+		return errors.New("names starting with pg_ are PostgreSQL's")
+	}
+	return nil
+}
+
+// Admit answers 503 while starting or stopping, or while the database is
+// down, 429 (or 503, for v1 clients) while the sink of the request's
+// schema holds its limit of rows, and 400 for a schema that cannot be.
+func (w *httpWrites) Admit(db string) error {
+	w.mu.Lock()
+	sw, err := w.schemaLocked(db)
+	w.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	full, down := sw.sink.Saturated()
+	switch {
+	case down:
+		return fmt.Errorf("%w: the database is unreachable; pginflux keeps retrying", httpserver.ErrUnavailable)
+	case full:
+		return fmt.Errorf("%w: pginflux holds --max-pending-rows (%d) rows not yet committed", httpserver.ErrFull, w.cfg.MaxPendingRows)
+	}
+	return nil
+}
+
+// Write adds the request's lines to its schema's batcher and waits for
+// their commit.
+func (w *httpWrites) Write(ctx context.Context, req *httpserver.WriteRequest) (httpserver.WriteResult, error) {
+	w.mu.Lock()
+	sw, err := w.schemaLocked(req.DB)
+	if err != nil {
+		w.mu.Unlock()
+		return httpserver.WriteResult{}, err
+	}
+	w.inflight.Add(1)
+	w.mu.Unlock()
+	defer w.inflight.Done()
+
+	res, err := sw.stream.Write(ctx, req.Body, req.Precision, sink.Origin{Source: req.Source, Received: req.Received})
+	out := httpserver.WriteResult{
+		Lines:    res.Lines,
+		Rejected: res.Rejected,
+		BadLines: res.Bad,
+		FirstBad: httpserver.BadLine{Line: res.FirstBad.Line, Text: string(res.FirstBad.Text), Err: res.FirstBad.Err},
+	}
+	if w.cfg.RejectedTable != "" {
+		out.KeptIn = sw.schema + "." + w.cfg.RejectedTable
+	}
+	return out, err
+}
