@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -253,7 +252,7 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 	if rep != nil {
 		logOut = rep
 	}
-	log := importLogger(logOut, o.cfg)
+	log := newLogger(logOut, o.cfg, new(slog.LevelVar))
 
 	pool, err := openImportPool(ctx, o.cfg)
 	if err != nil {
@@ -288,56 +287,26 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 	return nil
 }
 
-// importLogger logs as the daemon does (--log-level, --log-format).
-func importLogger(w io.Writer, cfg config.Config) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// importSinkConfig is the sink's part of the configuration, as the daemon
-// builds it.
+// importSinkConfig is the daemon's sink configuration, without retention:
+// an import of history must not drop what it writes.
 func importSinkConfig(cfg config.Config) sink.Config {
-	return sink.Config{
-		Schema:         cfg.Schema,
-		Storage:        string(cfg.Storage),
-		BatchSize:      cfg.BatchSize,
-		FlushInterval:  cfg.FlushInterval,
-		Writers:        cfg.Writers,
-		UintType:       cfg.UintType,
-		MaxColumns:     cfg.MaxColumns,
-		RejectedTable:  cfg.RejectedTable,
-		MaxPendingRows: cfg.MaxPendingRows,
-		CreateTableSQL: cfg.CreateTableSQL,
-		PartitionBy:    cfg.PartitionBy,
-	}
+	c := sinkConfig(cfg)
+	c.Retention = 0
+	return c
 }
 
 // openImportPool connects to the database. Unlike the daemon, which keeps
 // receiving while PostgreSQL is away, an import that cannot reach it has
 // nothing to do: it stops at once.
 func openImportPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
-	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	pool, pingErr, err := openPool(ctx, cfg, "pginflux import")
 	if err != nil {
-		// Checked by config already; never print the string itself.
-		return nil, usageError{errors.New("--database-url: not a valid connection string")}
+		return nil, fmt.Errorf("import: %w", err)
 	}
-	pc.MaxConns = int32(cfg.Writers + 2)
-	if _, ok := pc.ConnConfig.RuntimeParams["application_name"]; !ok {
-		pc.ConnConfig.RuntimeParams["application_name"] = "pginflux import"
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("import: set up the connection pool: %w", err)
-	}
-	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := pool.Ping(pingCtx); err != nil {
+	if pingErr != nil {
 		pool.Close()
 		// pgx's errors name the host, user and database, never the password.
-		return nil, fmt.Errorf("import: cannot reach the database (%s): %w", cfg.Database, err)
+		return nil, fmt.Errorf("import: cannot reach the database (%s): %w", cfg.Database, pingErr)
 	}
 	return pool, nil
 }

@@ -120,20 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	defer pool.Close()
 	registerPool(reg, pool, ready)
 
-	sinkCfg := sink.Config{
-		Schema:         cfg.Schema,
-		Storage:        string(cfg.Storage),
-		BatchSize:      cfg.BatchSize,
-		FlushInterval:  cfg.FlushInterval,
-		Writers:        cfg.Writers,
-		UintType:       cfg.UintType,
-		MaxColumns:     cfg.MaxColumns,
-		RejectedTable:  cfg.RejectedTable,
-		MaxPendingRows: cfg.MaxPendingRows,
-		CreateTableSQL: cfg.CreateTableSQL,
-		PartitionBy:    cfg.PartitionBy,
-		Retention:      cfg.Retention,
-	}
+	sinkCfg := sinkConfig(cfg)
 	sinkMetrics := sink.NewMetrics(reg)
 	s := sink.New(pool, sinkCfg, sinkMetrics, log)
 	p := pipeline.New(pipeline.Config{
@@ -202,27 +189,57 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	return nil
 }
 
-// newPool makes the connection pool. A database that cannot be reached yet
-// is no reason not to start: the writers keep retrying, and the first
-// attempt here tells the user early.
-func newPool(ctx context.Context, cfg config.Config, log *slog.Logger) (*pgxpool.Pool, error) {
+// sinkConfig is the sink's part of the configuration: the daemon's and
+// the import's.
+func sinkConfig(cfg config.Config) sink.Config {
+	return sink.Config{
+		Schema:         cfg.Schema,
+		Storage:        string(cfg.Storage),
+		BatchSize:      cfg.BatchSize,
+		FlushInterval:  cfg.FlushInterval,
+		Writers:        cfg.Writers,
+		UintType:       cfg.UintType,
+		MaxColumns:     cfg.MaxColumns,
+		RejectedTable:  cfg.RejectedTable,
+		MaxPendingRows: cfg.MaxPendingRows,
+		CreateTableSQL: cfg.CreateTableSQL,
+		PartitionBy:    cfg.PartitionBy,
+		Retention:      cfg.Retention,
+	}
+}
+
+// openPool makes the connection pool for the writers (and a couple of
+// connections for DDL), and pings the database: it returns the pool, and
+// the ping's error for the caller to judge.
+func openPool(ctx context.Context, cfg config.Config, appName string) (*pgxpool.Pool, error, error) {
 	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		// Checked by config already; never print the string itself.
-		return nil, usageError{errors.New("--database-url: not a valid connection string")}
+		return nil, nil, usageError{errors.New("--database-url: not a valid connection string")}
 	}
 	pc.MaxConns = int32(cfg.Writers + 2)
 	if _, ok := pc.ConnConfig.RuntimeParams["application_name"]; !ok {
-		pc.ConnConfig.RuntimeParams["application_name"] = "pginflux"
+		pc.ConnConfig.RuntimeParams["application_name"] = appName
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("set up the connection pool: %w", err)
+		return nil, nil, fmt.Errorf("set up the connection pool: %w", err)
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := pool.Ping(pingCtx); err != nil {
-		log.Warn("database not reachable yet; receiving anyway and retrying", "database", cfg.Database, "err", err)
+	return pool, pool.Ping(pingCtx), nil
+}
+
+// newPool makes the daemon's pool. A database that cannot be reached yet
+// is no reason not to start: the writers keep retrying, and the first
+// attempt here tells the user early.
+func newPool(ctx context.Context, cfg config.Config, log *slog.Logger) (*pgxpool.Pool, error) {
+	pool, pingErr, err := openPool(ctx, cfg, "pginflux")
+	if err != nil {
+		return nil, err
+	}
+	if pingErr != nil {
+		log.Warn("database not reachable yet; receiving anyway and retrying", "database", cfg.Database, "err", pingErr)
 	} else {
 		log.Info("database reachable", "database", cfg.Database)
 	}

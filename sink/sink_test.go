@@ -370,15 +370,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // TestAbandonCounts: with the database unreachable, a shutdown whose
 // timeout passes reports exactly the rows it could not write.
 func TestAbandonCounts(t *testing.T) {
-	pc, err := pgxpool.ParseConfig("host=127.0.0.1 port=1 user=nobody dbname=none connect_timeout=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.NewWithConfig(t.Context(), pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := pgtest.Unreachable(t)
 	m := NewMetrics(nil)
 	s := New(pool, Config{Schema: "x", Storage: StorageColumns, BatchSize: 10, FlushInterval: time.Hour, Writers: 1}, m, quiet)
 	b := s.NewBatcher()
@@ -390,7 +382,7 @@ func TestAbandonCounts(t *testing.T) {
 		b.Add(pt("lost", 1, int64(i)), origin)
 	}
 	b.Flush()
-	err = s.Close(ctx)
+	err := s.Close(ctx)
 	if err == nil {
 		t.Fatal("got no error")
 	}
@@ -409,15 +401,7 @@ func TestAbandonCounts(t *testing.T) {
 // at the pending-rows limit (rather than buffering in open batches of many
 // tables without end) and goes on once the sink abandons its work.
 func TestPendingLimitHolds(t *testing.T) {
-	pc, err := pgxpool.ParseConfig("host=127.0.0.1 port=1 user=nobody dbname=none connect_timeout=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.NewWithConfig(t.Context(), pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := pgtest.Unreachable(t)
 	m := NewMetrics(nil)
 	s := New(pool, Config{Schema: "x", BatchSize: 1000, MaxPendingRows: 100, FlushInterval: time.Hour, Writers: 1}, m, quiet)
 	var added atomic.Int64

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/pginflux/pginflux/internal/pgtest"
 )
 
@@ -58,15 +56,7 @@ func TestSharedTickets(t *testing.T) {
 
 // TestTicketLost: rows that are abandoned make Wait fail.
 func TestTicketLost(t *testing.T) {
-	pc, err := pgxpool.ParseConfig("host=127.0.0.1 port=1 user=nobody dbname=none connect_timeout=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.NewWithConfig(t.Context(), pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := pgtest.Unreachable(t)
 	s := New(pool, Config{Schema: "x", BatchSize: 10, FlushInterval: time.Hour, Writers: 1}, NewMetrics(nil), quiet)
 	sh := s.NewShared()
 	tk := NewTicket()

@@ -237,3 +237,20 @@ func schemaName(testName string) string {
 	_, _ = rand.Read(rnd[:]) // never fails
 	return base + "_" + hex.EncodeToString(rnd[:])
 }
+
+// Unreachable returns a pool whose every connection attempt fails at once
+// (connection refused on 127.0.0.1 port 1), for tests of how pginflux
+// behaves while the database is away. The pool is closed at cleanup.
+func Unreachable(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	pc, err := pgxpool.ParseConfig("host=127.0.0.1 port=1 user=nobody dbname=none connect_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}

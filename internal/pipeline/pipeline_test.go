@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/pginflux/pginflux/internal/pgtest"
 	"github.com/pginflux/pginflux/parse"
 	"github.com/pginflux/pginflux/sink"
 )
@@ -19,15 +19,7 @@ import (
 // TestQueueBytes: a datagram that would take the queue past its bytes is
 // dropped and counted at once, whatever the count of datagrams.
 func TestQueueBytes(t *testing.T) {
-	pc, err := pgxpool.ParseConfig("host=127.0.0.1 port=1 user=nobody dbname=none connect_timeout=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.NewWithConfig(t.Context(), pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := pgtest.Unreachable(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := sink.New(pool, sink.Config{Schema: "x", BatchSize: 1000, FlushInterval: time.Hour, Writers: 1}, sink.NewMetrics(nil), quiet)
 	m := NewMetrics(nil, "udp")

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/pginflux/pginflux/internal/pgtest"
 	"github.com/pginflux/pginflux/parse"
 	"github.com/pginflux/pginflux/sink"
 )
@@ -42,15 +42,7 @@ func (d *details) WithGroup(string) slog.Handler      { return d }
 // whole body. (Rows go to a sink that drops them at once, and the
 // request's context is cancelled, so that Write does not wait for them.)
 func TestStreamLineNumbers(t *testing.T) {
-	pc, err := pgxpool.ParseConfig("host=127.0.0.1 port=1 user=nobody dbname=none connect_timeout=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.NewWithConfig(t.Context(), pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := pgtest.Unreachable(t)
 	d := &details{}
 	log := slog.New(d)
 	s := sink.New(pool, sink.Config{Schema: "x", BatchSize: 1000, FlushInterval: time.Hour, Writers: 1, RejectedTable: "rej"}, sink.NewMetrics(nil), log)
