@@ -39,9 +39,12 @@ type Pipeline struct {
 	metrics *Metrics
 	log     *slog.Logger
 
-	queue  chan packet
-	queued atomic.Int64 // bytes in the queue
-	wg     sync.WaitGroup
+	queue   chan packet
+	queued  atomic.Int64 // bytes in the queue
+	dropped atomic.Int64 // datagrams dropped at the queue, for the drop log
+	wg      sync.WaitGroup
+	stop    chan struct{}
+	watch   sync.WaitGroup
 }
 
 type packet struct {
@@ -59,11 +62,47 @@ func New(cfg Config, s *sink.Sink, m *Metrics, log *slog.Logger) *Pipeline {
 	if cfg.QueueBytes <= 0 {
 		cfg.QueueBytes = 1 << 62
 	}
-	p := &Pipeline{cfg: cfg, sink: s, metrics: m, log: log, queue: make(chan packet, cfg.QueueSize)}
+	p := &Pipeline{cfg: cfg, sink: s, metrics: m, log: log, queue: make(chan packet, cfg.QueueSize), stop: make(chan struct{})}
 	for range cfg.Parsers {
 		p.wg.Go(p.parse)
 	}
+	p.watch.Go(func() { p.watchDrops(dropLogEvery) })
 	return p
+}
+
+// dropLogEvery is how often the drop log looks at the count of drops.
+const dropLogEvery = 5 * time.Second
+
+// watchDrops logs, at most once a period, when datagrams start being
+// dropped at the queue and when they stop, with how many: a person
+// should hear of loss without a log line per datagram.
+func (p *Pipeline) watchDrops(every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var dropping bool
+	var total int64
+	for {
+		select {
+		case <-tick.C:
+		case <-p.stop:
+			if dropping {
+				p.log.Warn("stopped dropping datagrams", "transport", p.cfg.Transport, "dropped", total+p.dropped.Swap(0))
+			}
+			return
+		}
+		n := p.dropped.Swap(0)
+		switch {
+		case n > 0 && !dropping:
+			dropping, total = true, n
+			p.log.Warn("dropping datagrams: the queue to the parsers is full (PostgreSQL or the parsers cannot keep up); counted in pginflux_ingest_dropped_datagrams_total",
+				"transport", p.cfg.Transport, "dropped", n, "queue_size", p.cfg.QueueSize, "queue_max_bytes", p.cfg.QueueBytes)
+		case n > 0:
+			total += n
+		case dropping:
+			dropping = false
+			p.log.Warn("stopped dropping datagrams", "transport", p.cfg.Transport, "dropped", total)
+		}
+	}
 }
 
 // Handle queues a copy of data for parsing. It never waits: when the queue
@@ -73,7 +112,7 @@ func (p *Pipeline) Handle(data []byte, src netip.AddrPort, received time.Time) {
 	n := int64(len(data))
 	if p.queued.Add(n) > p.cfg.QueueBytes {
 		p.queued.Add(-n)
-		p.metrics.QueueDropped.Inc()
+		p.drop()
 		return
 	}
 	bp := bufPool.Get().(*[]byte)
@@ -83,8 +122,13 @@ func (p *Pipeline) Handle(data []byte, src netip.AddrPort, received time.Time) {
 	default:
 		p.queued.Add(-n)
 		bufPool.Put(bp)
-		p.metrics.QueueDropped.Inc()
+		p.drop()
 	}
+}
+
+func (p *Pipeline) drop() {
+	p.metrics.QueueDropped.Inc()
+	p.dropped.Add(1)
 }
 
 // QueueLength returns how many datagrams wait for a parser.
@@ -95,6 +139,8 @@ func (p *Pipeline) QueueLength() int { return len(p.queue) }
 func (p *Pipeline) Close() {
 	close(p.queue)
 	p.wg.Wait()
+	close(p.stop)
+	p.watch.Wait()
 }
 
 func (p *Pipeline) parse() {
