@@ -123,6 +123,12 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	sinkCfg := sinkConfig(cfg)
 	sinkMetrics := sink.NewMetrics(reg)
 	s := sink.New(pool, sinkCfg, sinkMetrics, log)
+	if cfg.SpoolDir != "" {
+		if err := s.UseSpool(cfg.SpoolDir, cfg.SpoolMaxBytes); err != nil {
+			s.Close(ctx)
+			return err
+		}
+	}
 	p := pipeline.New(pipeline.Config{
 		Transport:     "udp",
 		QueueSize:     cfg.QueueSize,

@@ -247,9 +247,10 @@ func templateText(t *template.Template) string {
 // fieldFlags names the flag of the config.Config fields whose flag name
 // is not their name in kebab case.
 var fieldFlags = map[string]string{
-	"Database": "database-url", // a description of DatabaseURL
-	"UintType": "uint64-type",
-	"PProf":    "pprof",
+	"Database":      "database-url", // a description of DatabaseURL
+	"UintType":      "uint64-type",
+	"PProf":         "pprof",
+	"SpoolMaxBytes": "spool-max-size",
 }
 
 // flagOfField returns the flag that sets a config.Config field:

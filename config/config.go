@@ -75,6 +75,9 @@ type Config struct {
 
 	ShutdownTimeout time.Duration
 
+	SpoolDir      string // "" for no spool
+	SpoolMaxBytes int64
+
 	HTTPAddress string // host:port for /metrics, /healthz, /readyz, /ping, /write; "" disables HTTP
 	PProf       bool   // serve /debug/pprof on the HTTP address
 
@@ -246,6 +249,21 @@ func options() []option {
 			return nil
 		}},
 		{name: "max-pending-rows", def: "200000", usage: "most `rows` held between parsing and commit; at the limit the parsers wait, the datagram queue fills and further datagrams are dropped and counted", set: intIn(1, 100_000_000, func(c *Config, n int) { c.MaxPendingRows = n })},
+		{name: "spool-dir", usage: "`directory` where batches PostgreSQL cannot take for now (or that the shutdown timeout would abandon) wait on disk, to be written, each once, when it can, also after a restart; empty: hold them in memory only", set: func(c *Config, v string) error {
+			c.SpoolDir = v
+			return nil
+		}},
+		{name: "spool-max-size", def: "1GiB", usage: "most `bytes` the spool holds; beyond, rows wait in memory (and datagrams are dropped at the door) as without a spool", set: func(c *Config, v string) error {
+			n, err := ParseBytes(v)
+			if err != nil {
+				return err
+			}
+			if n < 1<<20 {
+				return fmt.Errorf("%s is below 1MiB", v)
+			}
+			c.SpoolMaxBytes = n
+			return nil
+		}},
 		{name: "shutdown-timeout", def: "30s", usage: "on SIGTERM/SIGINT, how long (a `duration`) to keep writing what was received before giving up", set: durationIn(0, 24*time.Hour, func(c *Config, d time.Duration) { c.ShutdownTimeout = d })},
 		{name: "http-address", def: ":8086", usage: "HTTP `address` for /write, /api/v2/write, /query, /metrics, /healthz, /readyz and /ping (8086 is where Telegraf's influxdb output points); empty disables HTTP", set: func(c *Config, v string) error {
 			addr, err := ResolveAddress("tcp", v)

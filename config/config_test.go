@@ -44,6 +44,7 @@ func TestDefaults(t *testing.T) {
 		QueueMaxBytes:   32 << 20,
 		MaxPendingRows:  200000,
 		ShutdownTimeout: 30 * time.Second,
+		SpoolMaxBytes:   1 << 30,
 		HTTPAddress:     ":8086",
 		TCPIdleTimeout:  5 * time.Minute,
 		MaxLineSize:     64 << 10,

@@ -29,6 +29,9 @@ type batch struct {
 	fieldIDs map[string]uint32
 	lastSeq  []uint32 // key ids of the last line, in its order
 
+	// mark names the spool record the batch was replayed from, or nil.
+	mark *spoolMark
+
 	// Tickets of the rows, when any row has one (see Ticket).
 	tickets   []*Ticket
 	rowTicket []int32 // rowTicket[i] indexes tickets, or -1
@@ -64,7 +67,7 @@ func releaseBatch(b *batch) {
 	if cap(b.buf) > maxPooledBatch {
 		return
 	}
-	b.measurement, b.rejected = "", false
+	b.measurement, b.rejected, b.mark = "", false, nil
 	b.buf = b.buf[:0]
 	b.ends = b.ends[:0]
 	clear(b.origins)

@@ -47,6 +47,9 @@ type Metrics struct {
 	Latency           prometheus.Histogram
 	PartitionsCreated prometheus.Counter
 	PartitionsDropped prometheus.Counter
+	SpooledRows       prometheus.Counter
+	ReplayedRows      prometheus.Counter
+	SpoolBytes        prometheus.Gauge
 }
 
 // NewMetrics creates the sink's metrics and registers them with reg (nil
@@ -112,6 +115,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "pginflux_sink_dropped_partitions_total",
 		Help: "Partitions dropped because they ended before --retention.",
 	})
+	m.SpooledRows = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pginflux_sink_spooled_rows_total",
+		Help: "Rows written to the spool (--spool-dir) because PostgreSQL could not take them then.",
+	})
+	m.ReplayedRows = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pginflux_sink_replayed_rows_total",
+		Help: "Rows replayed from the spool into PostgreSQL.",
+	})
+	m.SpoolBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "pginflux_sink_spool_bytes",
+		Help: "Bytes the spool holds on disk.",
+	})
 	for _, r := range dropReasons {
 		m.RowsDropped.WithLabelValues(r)
 	}
@@ -121,7 +136,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.RowsWritten, m.BatchesWritten, m.BatchDuration, m.RowsDropped,
 			m.CopyErrors, m.Retries, m.TablesCreated, m.ColumnsCreated, m.PendingRows,
-			m.Rejected, m.OverflowValues, m.Latency, m.PartitionsCreated, m.PartitionsDropped)
+			m.Rejected, m.OverflowValues, m.Latency, m.PartitionsCreated, m.PartitionsDropped,
+			m.SpooledRows, m.ReplayedRows, m.SpoolBytes)
 	}
 	return m
 }

@@ -32,6 +32,14 @@ func (p *pendingLimit) add() bool {
 	return over
 }
 
+// addN counts n more pending rows without waiting (rows replayed from the
+// spool, which were counted out when spooled).
+func (p *pendingLimit) addN(n int) {
+	p.mu.Lock()
+	p.n += int64(n)
+	p.mu.Unlock()
+}
+
 // wait blocks while the limit is exceeded, unless stop reports true (the
 // sink is abandoning its work).
 func (p *pendingLimit) wait(stop func() bool) {

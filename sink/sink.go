@@ -64,6 +64,26 @@ type Config struct {
 	Retention time.Duration
 }
 
+// UseSpool makes the sink keep on disk, in dir, the batches PostgreSQL
+// cannot take for now (a temporary error) or that the shutdown timeout
+// would abandon, up to maxBytes, and replay them, each once, when it can:
+// what is spooled already when it opens is replayed too. Call it once,
+// right after New.
+func (s *Sink) UseSpool(dir string, maxBytes int64) error {
+	sp, err := openSpool(dir, maxBytes)
+	if err != nil {
+		return err
+	}
+	s.spool = sp
+	s.metrics.SpoolBytes.Set(float64(sp.size))
+	s.maintenance.Go(s.replay)
+	if sp.size > 0 {
+		s.log.Info("spool holds batches from before; replaying them", "spool", dir, "bytes", sp.size)
+		sp.wake <- struct{}{}
+	}
+	return nil
+}
+
 // DefaultMaxPendingRows is the default of Config.MaxPendingRows: about
 // 50 MiB of Telegraf cpu lines.
 const DefaultMaxPendingRows = 200_000
@@ -83,6 +103,7 @@ type Sink struct {
 	wg    sync.WaitGroup
 	limit *pendingLimit
 
+	spool           *spool // nil without --spool-dir
 	maintenance     sync.WaitGroup
 	maintenanceCtx  context.Context
 	stopMaintenance context.CancelFunc
@@ -207,11 +228,11 @@ const DefaultMaxColumns = 1000
 // error says how many rows that was. Every Batcher must have been flushed,
 // and none may be used after Close.
 func (s *Sink) Close(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, s.Abandon)
+	defer stop()
 	s.stopMaintenance()
 	s.maintenance.Wait()
 	close(s.queue)
-	stop := context.AfterFunc(ctx, s.Abandon)
-	defer stop()
 	s.wg.Wait()
 	s.stopAbandon()
 	if n := s.Abandoned(); n > 0 {
@@ -266,6 +287,9 @@ func (s *Sink) submit(b *batch) {
 type writerState struct {
 	enc encoded
 	dl  []byte
+	// replayFailed says a replayed batch could not be written now: its
+	// segment stays, to be replayed later.
+	replayFailed bool
 }
 
 func (s *Sink) writer() {
@@ -304,8 +328,19 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 			s.databaseUp()
 			return
 		}
+		if errors.Is(err, errPartlyReplayed) {
+			mid := lo + n/2
+			s.writeRange(w, b, lo, mid, refreshed)
+			s.writeRange(w, b, mid, hi, refreshed)
+			return
+		}
 		if s.abandon.Err() != nil {
-			s.abandonRows(b, lo, hi)
+			if b.mark != nil {
+				w.replayFailed = true
+			}
+			if !s.spoolRows(b, lo, hi) {
+				s.abandonRows(b, lo, hi)
+			}
 			return
 		}
 		s.metrics.CopyErrors.WithLabelValues(sqlstateClass(err)).Inc()
@@ -348,6 +383,16 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 			}
 		case errTemporary:
 			s.databaseDown(err)
+			if b.mark != nil {
+				// Replayed rows stay in the spool; the replayer tries
+				// again later.
+				s.settled(n)
+				w.replayFailed = true
+				return
+			}
+			if s.spoolRows(b, lo, hi) {
+				return
+			}
 			s.metrics.Retries.Inc()
 			if !s.pause(attempt) {
 				s.abandonRows(b, lo, hi)
@@ -386,8 +431,39 @@ func (s *Sink) settled(n int) {
 }
 
 func (s *Sink) abandonRows(b *batch, lo, hi int) {
+	if b.mark != nil {
+		// Still in the spool, to be replayed at the next start.
+		s.settled(hi - lo)
+		return
+	}
 	s.drop(b, lo, hi, DropAbandoned)
 	s.abandonedRows.Add(int64(hi - lo))
+}
+
+// spoolRows moves rows lo..hi-1 of b to the spool, when there is one with
+// room and b does not come from it; they count as settled (a request's
+// ticket too: they are safe on disk) and are replayed later.
+func (s *Sink) spoolRows(b *batch, lo, hi int) bool {
+	if s.spool == nil || b.mark != nil {
+		return false
+	}
+	ok, err := s.spool.append(b, lo, hi)
+	if err != nil {
+		s.log.Error("cannot write to the spool", "err", err)
+		return false
+	}
+	if !ok {
+		if s.rejectLog.allow() {
+			s.log.Warn("the spool is full; holding rows in memory instead", "bytes", s.spool.bytes())
+		}
+		return false
+	}
+	n := hi - lo
+	s.settled(n)
+	b.settleRows(lo, hi, false, "")
+	s.metrics.SpooledRows.Add(float64(n))
+	s.metrics.SpoolBytes.Set(float64(s.spool.bytes()))
+	return true
 }
 
 // refuse moves row r of b, which its table would not take, to the rejected
@@ -439,6 +515,20 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 	}
 	defer conn.Release()
 
+	if b.mark != nil {
+		full, partial, err := s.replayed(ctx, conn.Conn(), b.mark, lo, hi)
+		switch {
+		case err != nil:
+			return err
+		case full:
+			// Written before a crash or stop: not again.
+			s.settled(hi - lo)
+			return nil
+		case partial:
+			return errPartlyReplayed
+		}
+	}
+
 	var rows []byte
 	var copySQL, target string
 	var dead [][]deadLetter
@@ -487,26 +577,40 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 			}
 		}
 	}
-	if ndead == 0 {
+	if ndead == 0 && b.mark == nil {
 		if err := copyRows(ctx, conn.Conn().PgConn(), copySQL, rows, hi-lo); err != nil {
 			return fmt.Errorf("copy %d rows into %s: %w", hi-lo, target, err)
 		}
 	} else {
-		rt, err := s.catalog.rejectedTable(ctx, conn.Conn())
-		if err != nil {
-			return err
+		var rt *table
+		if ndead > 0 {
+			if rt, err = s.catalog.rejectedTable(ctx, conn.Conn()); err != nil {
+				return err
+			}
 		}
+		// One transaction: the rows, their rejected values, and for a
+		// replayed record the marker that it was written.
 		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if err := copyRows(ctx, tx.Conn().PgConn(), copySQL, rows, hi-lo); err != nil {
 				return fmt.Errorf("copy %d rows into %s: %w", hi-lo, target, err)
 			}
-			if err := copyRows(ctx, tx.Conn().PgConn(), rt.copySQL, w.dl, ndead); err != nil {
-				return fmt.Errorf("copy %d rows into %s: %w", ndead, rt.name, err)
+			if ndead > 0 {
+				if err := copyRows(ctx, tx.Conn().PgConn(), rt.copySQL, w.dl, ndead); err != nil {
+					return fmt.Errorf("copy %d rows into %s: %w", ndead, rt.name, err)
+				}
+			}
+			if m := b.mark; m != nil {
+				_, err := tx.Exec(ctx, "INSERT INTO "+pgx.Identifier{s.cfg.Schema, markerTable}.Sanitize()+
+					" (spool, segment, record, lo, hi) VALUES ($1, $2, $3, $4, $5)", m.spool, m.segment, m.item, lo, hi)
+				return err
 			}
 			return nil
 		})
 		if err != nil {
 			return err
+		}
+		if b.mark != nil {
+			s.metrics.ReplayedRows.Add(float64(hi - lo))
 		}
 	}
 	// Count only what was committed.

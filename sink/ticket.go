@@ -221,5 +221,7 @@ func (s *Sink) Saturated() (full, databaseDown bool) {
 	s.limit.mu.Lock()
 	full = s.limit.n >= s.limit.max
 	s.limit.mu.Unlock()
-	return full, s.down.Load()
+	// With room in the spool, rows are safe while the database is away.
+	spoolRoom := s.spool != nil && s.spool.bytes() < s.spool.maxBytes
+	return full, s.down.Load() && !spoolRoom
 }
