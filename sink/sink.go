@@ -253,10 +253,7 @@ func (s *Sink) SetLimits(batchSize int, flushInterval time.Duration, maxPendingR
 		s.flushInterval.Store(int64(flushInterval))
 	}
 	if maxPendingRows > 0 {
-		s.limit.mu.Lock()
-		s.limit.max = int64(maxPendingRows)
-		s.limit.mu.Unlock()
-		s.limit.wakeAll()
+		s.limit.setMax(int64(maxPendingRows))
 	}
 }
 

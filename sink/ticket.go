@@ -218,9 +218,7 @@ func (sh *Shared) Close() {
 // whether the database is known to be unreachable: a transport that can
 // say "try later" (HTTP 429/503) should.
 func (s *Sink) Saturated() (full, databaseDown bool) {
-	s.limit.mu.Lock()
-	full = s.limit.n >= s.limit.max
-	s.limit.mu.Unlock()
+	full = s.limit.full()
 	// With room in the spool, rows are safe while the database is away.
 	spoolRoom := s.spool != nil && s.spool.bytes() < s.spool.maxBytes
 	return full, s.down.Load() && !spoolRoom
