@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -27,15 +26,7 @@ func TestSpoolAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	down := start(t, schema, "--spool-dir", dir, "--shutdown-timeout", "2s", "--batch-size", "100",
 		"--database-url", "host=127.0.0.1 port=1 user=nobody dbname=none connect_timeout=1")
-	var datagrams []string
-	for i := range 50 {
-		var b strings.Builder
-		for j := range 10 {
-			fmt.Fprintf(&b, "spooled,host=h%d v=%di %d\n", j, i*10+j, 1_600_000_000_000_000_000+int64(i*10+j))
-		}
-		datagrams = append(datagrams, b.String())
-	}
-	send(t, down.addr, datagrams...)
+	send(t, down.addr, numberedDatagrams("spooled", 500)...)
 	down.stop(t)
 	if segs, _ := filepath.Glob(filepath.Join(dir, "seg-*")); len(segs) == 0 {
 		t.Fatal("nothing was spooled")
@@ -90,15 +81,7 @@ func TestSpoolKillMidReplay(t *testing.T) {
 	// killed in the middle of.
 	down := start(t, schema, "--spool-dir", dir, "--shutdown-timeout", "5s", "--batch-size", "1",
 		"--database-url", "host=127.0.0.1 port=1 user=nobody dbname=none connect_timeout=1")
-	var datagrams []string
-	for i := range lines / 10 {
-		var b strings.Builder
-		for j := range 10 {
-			fmt.Fprintf(&b, "killed,host=h%d v=%di %d\n", j, i*10+j, 1_600_000_000_000_000_000+int64(i*10+j))
-		}
-		datagrams = append(datagrams, b.String())
-	}
-	send(t, down.addr, datagrams...)
+	send(t, down.addr, numberedDatagrams("killed", lines)...)
 	down.stop(t)
 
 	args, err := json.Marshal([]string{"--database-url", pgtest.ConnString(t), "--schema", schema, "--spool-dir", dir,

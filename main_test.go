@@ -89,6 +89,21 @@ func send(t *testing.T, addr net.Addr, datagrams ...string) {
 	}
 }
 
+// numberedDatagrams returns n distinct lines of measurement, ten a
+// datagram: line i has the integer field v=i and the timestamp
+// 1600000000000000000+i, so that loss and duplicates show in counts.
+func numberedDatagrams(measurement string, n int) []string {
+	var datagrams []string
+	for i := 0; i < n; i += 10 {
+		var b strings.Builder
+		for j := i; j < min(i+10, n); j++ {
+			fmt.Fprintf(&b, "%s,host=h%d v=%di %d\n", measurement, j%10, j, 1_600_000_000_000_000_000+int64(j))
+		}
+		datagrams = append(datagrams, b.String())
+	}
+	return datagrams
+}
+
 // waitRows polls until query returns want rows or a deadline passes.
 func waitRows(t *testing.T, pool *pgxpool.Pool, table string, want int) {
 	t.Helper()
@@ -280,15 +295,7 @@ func TestShutdownWritesEverything(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	p := start(t, schema, "--flush-interval", "1h", "--batch-size", "100000")
 	const n = 2000
-	var datagrams []string
-	for i := range n / 10 {
-		var b strings.Builder
-		for j := range 10 {
-			fmt.Fprintf(&b, "shutdown,host=h%d v=%di %d\n", j, i*10+j, 1_600_000_000_000_000_000+int64(i*10+j))
-		}
-		datagrams = append(datagrams, b.String())
-	}
-	send(t, p.addr, datagrams...)
+	send(t, p.addr, numberedDatagrams("shutdown", n)...)
 	// On loopback a sent datagram is in the socket's buffer when send
 	// returns; stopping at once proves that the readers drain what the
 	// kernel holds, and that open batches are written, before run returns.
