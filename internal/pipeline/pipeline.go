@@ -131,9 +131,6 @@ func (p *Pipeline) drop() {
 	p.dropped.Add(1)
 }
 
-// QueueLength returns how many datagrams wait for a parser.
-func (p *Pipeline) QueueLength() int { return len(p.queue) }
-
 // Close lets the parsers finish what is queued, hand every open batch to
 // the sink, and stop. No Handle call may come during or after it.
 func (p *Pipeline) Close() {
