@@ -50,12 +50,36 @@ type Metrics struct {
 	SpooledRows       prometheus.Counter
 	ReplayedRows      prometheus.Counter
 	SpoolBytes        prometheus.Gauge
+	// SpoolAppendErrors and SpoolCorruptSegments: see spool.go.
+	SpoolAppendErrors    prometheus.Counter
+	SpoolCorruptSegments prometheus.Counter
+	// Point identity: see merge.go and series.go.
+	MergedRows       prometheus.Counter
+	UpsertBatches    prometheus.Counter
+	SeriesRegistered prometheus.Counter
+	SeriesCollisions prometheus.Counter
 }
 
 // NewMetrics creates the sink's metrics and registers them with reg (nil
 // for none).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		MergedRows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pginflux_sink_merged_rows_total",
+			Help: "Rows merged in memory into an earlier row of the same point (measurement, tag set and time) of their batch.",
+		}),
+		UpsertBatches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pginflux_sink_upsert_batches_total",
+			Help: "Batches merged into points already stored, through a staging table and INSERT ... ON CONFLICT, instead of a plain COPY.",
+		}),
+		SeriesRegistered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pginflux_sink_series_registered_total",
+			Help: "Tag sets given a series id in the series table (pginflux_series).",
+		}),
+		SeriesCollisions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pginflux_sink_series_collisions_total",
+			Help: "Series ids found taken by another tag set, so that the next number was used.",
+		}),
 		RowsWritten: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pginflux_sink_written_rows_total",
 			Help: "Rows committed to PostgreSQL.",
@@ -127,6 +151,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "pginflux_sink_spool_bytes",
 		Help: "Bytes the spool holds on disk.",
 	})
+	m.SpoolAppendErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pginflux_sink_spool_append_errors_total",
+		Help: "Appends to the spool that failed (a full disk, say): nothing of them was kept, and their rows stayed in memory.",
+	})
+	m.SpoolCorruptSegments = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pginflux_sink_spool_corrupt_segments_total",
+		Help: "Spool segments found damaged (a bad record with more after it): written up to the damage and kept as <name>.corrupt.",
+	})
 	for _, r := range dropReasons {
 		m.RowsDropped.WithLabelValues(r)
 	}
@@ -137,7 +169,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg.MustRegister(m.RowsWritten, m.BatchesWritten, m.BatchDuration, m.RowsDropped,
 			m.CopyErrors, m.Retries, m.TablesCreated, m.ColumnsCreated, m.PendingRows,
 			m.Rejected, m.OverflowValues, m.Latency, m.PartitionsCreated, m.PartitionsDropped,
-			m.SpooledRows, m.ReplayedRows, m.SpoolBytes)
+			m.SpooledRows, m.ReplayedRows, m.SpoolBytes, m.SpoolAppendErrors, m.SpoolCorruptSegments,
+			m.MergedRows, m.UpsertBatches, m.SeriesRegistered, m.SeriesCollisions)
 	}
 	return m
 }

@@ -1,7 +1,7 @@
 package sink
 
 import (
-	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -29,18 +28,30 @@ import (
 // door, and a replayer writes them back in order once it can. It survives a
 // restart of pginflux.
 //
-// On disk: a file ID naming the spool, and segment files seg-<n> of
-// records, each a uint32 length, a uint32 CRC-32C of the payload, and the
-// payload, a batch (see encodeBatch). A record is appended with one write
-// and an fsync; a torn record at the end of a segment (a crash while
-// appending) fails its CRC and ends the segment.
+// On disk: a file ID naming the spool, and segment files
+// seg-<n>-<random tag> of records, each a uint32 length, a uint32 CRC-32C
+// of the payload, and the payload, a batch (see encodeBatch). n orders the
+// segments; the tag, new for every segment, makes its identity unique for
+// good, so that markers left from a segment of an earlier run (a delete
+// that failed, a crash) can never match a new one. (Segments named seg-<n>
+// come from before tags and are still replayed.)
+//
+// A record is appended with one write and an fsync. An append that fails
+// (a full disk, an I/O error) is cut off again, truncating the segment to
+// its last whole record, and the segment is closed: later records go to a
+// new one, so no record ever follows torn bytes. A torn record can then
+// only be the last bytes of a segment (a crash while appending, or a
+// truncation that failed too), and replay stops there. A bad record with
+// more data after it is damage: replay writes what comes before it and
+// keeps the file, renamed <name>.corrupt, for the operator.
 //
 // Replay is exactly once: each record is written in one transaction with a
-// row in the marker table (pginflux_spool) naming the spool, segment,
-// record and row range; a record whose marker exists is skipped. A segment
-// is deleted once replayed, and its markers only after that, so a crash at
-// any point leaves either the segment and its markers (nothing is
-// replayed twice) or neither.
+// row in the marker table (pginflux_spool) naming the spool and segment
+// (with its tag), the segment's number, the record and the row range; a
+// record whose marker exists is skipped. A segment is deleted once every
+// record of it is written and it read back whole, and its markers only
+// after that, so a crash at any point leaves either the segment and its
+// markers (nothing is replayed twice) or neither.
 type spool struct {
 	dir      string
 	id       string
@@ -48,16 +59,56 @@ type spool struct {
 
 	mu      sync.Mutex
 	cur     *os.File // segment being appended to, or nil
-	curSeq  int64
+	curSeg  segment
 	curSize int64
+	lastSeq int64 // highest segment number made or found
 	size    int64 // bytes in all segments
 	wake    chan struct{}
+	// metrics, once the replayer has set it; appendErrors counts failed
+	// appends until then.
+	metrics      *Metrics
+	appendErrors int
+}
+
+// segment names one segment file.
+type segment struct {
+	seq int64
+	tag string // random, unique to the segment; "" for old segments
+}
+
+func (g segment) name() string {
+	if g.tag == "" {
+		return fmt.Sprintf("seg-%020d", g.seq)
+	}
+	return fmt.Sprintf("seg-%020d-%s", g.seq, g.tag)
+}
+
+// parseSegment reads a segment file name; quarantined and other files are
+// not segments.
+func parseSegment(name string) (segment, bool) {
+	rest, ok := strings.CutPrefix(name, "seg-")
+	if !ok {
+		return segment{}, false
+	}
+	num, tag, tagged := strings.Cut(rest, "-")
+	seq, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || seq < 0 {
+		return segment{}, false
+	}
+	if tagged {
+		if _, err := hex.DecodeString(tag); err != nil || len(tag) != 2*segmentTagBytes {
+			return segment{}, false
+		}
+	}
+	return segment{seq: seq, tag: tag}, true
 }
 
 const (
 	spoolSegmentMax = 8 << 20
 	spoolVersion    = 1
 	markerTable     = "pginflux_spool"
+	segmentTagBytes = 8
+	corruptSuffix   = ".corrupt"
 )
 
 var crc32c = crc32.MakeTable(crc32.Castagnoli)
@@ -70,12 +121,11 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 	idPath := filepath.Join(dir, "ID")
 	id, err := os.ReadFile(idPath)
 	if errors.Is(err, os.ErrNotExist) {
-		var r [8]byte
-		rand.Read(r[:])
-		id = []byte(hex.EncodeToString(r[:]))
+		id = []byte(randomHex(8))
 		if err := writeFileSync(idPath, id); err != nil {
 			return nil, fmt.Errorf("open spool %s: %w", dir, err)
 		}
+		syncDir(dir)
 	} else if err != nil {
 		return nil, fmt.Errorf("open spool %s: %w", dir, err)
 	}
@@ -84,13 +134,19 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, seq := range segs {
-		if fi, err := os.Stat(sp.segPath(seq)); err == nil {
+	for _, g := range segs {
+		if fi, err := os.Stat(sp.segPath(g)); err == nil {
 			sp.size += fi.Size()
 		}
-		sp.curSeq = max(sp.curSeq, seq)
+		sp.lastSeq = max(sp.lastSeq, g.seq)
 	}
 	return sp, nil
+}
+
+func randomHex(n int) string {
+	r := make([]byte, n)
+	rand.Read(r) // never fails
+	return hex.EncodeToString(r)
 }
 
 func writeFileSync(path string, data []byte) error {
@@ -109,25 +165,47 @@ func writeFileSync(path string, data []byte) error {
 	return f.Close()
 }
 
-func (sp *spool) segPath(seq int64) string {
-	return filepath.Join(sp.dir, fmt.Sprintf("seg-%020d", seq))
+// syncDir makes the entries of dir (a file made, removed or renamed)
+// durable; what it cannot do, the next crash may undo, which every caller
+// can live with.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
 }
 
-// segments lists the segment numbers in order.
-func (sp *spool) segments() ([]int64, error) {
+func (sp *spool) segPath(g segment) string {
+	return filepath.Join(sp.dir, g.name())
+}
+
+// markerKey is the spool column of g's markers: the spool's ID, and the
+// segment's tag, which no other segment ever has.
+func (sp *spool) markerKey(g segment) string {
+	if g.tag == "" {
+		return sp.id
+	}
+	return sp.id + "/" + g.tag
+}
+
+// segments lists the segments in order.
+func (sp *spool) segments() ([]segment, error) {
 	ents, err := os.ReadDir(sp.dir)
 	if err != nil {
 		return nil, fmt.Errorf("read spool %s: %w", sp.dir, err)
 	}
-	var out []int64
+	var out []segment
 	for _, e := range ents {
-		if n, ok := strings.CutPrefix(e.Name(), "seg-"); ok {
-			if seq, err := strconv.ParseInt(n, 10, 64); err == nil {
-				out = append(out, seq)
-			}
+		if g, ok := parseSegment(e.Name()); ok {
+			out = append(out, g)
 		}
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, func(a, b segment) int {
+		if c := cmp.Compare(a.seq, b.seq); c != 0 {
+			return c
+		}
+		return strings.Compare(a.tag, b.tag)
+	})
 	return out, nil
 }
 
@@ -138,34 +216,53 @@ func (sp *spool) bytes() int64 {
 	return sp.size
 }
 
-// append writes rows lo..hi-1 of b as one record. It returns false, and
-// writes nothing, when the spool would grow past its limit.
-func (sp *spool) append(b *batch, lo, hi int) (bool, error) {
-	rec := encodeBatch(nil, b, lo, hi)
+// setMetrics makes the spool count into m.
+func (sp *spool) setMetrics(m *Metrics) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	n := int64(8 + len(rec))
+	sp.metrics = m
+	m.SpoolAppendErrors.Add(float64(sp.appendErrors))
+	sp.appendErrors = 0
+}
+
+// testHookSpoolWrite, when set, writes a record's bytes to a segment in
+// place of f.Write, so that tests can fail appends as a full disk would.
+var testHookSpoolWrite func(f *os.File, p []byte) (int, error)
+
+// append writes rows lo..hi-1 of b as one record, durably. It returns
+// false, and writes nothing, when the spool would grow past its limit; on
+// an error nothing of the record is left to replay, unless the truncation
+// that undoes it failed too, when its torn bytes end their segment.
+func (sp *spool) append(b *batch, lo, hi int) (bool, error) {
+	rec := encodeBatch(nil, b, lo, hi)
+	frame := make([]byte, 8, 8+len(rec))
+	binary.BigEndian.PutUint32(frame, uint32(len(rec)))
+	binary.BigEndian.PutUint32(frame[4:], crc32.Checksum(rec, crc32c))
+	frame = append(frame, rec...)
+	n := int64(len(frame))
+
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
 	if sp.size+n > sp.maxBytes {
 		return false, nil
 	}
 	if sp.cur == nil || sp.curSize+n > spoolSegmentMax {
-		if err := sp.rotateLocked(); err != nil {
+		if err := sp.newSegmentLocked(); err != nil {
+			sp.countAppendErrorLocked()
 			return false, err
 		}
-		f, err := os.OpenFile(sp.segPath(sp.curSeq+1), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return false, fmt.Errorf("spool: %w", err)
-		}
-		sp.cur, sp.curSeq, sp.curSize = f, sp.curSeq+1, 0
 	}
-	frame := binary.BigEndian.AppendUint32(nil, uint32(len(rec)))
-	frame = binary.BigEndian.AppendUint32(frame, crc32.Checksum(rec, crc32c))
-	frame = append(frame, rec...)
-	if _, err := sp.cur.Write(frame); err != nil {
-		return false, fmt.Errorf("spool: %w", err)
+	write := sp.cur.Write
+	if testHookSpoolWrite != nil {
+		write = func(p []byte) (int, error) { return testHookSpoolWrite(sp.cur, p) }
 	}
-	if err := sp.cur.Sync(); err != nil {
-		return false, fmt.Errorf("spool: %w", err)
+	_, err := write(frame)
+	if err == nil {
+		err = sp.cur.Sync()
+	}
+	if err != nil {
+		sp.countAppendErrorLocked()
+		return false, sp.undoLocked(err)
 	}
 	sp.curSize += n
 	sp.size += n
@@ -174,6 +271,58 @@ func (sp *spool) append(b *batch, lo, hi int) (bool, error) {
 	default:
 	}
 	return true, nil
+}
+
+func (sp *spool) countAppendErrorLocked() {
+	if sp.metrics != nil {
+		sp.metrics.SpoolAppendErrors.Inc()
+	} else {
+		sp.appendErrors++
+	}
+}
+
+// newSegmentLocked closes the segment being appended to and makes the
+// next one.
+func (sp *spool) newSegmentLocked() error {
+	if err := sp.rotateLocked(); err != nil {
+		return fmt.Errorf("close spool segment: %w", err)
+	}
+	g := segment{seq: sp.lastSeq + 1, tag: randomHex(segmentTagBytes)}
+	f, err := os.OpenFile(sp.segPath(g), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("create spool segment: %w", err)
+	}
+	syncDir(sp.dir)
+	sp.cur, sp.curSeg, sp.curSize, sp.lastSeq = f, g, 0, g.seq
+	return nil
+}
+
+// undoLocked cuts the segment being appended to back to its last whole
+// record after a failed append (cause), and closes it: the next append
+// goes to a new segment. It returns the error to report.
+func (sp *spool) undoLocked(cause error) error {
+	f, g, good := sp.cur, sp.curSeg, sp.curSize
+	sp.cur = nil
+	err := fmt.Errorf("append to spool segment %s: %w", g.name(), cause)
+	terr := f.Truncate(good)
+	if terr == nil {
+		terr = f.Sync()
+	}
+	f.Close()
+	if terr != nil {
+		// The torn bytes end the segment, and nothing follows them:
+		// replay stops there. They count until it is removed.
+		if fi, serr := os.Stat(sp.segPath(g)); serr == nil {
+			sp.size += fi.Size() - good
+		}
+		return fmt.Errorf("%w; cutting off the torn record failed too, so it ends the segment: %v", err, terr)
+	}
+	if good == 0 {
+		if os.Remove(sp.segPath(g)) == nil {
+			syncDir(sp.dir)
+		}
+	}
+	return err
 }
 
 // rotateLocked closes the segment being appended to, so that it can be
@@ -188,7 +337,7 @@ func (sp *spool) rotateLocked() error {
 }
 
 // closedSegments closes the current segment and lists all, oldest first.
-func (sp *spool) closedSegments() ([]int64, error) {
+func (sp *spool) closedSegments() ([]segment, error) {
 	sp.mu.Lock()
 	err := sp.rotateLocked()
 	sp.mu.Unlock()
@@ -200,50 +349,90 @@ func (sp *spool) closedSegments() ([]int64, error) {
 
 // spoolRecord is one record of a segment.
 type spoolRecord struct {
-	seq, index int64
-	b          *batch
+	index int64
+	b     *batch
 }
 
-// readSegment returns the records of segment seq; a torn or corrupt record
-// ends it.
-func (sp *spool) readSegment(seq int64) ([]spoolRecord, error) {
-	f, err := os.Open(sp.segPath(seq))
+// errCorruptSegment says a segment holds a bad record with data after it:
+// not a torn end, damage.
+var errCorruptSegment = errors.New("corrupt spool segment")
+
+// readSegment returns the records of segment g. A torn record at its end
+// (a crash while appending) ends it without an error; a bad record with
+// more after it returns the records before it and an error wrapping
+// errCorruptSegment.
+func (sp *spool) readSegment(g segment) ([]spoolRecord, error) {
+	data, err := os.ReadFile(sp.segPath(g))
 	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
+		return nil, fmt.Errorf("read spool segment: %w", err)
 	}
-	defer f.Close()
-	r := bufio.NewReader(f)
 	var out []spoolRecord
-	for i := int64(0); ; i++ {
-		var head [8]byte
-		if _, err := io.ReadFull(r, head[:]); err != nil {
-			return out, nil
+	off := 0
+	for i := int64(0); off < len(data); i++ {
+		rest := data[off:]
+		if len(rest) < 8 || 8+int64(binary.BigEndian.Uint32(rest)) > int64(len(rest)) {
+			return out, nil // torn: the record runs past the end
 		}
-		rec := make([]byte, binary.BigEndian.Uint32(head[:4]))
-		if _, err := io.ReadFull(r, rec); err != nil || crc32.Checksum(rec, crc32c) != binary.BigEndian.Uint32(head[4:]) {
-			return out, nil
+		end := 8 + int(binary.BigEndian.Uint32(rest))
+		rec := rest[8:end]
+		var b *batch
+		if crc32.Checksum(rec, crc32c) == binary.BigEndian.Uint32(rest[4:]) {
+			b, err = decodeBatch(rec)
+		} else {
+			err = errors.New("bad checksum")
 		}
-		b, err := decodeBatch(rec)
 		if err != nil {
-			return out, nil
+			if end == len(rest) || allZero(rest) {
+				// The last bytes of the file, or zeros a crash left
+				// after them: a torn end.
+				return out, nil
+			}
+			return out, fmt.Errorf("%w %s: record %d at byte %d: %v, and %d bytes follow",
+				errCorruptSegment, g.name(), i, off, err, len(rest)-end)
 		}
-		out = append(out, spoolRecord{seq: seq, index: i, b: b})
+		out = append(out, spoolRecord{index: i, b: b})
+		off += end
 	}
+	return out, nil
+}
+
+func allZero(p []byte) bool {
+	for _, c := range p {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // remove deletes a replayed segment.
-func (sp *spool) remove(seq int64) error {
-	fi, err := os.Stat(sp.segPath(seq))
+func (sp *spool) remove(g segment) error {
+	return sp.drop(g, "")
+}
+
+// quarantine renames a corrupt segment <name>.corrupt, out of replay's
+// way, and stops counting it; the file stays for the operator.
+func (sp *spool) quarantine(g segment) (string, error) {
+	to := sp.segPath(g) + corruptSuffix
+	return to, sp.drop(g, to)
+}
+
+// drop removes segment g from the spool: deleted, or renamed to.
+func (sp *spool) drop(g segment, to string) error {
+	path := sp.segPath(g)
+	fi, err := os.Stat(path)
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(sp.segPath(seq)); err != nil {
+	if to == "" {
+		err = os.Remove(path)
+	} else {
+		err = os.Rename(path, to)
+	}
+	if err != nil {
 		return err
 	}
-	if d, err := os.Open(sp.dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
+	syncDir(sp.dir)
 	sp.mu.Lock()
 	sp.size -= fi.Size()
 	sp.mu.Unlock()
@@ -386,6 +575,7 @@ var testHookReplayed func(segment, item int64) bool
 // replay writes what the spool holds whenever something was spooled, and
 // every few seconds, until the sink closes.
 func (s *Sink) replay() {
+	s.spool.setMetrics(s.metrics)
 	w := new(writerState)
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
@@ -407,7 +597,8 @@ func (s *Sink) replay() {
 }
 
 // replayAll writes every closed segment, oldest first, deleting each once
-// all its records are written, then its markers.
+// all its records are written, then its markers. A corrupt segment is
+// written up to the damage and set aside, never deleted.
 func (s *Sink) replayAll(w *writerState) error {
 	ctx := s.maintenanceCtx
 	conn, err := s.pool.Acquire(ctx)
@@ -426,42 +617,56 @@ func (s *Sink) replayAll(w *writerState) error {
 	if err != nil {
 		return err
 	}
-	for _, seq := range segs {
-		recs, err := s.spool.readSegment(seq)
-		if err != nil {
-			return err
+	for _, g := range segs {
+		recs, readErr := s.spool.readSegment(g)
+		if readErr != nil && !errors.Is(readErr, errCorruptSegment) {
+			return readErr
 		}
+		key := s.spool.markerKey(g)
 		w.replayFailed = false
 		for _, r := range recs {
 			if ctx.Err() != nil || w.replayFailed {
 				return nil
 			}
-			r.b.mark = &spoolMark{spool: s.spool.id, segment: seq, item: r.index}
+			r.b.mark = &spoolMark{spool: key, segment: g.seq, item: r.index}
 			n := r.b.rows()
 			s.metrics.PendingRows.Add(float64(n))
 			s.limit.addN(n)
 			s.writeRange(w, r.b, 0, n, false)
-			if testHookReplayed != nil && testHookReplayed(seq, r.index) {
+			if testHookReplayed != nil && testHookReplayed(g.seq, r.index) {
 				return nil // a crash, for tests: nothing after this happens
 			}
 		}
 		if ctx.Err() != nil || w.replayFailed || s.abandon.Err() != nil {
 			return nil
 		}
-		if err := s.spool.remove(seq); err != nil {
+		if readErr != nil {
+			// Its markers stay: should the operator mend the file and
+			// put it back, what was written is not written again.
+			s.metrics.SpoolCorruptSegments.Inc()
+			to, err := s.spool.quarantine(g)
+			if err != nil {
+				return fmt.Errorf("set a corrupt spool segment aside: %w (%w)", err, readErr)
+			}
+			s.log.Error("a spool segment is damaged: the records before the damage were written, the rest were not; the file is kept for inspection",
+				"file", to, "records_written", len(recs), "err", readErr)
+			continue
+		}
+		if err := s.spool.remove(g); err != nil {
 			return fmt.Errorf("remove replayed spool segment: %w", err)
 		}
 		// Only now: a crash before this leaves markers of a deleted
-		// segment, which are harmless.
+		// segment, which no other segment can match (its tag is its
+		// own), so they are harmless.
 		if c, err := s.pool.Acquire(ctx); err == nil {
 			_, err = c.Exec(ctx, "DELETE FROM "+pgx.Identifier{s.cfg.Schema, markerTable}.Sanitize()+
-				" WHERE spool = $1 AND segment = $2", s.spool.id, seq)
+				" WHERE spool = $1 AND segment = $2", key, g.seq)
 			c.Release()
 			if err != nil {
 				s.log.Debug("could not delete the markers of a replayed segment", "err", err)
 			}
 		}
-		s.log.Info("replayed a spool segment", "segment", seq, "records", len(recs))
+		s.log.Info("replayed a spool segment", "segment", g.name(), "records", len(recs))
 	}
 	return nil
 }

@@ -1,0 +1,357 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pginflux/pginflux/internal/pgtest"
+)
+
+// spoolBatch is a batch of n rows of measurement m, values from first on.
+func spoolBatch(t *testing.T, m string, first, n int) *batch {
+	t.Helper()
+	b := &batch{measurement: m, tagIDs: map[string]uint32{}, fieldIDs: map[string]uint32{}}
+	for i := first; i < first+n; i++ {
+		b.appendTypedRow(pt(m, float64(i), int64(i+1)*1000))
+		b.ends = append(b.ends, len(b.buf))
+		b.addOrigin(origin)
+	}
+	return b
+}
+
+// readAll reads every segment of sp and returns the first value of each
+// record, failing on damage.
+func readAll(t *testing.T, sp *spool) []int {
+	t.Helper()
+	segs, err := sp.closedSegments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var firsts []int
+	for _, g := range segs {
+		recs, err := sp.readSegment(g)
+		if err != nil {
+			t.Fatalf("segment %s: %v", g.name(), err)
+		}
+		for _, r := range recs {
+			ts, _ := decodeTypedRow(r.b.rowBytes(0, 1), nil)
+			firsts = append(firsts, int(ts/1000-1))
+		}
+	}
+	return firsts
+}
+
+// TestSpoolFailedAppendLeavesNothing: an append cut short (half its bytes
+// written, then ENOSPC) or failing outright leaves no bytes behind, and the
+// records appended after it are read back whole, with no damage between.
+func TestSpoolFailedAppendLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	sp, err := openSpool(dir, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMetrics(nil)
+	sp.setMetrics(m)
+	fail := map[int]bool{2: true, 3: true, 6: true}
+	n := 0
+	testHookSpoolWrite = func(f *os.File, p []byte) (int, error) {
+		n++
+		if fail[n] {
+			w, _ := f.Write(p[:len(p)/2])
+			return w, syscall.ENOSPC
+		}
+		return f.Write(p)
+	}
+	t.Cleanup(func() { testHookSpoolWrite = nil })
+	var want []int
+	for i := range 8 {
+		ok, err := sp.append(spoolBatch(t, "m", i*10, 10), 0, 10)
+		if fail[i+1] {
+			if ok || !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("append %d: got %v, %v; want false and ENOSPC", i, ok, err)
+			}
+			continue
+		}
+		if !ok || err != nil {
+			t.Fatalf("append %d: %v, %v", i, ok, err)
+		}
+		want = append(want, i*10)
+	}
+	if got := readAll(t, sp); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got records %v, want %v", got, want)
+	}
+	if got := testutil.ToFloat64(m.SpoolAppendErrors); got != 3 {
+		t.Errorf("got %v append errors, want 3", got)
+	}
+	var onDisk int64
+	for _, g := range must(sp.segments()) {
+		fi, err := os.Stat(sp.segPath(g))
+		if err != nil {
+			t.Fatal(err)
+		}
+		onDisk += fi.Size()
+	}
+	if onDisk != sp.bytes() {
+		t.Errorf("the spool counts %d bytes, its segments hold %d", sp.bytes(), onDisk)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// TestSpoolReadSegment: a torn end is not damage; a bad record with more
+// after it is.
+func TestSpoolReadSegment(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		damage  func(data []byte, recEnds []int) []byte
+		records int
+		corrupt bool
+	}{
+		{"whole", func(d []byte, _ []int) []byte { return d }, 3, false},
+		{"torn header", func(d []byte, e []int) []byte { return d[:e[1]+5] }, 2, false},
+		{"torn payload", func(d []byte, e []int) []byte { return d[:e[2]-1] }, 2, false},
+		{"zeros after a crash", func(d []byte, e []int) []byte {
+			return append(d[:e[1]], make([]byte, 300)...)
+		}, 2, false},
+		{"bad last record", func(d []byte, e []int) []byte { d[e[2]-1] ^= 1; return d }, 2, false},
+		{"bad middle record", func(d []byte, e []int) []byte { d[e[1]-1] ^= 1; return d }, 1, true},
+		{"bad length in the middle", func(d []byte, e []int) []byte { d[e[0]+3] ^= 1; return d }, 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			sp, err := openSpool(dir, 1<<30)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ends []int
+			for i := range 3 {
+				if ok, err := sp.append(spoolBatch(t, "m", i*10, 10), 0, 10); !ok || err != nil {
+					t.Fatal(ok, err)
+				}
+				ends = append(ends, int(sp.curSize))
+			}
+			segs := must(sp.closedSegments())
+			path := sp.segPath(segs[0])
+			data := must(os.ReadFile(path))
+			if err := os.WriteFile(path, tc.damage(data, ends), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			recs, err := sp.readSegment(segs[0])
+			if len(recs) != tc.records || errors.Is(err, errCorruptSegment) != tc.corrupt {
+				t.Errorf("got %d records, err %v; want %d, corrupt %v", len(recs), err, tc.records, tc.corrupt)
+			}
+		})
+	}
+}
+
+// mountTmpfs mounts a tmpfs of size bytes on dir, skipping the test when
+// that is not allowed (not root); it is unmounted at cleanup.
+func mountTmpfs(t *testing.T, dir string, size int) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0700", size), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (needs root): %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+}
+
+func resizeTmpfs(t *testing.T, dir string, size int) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-o", fmt.Sprintf("remount,size=%d", size), dir).CombinedOutput(); err != nil {
+		t.Fatalf("resize the tmpfs: %v: %s", err, out)
+	}
+}
+
+// TestSpoolDiskFull: with PostgreSQL away, requests are spooled onto a
+// small tmpfs until the disk is full (ENOSPC, for real). The request that
+// does not fit is not acknowledged while there is no room, and is once
+// there is room again; every acknowledged row is replayed, once, and the
+// failed appends left no damage behind.
+func TestSpoolDiskFull(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mountTmpfs(t, dir, 64<<10)
+	pool, schema := pgtest.Schema(t)
+	cfg := Config{Schema: schema, Storage: StorageColumns, BatchSize: 25, FlushInterval: time.Hour, Writers: 1}
+	down := NewMetrics(nil)
+	a := New(pgtest.Unreachable(t), cfg, down, quiet)
+	if err := a.UseSpool(dir, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	sh := a.NewShared()
+	request := func(k int) *Ticket {
+		tk := NewTicket()
+		pr := sh.Begin()
+		for i := range 25 {
+			pr.Add(pt("full", float64(k*25+i), int64(k*25+i+1)*1000), origin, tk)
+		}
+		pr.End()
+		tk.Seal()
+		return tk
+	}
+	wait := func(tk *Ticket, d time.Duration) error {
+		ctx, cancel := context.WithTimeout(t.Context(), d)
+		defer cancel()
+		_, err := tk.Wait(ctx)
+		return err
+	}
+	// Acknowledged (spooled) until the disk is full.
+	k := 0
+	var held *Ticket
+	for ; k < 1000 && held == nil; k++ {
+		tk := request(k)
+		if err := wait(tk, 2*time.Second); errors.Is(err, context.DeadlineExceeded) {
+			held = tk
+		} else if err != nil {
+			t.Fatalf("request %d: %v", k, err)
+		}
+	}
+	if held == nil {
+		t.Fatal("the tmpfs never filled up")
+	}
+	if testutil.ToFloat64(down.SpoolAppendErrors) == 0 {
+		t.Error("no failed append counted")
+	}
+	t.Logf("%d requests spooled before the disk was full", k-1)
+
+	resizeTmpfs(t, dir, 4<<20)
+	if err := wait(held, 30*time.Second); err != nil {
+		t.Fatalf("the request held while the disk was full: %v", err)
+	}
+	for range 5 {
+		if err := wait(request(k), 10*time.Second); err != nil {
+			t.Fatalf("request %d, with room again: %v", k, err)
+		}
+		k++
+	}
+	sh.Close()
+	closeSink(t, a)
+
+	up := NewMetrics(nil)
+	c := New(pool, cfg, up, quiet)
+	if err := c.UseSpool(dir, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(segmentFiles(t, dir)) == 0 })
+	closeSink(t, c)
+	want := fmt.Sprintf("%d|%d", k*25, k*25)
+	equal(t, "rows", query(t, pool, "SELECT count(*), count(DISTINCT time) FROM "+pgx.Identifier{schema, "full"}.Sanitize()), []string{want})
+	if got := testutil.ToFloat64(up.SpoolCorruptSegments); got != 0 {
+		t.Errorf("%v corrupt segments", got)
+	}
+}
+
+// TestSpoolStaleMarkers: markers an earlier run could not delete (here a
+// rule makes every DELETE do nothing) never mark the segments of a later
+// run as replayed, though their numbers start again at 1.
+func TestSpoolStaleMarkers(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	markers := pgx.Identifier{schema, markerTable}.Sanitize()
+	if _, err := pool.Exec(t.Context(), markerDDL(markers)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(t.Context(), "CREATE RULE keep AS ON DELETE TO "+markers+" DO INSTEAD NOTHING"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := Config{Schema: schema, Storage: StorageColumns, BatchSize: 50, FlushInterval: time.Hour, Writers: 1}
+	spoolAndReplay := func(m string) {
+		a := New(pgtest.Unreachable(t), cfg, NewMetrics(nil), quiet)
+		if err := a.UseSpool(dir, 1<<30); err != nil {
+			t.Fatal(err)
+		}
+		b := a.NewBatcher()
+		for i := range 500 {
+			b.Add(pt(m, float64(i), int64(i+1)*1000), origin)
+		}
+		b.Flush()
+		closeSink(t, a)
+		if segs := segmentFiles(t, dir); len(segs) != 1 || !strings.Contains(segs[0], "seg-00000000000000000001-") {
+			t.Fatalf("segments %v, want seg-...1-<tag>", segs)
+		}
+		c := New(pool, cfg, NewMetrics(nil), quiet)
+		if err := c.UseSpool(dir, 1<<30); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return len(segmentFiles(t, dir)) == 0 })
+		closeSink(t, c)
+	}
+	spoolAndReplay("first")
+	spoolAndReplay("second")
+	for _, m := range []string{"first", "second"} {
+		equal(t, m, query(t, pool, "SELECT count(*), count(DISTINCT time) FROM "+pgx.Identifier{schema, m}.Sanitize()), []string{"500|500"})
+	}
+	equal(t, "markers", query(t, pool, "SELECT count(DISTINCT spool) FROM "+markers), []string{"2"})
+}
+
+// TestSpoolCorruptSegmentKept: a segment damaged in the middle is written
+// up to the damage and kept, renamed, never deleted; a torn end is
+// written up to the tear and deleted.
+func TestSpoolCorruptSegmentKept(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	dir := t.TempDir()
+	sp, err := openSpool(dir, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ends []int
+	for i := range 3 {
+		if ok, err := sp.append(spoolBatch(t, "damaged", i*10, 10), 0, 10); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		ends = append(ends, int(sp.curSize))
+	}
+	g := must(sp.closedSegments())[0]
+	for i := range 2 {
+		if ok, err := sp.append(spoolBatch(t, "torn", i*10, 10), 0, 10); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+	}
+	torn := must(sp.closedSegments())[1]
+	data := must(os.ReadFile(sp.segPath(g)))
+	data[ends[1]-1] ^= 1 // the second record's last byte
+	if err := os.WriteFile(sp.segPath(g), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data = must(os.ReadFile(sp.segPath(torn)))
+	if err := os.WriteFile(sp.segPath(torn), data[:len(data)-7], 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	m := NewMetrics(nil)
+	c := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 50, FlushInterval: time.Hour, Writers: 1}, m, quiet)
+	if err := c.UseSpool(dir, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(must(sp.segments())) == 0 })
+	closeSink(t, c)
+	if got := testutil.ToFloat64(m.SpoolCorruptSegments); got != 1 {
+		t.Errorf("got %v corrupt segments, want 1", got)
+	}
+	if _, err := os.Stat(sp.segPath(g) + corruptSuffix); err != nil {
+		t.Errorf("the damaged segment was not kept: %v", err)
+	}
+	equal(t, "damaged", query(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "damaged"}.Sanitize()), []string{"10"})
+	equal(t, "torn", query(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "torn"}.Sanitize()), []string{"10"})
+}
