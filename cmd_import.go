@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -31,6 +32,7 @@ var importConfigFlags = []struct{ name, def, usage string }{
 	{name: "database-url"},
 	{name: "schema"},
 	{name: "storage"},
+	{name: "write-mode"},
 	{name: "uint64-type"},
 	{name: "max-columns"},
 	{name: "rejected-table"},
@@ -303,10 +305,20 @@ func openImportPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, erro
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
+	if r := sink.Refusal(pingErr); r != nil {
+		pool.Close()
+		return nil, fmt.Errorf("import: database %s: %w", cfg.Database, r)
+	}
 	if pingErr != nil {
 		pool.Close()
 		// pgx's errors name the host, user and database, never the password.
 		return nil, fmt.Errorf("import: cannot reach the database (%s): %w", cfg.Database, pingErr)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := sink.Preflight(pctx, pool, cfg.Schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("import: database %s: %w", cfg.Database, err)
 	}
 	return pool, nil
 }

@@ -201,6 +201,7 @@ func sinkConfig(cfg config.Config) sink.Config {
 	return sink.Config{
 		Schema:         cfg.Schema,
 		Storage:        string(cfg.Storage),
+		WriteMode:      cfg.WriteMode,
 		BatchSize:      cfg.BatchSize,
 		FlushInterval:  cfg.FlushInterval,
 		Writers:        cfg.Writers,
@@ -243,6 +244,16 @@ func newPool(ctx context.Context, cfg config.Config, log *slog.Logger) (*pgxpool
 	pool, pingErr, err := openPool(ctx, cfg, "pginflux")
 	if err != nil {
 		return nil, err
+	}
+	if pingErr == nil {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		pingErr = sink.Preflight(pctx, pool, cfg.Schema)
+		cancel()
+	}
+	// Waiting does not help a configuration the server refuses.
+	if err := sink.Refusal(pingErr); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database %s: %w", cfg.Database, err)
 	}
 	if pingErr != nil {
 		log.Warn("database not reachable yet; receiving anyway and retrying", "database", cfg.Database, "err", pingErr)

@@ -52,6 +52,7 @@ type Config struct {
 
 	Schema        string
 	Storage       Storage
+	WriteMode     string // "merge" (one row per point) or "append"
 	UintType      string // "numeric" or "bigint": columns for unsigned fields
 	MaxColumns    int
 	RejectedTable string // "" disables the rejected table
@@ -146,6 +147,13 @@ func options() []option {
 				return fmt.Errorf("%q is neither columns nor jsonb", v)
 			}
 			c.Storage = Storage(v)
+			return nil
+		}},
+		{name: "write-mode", def: "merge", usage: "`mode` of tables pginflux creates: merge (one row per point, identified by measurement, tag set and time: a later write of a point updates the fields it carries, retries never duplicate) or append (every line a new row, duplicates kept; faster)", set: func(c *Config, v string) error {
+			if v != "merge" && v != "append" {
+				return fmt.Errorf("%q is neither merge nor append", v)
+			}
+			c.WriteMode = v
 			return nil
 		}},
 		{name: "uint64-type", def: "numeric", usage: "`type` of new columns for unsigned (u) fields: numeric (exact) or bigint (values above 2^63-1 are rejected)", set: func(c *Config, v string) error {

@@ -29,6 +29,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		Schema:          "metrics",
 		Storage:         StorageColumns,
+		WriteMode:       "merge",
 		UintType:        "numeric",
 		MaxColumns:      1000,
 		RejectedTable:   "pginflux_rejected",

@@ -32,6 +32,12 @@ type batch struct {
 	// mark names the spool record the batch was replayed from, or nil.
 	mark *spoolMark
 
+	// commitID names the batch in commit markers (see commitTable), once
+	// it has been tried; uncertain says an attempt failed in a way that
+	// may have come after its commit.
+	commitID  int64
+	uncertain bool
+
 	// Tickets of the rows, when any row has one (see Ticket).
 	tickets   []*Ticket
 	rowTicket []int32 // rowTicket[i] indexes tickets, or -1
@@ -68,6 +74,7 @@ func releaseBatch(b *batch) {
 		return
 	}
 	b.measurement, b.rejected, b.mark = "", false, nil
+	b.commitID, b.uncertain = 0, false
 	b.buf = b.buf[:0]
 	b.ends = b.ends[:0]
 	clear(b.origins)

@@ -77,7 +77,7 @@ func BenchmarkEncodeColumns(b *testing.B) {
 			bt.ends = append(bt.ends, len(bt.buf))
 			bt.addOrigin(origin)
 		}
-		encodeTyped(&e, bt, 0, bt.rows(), t, cols)
+		encodeTyped(&e, bt, 0, bt.rows(), t, cols, nil)
 	}
 	b.ReportMetric(float64(len(pts)*b.N)/b.Elapsed().Seconds(), "lines/s")
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/template"
 
 	"github.com/jackc/pgx/v5"
@@ -15,7 +16,9 @@ import (
 // table is what the writers need to know of a measurement's table.
 type table struct {
 	name    string // the table's name in PostgreSQL (see TableName)
+	ident   string // schema and name, quoted
 	copySQL string
+	point   bool // the table has a point key (see hasPointKey)
 }
 
 // errTableMismatch marks a table that exists with a layout pginflux cannot
@@ -42,12 +45,19 @@ type catalog struct {
 
 	template   *template.Template // --create-table-sql, or nil
 	partitions *partitioner       // --partition-by, or nil
+	merge      bool               // new tables get a point key
+
+	commitsCleaned atomic.Int64 // see commitsReady
+	commitsOff     atomic.Bool  // the commit marker table cannot be used
+	noKeyLogged    sync.Map     // table names
 
 	mu          sync.Mutex
 	schemaReady bool
 	tables      map[string]*table      // jsonb storage, by measurement name
 	typed       map[string]*typedTable // columns storage, by measurement name
 	rejected    *table
+	series      map[string]*seriesCache // by table name
+	seriesMade  bool
 }
 
 func newCatalog(cfg Config, m *Metrics, log *slog.Logger) *catalog {
@@ -62,6 +72,8 @@ func newCatalog(cfg Config, m *Metrics, log *slog.Logger) *catalog {
 		maxColumns:   cfg.MaxColumns,
 		uintType:     cfg.UintType,
 		rejectedName: cfg.RejectedTable,
+		merge:        cfg.WriteMode != WriteAppend,
+		series:       make(map[string]*seriesCache),
 		metrics:      m,
 		log:          log,
 		tables:       make(map[string]*table),
@@ -109,6 +121,9 @@ func (c *catalog) forget(measurement string, schemaToo bool) {
 		c.schemaReady = false
 		clear(c.tables)
 		clear(c.typed)
+		clear(c.series)
+		c.seriesMade = false
+		c.commitsCleaned.Store(0)
 		c.rejected = nil
 		if c.partitions != nil {
 			c.partitions.forget("")
@@ -229,6 +244,10 @@ func (c *catalog) ensureTable(ctx context.Context, conn *pgx.Conn, measurement s
 		for i, col := range jsonbColumns {
 			cols[i] = pgx.Identifier{col.name}.Sanitize() + " " + col.typ + " NOT NULL"
 		}
+		if c.merge {
+			cols = append(cols[:1], append([]string{seriesColumn + " bigint NOT NULL"}, cols[1:]...)...)
+			cols = append(cols, pointKeyDDL)
+		}
 		if _, err := tx.Exec(ctx, "CREATE TABLE "+ident+" ("+strings.Join(cols, ", ")+")"+c.partitionClause()); err != nil {
 			return err
 		}
@@ -248,12 +267,18 @@ func (c *catalog) ensureTable(ctx context.Context, conn *pgx.Conn, measurement s
 	if err := c.checkColumns(ctx, conn, ident); err != nil {
 		return nil, err
 	}
+	point, err := hasPointKey(ctx, conn, ident)
+	if err != nil {
+		return nil, err
+	}
 	cols := make([]string, len(jsonbColumns))
 	for i, col := range jsonbColumns {
 		cols[i] = pgx.Identifier{col.name}.Sanitize()
 	}
 	return &table{
 		name:    name,
+		ident:   ident,
+		point:   point,
 		copySQL: "COPY " + ident + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary)",
 	}, nil
 }
@@ -296,4 +321,43 @@ func (c *catalog) checkColumns(ctx context.Context, conn *pgx.Conn, ident string
 		return fmt.Errorf("table %s: %s: %w", ident, strings.Join(problems, "; "), errTableMismatch)
 	}
 	return nil
+}
+
+// pointKeyDDL is the point key of the tables pginflux makes in merge mode:
+// it includes time, as partitioned tables and TimescaleDB hypertables
+// require of a unique key.
+const pointKeyDDL = "PRIMARY KEY (" + seriesColumn + ", time)"
+
+// hasPointKey reports whether a table has a point key pginflux can merge
+// into: a bigint column series_id and a unique, immediate, valid index (a
+// primary key or unique constraint included) on exactly (series_id, time),
+// in either order, without expressions, predicate or included columns.
+func hasPointKey(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, ident string) (bool, error) {
+	var ok bool
+	err := q.QueryRow(ctx, `SELECT EXISTS (
+		SELECT 1 FROM pg_index i
+		WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indimmediate AND i.indisvalid
+			AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnatts = 2
+			AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM pg_attribute a
+				WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)) = ARRAY['series_id', 'time'])
+		AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'series_id'
+			AND atttypid = 'bigint'::regtype AND NOT attisdropped)`, ident).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("look up the key of %s: %w", ident, err)
+	}
+	return ok, nil
+}
+
+// noKey says once per table, in merge mode, that a table without a point
+// key is written in append mode.
+func (c *catalog) noKey(table string) {
+	if !c.merge {
+		return
+	}
+	if _, seen := c.noKeyLogged.LoadOrStore(table, struct{}{}); !seen {
+		c.log.Warn("the table has no point key (a unique key on (series_id, time)); writing it in append mode, where a point written twice is two rows (see README, Converting a table)",
+			"schema", c.schema, "table", table)
+	}
 }

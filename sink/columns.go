@@ -37,6 +37,9 @@ type typedTable struct {
 	// privilege, say), with why: their values go to the rejected table
 	// until the table is looked at again.
 	failed map[colKey]string
+	// point says the table has a point key: rows carry a series_id, and
+	// the column of that name serves no key.
+	point bool
 }
 
 // systemColumns are the names of every table's system columns: ADD
@@ -74,7 +77,7 @@ func (t *typedTable) columnsFor(keys []batchKey) []*column {
 				continue
 			}
 			c := t.byName[k.name]
-			if c == nil || c.owner != nil || c == t.overflow || k.name == "time" || claimed[c] || !c.typ.writable() {
+			if c == nil || c.owner != nil || c == t.overflow || k.name == "time" || (t.point && k.name == seriesColumn) || claimed[c] || !c.typ.writable() {
 				continue
 			}
 			claimed[c] = true
@@ -106,7 +109,7 @@ func (t *typedTable) needsDDL(keys []batchKey, cols []*column, maxColumns int) b
 func (t *typedTable) columnName(k colKey) string {
 	for _, cand := range []string{k.key, k.key + "_" + keyRole(k.tag)} {
 		n := TableName(cand)
-		if n == "time" || n == overflowColumn || systemColumns[n] {
+		if n == "time" || n == seriesColumn || n == overflowColumn || systemColumns[n] {
 			continue
 		}
 		if _, taken := t.byName[n]; !taken {
@@ -160,6 +163,9 @@ func readTyped(ctx context.Context, q pgx.Tx, name, ident string) (*typedTable, 
 	case t.overflow != nil && t.overflow.typ.oid != oidJSONB:
 		return nil, fmt.Errorf("table %s: column %q is %s, not jsonb: %w", ident, overflowColumn, t.overflow.typ.name, errTableMismatch)
 	}
+	if t.point, err = hasPointKey(ctx, q, ident); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -185,7 +191,11 @@ func (c *catalog) ensureTyped(ctx context.Context, conn *pgx.Conn, measurement s
 			return err
 		}
 		if !exists {
-			if _, err := tx.Exec(ctx, "CREATE TABLE "+ident+" (time timestamptz NOT NULL)"+c.partitionClause()); err != nil {
+			cols := "time timestamptz NOT NULL"
+			if c.merge {
+				cols += ", " + seriesColumn + " bigint NOT NULL, " + pointKeyDDL
+			}
+			if _, err := tx.Exec(ctx, "CREATE TABLE "+ident+" ("+cols+")"+c.partitionClause()); err != nil {
 				return err
 			}
 			if err := commentOn(ctx, tx, "TABLE "+ident, measurement, name != measurement); err != nil {

@@ -125,7 +125,7 @@ func TestColumnsTypes(t *testing.T) {
 		`m,host=b f=2,i=9223372036854775807i,u=0u,b=F 2000`,
 	)
 	equal(t, "columns", columns(t, pool, schema, "m"), []string{
-		"time timestamp with time zone", "host text", "region text",
+		"time timestamp with time zone", "series_id bigint", "host text", "region text",
 		"f double precision", "i bigint", "u numeric", "s text", "b boolean",
 	})
 	equal(t, "rows", query(t, pool, "SELECT host, region, f, i, u::text, s, b FROM "+pgx.Identifier{schema, "m"}.Sanitize()+" ORDER BY time"), []string{
@@ -140,7 +140,7 @@ func TestColumnsUint64Bigint(t *testing.T) {
 		`m u=5u 1000`,
 		`m u=18446744073709551615u 2000`,
 	)
-	equal(t, "columns", columns(t, pool, schema, "m"), []string{"time timestamp with time zone", "u bigint"})
+	equal(t, "columns", columns(t, pool, schema, "m"), []string{"time timestamp with time zone", "series_id bigint", "u bigint"})
 	equal(t, "rows", query(t, pool, "SELECT u FROM "+pgx.Identifier{schema, "m"}.Sanitize()+" ORDER BY time"), []string{"5", "∅"})
 	if got := testutil.ToFloat64(m.Rejected.WithLabelValues(ReasonOutOfRange)); got != 1 {
 		t.Errorf("got %v out_of_range, want 1", got)
@@ -227,7 +227,7 @@ func TestClashes(t *testing.T) {
 		`m,host=b host=2.5 2000`,
 	)
 	equal(t, "columns", columns(t, pool, schema, "m"), []string{
-		"time timestamp with time zone", "host text", "time_tag text", "Host text",
+		"time timestamp with time zone", "series_id bigint", "host text", "time_tag text", "Host text",
 		"host_field double precision", "time_field bigint", "Time bigint",
 	})
 	equal(t, "rows", query(t, pool, `SELECT host, time_tag, "Host", host_field, time_field, "Time" FROM `+pgx.Identifier{schema, "m"}.Sanitize()+" ORDER BY time"), []string{
@@ -235,7 +235,7 @@ func TestClashes(t *testing.T) {
 		"b|∅|∅|2.5|∅|∅",
 	})
 	comments := query(t, pool, `SELECT attname || ': ' || col_description(attrelid, attnum) FROM pg_attribute
-		WHERE attrelid = '`+pgx.Identifier{schema, "m"}.Sanitize()+`'::regclass AND attnum > 1 ORDER BY attnum`)
+		WHERE attrelid = '`+pgx.Identifier{schema, "m"}.Sanitize()+`'::regclass AND attnum > 2 ORDER BY attnum`)
 	equal(t, "comments", comments, []string{
 		"host: pginflux tag host", "time_tag: pginflux tag time", "Host: pginflux tag Host",
 		"host_field: pginflux field host", "time_field: pginflux field time", "Time: pginflux field Time",
@@ -263,7 +263,7 @@ func TestConcurrentColumns(t *testing.T) {
 	wg.Wait()
 	table := pgx.Identifier{schema, "shared"}.Sanitize()
 	equal(t, "count", query(t, pool, "SELECT count(*) FROM "+table), []string{fmt.Sprint(sinks * rows)})
-	if got, want := len(columns(t, pool, schema, "shared")), 1+1+sinks*(1+5); got != want {
+	if got, want := len(columns(t, pool, schema, "shared")), 1+1+1+sinks*(1+5); got != want {
 		t.Errorf("got %d columns, want %d: %v", got, want, columns(t, pool, schema, "shared"))
 	}
 	for k := range sinks {
@@ -299,12 +299,12 @@ func TestColumnLimit(t *testing.T) {
 	for i := range 8 {
 		fields = append(fields, fmt.Sprintf("f%d=%di", i, i))
 	}
-	m := write(t, pool, schema, Config{MaxColumns: 5},
+	m := write(t, pool, schema, Config{MaxColumns: 6}, // time, series_id and four
 		"wide,host=a "+strings.Join(fields, ",")+" 1000",
 		"wide,host=b,zone=z f0=10i,f7=17i 2000",
 	)
 	equal(t, "columns", columns(t, pool, schema, "wide"), []string{
-		"time timestamp with time zone", "host text", "f0 bigint", "f1 bigint", "f2 bigint", "pginflux_overflow jsonb",
+		"time timestamp with time zone", "series_id bigint", "host text", "f0 bigint", "f1 bigint", "f2 bigint", "pginflux_overflow jsonb",
 	})
 	equal(t, "rows", query(t, pool, "SELECT host, f0, f1, f2, pginflux_overflow::text FROM "+pgx.Identifier{schema, "wide"}.Sanitize()+" ORDER BY time"), []string{
 		`a|0|1|2|{"fields": {"f3": 3, "f4": 4, "f5": 5, "f6": 6, "f7": 7}}`,
@@ -362,7 +362,7 @@ func TestSystemColumnNames(t *testing.T) {
 		"m,host=a f=1 2000",
 	)
 	equal(t, "columns", columns(t, pool, schema, "m"), []string{
-		"time timestamp with time zone", "ctid_tag text", "xmin_field double precision", "tableoid_field bigint",
+		"time timestamp with time zone", "series_id bigint", "ctid_tag text", "xmin_field double precision", "tableoid_field bigint",
 		"cmax_field boolean", "host text", "f double precision",
 	})
 	equal(t, "rows", query(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "m"}.Sanitize()), []string{"2"})

@@ -59,14 +59,7 @@ func appendJSONBRow(b []byte, p *parse.Point) []byte {
 
 	b, at := beginValue(b)
 	b = append(b, jsonbVersion, '{')
-	for i := range p.Tags {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, p.Tags[i].Key)
-		b = append(b, ':')
-		b = appendJSONString(b, p.Tags[i].Value)
-	}
+	b = appendJSONTags(b, p.Tags)
 	b = append(b, '}')
 	b = endValue(b, at)
 
@@ -83,6 +76,55 @@ func appendJSONBRow(b []byte, p *parse.Point) []byte {
 	}
 	b = append(b, '}')
 	return endValue(b, at)
+}
+
+// appendJSONTags appends the members of the tags object in canonical
+// form: sorted by key, a repeated key keeping its last value. The text is
+// then the tag set's identity (see series.go).
+func appendJSONTags(b []byte, tags []parse.Tag) []byte {
+	sorted := true
+	for i := 1; i < len(tags); i++ {
+		if string(tags[i-1].Key) >= string(tags[i].Key) {
+			sorted = false
+			break
+		}
+	}
+	if sorted {
+		for i := range tags {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, tags[i].Key)
+			b = append(b, ':')
+			b = appendJSONString(b, tags[i].Value)
+		}
+		return b
+	}
+	var space [16]int
+	order := space[:0]
+	for i := range tags {
+		j := len(order)
+		order = append(order, i)
+		for j > 0 && string(tags[order[j-1]].Key) > string(tags[i].Key) {
+			order[j] = order[j-1]
+			j--
+		}
+		order[j] = i
+	}
+	first := true
+	for n, i := range order {
+		if n+1 < len(order) && string(tags[order[n+1]].Key) == string(tags[i].Key) {
+			continue // the later one wins
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendJSONString(b, tags[i].Key)
+		b = append(b, ':')
+		b = appendJSONString(b, tags[i].Value)
+	}
+	return b
 }
 
 // appendJSONValue appends a field value keeping its JSON type: numbers stay

@@ -151,7 +151,7 @@ func TestTemplateFails(t *testing.T) {
 	b.Add(pt("broken", 2, 2000), origin)
 	b.Flush()
 	closeSink(t, s)
-	equal(t, "tables", query(t, pool, "SELECT tablename FROM pg_tables WHERE schemaname = '"+schema+"' ORDER BY 1"), []string{"pginflux_rejected"})
+	equal(t, "tables", query(t, pool, "SELECT tablename FROM pg_tables WHERE schemaname = '"+schema+"' ORDER BY 1"), []string{"pginflux_commits", "pginflux_rejected"})
 	equal(t, "rejected", rejectedLines(t, pool, schema), []string{"create_failed: broken v=1 1000", "create_failed: broken v=2 2000"})
 }
 

@@ -62,6 +62,9 @@ type Config struct {
 	// Retention drops pginflux's partitions wholly older than this; 0
 	// keeps them.
 	Retention time.Duration
+	// WriteMode is how the tables pginflux creates are keyed: WriteMerge
+	// (the default; one row per point) or WriteAppend.
+	WriteMode string
 }
 
 // UseSpool makes the sink keep on disk, in dir, the batches PostgreSQL
@@ -133,6 +136,9 @@ func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
 	}
 	if cfg.UintType == "" {
 		cfg.UintType = "numeric"
+	}
+	if cfg.WriteMode == "" {
+		cfg.WriteMode = WriteMerge
 	}
 	if cfg.MaxColumns <= 1 || cfg.MaxColumns > maxAttributes-1 {
 		cfg.MaxColumns = DefaultMaxColumns
@@ -283,6 +289,7 @@ func (s *Sink) submit(b *batch) {
 // writerState is what one writer reuses from batch to batch.
 type writerState struct {
 	enc encoded
+	pts pointPlan
 	dl  []byte
 	// replayFailed says a replayed batch could not be written now: its
 	// segment stays, to be replayed later.
@@ -379,6 +386,8 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 				continue
 			}
 		case errTemporary:
+			// The commit may have happened before the connection broke.
+			b.uncertain = true
 			s.databaseDown(err)
 			if b.mark != nil {
 				// Replayed rows stay in the spool; the replayer tries
@@ -499,146 +508,6 @@ func (s *Sink) refuse(w *writerState, b *batch, r int, reason string, cause erro
 	s.writeRange(w, rb, 0, 1, true)
 	s.metrics.Rejected.WithLabelValues(reason).Inc()
 	releaseBatch(rb)
-}
-
-// attempt writes rows lo..hi-1 of b in one COPY, with the values that did
-// not fit their columns going to the rejected table in the same
-// transaction. PostgreSQL applies it whole or not at all: a failed attempt
-// leaves nothing behind that the retry would write twice.
-func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int) error {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("acquire a connection: %w", err)
-	}
-	defer conn.Release()
-
-	if b.mark != nil {
-		full, partial, err := s.replayed(ctx, conn.Conn(), b.mark, lo, hi)
-		switch {
-		case err != nil:
-			return err
-		case full:
-			// Written before a crash or stop: not again.
-			s.settled(hi - lo)
-			return nil
-		case partial:
-			return errPartlyReplayed
-		}
-	}
-
-	var rows []byte
-	var copySQL, target string
-	var dead [][]deadLetter
-	switch {
-	case b.rejected:
-		t, err := s.catalog.rejectedTable(ctx, conn.Conn())
-		if err != nil {
-			return err
-		}
-		rows, copySQL, target = b.rowBytes(lo, hi), t.copySQL, t.name
-	case s.cfg.Storage == StorageColumns:
-		t := s.catalog.cachedTyped(b.measurement)
-		var cols []*column
-		if t != nil {
-			cols = t.columnsFor(b.keys)
-		}
-		if t == nil || t.needsDDL(b.keys, cols, s.cfg.MaxColumns) {
-			if t, err = s.catalog.ensureTyped(ctx, conn.Conn(), b.measurement, b.keys); err != nil {
-				return err
-			}
-			cols = t.columnsFor(b.keys)
-		}
-		if err := s.ensurePartitions(ctx, conn.Conn(), b, lo, hi, t.name); err != nil {
-			return err
-		}
-		encodeTyped(&w.enc, b, lo, hi, t, cols)
-		rows, copySQL, target, dead = w.enc.rows, w.enc.copySQL, t.name, w.enc.dead
-	default:
-		t, err := s.catalog.lookup(ctx, conn.Conn(), b.measurement)
-		if err != nil {
-			return err
-		}
-		if err := s.ensurePartitions(ctx, conn.Conn(), b, lo, hi, t.name); err != nil {
-			return err
-		}
-		rows, copySQL, target = b.rowBytes(lo, hi), t.copySQL, t.name
-	}
-
-	w.dl = w.dl[:0]
-	ndead := 0
-	if s.rejectedName != "" {
-		for _, ds := range dead {
-			for i := range ds {
-				w.dl = appendDeadLetter(w.dl, &ds[i])
-				ndead++
-			}
-		}
-	}
-	if ndead == 0 && b.mark == nil {
-		if err := copyRows(ctx, conn.Conn().PgConn(), copySQL, rows, hi-lo); err != nil {
-			return fmt.Errorf("copy %d rows into %s: %w", hi-lo, target, err)
-		}
-	} else {
-		var rt *table
-		if ndead > 0 {
-			if rt, err = s.catalog.rejectedTable(ctx, conn.Conn()); err != nil {
-				return err
-			}
-		}
-		// One transaction: the rows, their rejected values, and for a
-		// replayed record the marker that it was written.
-		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if err := copyRows(ctx, tx.Conn().PgConn(), copySQL, rows, hi-lo); err != nil {
-				return fmt.Errorf("copy %d rows into %s: %w", hi-lo, target, err)
-			}
-			if ndead > 0 {
-				if err := copyRows(ctx, tx.Conn().PgConn(), rt.copySQL, w.dl, ndead); err != nil {
-					return fmt.Errorf("copy %d rows into %s: %w", ndead, rt.name, err)
-				}
-			}
-			if m := b.mark; m != nil {
-				_, err := tx.Exec(ctx, "INSERT INTO "+pgx.Identifier{s.cfg.Schema, markerTable}.Sanitize()+
-					" (spool, segment, record, lo, hi) VALUES ($1, $2, $3, $4, $5)", m.spool, m.segment, m.item, lo, hi)
-				return err
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if b.mark != nil {
-			s.metrics.ReplayedRows.Add(float64(hi - lo))
-		}
-	}
-	// Count only what was committed.
-	n := hi - lo
-	s.settled(n)
-	if len(b.tickets) > 0 {
-		for r := lo; r < hi; r++ {
-			if t := b.ticket(r); t != nil {
-				// A row with values in the rejected table counts as
-				// rejected: the request hears of it.
-				t.settle(b.rejected || (dead != nil && len(dead[r-lo]) > 0), "")
-			}
-		}
-	}
-	if b.rejected {
-		return nil
-	}
-	s.metrics.RowsWritten.Add(float64(n))
-	s.metrics.BatchesWritten.Inc()
-	for _, ds := range dead {
-		for i := range ds {
-			s.metrics.Rejected.WithLabelValues(ds[i].reason).Inc()
-		}
-	}
-	if w.enc.overflowed > 0 && s.cfg.Storage == StorageColumns {
-		s.metrics.OverflowValues.Add(float64(w.enc.overflowed))
-	}
-	if oldest := b.origins[0].Received; !oldest.IsZero() {
-		s.metrics.Latency.Observe(time.Since(oldest).Seconds())
-	}
-	return nil
 }
 
 // ensurePartitions makes the partitions rows lo..hi-1 of b need.

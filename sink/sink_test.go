@@ -251,7 +251,7 @@ func testConcurrentCreation(t *testing.T, storage string) {
 			s, _ := newSink(t, pool, schema, storage)
 			b := s.NewBatcher()
 			for i := range perSink {
-				b.Add(pt(fmt.Sprintf("race%d", i%tables), float64(k), int64(i)), origin)
+				b.Add(pt(fmt.Sprintf("race%d", i%tables), float64(k), int64(k*perSink+i)*1000), origin)
 			}
 			b.Flush()
 			closeSink(t, s)

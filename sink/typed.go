@@ -2,6 +2,7 @@ package sink
 
 import (
 	"encoding/binary"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -165,9 +166,10 @@ func newColumnType(k batchKey, uintType string) string {
 // dead letters for values that did not fit.
 type encoded struct {
 	copySQL string
+	names   []string // the COPY's columns, quoted
 	rows    []byte
-	ends    []int          // ends[i] is where row i ends in rows
-	dead    [][]deadLetter // dead[i]: values of row i that went to the rejected table
+	ends    []int          // ends[i] is where encoded row i ends in rows
+	dead    [][]deadLetter // dead[i]: values of batch row lo+i that went to the rejected table
 	// overflowed counts values put in the overflow column.
 	overflowed int
 }
@@ -184,8 +186,11 @@ const overflowColumn = "pginflux_overflow"
 
 // encodeTyped encodes rows lo..hi-1 of b into e for table t, where
 // keyCols[id] is the column of key id of b, or nil for none (the overflow
-// column, or the rejected table when there is none).
-func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*column) {
+// column, or the rejected table when there is none). For a table with a
+// point key, pts gives each row's series id and the rows that are one
+// point: they become one row, a later value of a key replacing an earlier
+// one; pts is nil for other tables.
+func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*column, pts *pointPlan) {
 	e.reset()
 	// Which COPY column, if any, each key of the batch goes to: the
 	// columns list holds time first, then each column the batch uses once.
@@ -217,26 +222,42 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*col
 			useOverflow = true
 		}
 	}
-	names := make([]string, 0, len(cols)+2)
+	names := make([]string, 0, len(cols)+3)
 	names = append(names, pgx.Identifier{"time"}.Sanitize())
+	if pts != nil {
+		names = append(names, pgx.Identifier{seriesColumn}.Sanitize())
+	}
 	for _, c := range cols {
 		names = append(names, pgx.Identifier{c.name}.Sanitize())
 	}
 	if useOverflow {
 		names = append(names, pgx.Identifier{overflowColumn}.Sanitize())
 	}
+	e.names = names
 	e.copySQL = "COPY " + t.ident + " (" + strings.Join(names, ", ") + ") FROM STDIN (FORMAT binary)"
 
 	ncols := len(names)
-	present := make([]int, ncols) // index in vals of the value for each column, or -1
+	present := make([]int, len(cols)+1) // index in vals of the value for each column, or -1
 	var vals []typedValue
 	var lw lineWriter
 	for r := lo; r < hi; r++ {
+		if pts != nil && !pts.head[r-lo] {
+			e.dead = append(e.dead, nil) // merged into its point's first row
+			continue
+		}
 		start := 0
 		if r > 0 {
 			start = b.ends[r-1]
 		}
 		ts, vs := decodeTypedRow(b.buf[start:b.ends[r]], vals[:0])
+		if pts != nil {
+			// The later rows of the point: their values come after, and
+			// a later value of a key wins below.
+			for k := pts.next[r-lo]; k >= 0; k = pts.next[k] {
+				rr := lo + int(k)
+				_, vs = decodeTypedRow(b.buf[b.ends[rr-1]:b.ends[rr]], vs)
+			}
+		}
 		vals = vs
 		for i := range present {
 			present[i] = -1
@@ -260,6 +281,10 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*col
 		}
 		e.rows = appendInt16(e.rows, int16(ncols))
 		e.rows = appendTimestamp(e.rows, ts)
+		if pts != nil {
+			e.rows = appendInt32(e.rows, 8)
+			e.rows = binary.BigEndian.AppendUint64(e.rows, uint64(pts.sids[r-lo]))
+		}
 		for i := 1; i < len(cols)+1; i++ {
 			j := present[i]
 			if j < 0 {
@@ -361,8 +386,8 @@ func appendOverflow(b []byte, bt *batch, over []typedValue) []byte {
 // field, or, when only is not negative, only the field vals[only].
 func rowLine(lw *lineWriter, b *batch, vals []typedValue, ts int64, only int) []byte {
 	lw.start(b.measurement)
-	for _, tv := range vals {
-		if k := b.keys[tv.key]; k.tag {
+	for i, tv := range vals {
+		if k := b.keys[tv.key]; k.tag && !slices.ContainsFunc(vals[:i], func(o typedValue) bool { return o.key == tv.key }) {
 			lw.tag([]byte(k.name), tv.v.str)
 		}
 	}

@@ -1,0 +1,282 @@
+package sink
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Write modes: how the tables pginflux creates are keyed.
+const (
+	// WriteMerge makes tables with a point key (series_id, time): one row
+	// per point, later writes of a point merging into it.
+	WriteMerge = "merge"
+	// WriteAppend makes tables without a key: every line is a row.
+	WriteAppend = "append"
+)
+
+// pointPlan is what a writer learns of rows lo..hi-1 of a batch bound for
+// a table with a point key: each row's series id, and which rows are one
+// point. Indexes are relative to lo.
+type pointPlan struct {
+	sids []int64 // series id of each row
+	head []bool  // the row is the first of its point
+	next []int32 // the next row of the same point, or -1
+	tail []int32 // for a head, the last row of its point so far
+	rows int     // points: rows once merged
+
+	// Scratch space, reused from batch to batch.
+	canon     []byte
+	canonEnds []int
+	order     []int
+	tk, tv    [][]byte
+	keyBytes  [][]byte
+	seen      map[pointKey]int32
+	miss      []int
+}
+
+// pointKey identifies a point within a table: its series and its time in
+// microseconds, the resolution PostgreSQL keeps.
+type pointKey struct{ sid, micros int64 }
+
+// floorMicros turns Unix nanoseconds into microseconds as appendTimestamp
+// stores them.
+func floorMicros(unixNanos int64) int64 {
+	m := unixNanos / 1000
+	if unixNanos%1000 < 0 {
+		m--
+	}
+	return m
+}
+
+// planPoints fills pp for rows lo..hi-1 of b, bound for table: it finds
+// each row's tag set, its series id (registering new ones), and groups the
+// rows that are one point, in arrival order.
+func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b *batch, lo, hi int, table string) error {
+	columns := s.cfg.Storage == StorageColumns
+	n := hi - lo
+	pp.canon, pp.canonEnds = pp.canon[:0], pp.canonEnds[:0]
+	if columns {
+		pp.keyBytes = pp.keyBytes[:0]
+		for _, k := range b.keys {
+			pp.keyBytes = append(pp.keyBytes, []byte(k.name))
+		}
+	}
+	micros := make([]int64, 0, n)
+	for r := lo; r < hi; r++ {
+		row := b.rowBytes(r, r+1)
+		if columns {
+			micros = append(micros, floorMicros(int64(binary.BigEndian.Uint64(row))))
+			pp.tk, pp.tv = pp.tk[:0], pp.tv[:0]
+			count := int(binary.BigEndian.Uint32(row[8:]))
+			for i, k := 12, 0; k < count && row[i+4] == byte(kindTag); k++ {
+				id := binary.BigEndian.Uint32(row[i:])
+				l := int(binary.BigEndian.Uint32(row[i+5:]))
+				pp.tk = append(pp.tk, pp.keyBytes[id])
+				pp.tv = append(pp.tv, row[i+9:i+9+l])
+				i += 9 + l
+			}
+			pp.canon, pp.order = canonicalTags(pp.canon, pp.order, pp.tk, pp.tv)
+		} else {
+			// int16 count | int32 8 | int64 time | int32 len | 1 | tags | ...
+			micros = append(micros, int64(binary.BigEndian.Uint64(row[6:])))
+			tl := readInt32(row, 14)
+			pp.canon = append(pp.canon, row[19:18+tl]...)
+		}
+		pp.canonEnds = append(pp.canonEnds, len(pp.canon))
+	}
+	key := func(k int) []byte {
+		start := 0
+		if k > 0 {
+			start = pp.canonEnds[k-1]
+		}
+		return pp.canon[start:pp.canonEnds[k]]
+	}
+
+	pp.sids = resize(pp.sids, n)
+	sc := s.catalog.seriesOf(table)
+	pp.miss = pp.miss[:0]
+	sc.mu.RLock()
+	for k := range n {
+		if id, ok := sc.ids[string(key(k))]; ok {
+			pp.sids[k] = id
+		} else {
+			pp.miss = append(pp.miss, k)
+		}
+	}
+	sc.mu.RUnlock()
+	if len(pp.miss) > 0 {
+		uniq := make(map[string]int)
+		var tags []string
+		for _, k := range pp.miss {
+			c := string(key(k))
+			if _, ok := uniq[c]; !ok {
+				uniq[c] = len(tags)
+				if columns {
+					tags = append(tags, canonicalJSON(key(k)))
+				} else {
+					tags = append(tags, c)
+				}
+			}
+		}
+		ids, err := s.catalog.registerSeries(ctx, conn, table, tags)
+		if err != nil {
+			return err
+		}
+		sc.mu.Lock()
+		if len(sc.ids)+len(uniq) > maxCachedSeries {
+			clear(sc.ids)
+		}
+		for c, j := range uniq {
+			sc.ids[c] = ids[j]
+		}
+		sc.mu.Unlock()
+		for _, k := range pp.miss {
+			pp.sids[k] = ids[uniq[string(key(k))]]
+		}
+	}
+
+	pp.head = resize(pp.head, n)
+	pp.next = resize(pp.next, n)
+	pp.tail = resize(pp.tail, n)
+	if pp.seen == nil {
+		pp.seen = make(map[pointKey]int32)
+	}
+	clear(pp.seen)
+	pp.rows = 0
+	for k := range n {
+		pp.next[k] = -1
+		pk := pointKey{pp.sids[k], micros[k]}
+		if h, ok := pp.seen[pk]; ok {
+			pp.head[k] = false
+			pp.next[pp.tail[h]] = int32(k)
+			pp.tail[h] = int32(k)
+			continue
+		}
+		pp.seen[pk] = int32(k)
+		pp.head[k], pp.tail[k] = true, int32(k)
+		pp.rows++
+	}
+	if merged := n - pp.rows; merged > 0 {
+		s.metrics.MergedRows.Add(float64(merged))
+	}
+	return nil
+}
+
+func resize[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
+}
+
+// encodeJSONBPoints encodes rows lo..hi-1 of b (jsonb storage) for a table
+// with a point key: time, series_id, tags, fields, the rows of one point
+// made one, their fields objects joined so that jsonb keeps the last value
+// of a repeated key.
+func encodeJSONBPoints(e *encoded, b *batch, lo, hi int, pp *pointPlan, ident string) {
+	e.reset()
+	e.names = append(e.names[:0], `"time"`, `"series_id"`, `"tags"`, `"fields"`)
+	e.copySQL = "COPY " + ident + " (" + strings.Join(e.names, ", ") + ") FROM STDIN (FORMAT binary)"
+	for r := lo; r < hi; r++ {
+		k := r - lo
+		if !pp.head[k] {
+			continue
+		}
+		row := b.rowBytes(r, r+1)
+		tl := readInt32(row, 14)
+		fat := 18 + tl // the fields' length word
+		e.rows = appendInt16(e.rows, 4)
+		e.rows = append(e.rows, row[2:14]...) // time
+		e.rows = appendInt32(e.rows, 8)
+		e.rows = binary.BigEndian.AppendUint64(e.rows, uint64(pp.sids[k]))
+		e.rows = append(e.rows, row[14:fat]...) // tags
+		if pp.next[k] < 0 {
+			e.rows = append(e.rows, row[fat:]...)
+		} else {
+			var at int
+			e.rows, at = beginValue(e.rows)
+			e.rows = append(e.rows, jsonbVersion, '{')
+			for j := int32(k); j >= 0; j = pp.next[j] {
+				rr := b.rowBytes(lo+int(j), lo+int(j)+1)
+				ft := 18 + readInt32(rr, 14)
+				body := rr[ft+4+2 : len(rr)-1] // inside the braces
+				if j != int32(k) {
+					e.rows = append(e.rows, ',')
+				}
+				e.rows = append(e.rows, body...)
+			}
+			e.rows = append(e.rows, '}')
+			e.rows = endValue(e.rows, at)
+		}
+		e.ends = append(e.ends, len(e.rows))
+	}
+}
+
+// isUniqueViolation reports whether err is a unique violation: for a
+// table with a point key, a row whose point is there already.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// upsertSQL is the statement that merges a staging table's rows into
+// their table: a row whose point exists updates the fields it carries
+// (a NULL, a key the write did not carry, keeps the stored value).
+func upsertSQL(ident, stage string, names []string, jsonb bool) string {
+	var set []string
+	for _, n := range names {
+		switch n {
+		case `"time"`, `"series_id"`, `"tags"`:
+			continue
+		case `"fields"`:
+			if jsonb {
+				set = append(set, `"fields" = t."fields" || EXCLUDED."fields"`)
+				continue
+			}
+		case `"` + overflowColumn + `"`:
+			set = append(set, n+` = CASE WHEN t.`+n+` IS NULL OR EXCLUDED.`+n+` IS NULL THEN coalesce(EXCLUDED.`+n+`, t.`+n+`) ELSE
+				jsonb_strip_nulls(jsonb_build_object('tags', nullif(coalesce(t.`+n+`->'tags', '{}') || coalesce(EXCLUDED.`+n+`->'tags', '{}'), '{}'),
+					'fields', nullif(coalesce(t.`+n+`->'fields', '{}') || coalesce(EXCLUDED.`+n+`->'fields', '{}'), '{}'))) END`)
+			continue
+		}
+		set = append(set, n+" = coalesce(EXCLUDED."+n+", t."+n+")")
+	}
+	cols := strings.Join(names, ", ")
+	action := "DO NOTHING"
+	if len(set) > 0 {
+		action = "DO UPDATE SET " + strings.Join(set, ", ")
+	}
+	return "INSERT INTO " + ident + " AS t (" + cols + ") SELECT " + cols + " FROM " + stage +
+		` ON CONFLICT ("series_id", "time") ` + action
+}
+
+// stageTable is the temporary table a batch that hit existing points goes
+// through; it lives until the end of its transaction.
+const stageTable = "pginflux_stage"
+
+// upsertRows writes n encoded rows into ident through a staging table,
+// merging each into the point it hits, in tx.
+func upsertRows(ctx context.Context, tx pgx.Tx, ident string, names []string, rows []byte, n int, jsonb bool) error {
+	cols := strings.Join(names, ", ")
+	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+stageTable+" ON COMMIT DROP AS SELECT "+cols+" FROM "+ident+" WITH NO DATA"); err != nil {
+		return fmt.Errorf("make staging table for %s: %w", ident, err)
+	}
+	stageCopy := "COPY " + stageTable + " (" + cols + ") FROM STDIN (FORMAT binary)"
+	if err := copyRows(ctx, tx.Conn().PgConn(), stageCopy, rows, n); err != nil {
+		return fmt.Errorf("copy %d rows into the staging table: %w", n, err)
+	}
+	tag, err := tx.Conn().PgConn().Exec(ctx, upsertSQL(ident, stageTable, names, jsonb)).ReadAll()
+	if err != nil {
+		return fmt.Errorf("merge %d rows into %s: %w", n, ident, err)
+	}
+	if got := tag[0].CommandTag.RowsAffected(); got != int64(n) {
+		return fmt.Errorf("merge into %s took %d rows of %d", ident, got, n)
+	}
+	return nil
+}

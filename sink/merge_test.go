@@ -1,0 +1,323 @@
+package sink
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pginflux/pginflux/internal/pgtest"
+)
+
+// writeBatches writes each group of lines as a batch of its own, one after
+// the other (each committed before the next is added), through one sink.
+func writeBatches(t *testing.T, pool *pgxpool.Pool, cfg Config, groups ...[]string) *Metrics {
+	t.Helper()
+	cfg.Writers = 2
+	cfg.FlushInterval = time.Hour
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = 100_000
+	}
+	if cfg.RejectedTable == "" {
+		cfg.RejectedTable = "pginflux_rejected"
+	}
+	m := NewMetrics(nil)
+	s := New(pool, cfg, m, quiet)
+	b := s.NewBatcher()
+	for _, g := range groups {
+		tk := NewTicket()
+		for _, l := range g {
+			b.add(line(t, l), origin, tk)
+		}
+		b.Flush()
+		tk.Seal()
+		if _, err := tk.Wait(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeSink(t, s)
+	return m
+}
+
+// points reads a table as "tags|fields" lines, in both storage modes: the
+// columns given, or tags and fields as text for jsonb.
+func points(t *testing.T, pool *pgxpool.Pool, schema, table, storage, cols string) []string {
+	t.Helper()
+	if storage == StorageJSONB {
+		cols = "tags::text, fields::text"
+	}
+	return query(t, pool, "SELECT extract(epoch from time)::bigint, "+cols+" FROM "+pgx.Identifier{schema, table}.Sanitize()+" ORDER BY time, 2, 3")
+}
+
+// TestPointMerge: the rows of one point — in one batch, in two batches,
+// written again, partly written again — are one row, with the last value
+// of each field.
+func TestPointMerge(t *testing.T) { bothStorages(t, testPointMerge) }
+
+func testPointMerge(t *testing.T, storage string) {
+	pool, schema := pgtest.Schema(t)
+	cfg := Config{Schema: schema, Storage: storage}
+	const s1, s2 = " 1000000000", " 2000000000"
+	m := writeBatches(t, pool, cfg,
+		// Split in one batch (as Telegraf's UDP output splits wide points).
+		[]string{"mem,host=a used=1i,free=2i" + s1, "mem,host=a total=3i,avail=4i" + s1, "mem,host=b used=9i" + s1},
+		// Split over two batches; the tags in another order are the same series.
+		[]string{"mem,zone=z,host=a used=5i" + s2},
+		[]string{"mem,host=a,zone=z free=6i" + s2},
+		// A later write of one field updates that field only.
+		[]string{"mem,host=a free=20i" + s1},
+		// The same batch sent again changes nothing.
+		[]string{"mem,host=a free=20i" + s1, "mem,host=b used=9i" + s1},
+		[]string{"mem,host=a free=20i" + s1, "mem,host=b used=9i" + s1},
+	)
+	var want []string
+	if storage == StorageColumns {
+		want = []string{"1|a|∅|1|20|3|4", "1|b|∅|9|∅|∅|∅", "2|a|z|5|6|∅|∅"}
+	} else {
+		want = []string{
+			`1|{"host": "a"}|{"free": 20, "used": 1, "avail": 4, "total": 3}`,
+			`1|{"host": "b"}|{"used": 9}`,
+			`2|{"host": "a", "zone": "z"}|{"free": 6, "used": 5}`,
+		}
+	}
+	equal(t, "points", points(t, pool, schema, "mem", storage, "host, zone, used, free, total, avail"), want)
+	if got := testutil.ToFloat64(m.MergedRows); got != 1 {
+		t.Errorf("rows merged in memory: got %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.UpsertBatches); got < 3 {
+		t.Errorf("batches merged into stored points: got %v, want at least 3", got)
+	}
+}
+
+// TestPointMergeManyInBatch: many writes of a few points in one batch, and
+// again in the next batch, interleaved; each field ends with the value
+// written last.
+func TestPointMergeManyInBatch(t *testing.T) { bothStorages(t, testPointMergeManyInBatch) }
+
+func testPointMergeManyInBatch(t *testing.T, storage string) {
+	pool, schema := pgtest.Schema(t)
+	var g1, g2 []string
+	for i := range 1000 {
+		g1 = append(g1, fmt.Sprintf("m,host=h%d f%d=%di %d", i%3, i%4, i, (i%5+1)*1_000_000_000))
+		g2 = append(g2, fmt.Sprintf("m,host=h%d f%d=%di %d", i%3, i%4, i+1000, (i%5+1)*1_000_000_000))
+	}
+	writeBatches(t, pool, Config{Schema: schema, Storage: storage}, g1, g2)
+	// Point (h, t) gets f_k from the last i with i%3=h, i%5+1=t, i%4=k.
+	var want []string
+	for h := range 3 {
+		for ts := 1; ts <= 5; ts++ {
+			vals := make([]string, 4)
+			for i := range 1000 {
+				if i%3 == h && i%5+1 == ts {
+					vals[i%4] = fmt.Sprint(i + 1000)
+				}
+			}
+			for k := range vals {
+				if vals[k] == "" {
+					vals[k] = "∅"
+				}
+			}
+			want = append(want, fmt.Sprintf("%d|h%d|%s", ts, h, strings.Join(vals, "|")))
+		}
+	}
+	cols := "host, f0, f1, f2, f3"
+	if storage == StorageJSONB {
+		cols = "tags->>'host', coalesce(fields->>'f0', '∅'), coalesce(fields->>'f1', '∅'), coalesce(fields->>'f2', '∅'), coalesce(fields->>'f3', '∅')"
+	}
+	got := query(t, pool, "SELECT extract(epoch from time)::bigint, "+cols+" FROM "+pgx.Identifier{schema, "m"}.Sanitize()+" ORDER BY 1, 2")
+	equal(t, "points", got, sortedStrings(want))
+}
+
+func sortedStrings(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j-1] > out[j]; j-- {
+			out[j-1], out[j] = out[j], out[j-1]
+		}
+	}
+	return out
+}
+
+// TestNewTagKeyIsNewSeries: a tag key that appears after the table holds
+// rows makes other series; the point key is not rebuilt, and host=a and
+// host=a,zone=z are two points at one time.
+func TestNewTagKeyIsNewSeries(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	cfg := Config{Schema: schema, Storage: StorageColumns}
+	writeBatches(t, pool, cfg, []string{"cpu,host=a v=1 1000000000", "cpu,host=b v=2 1000000000"})
+	indexes := func() []string {
+		return query(t, pool, "SELECT indexrelid::regclass::text || ' ' || pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = '"+
+			pgx.Identifier{schema, "cpu"}.Sanitize()+"'::regclass")
+	}
+	before := indexes()
+	writeBatches(t, pool, cfg, []string{"cpu,host=a,zone=z v=3 1000000000", "cpu,host=a v=4 1000000000"})
+	equal(t, "indexes", indexes(), before)
+	equal(t, "rows", query(t, pool, "SELECT host, zone, v FROM "+pgx.Identifier{schema, "cpu"}.Sanitize()+" ORDER BY host, zone"),
+		[]string{"a|z|3", "a|∅|4", "b|∅|2"})
+	equal(t, "series", query(t, pool, "SELECT table_name, tags::text FROM "+pgx.Identifier{schema, seriesTable}.Sanitize()+" ORDER BY 2"),
+		[]string{`cpu|{"host": "a", "zone": "z"}`, `cpu|{"host": "a"}`, `cpu|{"host": "b"}`})
+	// The series table joins back to the rows.
+	equal(t, "join", query(t, pool, "SELECT s.tags->>'zone', c.v FROM "+pgx.Identifier{schema, "cpu"}.Sanitize()+" c JOIN "+
+		pgx.Identifier{schema, seriesTable}.Sanitize()+" s ON s.table_name = 'cpu' AND s.series_id = c.series_id WHERE s.tags @> '{\"zone\": \"z\"}'"),
+		[]string{"z|3"})
+}
+
+// TestSeriesCollision: two tag sets whose proposed ids collide (forced by
+// the hook) get two ids, from one process and from two, and their points
+// stay apart.
+func TestSeriesCollision(t *testing.T) { bothStorages(t, testSeriesCollision) }
+
+func testSeriesCollision(t *testing.T, storage string) {
+	testHookSeriesHash = func([]byte) int64 { return 42 }
+	t.Cleanup(func() { testHookSeriesHash = nil })
+	pool, schema := pgtest.Schema(t)
+	cfg := Config{Schema: schema, Storage: storage}
+	m := writeBatches(t, pool, cfg, []string{"c,host=a v=1i 1000000000", "c,host=b v=2i 1000000000"})
+	// Another process, with a new tag set and the two known ones.
+	writeBatches(t, pool, cfg, []string{"c,host=c v=3i 1000000000", "c,host=b v=22i 1000000000", "c,host=a v=11i 2000000000"})
+	cols := "host, v"
+	if storage == StorageJSONB {
+		cols = "tags->>'host', fields->>'v'"
+	}
+	equal(t, "rows", query(t, pool, "SELECT extract(epoch from time)::bigint, "+cols+" FROM "+pgx.Identifier{schema, "c"}.Sanitize()+" ORDER BY 1, 2"),
+		[]string{"1|a|1", "1|b|22", "1|c|3", "2|a|11"})
+	equal(t, "ids", query(t, pool, "SELECT series_id, tags->>'host' FROM "+pgx.Identifier{schema, seriesTable}.Sanitize()+" ORDER BY 1"),
+		[]string{"42|a", "43|b", "44|c"})
+	if got := testutil.ToFloat64(m.SeriesCollisions); got != 1 {
+		t.Errorf("collisions: got %v, want 1", got)
+	}
+}
+
+// TestConcurrentSeries: sinks registering the same and colliding tag sets
+// at once agree on one id per tag set.
+func TestConcurrentSeries(t *testing.T) {
+	testHookSeriesHash = func(b []byte) int64 { return int64(len(b) % 3) }
+	t.Cleanup(func() { testHookSeriesHash = nil })
+	pool, schema := pgtest.Schema(t)
+	var wg sync.WaitGroup
+	for k := range 4 {
+		wg.Go(func() {
+			var lines []string
+			for i := range 50 {
+				lines = append(lines, fmt.Sprintf("s,host=h%d v%d=%di %d", i, k, i, 1_000_000_000))
+			}
+			writeBatches(t, pool, Config{Schema: schema, Storage: StorageColumns}, lines)
+		})
+	}
+	wg.Wait()
+	equal(t, "rows", query(t, pool, "SELECT count(*), count(DISTINCT series_id), count(v0), count(v1), count(v2), count(v3) FROM "+
+		pgx.Identifier{schema, "s"}.Sanitize()), []string{"50|50|50|50|50|50"})
+	equal(t, "series", query(t, pool, "SELECT count(*), count(DISTINCT tags) FROM "+pgx.Identifier{schema, seriesTable}.Sanitize()), []string{"50|50"})
+}
+
+// TestAppendMode: --write-mode append makes tables without a key, where a
+// point written twice is two rows.
+func TestAppendMode(t *testing.T) { bothStorages(t, testAppendMode) }
+
+func testAppendMode(t *testing.T, storage string) {
+	pool, schema := pgtest.Schema(t)
+	cfg := Config{Schema: schema, Storage: storage, WriteMode: WriteAppend}
+	writeBatches(t, pool, cfg, []string{"m,host=a v=1i 1000000000", "m,host=a w=1i 1000000000"}, []string{"m,host=a v=1i 1000000000"})
+	if got := count(t, pool, schema, "m"); got != 3 {
+		t.Errorf("rows: got %d, want 3", got)
+	}
+	for _, c := range columns(t, pool, schema, "m") {
+		if strings.HasPrefix(c, seriesColumn) {
+			t.Errorf("append table has column %s", c)
+		}
+	}
+}
+
+// TestPrecreatedKeys: a table made beforehand is merged into when it has a
+// unique key on (series_id, time), and written in append mode, said once
+// in the log, when it has none.
+func TestPrecreatedKeys(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	for _, sql := range []string{
+		"CREATE TABLE " + pgx.Identifier{schema, "keyed"}.Sanitize() + " (id bigserial, time timestamptz NOT NULL, series_id bigint NOT NULL, host varchar(20), v real, UNIQUE (time, series_id))",
+		"CREATE TABLE " + pgx.Identifier{schema, "plain"}.Sanitize() + " (time timestamptz NOT NULL, host text, v real)",
+		"CREATE TABLE " + pgx.Identifier{schema, "partial"}.Sanitize() + " (time timestamptz NOT NULL, series_id bigint, host text, v real)",
+		"CREATE UNIQUE INDEX ON " + pgx.Identifier{schema, "partial"}.Sanitize() + " (series_id, time) WHERE v > 0",
+	} {
+		if _, err := pool.Exec(t.Context(), sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
+	m := NewMetrics(nil)
+	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 100, FlushInterval: time.Hour, RejectedTable: "pginflux_rejected"}, m, log)
+	b := s.NewBatcher()
+	for range 2 {
+		for _, tbl := range []string{"keyed", "plain", "partial"} {
+			b.Add(line(t, tbl+",host=a v=1 1000000000"), origin)
+			b.Add(line(t, tbl+",host=a w=2i 1000000000"), origin)
+		}
+		b.Flush()
+	}
+	closeSink(t, s)
+	for tbl, want := range map[string]int{"keyed": 1, "plain": 4, "partial": 4} {
+		if got := count(t, pool, schema, tbl); got != want {
+			t.Errorf("%s: got %d rows, want %d", tbl, got, want)
+		}
+	}
+	equal(t, "keyed", query(t, pool, "SELECT host, v, w FROM "+pgx.Identifier{schema, "keyed"}.Sanitize()), []string{"a|1|2"})
+	mu.Lock()
+	defer mu.Unlock()
+	said := func(tbl string) (n int) {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "no point key") && strings.HasSuffix(l, "table="+tbl) {
+				n++
+			}
+		}
+		return n
+	}
+	for tbl, want := range map[string]int{"plain": 1, "partial": 1, "keyed": 0} {
+		if n := said(tbl); n != want {
+			t.Errorf("%s: said keyless %d times in the log, want %d:\n%s", tbl, n, want, logs.String())
+		}
+	}
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// TestPointMergePartitioned: partitioned tables (the key includes time)
+// and tables made by a template merge too.
+func TestPointMergePartitioned(t *testing.T) { bothStorages(t, testPointMergePartitioned) }
+
+func testPointMergePartitioned(t *testing.T, storage string) {
+	pool, schema := pgtest.Schema(t)
+	tmpl, err := ParseTemplate("CREATE INDEX ON {{.Table}} USING brin ({{.TimeColumn}})")
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := int64(24 * time.Hour)
+	cfg := Config{Schema: schema, Storage: storage, PartitionBy: "day", CreateTableSQL: tmpl}
+	writeBatches(t, pool, cfg,
+		[]string{fmt.Sprintf("p,host=a v=1i %d", day), fmt.Sprintf("p,host=a v=2i %d", 3*day)},
+		[]string{fmt.Sprintf("p,host=a w=1i %d", day), fmt.Sprintf("p,host=a v=3i %d", 3*day)},
+	)
+	cols := "host, v, w"
+	if storage == StorageJSONB {
+		cols = "tags->>'host', fields->>'v', coalesce(fields->>'w', '∅')"
+	}
+	equal(t, "rows", query(t, pool, "SELECT extract(epoch from time)::bigint / 86400, "+cols+" FROM "+pgx.Identifier{schema, "p"}.Sanitize()+" ORDER BY 1"),
+		[]string{"1|a|1|1", "3|a|3|∅"})
+}

@@ -1,0 +1,376 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// attempt writes rows lo..hi-1 of b in one transaction, with the values
+// that did not fit their columns going to the rejected table in the same
+// transaction. PostgreSQL applies it whole or not at all, and nothing a
+// failed attempt may have committed is written twice by the next: a table
+// with a point key merges a point written again into its row; any other
+// table gets a commit marker in the same transaction, looked up before a
+// retry whose previous attempt may have committed (see commitMarked).
+func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire a connection: %w", err)
+	}
+	defer conn.Release()
+
+	if b.mark != nil {
+		full, partial, err := s.replayed(ctx, conn.Conn(), b.mark, lo, hi)
+		switch {
+		case err != nil:
+			return err
+		case full:
+			// Written before a crash or stop: not again.
+			s.settled(hi - lo)
+			return nil
+		case partial:
+			return errPartlyReplayed
+		}
+	}
+
+	var (
+		rows          []byte
+		n             = hi - lo // rows as encoded, once points are merged
+		copySQL       string
+		target, ident string
+		names         []string
+		point         bool // the table has a point key
+		dead          [][]deadLetter
+	)
+	switch {
+	case b.rejected:
+		t, err := s.catalog.rejectedTable(ctx, conn.Conn())
+		if err != nil {
+			return err
+		}
+		rows, copySQL, target = b.rowBytes(lo, hi), t.copySQL, t.name
+	case s.cfg.Storage == StorageColumns:
+		t := s.catalog.cachedTyped(b.measurement)
+		var cols []*column
+		if t != nil {
+			cols = t.columnsFor(b.keys)
+		}
+		if t == nil || t.needsDDL(b.keys, cols, s.cfg.MaxColumns) {
+			if t, err = s.catalog.ensureTyped(ctx, conn.Conn(), b.measurement, b.keys); err != nil {
+				return err
+			}
+			cols = t.columnsFor(b.keys)
+		}
+		if err := s.ensurePartitions(ctx, conn.Conn(), b, lo, hi, t.name); err != nil {
+			return err
+		}
+		var pts *pointPlan
+		if t.point {
+			if err := s.planPoints(ctx, conn.Conn(), &w.pts, b, lo, hi, t.name); err != nil {
+				return err
+			}
+			pts, n = &w.pts, w.pts.rows
+		} else {
+			s.catalog.noKey(t.name)
+		}
+		encodeTyped(&w.enc, b, lo, hi, t, cols, pts)
+		rows, copySQL, target, ident, dead, names, point = w.enc.rows, w.enc.copySQL, t.name, t.ident, w.enc.dead, w.enc.names, t.point
+	default:
+		t, err := s.catalog.lookup(ctx, conn.Conn(), b.measurement)
+		if err != nil {
+			return err
+		}
+		if err := s.ensurePartitions(ctx, conn.Conn(), b, lo, hi, t.name); err != nil {
+			return err
+		}
+		if t.point {
+			if err := s.planPoints(ctx, conn.Conn(), &w.pts, b, lo, hi, t.name); err != nil {
+				return err
+			}
+			encodeJSONBPoints(&w.enc, b, lo, hi, &w.pts, t.ident)
+			rows, copySQL, n, names = w.enc.rows, w.enc.copySQL, w.pts.rows, w.enc.names
+		} else {
+			s.catalog.noKey(t.name)
+			rows, copySQL = b.rowBytes(lo, hi), t.copySQL
+		}
+		target, ident, point = t.name, t.ident, t.point
+	}
+
+	// Without a point key, a retry after an attempt that may have
+	// committed looks for that attempt's marker first.
+	marked := !point && b.mark == nil
+	if marked {
+		if b.commitID == 0 {
+			b.commitID = rand.Int64N(1<<63-1) + 1
+		}
+		if b.uncertain {
+			done, err := s.catalog.commitMarked(ctx, conn.Conn(), b.commitID, lo, hi)
+			if err != nil {
+				return err
+			}
+			if done {
+				s.log.Info("a batch whose commit was not confirmed had committed; not writing it again", "table", target, "rows", hi-lo)
+				s.committed(b, lo, hi, nil)
+				return nil
+			}
+		}
+		if err := s.catalog.commitsReady(ctx, conn.Conn()); err != nil {
+			return err
+		}
+		marked = !s.catalog.commitsOff.Load()
+	}
+
+	w.dl = w.dl[:0]
+	ndead := 0
+	if s.rejectedName != "" {
+		for _, ds := range dead {
+			for i := range ds {
+				w.dl = appendDeadLetter(w.dl, &ds[i])
+				ndead++
+			}
+		}
+	}
+	var rt *table
+	if ndead > 0 {
+		if rt, err = s.catalog.rejectedTable(ctx, conn.Conn()); err != nil {
+			return err
+		}
+	}
+
+	var sc *seriesCache
+	upsert := false
+	if point {
+		sc = s.catalog.seriesOf(target)
+		upsert = sc.useUpsert()
+	}
+	for {
+		if point && !upsert && ndead == 0 && b.mark == nil {
+			// The fast path: one COPY, no transaction of our own.
+			err = copyRows(ctx, conn.Conn().PgConn(), copySQL, rows, n)
+			if err != nil {
+				err = fmt.Errorf("copy %d rows into %s: %w", n, target, err)
+			}
+		} else {
+			err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+				if upsert {
+					if err := upsertRows(ctx, tx, ident, names, rows, n, s.cfg.Storage != StorageColumns); err != nil {
+						return err
+					}
+				} else if err := copyRows(ctx, tx.Conn().PgConn(), copySQL, rows, n); err != nil {
+					return fmt.Errorf("copy %d rows into %s: %w", n, target, err)
+				}
+				if ndead > 0 {
+					if err := copyRows(ctx, tx.Conn().PgConn(), rt.copySQL, w.dl, ndead); err != nil {
+						return fmt.Errorf("copy %d rows into %s: %w", ndead, rt.name, err)
+					}
+				}
+				if m := b.mark; m != nil {
+					_, err := tx.Exec(ctx, "INSERT INTO "+pgx.Identifier{s.cfg.Schema, markerTable}.Sanitize()+
+						" (spool, segment, record, lo, hi) VALUES ($1, $2, $3, $4, $5)", m.spool, m.segment, m.item, lo, hi)
+					return err
+				}
+				if marked {
+					return s.catalog.markCommit(ctx, tx, b.commitID, lo, hi)
+				}
+				return nil
+			})
+		}
+		if err != nil && point && !upsert && isUniqueViolation(err) {
+			// Some point is there already: merge into it.
+			upsert = true
+			sc.collided()
+			continue
+		}
+		break
+	}
+	if err != nil {
+		return err
+	}
+	if point && !upsert {
+		sc.fastOK()
+	}
+	if upsert {
+		s.metrics.UpsertBatches.Inc()
+	}
+	if b.mark != nil {
+		s.metrics.ReplayedRows.Add(float64(hi - lo))
+	}
+	s.committed(b, lo, hi, dead)
+	if b.rejected {
+		return nil
+	}
+	for _, ds := range dead {
+		for i := range ds {
+			s.metrics.Rejected.WithLabelValues(ds[i].reason).Inc()
+		}
+	}
+	if w.enc.overflowed > 0 && s.cfg.Storage == StorageColumns {
+		s.metrics.OverflowValues.Add(float64(w.enc.overflowed))
+	}
+	return nil
+}
+
+// committed counts rows lo..hi-1 of b as committed and ends their tickets;
+// dead says which of them have values in the rejected table.
+func (s *Sink) committed(b *batch, lo, hi int, dead [][]deadLetter) {
+	n := hi - lo
+	s.settled(n)
+	if len(b.tickets) > 0 {
+		for r := lo; r < hi; r++ {
+			if t := b.ticket(r); t != nil {
+				// A row with values in the rejected table counts as
+				// rejected: the request hears of it.
+				t.settle(b.rejected || (dead != nil && len(dead[r-lo]) > 0), "")
+			}
+		}
+	}
+	if b.rejected {
+		return
+	}
+	s.metrics.RowsWritten.Add(float64(n))
+	s.metrics.BatchesWritten.Inc()
+	if oldest := b.origins[0].Received; !oldest.IsZero() {
+		s.metrics.Latency.Observe(time.Since(oldest).Seconds())
+	}
+}
+
+// Upserts after a collision: a table whose batches keep hitting points
+// that are there already (a sender splitting its points over several
+// lines, say) skips the COPY that would fail, for a streak of batches
+// that doubles while collisions go on.
+const (
+	minUpsertStreak = 4
+	maxUpsertStreak = 256
+)
+
+// useUpsert reports whether the next batch of the table should merge
+// through a staging table straight away.
+func (sc *seriesCache) useUpsert() bool {
+	for {
+		left := sc.upsertsLeft.Load()
+		if left <= 0 {
+			return false
+		}
+		if sc.upsertsLeft.CompareAndSwap(left, left-1) {
+			return true
+		}
+	}
+}
+
+// collided notes a COPY that hit existing points.
+func (sc *seriesCache) collided() {
+	streak := min(max(sc.streak.Load()*2, minUpsertStreak), maxUpsertStreak)
+	sc.streak.Store(streak)
+	sc.upsertsLeft.Store(streak)
+}
+
+// fastOK notes a COPY that hit no existing point.
+func (sc *seriesCache) fastOK() { sc.streak.Store(0) }
+
+// commitTable holds a marker of each committed batch of a table without a
+// point key, for an hour, so that a retry after a connection lost during
+// the commit can tell whether the commit happened.
+const commitTable = "pginflux_commits"
+
+// commitKeep is how long commit markers are kept, and cleanEvery how often
+// old ones are deleted.
+const (
+	commitKeep       = time.Hour
+	commitCleanEvery = 10 * time.Minute
+)
+
+// commitsReady makes the commit marker table, once, and deletes old
+// markers every commitCleanEvery.
+func (c *catalog) commitsReady(ctx context.Context, conn *pgx.Conn) error {
+	ident := pgx.Identifier{c.schema, commitTable}.Sanitize()
+	now := time.Now().UnixNano()
+	last := c.commitsCleaned.Load()
+	if last != 0 && now-last < int64(commitCleanEvery) {
+		return nil
+	}
+	if !c.commitsCleaned.CompareAndSwap(last, now) {
+		return nil // another writer is at it
+	}
+	if last == 0 {
+		if err := c.ready(ctx, conn); err != nil {
+			c.commitsCleaned.Store(0)
+			return err
+		}
+		usable := false
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pginflux:"+c.schema+"."+commitTable); err != nil {
+				return err
+			}
+			var exists bool
+			if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident).Scan(&exists); err != nil {
+				return err
+			}
+			if !exists {
+				if _, err := tx.Exec(ctx, commitDDL(ident)); err != nil {
+					return err
+				}
+			}
+			return tx.QueryRow(ctx, "SELECT has_table_privilege($1, 'SELECT, INSERT')", ident).Scan(&usable)
+		})
+		if isInsufficientPrivilege(err) {
+			err, usable = nil, false
+		}
+		if err != nil {
+			c.commitsCleaned.Store(0)
+			return fmt.Errorf("create table %s: %w", ident, err)
+		}
+		if !usable {
+			c.commitsOff.Store(true)
+			c.log.Warn("cannot create or use the commit marker table; without it, a batch of a table without a point key retried after a connection lost during its commit may be written twice (create it as in the README, Least privilege)",
+				"schema", c.schema, "table", commitTable)
+		}
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "DELETE FROM "+ident+" WHERE committed < now() - $1::interval", strconv.Itoa(int(commitKeep.Seconds()))+" seconds"); err != nil {
+		c.log.Debug("could not delete old commit markers", "err", err)
+	}
+	return nil
+}
+
+// commitDDL makes the commit marker table.
+func commitDDL(ident string) string {
+	return "CREATE TABLE IF NOT EXISTS " + ident +
+		" (batch bigint NOT NULL, lo int NOT NULL, hi int NOT NULL, committed timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (batch, lo, hi))"
+}
+
+// isInsufficientPrivilege reports SQLSTATE 42501.
+func isInsufficientPrivilege(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42501"
+}
+
+// markCommit records, in tx, that rows lo..hi-1 of batch id are committed.
+func (c *catalog) markCommit(ctx context.Context, tx pgx.Tx, id int64, lo, hi int) error {
+	_, err := tx.Exec(ctx, "INSERT INTO "+pgx.Identifier{c.schema, commitTable}.Sanitize()+" (batch, lo, hi) VALUES ($1, $2, $3)", id, lo, hi)
+	return err
+}
+
+// commitMarked reports whether rows lo..hi-1 of batch id were committed
+// by an earlier attempt.
+func (c *catalog) commitMarked(ctx context.Context, conn *pgx.Conn, id int64, lo, hi int) (bool, error) {
+	if err := c.commitsReady(ctx, conn); err != nil {
+		return false, err
+	}
+	if c.commitsOff.Load() {
+		return false, nil
+	}
+	var done bool
+	err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+pgx.Identifier{c.schema, commitTable}.Sanitize()+
+		" WHERE batch = $1 AND lo <= $2 AND hi >= $3)", id, lo, hi).Scan(&done)
+	if err != nil {
+		return false, fmt.Errorf("look up commit markers: %w", err)
+	}
+	return done, nil
+}
