@@ -287,6 +287,15 @@ func (c *Cluster) Restart(ctx context.Context) error {
 	return c.Start(ctx)
 }
 
+// Crash stops the server as a crash would (pg_ctl -m immediate: no
+// checkpoint, connections cut, recovery at the next start) and waits for
+// it to exit.
+func (c *Cluster) Crash(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stop(ctx, "immediate")
+}
+
 // Running reports whether the server was started and not stopped since.
 func (c *Cluster) Running() bool {
 	c.mu.Lock()
