@@ -16,10 +16,13 @@ type Reason uint8
 const (
 	// ReasonSyntax is a malformed line: anything the decoder rejects that
 	// is not one of the reasons below. This includes a line without
-	// fields, and NaN and infinite float values: the decoder rejects
-	// "NaN", "inf" and "+Inf" as values of unknown type, and the Parser
-	// rejects "-Inf" and any other float that strconv reads as infinite
-	// without a range error.
+	// fields, and numbers outside the line-protocol grammar that Go's
+	// strconv (and so line-protocol/v2) would read: the Parser takes a
+	// float only as an optional '-', digits with at most one '.', and an
+	// optional exponent ([eE][+-]?digits), so "0x1p4", "1_000", "-Inf" and
+	// "-NaN" are syntax errors, as in InfluxDB; the decoder itself rejects
+	// "NaN", "inf" and "+Inf" as values of unknown type. Integers and
+	// unsigned integers are decimal digits, with a '-' for integers.
 	ReasonSyntax Reason = iota + 1
 	// ReasonOutOfRange is an integer, unsigned or float value, or a
 	// timestamp, that does not fit in 64 bits; a timestamp must also fit in
@@ -62,9 +65,11 @@ func (r Reason) String() string {
 // continues with the next line. A LineError holds no reference to the
 // parsed buffer, so it may be kept.
 type LineError struct {
-	// Line is the 1-based line number within the buffer: where the decoder
-	// found the problem, or for the Parser's own checks the first line of
-	// the entry (they differ only for string values spanning lines).
+	// Line is the 1-based line number within the buffer where the rejected
+	// line starts. A logical line spans several when a string value holds a
+	// newline; Parser.Line(Line) returns all of it, and a DecodeError in
+	// Err tells the line (of the buffer) where the decoder found the
+	// problem.
 	Line   int64
 	Reason Reason
 	// Err is the underlying error: a *lineprotocol.DecodeError for what the

@@ -102,7 +102,7 @@ func TestLineErrorMessages(t *testing.T) {
 		{name: "timestamp overflow", prec: Second, line: "m f=1 99999999999", want: `line 1: out_of_range: timestamp "99999999999" at precision s: line-protocol value out of range`},
 		{name: "int overflow", prec: Nanosecond, line: "m f=99999999999999999999i", want: `line 1: out_of_range: field "f": integer value "99999999999999999999": line-protocol value out of range`},
 		{name: "bad uint", prec: Nanosecond, line: "m f=-1u", want: `line 1: syntax: field "f": invalid unsigned value "-1"`},
-		{name: "infinity", prec: Nanosecond, line: "m f=-Inf", want: `line 1: syntax: field "f": non-finite float value "-Inf"`},
+		{name: "infinity", prec: Nanosecond, line: "m f=-Inf", want: `line 1: syntax: field "f": invalid float value "-Inf"`},
 		{name: "NUL in string", prec: Nanosecond, line: "m f=\"\x00\"", want: `line 1: nul_byte: string field "f" holds a NUL byte`},
 		{name: "bad bool", prec: Nanosecond, line: "m f=tru", want: `line 1: syntax: field "f": invalid boolean value "tru"`},
 		{name: "decoder", prec: Nanosecond, line: "m f=NaN", want: `line 1: syntax: column 5: field value has unrecognized type`},

@@ -22,38 +22,49 @@ import (
 // (as in `a\ b c\ d="x\"y"`), a second decoder reads the buffer through a
 // reader that hands out one line per Read, and skips entries until it is at
 // the same one: when its Next returns true, the last byte it has read lies
-// on the line where the entry starts. Skipping an entry consumes the same
-// bytes as reading it, since the Parser reads every entry in order up to
-// its end or the decoder's first error, so both decoders see the same
-// entries. The second decoder is made only for buffers that need it, and
-// reads a buffer once.
+// on the line where the entry starts. Skipping a good entry consumes the
+// same bytes as reading it, and after a rejected entry both decoders start
+// again where the Parser resynchronises (restart), so both see the same
+// entries. The second decoder is made only for stretches that need it, and
+// reads each once.
 type lines struct {
 	data  []byte
-	entry int64 // entries the main decoder has started in data
+	entry int64 // entries the main decoder has started since base
+
+	base     int   // offset in data where the main decoder started
+	baseLine int64 // line number of data[base]
 
 	pos  int   // an offset in data ...
 	line int64 // ... and its line number
 
 	anchor    int  // offset in data of a token on the first line of the current entry, or -1
-	searching bool // no string value seen in the current entry yet
+	searching bool // no anchor and no string value seen in the current entry yet
 
 	shadow        *lineprotocol.Decoder
 	rd            lineReader
 	shadowEntries int64 // entries shadow has started
 
 	forceShadow bool // tests: find every line with the shadow decoder
-	recounts    int  // tests: times counting started again from the start
 }
 
 // reset starts on a new buffer.
 func (l *lines) reset(data []byte) {
 	l.data = data
-	l.entry = 0
 	l.pos, l.line = 0, 1
+	l.restart(0)
+}
+
+// restart notes that the main decoder starts again at data[off].
+func (l *lines) restart(off int) {
+	l.base, l.baseLine = off, l.lineAt(off)
+	l.entry = 0
 	l.shadow = nil
 	l.rd = lineReader{}
 	l.shadowEntries = 0
 }
+
+// absLine returns the line in data of line n of the main decoder.
+func (l *lines) absLine(n int64) int64 { return l.baseLine + n - 1 }
 
 // startEntry starts looking for the first line of a new entry.
 func (l *lines) startEntry() {
@@ -87,34 +98,46 @@ func (l *lines) entryLine() int64 {
 	return l.shadowLine()
 }
 
-// lineAt returns the line number of data[off].
+// lineAt returns the line number of data[off] (off may be len(data)).
+// Counting goes on from the last offset asked about, so that asking in
+// increasing order costs one pass over data in all.
 func (l *lines) lineAt(off int) int64 {
 	if off < l.pos {
-		// Not seen: offsets only grow. Count from the start.
-		l.pos, l.line = 0, 1
-		l.recounts++
+		l.line -= int64(bytes.Count(l.data[off:l.pos], newline))
+	} else {
+		l.line += int64(bytes.Count(l.data[l.pos:off], newline))
 	}
-	l.line += int64(bytes.Count(l.data[l.pos:off], newline))
 	l.pos = off
 	return l.line
+}
+
+// lineStart returns the offset in data of the start of line n, or -1 if
+// there is no such line.
+func (l *lines) lineStart(n int64) int {
+	start := bytes.LastIndexByte(l.data[:l.pos], '\n') + 1
+	for l.line > n && start > 0 {
+		start = bytes.LastIndexByte(l.data[:start-1], '\n') + 1
+		l.line--
+	}
+	for l.line < n {
+		i := bytes.IndexByte(l.data[start:], '\n')
+		if i < 0 {
+			l.pos = start
+			return -1
+		}
+		start += i + 1
+		l.line++
+	}
+	l.pos = start
+	return start
 }
 
 // text returns line n of data without its line end, or nil if there is no
 // such line.
 func (l *lines) text(n int64) []byte {
-	if n < l.line {
-		// Not seen: errors come after the tokens counted before.
-		l.pos, l.line = 0, 1
-		l.recounts++
-	}
-	start := bytes.LastIndexByte(l.data[:l.pos], '\n') + 1
-	for l.line < n {
-		i := bytes.IndexByte(l.data[start:], '\n')
-		if i < 0 {
-			return nil
-		}
-		start += i + 1
-		l.pos, l.line = start, l.line+1
+	start := l.lineStart(n)
+	if start < 0 {
+		return nil
 	}
 	end := bytes.IndexByte(l.data[start:], '\n')
 	if end < 0 {
@@ -127,13 +150,13 @@ func (l *lines) text(n int64) []byte {
 // second decoder.
 func (l *lines) shadowLine() int64 {
 	if l.shadow == nil {
-		l.rd = lineReader{data: l.data}
+		l.rd = lineReader{data: l.data[l.base:]}
 		l.shadow = lineprotocol.NewDecoder(&l.rd)
 	}
 	for l.shadowEntries < l.entry && l.shadow.Next() {
 		l.shadowEntries++
 	}
-	return l.rd.line()
+	return l.absLine(l.rd.line())
 }
 
 var newline = []byte{'\n'}

@@ -3,8 +3,11 @@
 // It is a thin layer over lineprotocol.Decoder that adds what pginflux
 // needs: one reused Point per line, so that a steady stream of lines does
 // not allocate; timestamps in Unix nanoseconds from a chosen Precision;
-// line numbers; and a closed set of Reasons for the lines it rejects. A bad
-// line is skipped and reported, and parsing goes on with the next one.
+// line numbers; the grammar of numbers as InfluxDB has it; repeated field
+// keys resolved (the last value wins); and a closed set of Reasons for the
+// lines it rejects. A bad line is skipped to the end of its logical line,
+// honouring quoted strings as InfluxDB does, and reported; parsing goes on
+// with the next one.
 //
 // The package is pure: no goroutines, no logging, no metrics.
 package parse
@@ -38,12 +41,12 @@ type Parser struct {
 	mult  int64     // nanoseconds per timestamp unit in data
 	now   int64     // Unix nanoseconds for lines without a timestamp
 
-	errLine int64 // line of the last decoder error or LineError, if no Point came after it
-
 	pt    Point
-	arena []byte // unescaped tokens of the current entry
+	arena []byte  // unescaped tokens of the current entry
+	seen  []int32 // hash table of field keys, for lines with many fields
 
 	lines lines
+	rej   rejected
 }
 
 // NewParser returns a Parser for timestamps at precision prec. It panics if
@@ -79,9 +82,9 @@ func (p *Parser) Reset(data []byte, now time.Time) {
 	p.data = data
 	p.cur, p.mult = p.prec, nanos[p.prec]
 	p.now = now.UnixNano()
-	p.errLine = 0
 	p.arena = p.arena[:0]
 	p.lines.reset(data)
+	p.rej = rejected{}
 }
 
 // Next returns the next good point, or (nil, *LineError) for a bad line that
@@ -89,29 +92,23 @@ func (p *Parser) Reset(data []byte, now time.Time) {
 // exhausted. Blank lines and comment lines (#...) are skipped silently;
 // lines may end in LF or CRLF, and the last line needs no line end.
 //
+// A bad line is skipped to the end of its logical line: a newline inside
+// a quoted string value does not end it, even when the error came before
+// the string (see logicalEnd). Nothing inside a rejected line becomes a
+// point, and Line returns all of it.
+//
 // The Point belongs to the Parser and is valid until the next call to Next
 // or Reset (see Point).
 func (p *Parser) Next() (*Point, error) {
-	if !p.ready {
+	if !p.ready || !p.dec.Next() {
 		return nil, io.EOF
 	}
-	for p.dec.Next() {
-		p.lines.entry++
-		last := p.errLine
-		pt, le := p.parse()
-		if le == nil {
-			p.errLine = 0
-			return pt, nil
-		}
-		if le.Line == last {
-			// After an error in the timestamp, the decoder may stop at a
-			// lone CR and read the rest of the line as another entry,
-			// which fails too: report each rejected line once.
-			continue
-		}
+	p.lines.entry++
+	pt, le := p.parse()
+	if le != nil {
 		return nil, le
 	}
-	return nil, io.EOF
+	return pt, nil
 }
 
 // parse parses the entry the decoder is at.
@@ -124,7 +121,7 @@ func (p *Parser) parse() (*Point, *LineError) {
 
 	m, err := p.dec.Measurement()
 	if err != nil {
-		return nil, p.decodeError(err)
+		return nil, p.decodeError(err, true)
 	}
 	if len(m) == 0 {
 		return nil, p.reject(ReasonSyntax, errNoMeasurement)
@@ -134,7 +131,7 @@ func (p *Parser) parse() (*Point, *LineError) {
 	for {
 		k, v, err := p.dec.NextTag()
 		if err != nil {
-			return nil, p.decodeError(err)
+			return nil, p.decodeError(err, true)
 		}
 		if k == nil {
 			break
@@ -145,7 +142,7 @@ func (p *Parser) parse() (*Point, *LineError) {
 	for {
 		k, kind, v, err := p.dec.NextFieldBytes()
 		if err != nil {
-			return nil, p.decodeError(err)
+			return nil, p.decodeError(err, false)
 		}
 		if k == nil {
 			break
@@ -159,10 +156,11 @@ func (p *Parser) parse() (*Point, *LineError) {
 	if len(pt.Fields) == 0 {
 		return nil, p.reject(ReasonSyntax, errNoFields)
 	}
+	p.dedupFields()
 
 	ts, err := p.dec.TimeBytes()
 	if err != nil {
-		return nil, p.decodeError(err)
+		return nil, p.decodeError(err, false)
 	}
 	if ts == nil {
 		pt.Time = p.now
@@ -202,6 +200,9 @@ func (p *Parser) value(f *Field, kind lineprotocol.ValueKind, v []byte) *LineErr
 	s := unsafeString(v)
 	switch kind {
 	case lineprotocol.Float:
+		if !floatSyntax(v) {
+			return p.reject(badBytes(v), fmt.Errorf("field %q: invalid float value %q", f.Key, v))
+		}
 		x, err := strconv.ParseFloat(s, 64)
 		if err != nil {
 			return p.valueError(f, Float, v, err)
@@ -258,61 +259,40 @@ func badBytes(b []byte) Reason {
 }
 
 // reject rejects the current entry for a check of the Parser's own, and
-// reads the rest of it.
+// skips the rest of its logical line.
 func (p *Parser) reject(r Reason, err error) *LineError {
 	le := &LineError{Line: p.lines.entryLine(), Reason: r, Err: err}
-	p.errLine = le.Line
-	p.skipRest()
+	p.resync(le.Line)
 	return le
 }
 
-// skipRest reads the rest of a rejected entry, consuming what the decoder's
-// Next would skip, and notes the line of any error in it: an error in the
-// timestamp may leave a lone CR for the next entry, on that line.
-func (p *Parser) skipRest() {
-	for {
-		k, _, _, err := p.dec.NextFieldBytes()
-		if err != nil {
-			p.noteError(err)
-			return
-		}
-		if k == nil {
-			break
-		}
-	}
-	if _, err := p.dec.TimeBytes(); err != nil {
-		p.noteError(err)
-	}
-}
-
-// noteError notes the line of a decoder error for Next.
-func (p *Parser) noteError(err error) {
-	if de, ok := err.(*lineprotocol.DecodeError); ok {
-		p.errLine = de.Line
-	}
-}
-
 // decodeError rejects the current entry for an error of the decoder,
-// classifying it by the bytes of the line where the decoder found it.
-func (p *Parser) decodeError(err error) *LineError {
+// classifying it by the bytes of the line where the decoder found it, and
+// skips the rest of its logical line. The DecodeError's Line is made a
+// line of the whole buffer (the decoder counts from where it started).
+// early says the error is in the measurement or the tags: the decoder is
+// still on the first line of the entry, which only a string field value
+// can leave.
+func (p *Parser) decodeError(err error, early bool) *LineError {
 	le := &LineError{Reason: ReasonSyntax, Err: err}
-	if de, ok := err.(*lineprotocol.DecodeError); !ok {
-		// Not seen: the decoder reports every problem as a DecodeError.
-		le.Line = p.lines.entryLine()
-	} else {
+	de, ok := err.(*lineprotocol.DecodeError)
+	if ok {
+		de.Line = p.lines.absLine(de.Line)
+	}
+	if ok && early && !p.lines.forceShadow {
+		// Before a string value, the entry has not left its first line.
 		le.Line = de.Line
-		switch {
-		case le.Line == p.errLine:
-			// Next drops it. Not reading the line again keeps a long line
-			// split into many entries by lone CRs from costing its length
-			// squared.
-		case isRange(err):
+	} else {
+		le.Line = p.lines.entryLine()
+	}
+	if ok {
+		if isRange(err) {
 			le.Reason = ReasonOutOfRange
-		default:
+		} else {
 			le.Reason = badBytes(p.lines.text(de.Line))
 		}
 	}
-	p.errLine = le.Line
+	p.resync(le.Line)
 	return le
 }
 
@@ -340,4 +320,24 @@ func unsafeString(b []byte) string {
 // decoder.
 func isRange(err error) bool {
 	return errors.Is(err, strconv.ErrRange) || errors.Is(err, lineprotocol.ErrValueOutOfRange)
+}
+
+// floatSyntax reports whether v is a float as the line-protocol grammar
+// writes it: an optional '-', decimal digits with at most one '.', and an
+// optional exponent of 'e' or 'E', an optional sign and digits. It checks
+// the bytes that may appear and where a sign may; strconv.ParseFloat checks
+// the rest. ParseFloat alone would also take what InfluxDB refuses and
+// line-protocol/v2 takes: hexadecimal (0x1p4), underscores (1_000),
+// "-Inf", "-infinity".
+func floatSyntax(v []byte) bool {
+	for i, c := range v {
+		switch {
+		case c >= '0' && c <= '9', c == '.', c == 'e', c == 'E':
+		case c == '-' && i == 0:
+		case (c == '+' || c == '-') && i > 0 && (v[i-1] == 'e' || v[i-1] == 'E'):
+		default:
+			return false
+		}
+	}
+	return true
 }

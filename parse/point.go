@@ -75,10 +75,15 @@ func (f *Field) Bool() bool { return f.Num != 0 }
 // Parser.Next or Parser.Reset: copy what you keep. The byte slices may
 // alias the buffer given to Reset; none of them has spare capacity, so
 // appending to one copies it rather than overwriting what follows.
+//
+// When a line repeats a field key (`v=1i,v="s"`), only the last value is
+// kept, at the place of its last occurrence, as InfluxDB keeps it: no
+// field of a Point is overwritten by a later one, so a consumer may choose
+// a column type from any of them.
 type Point struct {
 	Measurement []byte
 	Tags        []Tag   // in line order; not deduplicated, not sorted
-	Fields      []Field // in line order; at least one; not deduplicated
+	Fields      []Field // in line order; at least one; keys unique (see below)
 	Time        int64   // Unix nanoseconds
-	Line        int64   // 1-based line number within the buffer
+	Line        int64   // 1-based line number within the buffer: where the line starts
 }
