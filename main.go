@@ -187,7 +187,12 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	case s.Dropped() > 0:
 		log.Warn("stopped; every row was written except those dropped earlier (see pginflux_sink_dropped_rows_total)", "dropped_rows", s.Dropped())
 	default:
-		log.Info("stopped; everything received was written")
+		if rows, bytes := s.Spooled(); bytes > 0 {
+			log.Warn("stopped; what PostgreSQL could not take yet is in the spool, to be written once it can (at the next start)",
+				"spooled_rows", rows, "spool_bytes", bytes, "spool", cfg.SpoolDir)
+		} else {
+			log.Info("stopped; everything received was written")
+		}
 	}
 	if readErr != nil {
 		return fmt.Errorf("read udp: %w", readErr)

@@ -68,6 +68,7 @@ type spool struct {
 	// appends until then.
 	metrics      *Metrics
 	appendErrors int
+	appended     int64 // rows appended since the spool opened
 }
 
 // segment names one segment file.
@@ -216,6 +217,18 @@ func (sp *spool) bytes() int64 {
 	return sp.size
 }
 
+// Spooled returns how many rows this sink put in its spool, and how many
+// bytes the spool holds now, rows not yet replayed: both 0 without a
+// spool.
+func (s *Sink) Spooled() (rows, bytes int64) {
+	if s.spool == nil {
+		return 0, 0
+	}
+	s.spool.mu.Lock()
+	defer s.spool.mu.Unlock()
+	return s.spool.appended, s.spool.size
+}
+
 // setMetrics makes the spool count into m.
 func (sp *spool) setMetrics(m *Metrics) {
 	sp.mu.Lock()
@@ -266,6 +279,7 @@ func (sp *spool) append(b *batch, lo, hi int) (bool, error) {
 	}
 	sp.curSize += n
 	sp.size += n
+	sp.appended += int64(hi - lo)
 	select {
 	case sp.wake <- struct{}{}:
 	default:
