@@ -1,7 +1,8 @@
 // Package pgcluster runs a throwaway PostgreSQL server for tests and
 // development: it creates a data directory with initdb when needed and
-// starts and stops the server with pg_ctl, tuned for speed over
-// durability (fsync off).
+// starts and stops the server with pg_ctl. By default it is tuned for
+// speed over durability (fsync off), as tests want; Options.Durable keeps
+// PostgreSQL's durable defaults, as benchmarks want.
 //
 // When the process runs as root the server runs as the postgres user, since
 // initdb and postgres refuse to run as root; the data directory and socket
@@ -46,6 +47,11 @@ type Options struct {
 	// Log receives the tail of the server log (and of initdb's output)
 	// when starting fails. May be nil.
 	Log io.Writer
+	// Durable keeps PostgreSQL's defaults for fsync, synchronous_commit
+	// and full_page_writes (all on). When false, the default, they are
+	// turned off: a crash of the machine may lose or corrupt data, and
+	// writes cost the server less than they would on a real one.
+	Durable bool
 }
 
 // Cluster is a PostgreSQL server started by Start. Its methods are safe for
@@ -56,6 +62,7 @@ type Cluster struct {
 	socketDir  string
 	tempSocket bool // socketDir made by Start, removed by Close
 	port       int  // 0: unix socket only
+	durable    bool
 	log        io.Writer
 	user       *serverUser
 	pgCtl      string
@@ -107,7 +114,7 @@ func newCluster(ctx context.Context, opts Options) (*Cluster, error) {
 	if dir, err = filepath.EvalSymlinks(dir); err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", opts.Dir, err)
 	}
-	c := &Cluster{dir: dir, port: opts.Port, log: opts.Log, user: u}
+	c := &Cluster{dir: dir, port: opts.Port, durable: opts.Durable, log: opts.Log, user: u}
 
 	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
 		if err := c.initdb(ctx); err != nil {
@@ -189,11 +196,11 @@ func (c *Cluster) serverArgs() string {
 		"port=" + strconv.Itoa(c.effectivePort()),
 		"listen_addresses=" + listen,
 		"unix_socket_directories=" + quoteListItem(c.socketDir),
-		"fsync=off",
-		"synchronous_commit=off",
-		"full_page_writes=off",
 		"max_connections=200",
 		"shared_buffers=128MB",
+	}
+	if !c.durable {
+		settings = append(settings, "fsync=off", "synchronous_commit=off", "full_page_writes=off")
 	}
 	var b strings.Builder
 	for i, s := range settings {
@@ -326,6 +333,10 @@ func (c *Cluster) removeTempSocket() {
 
 // Dir returns the absolute path of the data directory.
 func (c *Cluster) Dir() string { return c.dir }
+
+// Durable reports whether the server runs with PostgreSQL's durable
+// defaults (Options.Durable).
+func (c *Cluster) Durable() bool { return c.durable }
 
 // SocketDir returns the directory holding the server's unix socket.
 func (c *Cluster) SocketDir() string { return c.socketDir }

@@ -133,6 +133,45 @@ func TestStopStartKeepsData(t *testing.T) {
 	}
 }
 
+// TestDurable starts the same data directory fast, then durable: the
+// durable server has PostgreSQL's defaults back, whatever the last start
+// had.
+func TestDurable(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := filepath.Join(tempDir(t), "data")
+	settings := func(c *Cluster) string {
+		t.Helper()
+		conn := connect(t, c.ConnString("postgres"))
+		defer conn.Close(ctx)
+		var s string
+		err := conn.QueryRow(ctx, "select current_setting('fsync') || ',' || current_setting('synchronous_commit') || ',' || current_setting('full_page_writes')").Scan(&s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name    string
+		durable bool
+		want    string
+	}{
+		{"fast", false, "off,off,off"},
+		{"durable", true, "on,on,on"},
+	} {
+		c := start(t, Options{Dir: dir, Durable: tc.durable})
+		if got := settings(c); got != tc.want {
+			t.Errorf("%s: fsync, synchronous_commit, full_page_writes: got %s, want %s", tc.name, got, tc.want)
+		}
+		if c.Durable() != tc.durable {
+			t.Errorf("%s: Durable() = %v, want %v", tc.name, c.Durable(), tc.durable)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestLongSocketPath(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(tempDir(t), strings.Repeat("d", 100))

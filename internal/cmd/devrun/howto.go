@@ -23,7 +23,11 @@ func printHowTo(w io.Writer, c *pgcluster.Cluster, dir string, port int, args []
 	if port == 0 {
 		psqlHost, port, where = c.SocketDir(), 5432, "unix socket in "+c.SocketDir()
 	}
-	fmt.Fprintf(w, "pginflux dev: PostgreSQL running in %s (%s, user postgres, no password)\n", dir, where)
+	durability := "durable: fsync on"
+	if !c.Durable() {
+		durability = "NOT durable: fsync, synchronous_commit, full_page_writes off"
+	}
+	fmt.Fprintf(w, "pginflux dev: PostgreSQL running in %s (%s, user postgres, no password; %s)\n", dir, where, durability)
 
 	udp := setting(args, "udp-address", getenv, ":8089")
 	if host, port, ok := udpTarget(udp); ok {

@@ -1,12 +1,14 @@
 // Command devrun runs a program against a throwaway PostgreSQL server; it
 // is what `make run` uses:
 //
-//	go run ./internal/cmd/devrun [--data-dir DIR] [--port N] -- BINARY [ARGS...]
+//	go run ./internal/cmd/devrun [--data-dir DIR] [--port N] [--fsync=false] -- BINARY [ARGS...]
 //
 // When PGINFLUX_DATABASE_URL or DATABASE_URL is set, or ARGS hold
 // --database-url, a database is configured and devrun just runs BINARY.
 // Otherwise it starts (or reuses) a cluster in DIR (default .pgdata),
-// listening on 127.0.0.1:PORT (default 54329) and on a unix socket, prints
+// listening on 127.0.0.1:PORT (default 54329) and on a unix socket, with
+// PostgreSQL's durable defaults (fsync on; --fsync=false turns fsync,
+// synchronous_commit and full_page_writes off for speed), prints
 // how to send it a line and query it, and runs BINARY with
 // PGINFLUX_DATABASE_URL pointing at database postgres. SIGINT, SIGTERM and
 // SIGHUP are passed on to BINARY; when it has exited the cluster is
@@ -50,8 +52,9 @@ func run(args, environ []string, stderr io.Writer, signals <-chan os.Signal) int
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", ".pgdata", "PostgreSQL data `directory`; created when missing, reused otherwise")
 	port := fs.Int("port", 54329, "TCP `port` of the server on 127.0.0.1; 0: unix socket only")
+	fsync := fs.Bool("fsync", true, "keep PostgreSQL's durable defaults; false turns fsync, synchronous_commit and full_page_writes off\n(faster, not crash-safe: benchmark figures are then an upper bound)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: devrun [--data-dir DIR] [--port N] -- BINARY [ARGS...]")
+		fmt.Fprintln(stderr, "usage: devrun [--data-dir DIR] [--port N] [--fsync=false] -- BINARY [ARGS...]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -79,7 +82,7 @@ func run(args, environ []string, stderr io.Writer, signals <-chan os.Signal) int
 		case <-startDone:
 		}
 	}()
-	c, shown, err := startCluster(ctx, *dataDir, *port, stderr)
+	c, shown, err := startCluster(ctx, pgcluster.Options{Dir: *dataDir, Port: *port, Log: stderr, Durable: *fsync})
 	close(startDone)
 	<-watchDone
 	if err != nil {
@@ -103,11 +106,11 @@ func run(args, environ []string, stderr io.Writer, signals <-chan os.Signal) int
 	return runChild(child, environ, stderr, signals)
 }
 
-// startCluster starts a cluster in dir, or in a directory under /var/tmp
-// when the server's user cannot reach dir (running as root in /root, say).
-// It also returns the directory to show the user.
-func startCluster(ctx context.Context, dir string, port int, stderr io.Writer) (*pgcluster.Cluster, string, error) {
-	opts := pgcluster.Options{Dir: dir, Port: port, Log: stderr}
+// startCluster starts a cluster in opts.Dir, or in a directory under
+// /var/tmp when the server's user cannot reach it (running as root in
+// /root, say). It also returns the directory to show the user.
+func startCluster(ctx context.Context, opts pgcluster.Options) (*pgcluster.Cluster, string, error) {
+	dir, stderr := opts.Dir, opts.Log
 	c, err := pgcluster.Start(ctx, opts)
 	if errors.Is(err, pgcluster.ErrInaccessible) {
 		abs, aerr := filepath.Abs(dir)

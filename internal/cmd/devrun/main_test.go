@@ -126,6 +126,7 @@ func TestRunStartsClusterAndForwardsSignals(t *testing.T) {
 	out := stderr.String()
 	for _, want := range []string{
 		"PostgreSQL running in " + dataDir + " (127.0.0.1:" + strconv.Itoa(port),
+		"durable: fsync on",
 		"/dev/udp/127.0.0.1/18089",
 		"psql -h 127.0.0.1 -p " + strconv.Itoa(port) + ` -U postgres -c 'select * from "Telegraf".cpu'`,
 	} {
