@@ -80,6 +80,11 @@ func TestBenchEndToEnd(t *testing.T) {
 	if p := r.Process; p == nil || p.Source != "/proc/"+strconv.Itoa(os.Getpid()) || p.MaxRSS <= 0 || p.HWM <= 0 {
 		t.Errorf("process: got %+v, want RSS and HWM from /proc", p)
 	}
+	if s := r.Server; s == nil || s.Fsync == "" || s.Durable != s.ServerInfo.Durable() {
+		t.Errorf("server: got %+v, want its durability settings", s)
+	} else if s.PID > 0 && s.CPU <= 0 {
+		t.Errorf("server: postmaster %d found but no CPU time measured: %+v", s.PID, s)
+	}
 	// A second run counts only its own rows; without --pid, pginflux's
 	// memory comes from its process metrics.
 	out, err = bench(t, "--address", p.addr.String(), "--database-url", pgtest.ConnString(t),
@@ -87,7 +92,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second bench: %v", err)
 	}
-	for _, want := range []string{"sent        1,000 lines", "stored      1,000 rows (cpu 1,000)", "lost        0 lines", "process     pginflux (metrics): RSS up to"} {
+	for _, want := range []string{"sent        1,000 lines", "stored      1,000 rows (cpu 1,000)", "lost        0 lines", "process     pginflux (metrics): RSS up to", "server      PostgreSQL "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text output lacks %q:\n%s", want, out)
 		}

@@ -16,6 +16,9 @@ type processProbe struct {
 	ctx    context.Context
 	client *http.Client
 	url    string
+	// server is the PostgreSQL server whose processes' CPU time is read
+	// with pginflux's; nil or PID 0 for none.
+	server *ServerInfo
 }
 
 func (p *processProbe) enabled() bool { return p.pid > 0 || p.url != "" }

@@ -59,10 +59,16 @@ func (r *Result) WriteText(w io.Writer) {
 			fmt.Fprintf(w, " (peak since it started %s)", mib(p.HWM))
 		}
 		fmt.Fprintf(w, ", %.2f cores of CPU while sending", p.CPUCores)
+		if p.CPUPerLine > 0 {
+			fmt.Fprintf(w, ", %.2f µs of CPU per line stored (%.2fs until the rows settled)", p.CPUPerLine, p.RunCPU)
+		}
 		if p.Error != "" {
 			fmt.Fprintf(w, " (%s)", p.Error)
 		}
 		fmt.Fprintln(w)
+	}
+	if s := r.Server; s != nil {
+		s.writeText(w)
 	}
 	if m := r.Machine; m != nil {
 		fmt.Fprintf(w, "machine     %.2f of %.0f cores busy while sending (sender, pginflux, PostgreSQL and anything else)\n", m.BusyCores, m.Cores)
@@ -72,16 +78,33 @@ func (r *Result) WriteText(w io.Writer) {
 	}
 }
 
+func (s *ServerUsage) writeText(w io.Writer) {
+	fmt.Fprintf(w, "server      PostgreSQL %s, %s: ", s.Version, s.Settings())
+	if s.Durable {
+		fmt.Fprintf(w, "durable")
+	} else {
+		fmt.Fprintf(w, "NOT DURABLE, the figures are an upper bound for a durable server")
+	}
+	switch {
+	case s.CPUPerRow > 0:
+		fmt.Fprintf(w, "; its processes used %.2f µs of CPU per row stored (%.2fs)\n", s.CPUPerRow, s.CPU)
+	case s.CPUError != "":
+		fmt.Fprintf(w, "; its CPU time is unknown: %s\n", s.CPUError)
+	default:
+		fmt.Fprintln(w)
+	}
+}
+
 // WriteText writes f for people: a table of the steps, then the outcome.
 func (f *FindMaxResult) WriteText(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "step\ttarget/s\tsent/s\tsent\tstored\tlost\tkernel drops\tqueue drops\tpginflux RSS\tsender cores\tpginflux cores\tbusy cores\tresult\t")
+	fmt.Fprintln(tw, "step\ttarget/s\tsent/s\tsent\tstored\tlost\tkernel drops\tqueue drops\tpginflux RSS\tsender cores\tpginflux cores\tpginflux µs/line\tserver µs/row\tbusy cores\tresult\t")
 	for i, r := range f.Steps {
 		stored, lost := "-", "-"
 		if r.Stored != nil {
 			stored, lost = num(r.Stored.Rows), num(r.Stored.Lost)
 		}
-		drops, queue, rss, cores, busy := "-", "-", "-", "-", "-"
+		drops, queue, rss, cores, busy, perLine, perRow := "-", "-", "-", "-", "-", "-", "-"
 		if r.Kernel != nil {
 			drops = num(r.Kernel.RcvbufErrors)
 		}
@@ -90,6 +113,12 @@ func (f *FindMaxResult) WriteText(w io.Writer) {
 		}
 		if r.Process != nil {
 			rss, cores = mib(r.Process.MaxRSS), fmt.Sprintf("%.2f", r.Process.CPUCores)
+			if r.Process.CPUPerLine > 0 {
+				perLine = fmt.Sprintf("%.2f", r.Process.CPUPerLine)
+			}
+		}
+		if r.Server != nil && r.Server.CPUPerRow > 0 {
+			perRow = fmt.Sprintf("%.2f", r.Server.CPUPerRow)
 		}
 		if r.Machine != nil {
 			busy = fmt.Sprintf("%.2f", r.Machine.BusyCores)
@@ -101,11 +130,17 @@ func (f *FindMaxResult) WriteText(w io.Writer) {
 		case !r.Lossless():
 			verdict = "LOSSY"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t\n", i+1, num(r.TargetRate), num(r.Sent.Rate),
-			num(r.Sent.Lines), stored, lost, drops, queue, rss, r.Sent.CPUCores, cores, busy, verdict)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", i+1, num(r.TargetRate), num(r.Sent.Rate),
+			num(r.Sent.Lines), stored, lost, drops, queue, rss, r.Sent.CPUCores, cores, perLine, perRow, busy, verdict)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "(kernel drops are datagrams, machine-wide; queue drops are datagrams pginflux dropped at its parser queue)")
+	fmt.Fprintln(w, "(kernel drops are datagrams, machine-wide; queue drops are datagrams pginflux dropped at its parser queue;")
+	fmt.Fprintln(w, " µs/line and µs/row are CPU time from the start of sending until the rows settled, over the rows stored)")
+	if len(f.Steps) > 0 && f.Steps[0].Server != nil {
+		settings := ServerUsage{ServerInfo: f.Steps[0].Server.ServerInfo, Durable: f.Steps[0].Server.Durable}
+		settings.CPUError = ""
+		settings.writeText(w)
+	}
 	if f.Best != nil {
 		fmt.Fprintf(w, "highest lossless rate: %s lines/s", num(f.BestRate))
 	} else {

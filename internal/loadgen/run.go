@@ -57,8 +57,13 @@ type Result struct {
 	Kernel   *UDPStats       `json:"kernel_udp,omitempty"` // deltas over the run, whole machine
 	Pginflux *PginfluxCounts `json:"pginflux,omitempty"`
 	Process  *ProcessUsage   `json:"process,omitempty"`
+	Server   *ServerUsage    `json:"server,omitempty"`
 	Machine  *MachineUsage   `json:"machine,omitempty"`
 	Warnings []string        `json:"warnings,omitempty"`
+
+	// pginflux's CPU time until the rows settled, for fill.
+	runCPU     float64
+	haveRunCPU bool
 }
 
 // Sent is what the senders handed to the kernel.
@@ -108,7 +113,24 @@ type ProcessUsage struct {
 	HWM      int64   `json:"hwm_bytes"`
 	CPU      float64 `json:"cpu_seconds"` // while sending
 	CPUCores float64 `json:"cpu_cores"`   // CPU seconds per second of sending
-	Error    string  `json:"error,omitempty"`
+	// RunCPU is the CPU time from the start of sending until the rows
+	// settled, CPUPerLine that divided by the rows stored, in µs; 0 when
+	// unknown (no database to count the rows in).
+	RunCPU     float64 `json:"run_cpu_seconds,omitempty"`
+	CPUPerLine float64 `json:"cpu_us_per_line,omitempty"`
+	Error      string  `json:"error,omitempty"`
+}
+
+// ServerUsage is the PostgreSQL server's durability settings and, when
+// its processes can be seen, the CPU time they used from the start of
+// sending until the rows settled (all of the server's processes:
+// backends, WAL writer, checkpointer, autovacuum, and the counting
+// queries of the verification).
+type ServerUsage struct {
+	ServerInfo
+	Durable   bool    `json:"durable"`
+	CPU       float64 `json:"cpu_seconds,omitempty"`
+	CPUPerRow float64 `json:"cpu_us_per_row,omitempty"`
 }
 
 // MachineUsage is how busy all CPUs were while the lines were being sent.
@@ -135,8 +157,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		LinesPerDatagram: sc.LinesPerDatagram,
 	}
 	var store *Store
+	var server *ServerInfo
 	if cfg.Database != nil {
 		var err error
+		if server, err = InspectServer(ctx, cfg.Database); err != nil {
+			return nil, err
+		}
 		if store, err = OpenStore(ctx, cfg.Database, cfg.Schema, sc.Workload.MeasurementNames()); err != nil {
 			return nil, err
 		}
@@ -153,7 +179,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	// The probe goes on after a cancelled ctx, to the end of the settling.
-	probe := &processProbe{pid: cfg.PID, ctx: context.WithoutCancel(ctx), client: client, url: cfg.MetricsURL}
+	probe := &processProbe{pid: cfg.PID, ctx: context.WithoutCancel(ctx), client: client, url: cfg.MetricsURL, server: server}
 	before := takeSnapshot(ctx, cfg, client, probe, r)
 	sampler := startSampler(probe)
 
@@ -192,7 +218,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer cancel()
 	if store != nil {
 		progress(cfg.Progress, "sent %d lines in %.2fs (%.0f lines/s); waiting up to %v for the rows", sent.Lines, r.Sent.Seconds, r.Sent.Rate, cfg.Settle)
-		st, err := settle(ctx, cfg, client, store, sent, r.FirstTime, r.LastTime, before.metrics)
+		var settledCPU cpuSnapshot
+		mark := func() { settledCPU = takeCPU(probe) }
+		st, err := settle(ctx, cfg, client, store, sent, r.FirstTime, r.LastTime, before.metrics, mark)
 		if err != nil {
 			sampler.stop()
 			return nil, err
@@ -201,6 +229,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if !st.Settled {
 			r.warn("rows were still arriving when --settle (%v) ran out: the loss reported is not final", cfg.Settle)
 		}
+		r.fillPerRow(probe, before.cpuSnapshot, settledCPU)
 	}
 	usage := sampler.stop()
 	after := takeSnapshot(ctx, cfg, client, probe, r)
@@ -242,10 +271,19 @@ type cpuSnapshot struct {
 	machine    *CPUTimes
 	processCPU *float64
 	cpuErr     error
+	serverCPU  *float64
+	serverErr  error
 }
 
 func takeCPU(probe *processProbe) cpuSnapshot {
 	s := cpuSnapshot{at: time.Now()}
+	if probe.server != nil && probe.server.PID > 0 {
+		if c, err := ReadServerCPU(probe.server.PID); err == nil {
+			s.serverCPU = &c
+		} else {
+			s.serverErr = err
+		}
+	}
 	if c, err := ReadMachineCPU(); err == nil {
 		s.machine = &c
 	}
@@ -315,6 +353,12 @@ func (r *Result) fill(cfg Config, probe *processProbe, before snapshot, sendEnd 
 			p.CPU = *sendEnd.processCPU - *before.processCPU
 			p.CPUCores = p.CPU / seconds
 		}
+		if r.haveRunCPU {
+			p.RunCPU = r.runCPU
+			if r.Stored != nil && r.Stored.Rows > 0 {
+				p.CPUPerLine = 1e6 * p.RunCPU / float64(r.Stored.Rows)
+			}
+		}
 		if after.memory != nil {
 			p.HWM = after.memory.HWM
 			p.MaxRSS = max(p.MaxRSS, after.memory.RSS)
@@ -323,5 +367,28 @@ func (r *Result) fill(cfg Config, probe *processProbe, before snapshot, sendEnd 
 			p.Error = err.Error()
 		}
 		r.Process = p
+	}
+}
+
+// fillPerRow sets the CPU time pginflux and the server used from before
+// (sending starts) to settled (the rows stopped arriving, before the
+// final count), per row stored.
+func (r *Result) fillPerRow(probe *processProbe, before, settled cpuSnapshot) {
+	rows := r.Stored.Rows
+	if probe.server != nil {
+		su := &ServerUsage{ServerInfo: *probe.server, Durable: probe.server.Durable()}
+		if before.serverCPU != nil && settled.serverCPU != nil {
+			su.CPU = *settled.serverCPU - *before.serverCPU
+			if rows > 0 {
+				su.CPUPerRow = 1e6 * su.CPU / float64(rows)
+			}
+		} else if err := errors.Join(before.serverErr, settled.serverErr); err != nil && su.CPUError == "" {
+			su.CPUError = err.Error()
+		}
+		r.Server = su
+	}
+	if before.processCPU != nil && settled.processCPU != nil {
+		r.runCPU = *settled.processCPU - *before.processCPU
+		r.haveRunCPU = true
 	}
 }

@@ -15,12 +15,16 @@ const writtenRows = "pginflux_sink_written_rows_total"
 // are reachable it watches its written-rows counter, which is cheap, and
 // counts in the database only to confirm; otherwise it counts in the
 // database every time (a scan of the tables' time column).
-func settle(ctx context.Context, cfg Config, client *http.Client, store *Store, sent *SendResult, from, to time.Time, metrics0 map[string]float64) (*Stored, error) {
+//
+// mark is called once, when the rows are deemed settled but before the
+// count that confirms it, so that the CPU time read then leaves out the
+// server's counting when pginflux's counter could be watched.
+func settle(ctx context.Context, cfg Config, client *http.Client, store *Store, sent *SendResult, from, to time.Time, metrics0 map[string]float64, mark func()) (*Stored, error) {
 	target := sent.Lines
 	deadline := time.Now().Add(cfg.Settle)
 	useMetrics := metrics0 != nil
 	last, lastChange := int64(-1), time.Now()
-	settled := false
+	settled, marked := false, false
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -37,6 +41,10 @@ func settle(ctx context.Context, cfg Config, client *http.Client, store *Store, 
 			v = int64(m[writtenRows] - metrics0[writtenRows])
 		}
 		if !useMetrics || v >= target {
+			if useMetrics {
+				mark()
+				marked = true
+			}
 			// Confirm in the database: other clients may be writing
 			// through the same pginflux. Once they have, count there.
 			start := time.Now()
@@ -45,7 +53,7 @@ func settle(ctx context.Context, cfg Config, client *http.Client, store *Store, 
 				return nil, err
 			}
 			if v >= target && n < target {
-				useMetrics = false
+				useMetrics, marked = false, false
 			}
 			v = n
 			poll = max(poll, 2*time.Since(start))
@@ -61,7 +69,11 @@ func settle(ctx context.Context, cfg Config, client *http.Client, store *Store, 
 		if now.After(deadline) {
 			break
 		}
+		marked = false
 		timer.Reset(poll)
+	}
+	if !marked {
+		mark()
 	}
 	n, per, err := store.Count(ctx, from, to)
 	if err != nil {
