@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"encoding/binary"
 	"strconv"
 
@@ -131,19 +132,20 @@ func appendJSONTags(b []byte, tags []parse.Tag) []byte {
 // numbers (an unsigned integer exactly, since jsonb numbers are numeric), a
 // float keeps a decimal point so that 2.0 stays 2.0, strings and booleans
 // stay what they are.
+//
+// A float is written in positional form, with the shortest digits that
+// read back as the same float64, and ".0" when it is whole: jsonb keeps a
+// number's display scale only from the digits written after a decimal
+// point once its exponent is applied, so "1e21" and even "1.0e21" become
+// the integer 1000000000000000000000, while "1000000000000000000000.0"
+// stays a float. (A whole float has at most 309 digits; jsonb keeps them
+// in a few bytes, as numeric does.)
 func appendJSONValue(b []byte, f *parse.Field) []byte {
 	switch f.Kind {
 	case parse.Float:
 		start := len(b)
-		b = strconv.AppendFloat(b, f.Float(), 'g', -1, 64)
-		integral := true
-		for _, c := range b[start:] {
-			if c == '.' || c == 'e' || c == 'E' {
-				integral = false
-				break
-			}
-		}
-		if integral {
+		b = strconv.AppendFloat(b, f.Float(), 'f', -1, 64)
+		if bytes.IndexByte(b[start:], '.') < 0 {
 			b = append(b, '.', '0')
 		}
 		return b
