@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/pginflux/pginflux/parse"
 )
@@ -32,6 +33,27 @@ type colType struct {
 	oid    uint32
 	typmod int32  // -1 when none
 	name   string // format_type(), for messages
+}
+
+// numericTypmod returns the precision and scale of a numeric(p,s)
+// column; ok is false for numeric without them. The scale is an 11-bit
+// signed number (PostgreSQL 15 allows a negative scale, and one above the
+// precision).
+func (t colType) numericTypmod() (precision, scale int, ok bool) {
+	if t.oid != oidNumeric || t.typmod < 4 {
+		return 0, 0, false
+	}
+	tm := t.typmod - 4
+	return int(tm>>16) & 0xffff, int((tm&0x7ff)^0x400) - 0x400, true
+}
+
+// timePrecision returns the fractional digits of seconds a timestamp(p)
+// or timestamptz(p) column keeps: p, or 6 without one.
+func (t colType) timePrecision() int {
+	if (t.oid == oidTimestamp || t.oid == oidTimestamptz) && t.typmod >= 0 && t.typmod < 6 {
+		return int(t.typmod)
+	}
+	return 6
 }
 
 // maxChars returns the length limit of a varchar(n) or char(n) column, or
@@ -78,12 +100,22 @@ type value struct {
 
 // appendValue appends v as a binary COPY column of type t: the length word
 // and the value's send form. When v cannot become a t without loss, it
-// appends nothing and says why. The rules (documented in the README):
-// integers and unsigned integers go into any numeric column that holds them
-// exactly; floats into double precision, numeric, into real when inside
-// its range (rounded to the nearest real), and into integer columns when
-// they are whole numbers in range; strings into text, varchar(n) and
-// char(n) when not too long; booleans into boolean only.
+// appends nothing and says why, so that PostgreSQL never rounds a value
+// nor refuses a row for one. The rules (documented in the README):
+//
+//   - integers and unsigned integers go into any numeric column that holds
+//     them exactly: smallint, integer and bigint in range, double
+//     precision and real when the float has that exact value, numeric(p,s)
+//     when they have at most p-s digits;
+//   - floats into double precision; into numeric as the shortest decimal
+//     that reads back as the same float64 (95.9, not
+//     95.900000000000005684...), for numeric(p,s) when that decimal has at
+//     most s digits after the point and p-s before it; into real when the
+//     nearest real prints as that same shortest decimal (95.9 and 0.1 do,
+//     1.0000001234 and 1e-50 do not); into integer columns when they are
+//     whole numbers in range;
+//   - strings into text, varchar(n) and char(n) when not too long;
+//   - booleans into boolean only.
 func appendValue(b []byte, t colType, v value) ([]byte, *conflict) {
 	switch v.kind {
 	case parse.Float:
@@ -120,13 +152,13 @@ func appendFloatAs(b []byte, t colType, f float64) ([]byte, *conflict) {
 		b = appendInt32(b, 8)
 		return binary.BigEndian.AppendUint64(b, math.Float64bits(f)), nil
 	case oidFloat4:
-		if math.Abs(f) > math.MaxFloat32 {
+		if !realHolds(f) {
 			return b, outOfRange(strconv.FormatFloat(f, 'g', -1, 64), t)
 		}
 		b = appendInt32(b, 4)
 		return binary.BigEndian.AppendUint32(b, math.Float32bits(float32(f))), nil
 	case oidNumeric:
-		return appendNumeric(b, strconv.AppendFloat(nil, f, 'e', -1, 64)), nil
+		return appendNumericAs(b, t, strconv.AppendFloat(nil, f, 'e', -1, 64))
 	case oidInt8, oidInt4, oidInt2:
 		// Whole floats in range are exact: 2.0 into bigint is 2.
 		if f != math.Trunc(f) || f < -(1<<63) || f >= 1<<63 {
@@ -155,7 +187,7 @@ func appendIntAs(b []byte, t colType, i int64) ([]byte, *conflict) {
 		b = appendInt32(b, 2)
 		return binary.BigEndian.AppendUint16(b, uint16(int16(i))), nil
 	case oidNumeric:
-		return appendNumeric(b, strconv.AppendInt(nil, i, 10)), nil
+		return appendNumericAs(b, t, strconv.AppendInt(nil, i, 10))
 	case oidFloat8:
 		if f := float64(i); f >= 1<<63 || int64(f) != i {
 			return b, outOfRange(strconv.FormatInt(i, 10), t)
@@ -173,8 +205,19 @@ func appendIntAs(b []byte, t colType, i int64) ([]byte, *conflict) {
 func appendUintAs(b []byte, t colType, u uint64) ([]byte, *conflict) {
 	switch t.oid {
 	case oidNumeric:
-		return appendNumeric(b, strconv.AppendUint(nil, u, 10)), nil
-	case oidInt8, oidInt4, oidInt2, oidFloat8, oidFloat4:
+		return appendNumericAs(b, t, strconv.AppendUint(nil, u, 10))
+	case oidFloat8:
+		// 2^63 and other large powers of two are floats exactly.
+		if f := float64(u); f >= 1<<64 || uint64(f) != u {
+			return b, outOfRange(strconv.FormatUint(u, 10), t)
+		}
+		return appendFloatAs(b, t, float64(u))
+	case oidFloat4:
+		if f := float32(u); f >= 1<<64 || uint64(f) != u {
+			return b, outOfRange(strconv.FormatUint(u, 10), t)
+		}
+		return appendFloatAs(b, t, float64(u))
+	case oidInt8, oidInt4, oidInt2:
 		if u > math.MaxInt64 {
 			return b, outOfRange(strconv.FormatUint(u, 10), t)
 		}
@@ -195,28 +238,53 @@ func appendStringAs(b []byte, t colType, v value) ([]byte, *conflict) {
 	return b, typeConflict(v, t)
 }
 
-// appendNumeric appends a numeric column holding the decimal number in
-// text, which is what strconv writes for an integer or, in 'e' format, for
-// a float ("-1.2345e+02"). The binary form is a list of base-10000 digits
-// with the weight of the first one and the display scale.
-func appendNumeric(b []byte, text []byte) []byte {
-	neg := false
+// realHolds reports whether a real column holds f without loss: the
+// nearest float32 prints, in the fewest digits that read back as it, as a
+// decimal that reads back as f itself. A real shows those digits (with
+// PostgreSQL's default extra_float_digits), so a reader gets the number
+// that was sent.
+func realHolds(f float64) bool {
+	f32 := float32(f)
+	if math.IsInf(float64(f32), 0) {
+		return false
+	}
+	if float64(f32) == f {
+		return true
+	}
+	var buf [32]byte
+	s := strconv.AppendFloat(buf[:0], float64(f32), 'e', -1, 32)
+	back, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(s), len(s)), 64)
+	return err == nil && back == f
+}
+
+// decimal is a decimal number: 0.d1d2...dn × 10^point, with no leading
+// or trailing zero digit (no digit at all for zero).
+type decimal struct {
+	neg    bool
+	digits []byte // 0 to 9 each
+	point  int
+	dscale int // digits after the decimal point in the text, for numeric's display scale
+}
+
+// parseDecimal reads what strconv writes for an integer or, in 'e' format,
+// for a float ("-1.2345e+02").
+func parseDecimal(text []byte) decimal {
+	var d decimal
 	if len(text) > 0 && (text[0] == '-' || text[0] == '+') {
-		neg = text[0] == '-'
+		d.neg = text[0] == '-'
 		text = text[1:]
 	}
 	// Split into decimal digits and the position of the decimal point
 	// relative to the start of those digits.
-	var digits []byte
 	point := -1
 	exp := 0
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		switch {
 		case c >= '0' && c <= '9':
-			digits = append(digits, c-'0')
+			d.digits = append(d.digits, c-'0')
 		case c == '.':
-			point = len(digits)
+			point = len(d.digits)
 		case c == 'e' || c == 'E':
 			e, _ := strconv.Atoi(string(text[i+1:]))
 			exp = e
@@ -224,19 +292,54 @@ func appendNumeric(b []byte, text []byte) []byte {
 		}
 	}
 	if point < 0 {
-		point = len(digits)
+		point = len(d.digits)
 	}
 	point += exp
 	// Drop leading zeros, keeping the point where it is.
-	for len(digits) > 0 && digits[0] == 0 {
-		digits = digits[1:]
+	for len(d.digits) > 0 && d.digits[0] == 0 {
+		d.digits = d.digits[1:]
 		point--
 	}
-	dscale := max(len(digits)-point, 0)
+	d.dscale = max(len(d.digits)-point, 0)
 	// Drop trailing zeros of the digit list; dscale keeps the scale.
-	for len(digits) > 0 && digits[len(digits)-1] == 0 {
-		digits = digits[:len(digits)-1]
+	for len(d.digits) > 0 && d.digits[len(d.digits)-1] == 0 {
+		d.digits = d.digits[:len(d.digits)-1]
 	}
+	d.point = point
+	return d
+}
+
+// fits reports whether numeric(precision, scale) holds d exactly:
+// PostgreSQL would round away any digit below 10^-scale, and refuses a
+// value of more than precision-scale digits before the point.
+func (d decimal) fits(precision, scale int) bool {
+	if len(d.digits) == 0 {
+		return true
+	}
+	lowest := d.point - len(d.digits) // exponent of the last digit
+	return lowest >= -scale && d.point <= precision-scale
+}
+
+// appendNumericAs appends the decimal number in text (see parseDecimal)
+// as a column of numeric type t, or says why t cannot hold it exactly.
+func appendNumericAs(b []byte, t colType, text []byte) ([]byte, *conflict) {
+	d := parseDecimal(text)
+	if p, s, ok := t.numericTypmod(); ok && !d.fits(p, s) {
+		return b, outOfRange(string(text), t)
+	}
+	return appendDecimal(b, d), nil
+}
+
+// appendNumeric appends a numeric column holding the decimal number in
+// text (see parseDecimal).
+func appendNumeric(b []byte, text []byte) []byte {
+	return appendDecimal(b, parseDecimal(text))
+}
+
+// appendDecimal appends d in numeric's binary form: a list of base-10000
+// digits with the weight of the first one and the display scale.
+func appendDecimal(b []byte, d decimal) []byte {
+	digits, point, dscale := d.digits, d.point, d.dscale
 	if len(digits) == 0 {
 		b = appendInt32(b, 8)
 		b = appendInt16(b, 0)                // ndigits
@@ -261,15 +364,43 @@ func appendNumeric(b []byte, text []byte) []byte {
 	b = appendInt32(b, int32(8+2*ngroups))
 	b = appendInt16(b, int16(ngroups))
 	b = appendInt16(b, int16(weight))
-	if neg {
+	if d.neg {
 		b = appendInt16(b, 0x4000)
 	} else {
 		b = appendInt16(b, 0)
 	}
 	b = appendInt16(b, int16(dscale))
 	for g := range ngroups {
-		d := all[4*g : 4*g+4]
-		b = appendInt16(b, int16(int(d[0])*1000+int(d[1])*100+int(d[2])*10+int(d[3])))
+		dg := all[4*g : 4*g+4]
+		b = appendInt16(b, int16(int(dg[0])*1000+int(dg[1])*100+int(dg[2])*10+int(dg[3])))
 	}
 	return b
+}
+
+// appendTimeAs appends a time column of type t (timestamptz or timestamp,
+// perhaps with a precision): Unix nanoseconds floored to what the column
+// keeps. PostgreSQL would round a timestamp(p) to p digits, moving a
+// point of 12:00:00.7 to 12:00:01 in timestamp(0); flooring first keeps
+// the rule that times are floored to the column's resolution, as
+// appendTimestamp floors nanoseconds to microseconds.
+func appendTimeAs(b []byte, t colType, unixNanos int64) []byte {
+	p := t.timePrecision()
+	if p >= 6 {
+		return appendTimestamp(b, unixNanos)
+	}
+	micros := unixNanos / 1000
+	if unixNanos%1000 < 0 {
+		micros--
+	}
+	unit := int64(1)
+	for range 6 - p {
+		unit *= 10
+	}
+	if r := micros % unit; r < 0 {
+		micros -= r + unit
+	} else {
+		micros -= r
+	}
+	b = appendInt32(b, 8)
+	return binary.BigEndian.AppendUint64(b, uint64(micros-pgEpochMicros))
 }
