@@ -57,13 +57,13 @@ type spool struct {
 	id       string
 	maxBytes int64
 
-	mu      sync.Mutex
-	cur     *os.File // segment being appended to, or nil
-	curSeg  segment
-	curSize int64
-	lastSeq int64 // highest segment number made or found
-	size    int64 // bytes in all segments
-	wake    chan struct{}
+	mu        sync.Mutex
+	appending bool // curSeg takes appends
+	curSeg    segment
+	curSize   int64
+	lastSeq   int64 // highest segment number made or found
+	size      int64 // bytes in all segments
+	wake      chan struct{}
 	// metrics, once the replayer has set it; appendErrors counts failed
 	// appends until then.
 	metrics      *Metrics
@@ -259,24 +259,33 @@ func (sp *spool) append(b *batch, lo, hi int) (bool, error) {
 	if sp.size+n > sp.maxBytes {
 		return false, nil
 	}
-	if sp.cur == nil || sp.curSize+n > spoolSegmentMax {
+	if !sp.appending || sp.curSize+n > spoolSegmentMax {
 		if err := sp.newSegmentLocked(); err != nil {
 			sp.countAppendErrorLocked()
 			return false, err
 		}
 	}
-	write := sp.cur.Write
-	if testHookSpoolWrite != nil {
-		write = func(p []byte) (int, error) { return testHookSpoolWrite(sp.cur, p) }
+	// Opened for each record: nothing stays open once the sink is
+	// closed, and an fsync per record costs far more anyway.
+	f, err := os.OpenFile(sp.segPath(sp.curSeg), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		sp.appending = false
+		sp.countAppendErrorLocked()
+		return false, fmt.Errorf("open spool segment: %w", err)
 	}
-	_, err := write(frame)
+	if testHookSpoolWrite != nil {
+		_, err = testHookSpoolWrite(f, frame)
+	} else {
+		_, err = f.Write(frame)
+	}
 	if err == nil {
-		err = sp.cur.Sync()
+		err = f.Sync()
 	}
 	if err != nil {
 		sp.countAppendErrorLocked()
-		return false, sp.undoLocked(err)
+		return false, sp.undoLocked(f, err)
 	}
+	f.Close() // after the fsync: what it could report is known
 	sp.curSize += n
 	sp.size += n
 	sp.appended += int64(hi - lo)
@@ -295,28 +304,28 @@ func (sp *spool) countAppendErrorLocked() {
 	}
 }
 
-// newSegmentLocked closes the segment being appended to and makes the
+// newSegmentLocked ends the segment being appended to and makes the
 // next one.
 func (sp *spool) newSegmentLocked() error {
-	if err := sp.rotateLocked(); err != nil {
-		return fmt.Errorf("close spool segment: %w", err)
-	}
+	sp.appending = false
 	g := segment{seq: sp.lastSeq + 1, tag: randomHex(segmentTagBytes)}
-	f, err := os.OpenFile(sp.segPath(g), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(sp.segPath(g), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("create spool segment: %w", err)
 	}
+	f.Close()
 	syncDir(sp.dir)
-	sp.cur, sp.curSeg, sp.curSize, sp.lastSeq = f, g, 0, g.seq
+	sp.appending, sp.curSeg, sp.curSize, sp.lastSeq = true, g, 0, g.seq
 	return nil
 }
 
-// undoLocked cuts the segment being appended to back to its last whole
-// record after a failed append (cause), and closes it: the next append
-// goes to a new segment. It returns the error to report.
-func (sp *spool) undoLocked(cause error) error {
-	f, g, good := sp.cur, sp.curSeg, sp.curSize
-	sp.cur = nil
+// undoLocked cuts the segment being appended to, open as f, back to its
+// last whole record after a failed append (cause), closes f and ends the
+// segment: the next append goes to a new one. It returns the error to
+// report.
+func (sp *spool) undoLocked(f *os.File, cause error) error {
+	g, good := sp.curSeg, sp.curSize
+	sp.appending = false
 	err := fmt.Errorf("append to spool segment %s: %w", g.name(), cause)
 	terr := f.Truncate(good)
 	if terr == nil {
@@ -339,25 +348,12 @@ func (sp *spool) undoLocked(cause error) error {
 	return err
 }
 
-// rotateLocked closes the segment being appended to, so that it can be
-// replayed.
-func (sp *spool) rotateLocked() error {
-	if sp.cur == nil {
-		return nil
-	}
-	err := sp.cur.Close()
-	sp.cur = nil
-	return err
-}
-
-// closedSegments closes the current segment and lists all, oldest first.
+// closedSegments ends the segment being appended to, so that it can be
+// replayed, and lists all, oldest first.
 func (sp *spool) closedSegments() ([]segment, error) {
 	sp.mu.Lock()
-	err := sp.rotateLocked()
+	sp.appending = false
 	sp.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
 	return sp.segments()
 }
 
