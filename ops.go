@@ -67,6 +67,9 @@ func startHTTP(cfg config.Config, reg *prometheus.Registry, ready *readiness, wr
 		Token:    cfg.HTTPToken,
 		MaxBody:  cfg.HTTPMaxBody,
 		TLS:      tlsCfg,
+
+		MaxConnections: cfg.HTTPMaxConnections,
+		MaxWrites:      cfg.HTTPMaxWrites,
 	}
 	if writes != nil {
 		hc.Writer = writes

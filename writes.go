@@ -231,7 +231,12 @@ func (w *httpWrites) Write(ctx context.Context, req *httpserver.WriteRequest) (h
 	w.mu.Unlock()
 	defer w.inflight.Done()
 
+	ctx, stop := whileStorable(ctx, sw.sink)
+	defer stop()
 	res, err := sw.stream.Write(ctx, req.Body, req.Precision, sink.Origin{Source: req.Source, Received: req.Received})
+	if err != nil && errors.Is(context.Cause(ctx), errNotStorable) {
+		err = fmt.Errorf("%w: the database is unreachable and the rows cannot be spooled; pginflux holds them and keeps retrying, and may still write them", httpserver.ErrUnavailable)
+	}
 	out := httpserver.WriteResult{
 		Lines:    res.Lines,
 		Rejected: res.Rejected,
@@ -242,4 +247,38 @@ func (w *httpWrites) Write(ctx context.Context, req *httpserver.WriteRequest) (h
 		out.KeptIn = sw.schema + "." + w.cfg.RejectedTable
 	}
 	return out, err
+}
+
+// errNotStorable ends a request's wait when its rows can be neither
+// committed nor spooled for now.
+var errNotStorable = errors.New("the database is down and nothing can be spooled")
+
+// storableEvery is how often a waiting request looks at the sink.
+const storableEvery = 50 * time.Millisecond
+
+// whileStorable returns ctx, ended with cause errNotStorable as soon as s
+// reports the database down with no room in a spool, so that a request
+// hears 503 at once rather than at the commit timeout. Call stop when
+// done.
+func whileStorable(ctx context.Context, s *sink.Sink) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(storableEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				if _, down := s.Saturated(); down {
+					cancel(errNotStorable)
+					return
+				}
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ctx, func() { close(done); cancel(nil) }
 }

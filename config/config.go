@@ -95,6 +95,9 @@ type Config struct {
 	TLSKey       string
 	SchemaFromDB bool // /write?db= (v1) or bucket= (v2) names the schema
 
+	HTTPMaxConnections int // HTTP connections open at once
+	HTTPMaxWrites      int // write requests served at once
+
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
 
@@ -340,6 +343,8 @@ func options() []option {
 			c.HTTPMaxBody = n
 			return nil
 		}},
+		{name: "http-max-connections", def: "1024", usage: "most HTTP `connections` open at once, every endpoint's; one more is closed at once and counted", set: intIn(1, 1<<16, func(c *Config, n int) { c.HTTPMaxConnections = n })},
+		{name: "http-max-writes", def: "64", usage: "most write `requests` served at once (reading, parsing, waiting for the commit); one more is answered 503 (v2: 429) with Retry-After: 1 before its body is read", set: intIn(1, 1<<16, func(c *Config, n int) { c.HTTPMaxWrites = n })},
 		{name: "tls-cert", usage: "PEM certificate `file` for HTTPS and TLS over TCP (with --tls-key)", set: func(c *Config, v string) error {
 			c.TLSCert = v
 			return nil

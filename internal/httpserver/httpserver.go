@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,12 +66,31 @@ type Config struct {
 	Token string
 	// MaxBody bounds a write request's body, after decompression.
 	MaxBody int64
+	// MaxConnections bounds the connections held open at once, every
+	// endpoint's; one more is closed as soon as it is accepted, and
+	// counted. 0 means DefaultMaxConnections.
+	MaxConnections int
+	// MaxWrites bounds the write requests served at once (reading,
+	// parsing, waiting for the commit); one more is answered "try later"
+	// before its body is read. 0 means DefaultMaxWrites.
+	MaxWrites int
+	// BodyTimeout bounds the time from a write request's arrival to the
+	// end of its body (408 after); CommitTimeout the time from then to
+	// the answer (503 after). 0 means DefaultBodyTimeout and
+	// DefaultCommitTimeout.
+	BodyTimeout, CommitTimeout time.Duration
 	// TLS, when not nil, makes the server HTTPS, for every endpoint.
 	TLS *tls.Config
 }
 
-// DefaultMaxBody is the default of Config.MaxBody.
-const DefaultMaxBody = 32 << 20
+// Defaults of Config.
+const (
+	DefaultMaxBody        = 32 << 20
+	DefaultMaxConnections = 1024
+	DefaultMaxWrites      = 64
+	DefaultBodyTimeout    = 10 * time.Second
+	DefaultCommitTimeout  = 5 * time.Second
+)
 
 // Server is the operational HTTP server. Create it with Listen, add
 // handlers with Handle if need be, then call Run once.
@@ -82,6 +102,7 @@ type Server struct {
 	log *slog.Logger
 
 	wm        *WriteMetrics
+	writes    chan struct{} // a slot per write request under way
 	tokenHash [sha256.Size]byte
 }
 
@@ -98,7 +119,29 @@ func Listen(cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
-	s := &Server{cfg: cfg, ln: ln, mux: http.NewServeMux(), log: log, tokenHash: sha256.Sum256([]byte(cfg.Token))}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.MaxWrites <= 0 {
+		cfg.MaxWrites = DefaultMaxWrites
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
+	if cfg.CommitTimeout <= 0 {
+		cfg.CommitTimeout = DefaultCommitTimeout
+	}
+	refused := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pginflux_http_refused_connections_total",
+		Help: "HTTP connections closed as soon as accepted because --http-max-connections were open.",
+	})
+	if err := cfg.Registry.Register(refused); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("httpserver: %w", err)
+	}
+	ln = &limitListener{Listener: ln, slots: make(chan struct{}, cfg.MaxConnections), refused: refused}
+	s := &Server{cfg: cfg, ln: ln, mux: http.NewServeMux(), log: log, tokenHash: sha256.Sum256([]byte(cfg.Token)),
+		writes: make(chan struct{}, cfg.MaxWrites)}
 	if cfg.Writer != nil {
 		s.wm = NewWriteMetrics(cfg.Registry)
 	}
@@ -114,7 +157,8 @@ func Listen(cfg Config, log *slog.Logger) (*Server, error) {
 		TLSConfig:         cfg.TLS,
 	}
 	log.Info("serving metrics and health checks", "transport", "http", "address", ln.Addr().String(), "pprof", cfg.PProf,
-		"write", cfg.Writer != nil, "tls", cfg.TLS != nil, "token", cfg.Token != "")
+		"write", cfg.Writer != nil, "tls", cfg.TLS != nil, "token", cfg.Token != "",
+		"max_connections", cfg.MaxConnections, "max_writes", cfg.MaxWrites)
 	return s, nil
 }
 
@@ -224,4 +268,42 @@ type promLogger struct{ log *slog.Logger }
 
 func (l promLogger) Println(v ...any) {
 	l.log.Warn("serving metrics", "err", strings.TrimSpace(fmt.Sprintln(v...)))
+}
+
+// limitListener closes at once the connections it accepts beyond its
+// slots, so that what the server holds per connection (buffers, a
+// goroutine) has a bound. Safe for concurrent use.
+type limitListener struct {
+	net.Listener
+	slots   chan struct{}
+	refused prometheus.Counter
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &limitConn{Conn: c, release: func() { <-l.slots }}, nil
+		default:
+			l.refused.Inc()
+			c.Close()
+		}
+	}
+}
+
+// limitConn gives its slot back once, when closed.
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,9 +32,11 @@ type Writer interface {
 	// text is the answer's message.
 	Admit(db string) error
 	// Write stores the lines of req.Body and returns once they are stored
-	// for good (committed), or could not be (an error: the rows are lost,
-	// or ctx ended). Lines that could not be stored as sent are counted
-	// in the result, not errors.
+	// for good (committed, or durably spooled), or could not be (an
+	// error: the rows are lost, or ctx ended, at the latest when the
+	// server's commit timeout passes; or an error wrapping ErrUnavailable
+	// when it is known early that they cannot be stored now). Lines that
+	// could not be stored as sent are counted in the result, not errors.
 	Write(ctx context.Context, req *WriteRequest) (WriteResult, error)
 }
 
@@ -179,6 +182,15 @@ func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received t
 	if r.ContentLength > s.cfg.MaxBody {
 		return fail(w, v, http.StatusRequestEntityTooLarge, s.tooLarge())
 	}
+	select {
+	case s.writes <- struct{}{}:
+		defer func() { <-s.writes }()
+	default:
+		return failWith(w, v, fmt.Errorf("%w: %d write requests are under way (--http-max-writes)", ErrFull, s.cfg.MaxWrites))
+	}
+	// A slow body holds its slot no longer than this.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(received.Add(s.cfg.BodyTimeout))
 
 	buf := getBuffer()
 	defer putBuffer(buf)
@@ -190,11 +202,14 @@ func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received t
 	}
 	s.wm.Bytes.Add(float64(buf.Len()))
 
-	// A client waiting for its commit may wait longer than the server's
-	// write timeout, which is meant for slow readers, not for this.
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	// The body is read: from now on the answer comes within the commit
+	// timeout, 204 or 503.
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.CommitTimeout + writeTimeout))
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CommitTimeout)
+	defer cancel()
 	src, _ := netip.ParseAddrPort(r.RemoteAddr)
-	res, err := s.cfg.Writer.Write(r.Context(), &WriteRequest{
+	res, err := s.cfg.Writer.Write(ctx, &WriteRequest{
 		DB: db, Body: buf.Bytes(), Precision: prec, Source: src, Received: received,
 	})
 	switch {
@@ -202,6 +217,10 @@ func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received t
 		return clientGone
 	case errors.Is(err, ErrFull), errors.Is(err, ErrUnavailable), errors.Is(err, ErrInvalid):
 		return failWith(w, v, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		w.Header().Set("Retry-After", retryUnavailable)
+		return fail(w, v, http.StatusServiceUnavailable, fmt.Sprintf(
+			"the rows were not committed within %v (PostgreSQL is slow or unreachable); pginflux holds them and may still write them: send the request again later", s.cfg.CommitTimeout))
 	case err != nil:
 		s.log.Warn("a write request's rows were not written", "source", src, "err", err)
 		return fail(w, v, http.StatusInternalServerError, "rows were not written: "+err.Error())
@@ -221,11 +240,10 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buf
 	var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
 	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
 	invalid := "cannot read the body"
+	// The buffer grows with what arrives, never from the declared length,
+	// which costs a client nothing to claim.
 	switch enc {
 	case "", "identity":
-		if r.ContentLength > 0 {
-			buf.Grow(int(r.ContentLength))
-		}
 	case "gzip":
 		gz, err := getGzip(body)
 		if err != nil {
@@ -254,6 +272,8 @@ func (s *Server) bodyError(r *http.Request, err error, invalid string) (int, str
 	switch {
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, s.tooLarge()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusRequestTimeout, fmt.Sprintf("the body did not arrive within %v; nothing of it is written", s.cfg.BodyTimeout)
 	case r.Context().Err() != nil:
 		return clientGone, ""
 	case errors.Is(err, gzip.ErrHeader), errors.Is(err, gzip.ErrChecksum), errors.Is(err, io.ErrUnexpectedEOF),
@@ -331,6 +351,7 @@ func failWith(w http.ResponseWriter, v api, err error) int {
 var v2Codes = map[int]string{
 	http.StatusBadRequest:            "invalid",
 	http.StatusUnauthorized:          "unauthorized",
+	http.StatusRequestTimeout:        "request timeout",
 	http.StatusRequestEntityTooLarge: "request too large",
 	http.StatusUnsupportedMediaType:  "unsupported media type",
 	http.StatusTooManyRequests:       "too many requests",
