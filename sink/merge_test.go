@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -320,4 +321,55 @@ func testPointMergePartitioned(t *testing.T, storage string) {
 	}
 	equal(t, "rows", query(t, pool, "SELECT extract(epoch from time)::bigint / 86400, "+cols+" FROM "+pgx.Identifier{schema, "p"}.Sanitize()+" ORDER BY 1"),
 		[]string{"1|a|1|1", "3|a|3|∅"})
+}
+
+// TestCommitLostNoDuplicates: attempts that committed but whose commit
+// was not confirmed (the connection broke at that instant) are retried
+// without writing anything twice: tables with a point key merge the
+// batch into itself, others find the attempt's commit marker.
+func TestCommitLostNoDuplicates(t *testing.T) {
+	for _, mode := range []string{WriteMerge, WriteAppend} {
+		t.Run(mode, func(t *testing.T) {
+			bothStorages(t, func(t *testing.T, storage string) {
+				// The first two commits are lost.
+				var asked, lost atomic.Int32
+				testHookCommitLost = func() bool {
+					if asked.Add(1) <= 2 {
+						lost.Add(1)
+						return true
+					}
+					return false
+				}
+				t.Cleanup(func() { testHookCommitLost = nil })
+				pool, schema := pgtest.Schema(t)
+				var g1, g2 []string
+				for i := range 300 {
+					g1 = append(g1, fmt.Sprintf("m,host=h%d v=%di %d", i%7, i, (i+1)*1000))
+					g2 = append(g2, fmt.Sprintf("m,host=h%d v=%di %d", i%7, i+300, (i+301)*1000))
+				}
+				// In columns storage, a value its column cannot hold puts a
+				// rejected row in the same transaction too.
+				g2 = append(g2, `m,host=x v="not a number" 1`)
+				m := writeBatches(t, pool, Config{Schema: schema, Storage: storage, WriteMode: mode}, g1, g2)
+				if lost.Load() < 2 {
+					t.Fatalf("%d commits lost, want 2", lost.Load())
+				}
+				var rows, distinct int
+				if err := pool.QueryRow(t.Context(), "SELECT count(*), count(DISTINCT time) FROM "+pgx.Identifier{schema, "m"}.Sanitize()).Scan(&rows, &distinct); err != nil {
+					t.Fatal(err)
+				}
+				if rows != 601 || distinct != 601 {
+					t.Errorf("got %d rows (%d distinct times), want 601", rows, distinct)
+				}
+				if storage == StorageColumns {
+					if got := count(t, pool, schema, "pginflux_rejected"); got != 1 {
+						t.Errorf("rejected: got %d rows, want 1", got)
+					}
+				}
+				if got := testutil.ToFloat64(m.RowsDropped.WithLabelValues(DropPermanentError)); got != 0 {
+					t.Errorf("dropped %v rows", got)
+				}
+			})
+		})
+	}
 }

@@ -89,6 +89,10 @@ func (pl *Planner) Plan(ctx context.Context) ([]PlannedTable, error) {
 			}
 			t := &typedTable{name: pt.Table, ident: ident, owned: map[colKey]*column{}, byName: map[string]*column{}, attrs: 1}
 			t.byName["time"] = &column{name: "time"}
+			if pl.s.cfg.WriteMode != WriteAppend {
+				t.byName[seriesColumn] = &column{name: seriesColumn}
+				t.attrs, t.point = 2, true
+			}
 			if pt.Exists {
 				var err error
 				if t, err = readTyped(ctx, tx, pt.Table, ident); err != nil {

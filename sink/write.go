@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -103,30 +104,6 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 		target, ident, point = t.name, t.ident, t.point
 	}
 
-	// Without a point key, a retry after an attempt that may have
-	// committed looks for that attempt's marker first.
-	marked := !point && b.mark == nil
-	if marked {
-		if b.commitID == 0 {
-			b.commitID = rand.Int64N(1<<63-1) + 1
-		}
-		if b.uncertain {
-			done, err := s.catalog.commitMarked(ctx, conn.Conn(), b.commitID, lo, hi)
-			if err != nil {
-				return err
-			}
-			if done {
-				s.log.Info("a batch whose commit was not confirmed had committed; not writing it again", "table", target, "rows", hi-lo)
-				s.committed(b, lo, hi, nil)
-				return nil
-			}
-		}
-		if err := s.catalog.commitsReady(ctx, conn.Conn()); err != nil {
-			return err
-		}
-		marked = !s.catalog.commitsOff.Load()
-	}
-
 	w.dl = w.dl[:0]
 	ndead := 0
 	if s.rejectedName != "" {
@@ -136,6 +113,33 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 				ndead++
 			}
 		}
+	}
+
+	// What a point key does not make idempotent (rows of a table without
+	// one, rejected values) carries a commit marker, and a retry after an
+	// attempt that may have committed looks for it first. A replayed
+	// spool record has a marker of its own.
+	marked := (!point || ndead > 0) && b.mark == nil
+	if b.mark == nil && b.commitID == 0 {
+		b.commitID = rand.Int64N(1<<63-1) + 1
+	}
+	if b.mark == nil && b.uncertain {
+		done, err := s.catalog.commitMarked(ctx, conn.Conn(), b.commitID, lo, hi)
+		if err != nil {
+			return err
+		}
+		if done {
+			s.log.Info("a batch whose commit was not confirmed had committed; not writing it again", "table", target, "rows", hi-lo)
+			s.committed(b, lo, hi, dead)
+			s.countRejected(b, dead)
+			return nil
+		}
+	}
+	if marked {
+		if err := s.catalog.commitsReady(ctx, conn.Conn()); err != nil {
+			return err
+		}
+		marked = !s.catalog.commitsOff.Load()
 	}
 	var rt *table
 	if ndead > 0 {
@@ -193,6 +197,9 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 	if err != nil {
 		return err
 	}
+	if testHookCommitLost != nil && testHookCommitLost() {
+		return fmt.Errorf("the connection broke before the commit was confirmed (test): %w", io.ErrUnexpectedEOF)
+	}
 	if point && !upsert {
 		sc.fastOK()
 	}
@@ -203,19 +210,17 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 		s.metrics.ReplayedRows.Add(float64(hi - lo))
 	}
 	s.committed(b, lo, hi, dead)
-	if b.rejected {
-		return nil
-	}
-	for _, ds := range dead {
-		for i := range ds {
-			s.metrics.Rejected.WithLabelValues(ds[i].reason).Inc()
-		}
-	}
-	if w.enc.overflowed > 0 && s.cfg.Storage == StorageColumns {
+	s.countRejected(b, dead)
+	if !b.rejected && w.enc.overflowed > 0 && s.cfg.Storage == StorageColumns {
 		s.metrics.OverflowValues.Add(float64(w.enc.overflowed))
 	}
 	return nil
 }
+
+// testHookCommitLost, when set, is asked after each attempt that
+// committed; true makes the attempt fail as if the connection broke before
+// the commit was confirmed.
+var testHookCommitLost func() bool
 
 // committed counts rows lo..hi-1 of b as committed and ends their tickets;
 // dead says which of them have values in the rejected table.
@@ -238,6 +243,19 @@ func (s *Sink) committed(b *batch, lo, hi int, dead [][]deadLetter) {
 	s.metrics.BatchesWritten.Inc()
 	if oldest := b.origins[0].Received; !oldest.IsZero() {
 		s.metrics.Latency.Observe(time.Since(oldest).Seconds())
+	}
+}
+
+// countRejected counts the values of committed rows that went to the
+// rejected table.
+func (s *Sink) countRejected(b *batch, dead [][]deadLetter) {
+	if b.rejected {
+		return
+	}
+	for _, ds := range dead {
+		for i := range ds {
+			s.metrics.Rejected.WithLabelValues(ds[i].reason).Inc()
+		}
 	}
 }
 

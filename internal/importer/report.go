@@ -78,6 +78,9 @@ func WritePlan(w io.Writer, res Result, cfg Config) {
 			case !t.Exists:
 				fmt.Fprintf(w, "  create table %s for %s:\n", name, rows)
 				fmt.Fprintln(w, "      time timestamptz")
+				if cfg.Sink.WriteMode != sink.WriteAppend {
+					fmt.Fprintln(w, "      series_id bigint  (the tag set; primary key (series_id, time))")
+				}
 				if cfg.Sink.Storage == sink.StorageJSONB {
 					fmt.Fprintln(w, "      tags jsonb\n      fields jsonb")
 				}
