@@ -226,7 +226,7 @@ func TestTableConversion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, after, ok := strings.Cut(string(readme), "To convert one")
+	_, after, ok := strings.Cut(string(readme), "To convert")
 	if !ok {
 		t.Fatal("README has no conversion recipe")
 	}
