@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // Metrics counts what the UDP readers see. Safe for concurrent use.
 type Metrics struct {
 	Datagrams  prometheus.Counter
+	Reads      prometheus.Counter
 	Bytes      prometheus.Counter
 	Truncated  prometheus.Counter
 	ReadErrors prometheus.Counter
@@ -18,6 +19,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Datagrams: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pginflux_udp_received_datagrams_total",
 			Help: "UDP datagrams read from the sockets.",
+		}),
+		Reads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pginflux_udp_reads_total",
+			Help: "recvmmsg calls that returned datagrams; received datagrams over this is how full the reads were (at most 64 a read).",
 		}),
 		Bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pginflux_udp_received_bytes_total",
@@ -37,7 +42,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Datagrams, m.Bytes, m.Truncated, m.ReadErrors, m.Denied)
+		reg.MustRegister(m.Datagrams, m.Reads, m.Bytes, m.Truncated, m.ReadErrors, m.Denied)
 	}
 	return m
 }

@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,14 +23,29 @@ import (
 // dropped, never stored cut.
 const MaxDatagram = 64 << 10
 
-// readBatch is how many datagrams one recvmmsg call may return.
-const readBatch = 32
+// readBatch is how many datagrams one recvmmsg call may return. Each
+// takes a MaxDatagram buffer of address space; only the pages datagrams
+// were written to become resident.
+const readBatch = 64
 
 // Handler receives one datagram. data is valid only during the call: a
 // handler that keeps it must copy it. A Handler must not block (the reader
 // would stop draining its socket) and is called concurrently by every
 // reader.
 type Handler func(data []byte, src netip.AddrPort, received time.Time)
+
+// Datagram is one datagram of a batch.
+type Datagram struct {
+	Data []byte
+	Src  netip.AddrPort
+}
+
+// BatchHandler receives the datagrams one read took from a socket, all
+// received at the same time: one call where a Handler would take
+// len(dgs). dgs and every Data are valid only during the call: a handler
+// that keeps them must copy them. A BatchHandler must not block and is
+// called concurrently by every reader.
+type BatchHandler func(dgs []Datagram, received time.Time)
 
 // UDPConfig configures a UDPListener.
 type UDPConfig struct {
@@ -54,7 +67,7 @@ type UDPConfig struct {
 // passes each to a Handler. Create it with ListenUDP, then call Run once.
 type UDPListener struct {
 	conns   []*net.UDPConn
-	handle  Handler
+	handle  BatchHandler
 	allow   allowList
 	metrics *Metrics
 	log     *slog.Logger
@@ -62,7 +75,20 @@ type UDPListener struct {
 
 // ListenUDP binds cfg.Readers sockets to cfg.Address. It binds at once, so
 // that a bad address or a port in use is reported before anything starts.
+// handle is called once for every datagram; see ListenUDPBatch for a
+// handler called once a read.
 func ListenUDP(ctx context.Context, cfg UDPConfig, handle Handler, m *Metrics, log *slog.Logger) (*UDPListener, error) {
+	return ListenUDPBatch(ctx, cfg, func(dgs []Datagram, received time.Time) {
+		for _, d := range dgs {
+			handle(d.Data, d.Src, received)
+		}
+	}, m, log)
+}
+
+// ListenUDPBatch is ListenUDP with a handler that takes every datagram of
+// a read at once, which saves a hand-off per datagram when the handler
+// queues them.
+func ListenUDPBatch(ctx context.Context, cfg UDPConfig, handle BatchHandler, m *Metrics, log *slog.Logger) (*UDPListener, error) {
 	if cfg.Readers < 1 {
 		cfg.Readers = 1
 	}
@@ -152,23 +178,14 @@ func (l *UDPListener) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// batchReader is what ipv4.PacketConn and ipv6.PacketConn have in common.
-type batchReader interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
 func (l *UDPListener) read(ctx context.Context, c *net.UDPConn) error {
 	defer c.Close()
-	var br batchReader
-	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil && !a.IP.IsUnspecified() {
-		br = ipv6.NewPacketConn(c)
-	} else {
-		br = ipv4.NewPacketConn(c)
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("read udp %s: %w", c.LocalAddr(), err)
 	}
-	msgs := make([]ipv4.Message, readBatch)
-	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, MaxDatagram)}
-	}
+	br := newMMsgReader(rc, readBatch, MaxDatagram)
+	dgs := make([]Datagram, 0, readBatch)
 
 	// Wake the reader when ctx ends: a deadline in the past makes the
 	// parked ReadBatch return.
@@ -176,15 +193,15 @@ func (l *UDPListener) read(ctx context.Context, c *net.UDPConn) error {
 	defer stop()
 
 	for {
-		n, err := br.ReadBatch(msgs, 0)
+		n, err := br.Read(0)
 		if n > 0 {
-			l.deliver(msgs[:n])
+			dgs = l.deliver(br, n, dgs)
 		}
 		if err == nil {
 			continue
 		}
 		if ctx.Err() != nil {
-			l.drain(c, br, msgs)
+			l.drain(c, br, dgs)
 			return nil
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -207,14 +224,14 @@ const drainLimit = 2 * time.Second
 // drain reads, without waiting, what the kernel holds for c after the
 // listener was told to stop: those datagrams were received and must not be
 // lost to the shutdown.
-func (l *UDPListener) drain(c *net.UDPConn, br batchReader, msgs []ipv4.Message) {
+func (l *UDPListener) drain(c *net.UDPConn, br *mmsgReader, dgs []Datagram) {
 	if err := c.SetReadDeadline(time.Time{}); err != nil {
 		return
 	}
 	for end := time.Now().Add(drainLimit); time.Now().Before(end); {
-		n, err := br.ReadBatch(msgs, unix.MSG_DONTWAIT)
+		n, err := br.Read(unix.MSG_DONTWAIT)
 		if n > 0 {
-			l.deliver(msgs[:n])
+			dgs = l.deliver(br, n, dgs)
 		}
 		if err != nil || n == 0 {
 			return
@@ -222,28 +239,32 @@ func (l *UDPListener) drain(c *net.UDPConn, br batchReader, msgs []ipv4.Message)
 	}
 }
 
-func (l *UDPListener) deliver(msgs []ipv4.Message) {
+// deliver hands the n datagrams of the last read to the handler, less
+// the truncated and the denied ones. dgs is reused from read to read.
+func (l *UDPListener) deliver(br *mmsgReader, n int, dgs []Datagram) []Datagram {
 	now := time.Now()
 	var bytes int
-	for i := range msgs {
-		m := &msgs[i]
-		bytes += m.N
-		if m.Flags&unix.MSG_TRUNC != 0 {
+	dgs = dgs[:0]
+	for i := range n {
+		data, src, truncated := br.Datagram(i)
+		bytes += len(data)
+		if truncated {
 			l.metrics.Truncated.Inc()
-			l.log.Debug("dropped a truncated udp datagram", "source", m.Addr, "bytes", m.N)
+			l.log.Debug("dropped a truncated udp datagram", "source", src, "bytes", len(data))
 			continue
-		}
-		var src netip.AddrPort
-		if ua, ok := m.Addr.(*net.UDPAddr); ok {
-			src = ua.AddrPort()
 		}
 		if !l.allow.allows(src.Addr()) {
 			l.metrics.Denied.Inc()
-			l.log.Debug("dropped a udp datagram from a source not in --udp-allow", "source", src, "bytes", m.N)
+			l.log.Debug("dropped a udp datagram from a source not in --udp-allow", "source", src, "bytes", len(data))
 			continue
 		}
-		l.handle(m.Buffers[0][:m.N], src, now)
+		dgs = append(dgs, Datagram{Data: data, Src: src})
 	}
-	l.metrics.Datagrams.Add(float64(len(msgs)))
+	if len(dgs) > 0 {
+		l.handle(dgs, now)
+	}
+	l.metrics.Reads.Inc()
+	l.metrics.Datagrams.Add(float64(n))
 	l.metrics.Bytes.Add(float64(bytes))
+	return dgs
 }
