@@ -1,7 +1,8 @@
 // Package pipeline connects the transports to the sink. For datagrams
 // (UDP), a Pipeline: a bounded queue that never makes the reader wait, and
 // parser goroutines that turn each datagram into rows for their own
-// sink.Batcher. For connections and requests (TCP, HTTP), a Stream: the
+// sink.Batcher. The datagrams of one read travel together, packed in one
+// buffer: one hand-off a read, not one a datagram. For connections and requests (TCP, HTTP), a Stream: the
 // caller parses into a sink.Shared and waits while the sink is full.
 package pipeline
 
@@ -17,15 +18,19 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pginflux/pginflux/ingest"
 	"github.com/pginflux/pginflux/parse"
 	"github.com/pginflux/pginflux/sink"
 )
 
 // Config configures a Pipeline.
 type Config struct {
-	Transport     string // metric label: "udp"
-	QueueSize     int    // datagrams waiting for a parser
-	QueueBytes    int64  // and their bytes, at most
+	Transport string // metric label: "udp"
+	QueueSize int    // datagrams waiting for a parser
+	// QueueBytes bounds the memory of the buffers holding the datagrams
+	// waiting for a parser: their capacity, not only the datagrams'
+	// bytes, is counted.
+	QueueBytes    int64
 	Parsers       int
 	Precision     parse.Precision
 	FlushInterval time.Duration // how often parsers hand over old batches
@@ -39,21 +44,67 @@ type Pipeline struct {
 	metrics *Metrics
 	log     *slog.Logger
 
-	queue   chan packet
-	queued  atomic.Int64 // bytes in the queue
-	dropped atomic.Int64 // datagrams dropped at the queue, for the drop log
-	wg      sync.WaitGroup
-	stop    chan struct{}
-	watch   sync.WaitGroup
+	queue     chan *packet
+	queued    atomic.Int64 // bytes of the buffers in the queue (their capacity)
+	queuedDgs atomic.Int64 // datagrams in the queue
+	dropped   atomic.Int64 // datagrams dropped at the queue, for the drop log
+	wg        sync.WaitGroup
+	stop      chan struct{}
+	watch     sync.WaitGroup
 }
 
+// packet is the datagrams of one read, back to back in buf. It comes from
+// the pool of its buffer's size class and goes back to it once parsed.
 type packet struct {
-	buf      *[]byte // from bufPool; returned once parsed
-	src      netip.AddrPort
+	buf      []byte
+	ends     []int // end of each datagram in buf
+	srcs     []netip.AddrPort
 	received time.Time
+	class    int
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+// Buffers come in size classes, each 1.5 or 4/3 times the one before
+// (256 B, 384 B, 512 B, 768 B, ...), so that a buffer is at most a third
+// larger than what it holds and the queue's byte bound counts nearly what
+// is allocated. Each class has its own pool: a small read never keeps a
+// large buffer alive.
+const (
+	minClassShift = 8      // 256 B
+	numClasses    = 2 * 16 // the largest: 256 B << 15 · 1.5 = 12 MiB, more than a read of 64 datagrams of 64 KiB
+)
+
+var packetPools [numClasses]sync.Pool
+
+// classOf returns the smallest class whose buffers hold n bytes.
+func classOf(n int) int {
+	for c := range numClasses {
+		if classSize(c) >= n {
+			return c
+		}
+	}
+	return -1
+}
+
+// classSize is the capacity of the buffers of class c.
+func classSize(c int) int {
+	size := 1 << (minClassShift + c/2)
+	if c%2 == 1 {
+		size += size / 2
+	}
+	return size
+}
+
+func getPacket(class int) *packet {
+	if pk, ok := packetPools[class].Get().(*packet); ok {
+		return pk
+	}
+	return &packet{buf: make([]byte, 0, classSize(class)), class: class}
+}
+
+func putPacket(pk *packet) {
+	pk.buf, pk.ends, pk.srcs = pk.buf[:0], pk.ends[:0], pk.srcs[:0]
+	packetPools[pk.class].Put(pk)
+}
 
 // New starts cfg.Parsers parsers writing into s.
 func New(cfg Config, s *sink.Sink, m *Metrics, log *slog.Logger) *Pipeline {
@@ -62,7 +113,9 @@ func New(cfg Config, s *sink.Sink, m *Metrics, log *slog.Logger) *Pipeline {
 	if cfg.QueueBytes <= 0 {
 		cfg.QueueBytes = 1 << 62
 	}
-	p := &Pipeline{cfg: cfg, sink: s, metrics: m, log: log, queue: make(chan packet, cfg.QueueSize), stop: make(chan struct{})}
+	// Every packet holds at least one datagram: the datagram bound keeps
+	// the channel from filling.
+	p := &Pipeline{cfg: cfg, sink: s, metrics: m, log: log, queue: make(chan *packet, cfg.QueueSize), stop: make(chan struct{})}
 	for range cfg.Parsers {
 		p.wg.Go(p.parse)
 	}
@@ -109,26 +162,70 @@ func (p *Pipeline) watchDrops(every time.Duration) {
 // is full the datagram is dropped and counted. It has the signature of an
 // ingest.Handler.
 func (p *Pipeline) Handle(data []byte, src netip.AddrPort, received time.Time) {
-	n := int64(len(data))
-	if p.queued.Add(n) > p.cfg.QueueBytes {
-		p.queued.Add(-n)
-		p.drop()
+	dgs := [1]ingest.Datagram{{Data: data, Src: src}}
+	p.HandleBatch(dgs[:], received)
+}
+
+// HandleBatch queues a copy of the datagrams of one read, in one buffer,
+// for parsing. It never waits: the datagrams that do not fit in the queue
+// (--queue-size datagrams, --queue-max-bytes of buffers) are dropped and
+// counted. It has the signature of an ingest.BatchHandler.
+func (p *Pipeline) HandleBatch(dgs []ingest.Datagram, received time.Time) {
+	// Take the longest prefix of dgs that fits; the rest is dropped.
+	k := int(min(int64(len(dgs)), int64(p.cfg.QueueSize)-p.queuedDgs.Load()))
+	k = max(k, 0)
+	size := 0
+	for i := range k {
+		size += len(dgs[i].Data)
+	}
+	class := -1
+	room := p.cfg.QueueBytes - p.queued.Load()
+	for ; k > 0; k-- {
+		if class = classOf(size); class >= 0 && int64(classSize(class)) <= room {
+			break
+		}
+		size -= len(dgs[k-1].Data)
+	}
+	if k == 0 {
+		p.drop(len(dgs))
 		return
 	}
-	bp := bufPool.Get().(*[]byte)
-	*bp = append((*bp)[:0], data...)
+	// Reserve; another reader may have taken the room meanwhile.
+	capacity := int64(classSize(class))
+	if p.queued.Add(capacity) > p.cfg.QueueBytes || p.queuedDgs.Add(int64(k)) > int64(p.cfg.QueueSize) {
+		p.queued.Add(-capacity)
+		p.queuedDgs.Add(-int64(k))
+		p.drop(len(dgs))
+		return
+	}
+	pk := getPacket(class)
+	for _, d := range dgs[:k] {
+		pk.buf = append(pk.buf, d.Data...)
+		pk.ends = append(pk.ends, len(pk.buf))
+		pk.srcs = append(pk.srcs, d.Src)
+	}
+	pk.received = received
 	select {
-	case p.queue <- packet{buf: bp, src: src, received: received}:
-	default:
-		p.queued.Add(-n)
-		bufPool.Put(bp)
-		p.drop()
+	case p.queue <- pk:
+	default: // cannot happen while every packet holds a datagram
+		p.release(pk)
+		k = 0
+	}
+	if k < len(dgs) {
+		p.drop(len(dgs) - k)
 	}
 }
 
-func (p *Pipeline) drop() {
-	p.metrics.QueueDropped.Inc()
-	p.dropped.Add(1)
+func (p *Pipeline) drop(n int) {
+	p.metrics.QueueDropped.Add(float64(n))
+	p.dropped.Add(int64(n))
+}
+
+// release returns pk's room in the queue and pk to its pool.
+func (p *Pipeline) release(pk *packet) {
+	p.queued.Add(-int64(classSize(pk.class)))
+	p.queuedDgs.Add(-int64(len(pk.ends)))
+	putPacket(pk)
 }
 
 // Close lets the parsers finish what is queued, hand every open batch to
@@ -162,9 +259,19 @@ func (p *Pipeline) parse() {
 	}
 }
 
-func (p *Pipeline) parsePacket(parser *parse.Parser, bt *sink.Batcher, pkt packet) {
-	parser.Reset(*pkt.buf, pkt.received)
-	origin := sink.Origin{Source: pkt.src, Received: pkt.received}
+func (p *Pipeline) parsePacket(parser *parse.Parser, bt *sink.Batcher, pk *packet) {
+	lines, start := 0, 0
+	for i, end := range pk.ends {
+		lines += p.parseDatagram(parser, bt, pk.buf[start:end], sink.Origin{Source: pk.srcs[i], Received: pk.received})
+		start = end
+	}
+	p.metrics.Lines.Add(float64(lines))
+	p.release(pk)
+}
+
+// parseDatagram parses one datagram into bt and returns the lines taken.
+func (p *Pipeline) parseDatagram(parser *parse.Parser, bt *sink.Batcher, data []byte, origin sink.Origin) int {
+	parser.Reset(data, origin.Received)
 	lines := 0
 	for {
 		pt, err := parser.Next()
@@ -172,7 +279,7 @@ func (p *Pipeline) parsePacket(parser *parse.Parser, bt *sink.Batcher, pkt packe
 			break
 		}
 		if err != nil {
-			p.log.Debug("rejected a line", "transport", p.cfg.Transport, "source", pkt.src, "err", err)
+			p.log.Debug("rejected a line", "transport", p.cfg.Transport, "source", origin.Source, "err", err)
 			var le *parse.LineError
 			if errors.As(err, &le) {
 				p.metrics.rejected[le.Reason].Inc()
@@ -183,9 +290,7 @@ func (p *Pipeline) parsePacket(parser *parse.Parser, bt *sink.Batcher, pkt packe
 		bt.Add(pt, origin)
 		lines++
 	}
-	p.metrics.Lines.Add(float64(lines))
-	p.queued.Add(-int64(len(*pkt.buf)))
-	bufPool.Put(pkt.buf)
+	return lines
 }
 
 // Metrics counts what the pipeline takes in, drops and rejects. Safe for
