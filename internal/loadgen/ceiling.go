@@ -52,6 +52,8 @@ type CeilingResult struct {
 	Writers   int              `json:"writers"`
 	BatchSize int              `json:"batch_size"`
 	Variants  []CeilingVariant `json:"variants"`
+	// Server is the server's durability settings, nil when unknown.
+	Server *ServerUsage `json:"server,omitempty"`
 }
 
 // CeilingVariant is one storage layout written one way.
@@ -65,6 +67,10 @@ type CeilingVariant struct {
 	// Complete is false when Duration ran out before every row was
 	// written; the rate is still that of the rows written.
 	Complete bool `json:"complete"`
+	// ServerCPUPerRow is the CPU time of all the server's processes
+	// while the rows were written, per row, in µs; 0 when its processes
+	// cannot be seen.
+	ServerCPUPerRow float64 `json:"server_cpu_us_per_row,omitempty"`
 }
 
 // Best returns the fastest variant of storage, or nil.
@@ -128,6 +134,18 @@ func Ceiling(ctx context.Context, cfg CeilingConfig) (*CeilingResult, error) {
 	}
 
 	res := &CeilingResult{Schema: cfg.Schema, Rows: cfg.Rows, Writers: cfg.Writers, BatchSize: cfg.BatchSize}
+	if info, err := InspectServer(ctx, cfg.Database); err == nil {
+		res.Server = &ServerUsage{ServerInfo: *info, Durable: info.Durable()}
+	} else {
+		progress(cfg.Progress, "ceiling: cannot read the server's settings: %v", err)
+	}
+	serverCPU := func() (float64, bool) {
+		if res.Server == nil || res.Server.PID == 0 {
+			return 0, false
+		}
+		c, err := ReadServerCPU(res.Server.PID)
+		return c, err == nil
+	}
 	base := time.Now()
 	for _, storage := range cfg.Storages {
 		tables := make([]string, len(cfg.Workload.Measurements))
@@ -151,9 +169,13 @@ func Ceiling(ctx context.Context, cfg CeilingConfig) (*CeilingResult, error) {
 			progress(cfg.Progress, "ceiling: building %d %s rows for %s", cfg.Rows, storage, method)
 			batches, size := buildBatches(cfg, storage, method, base)
 			progress(cfg.Progress, "ceiling: writing them with %d connections", cfg.Writers)
+			cpu0, ok0 := serverCPU()
 			v, err := writeBatches(ctx, conns, batches, cfg.Duration)
 			if err != nil {
 				return nil, fmt.Errorf("ceiling %s, %s: %w", storage, method, err)
+			}
+			if cpu1, ok1 := serverCPU(); ok0 && ok1 && v.Rows > 0 {
+				v.ServerCPUPerRow = 1e6 * (cpu1 - cpu0) / float64(v.Rows)
 			}
 			v.Storage, v.Method = storage, method
 			if method == MethodBinary {

@@ -157,15 +157,24 @@ func (c *CeilingResult) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "ceiling: %s rows from memory into scratch schema %s, %d connections, %s rows a COPY\n",
 		num(c.Rows), c.Schema, c.Writers, num(c.BatchSize))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "storage\tmethod\trows\tseconds\trows/s\t")
+	fmt.Fprintln(tw, "storage\tmethod\trows\tseconds\trows/s\tserver µs/row\t")
 	for _, v := range c.Variants {
 		note := ""
 		if !v.Complete {
 			note = " (time ran out)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s%s\t\n", v.Storage, v.Method, num(v.Rows), v.Seconds, num(v.Rate), note)
+		perRow := "-"
+		if v.ServerCPUPerRow > 0 {
+			perRow = fmt.Sprintf("%.2f", v.ServerCPUPerRow)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s%s\t%s\t\n", v.Storage, v.Method, num(v.Rows), v.Seconds, num(v.Rate), note, perRow)
 	}
 	tw.Flush()
+	if c.Server != nil {
+		settings := ServerUsage{ServerInfo: c.Server.ServerInfo, Durable: c.Server.Durable}
+		settings.CPUError = ""
+		settings.writeText(w)
+	}
 }
 
 func tableCounts(m map[string]int64) string {
