@@ -123,6 +123,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	sinkCfg := sinkConfig(cfg)
 	sinkMetrics := sink.NewMetrics(reg)
 	s := sink.New(pool, sinkCfg, sinkMetrics, log)
+	ready.sink.Store(s)
 	if cfg.SpoolDir != "" {
 		if err := s.UseSpool(cfg.SpoolDir, cfg.SpoolMaxBytes); err != nil {
 			s.Close(ctx)

@@ -15,6 +15,7 @@ import (
 	"github.com/pginflux/pginflux/ingest"
 	"github.com/pginflux/pginflux/internal/httpserver"
 	"github.com/pginflux/pginflux/internal/poolstats"
+	"github.com/pginflux/pginflux/sink"
 )
 
 // Readiness is checked with a short ping, and its answer is kept for a
@@ -30,6 +31,7 @@ const (
 type readiness struct {
 	listening atomic.Bool
 	pool      atomic.Pointer[pgxpool.Pool]
+	sink      atomic.Pointer[sink.Sink] // its writes must not be held
 }
 
 func (r *readiness) check(ctx context.Context) error {
@@ -42,6 +44,11 @@ func (r *readiness) check(ctx context.Context) error {
 	// pgx's errors name the host, user and database, never the password.
 	if err := pool.Ping(ctx); err != nil {
 		return fmt.Errorf("database unreachable: %w", err)
+	}
+	if s := r.sink.Load(); s != nil {
+		if err := s.Blocked(); err != nil {
+			return fmt.Errorf("rows are held, PostgreSQL does not take them (retrying): %w", err)
+		}
 	}
 	return nil
 }

@@ -107,8 +107,8 @@ func (s *Sink) NewBatcher() *Batcher {
 
 // Add encodes p into the batch of its measurement's table; p is not
 // retained. A batch that reaches the batch size is handed to the writers
-// at once, waiting while all of them are busy: that wait is the
-// backpressure that makes a producer's own queue fill up.
+// at once. While the sink holds --max-pending-rows rows, Add waits: that
+// wait is the backpressure that makes a producer's own queue fill up.
 func (bt *Batcher) Add(p *parse.Point, o Origin) { bt.add(p, o, nil) }
 
 func (bt *Batcher) add(p *parse.Point, o Origin, t *Ticket) {

@@ -137,6 +137,18 @@ func (c *catalog) forget(measurement string, schemaToo bool) {
 	}
 }
 
+// forgetOwn drops what is known of pginflux's own tables (the rejected,
+// series and commit marker tables), so that the next use checks, and makes
+// them again when someone dropped them.
+func (c *catalog) forgetOwn() {
+	c.mu.Lock()
+	c.rejected = nil
+	c.seriesMade = false
+	c.mu.Unlock()
+	c.commitsCleaned.Store(0)
+	c.commitsOff.Store(false)
+}
+
 // partitionClause makes new tables partitioned when asked to.
 func (c *catalog) partitionClause() string {
 	if c.partitions == nil {

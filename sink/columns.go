@@ -234,7 +234,7 @@ func (c *catalog) ensureTyped(ctx context.Context, conn *pgx.Conn, measurement s
 			}
 			err := addColumn(ctx, tx, ident, col, typ, key)
 			if err != nil {
-				if class, _ := classify(err); class == errTemporary {
+				if isTemporary(err) {
 					return err
 				}
 				if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT add_column"); rerr != nil {

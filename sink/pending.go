@@ -69,3 +69,53 @@ func (p *pendingLimit) wakeAll() {
 	p.cond.Broadcast()
 	p.mu.Unlock()
 }
+
+// batchQueue holds the batches handed to the writers, in order. It has no
+// bound of its own: the rows it holds count in pendingLimit, so producers
+// hand batches over without waiting for a writer while the pending rows
+// are below --max-pending-rows (a writer retrying through an outage does
+// not stop the parsers before that), and wait in pendingLimit beyond.
+// Safe for concurrent use.
+type batchQueue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	items  []*batch
+	head   int
+	closed bool
+}
+
+// push adds b at the end.
+func (q *batchQueue) push(b *batch) {
+	q.mu.Lock()
+	q.items = append(q.items, b)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+// pop takes the first batch, waiting for one; false once the queue is
+// closed and empty.
+func (q *batchQueue) pop() (*batch, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.head == len(q.items) && !q.closed {
+		q.cond.Wait()
+	}
+	if q.head == len(q.items) {
+		return nil, false
+	}
+	b := q.items[q.head]
+	q.items[q.head] = nil
+	q.head++
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+	return b, true
+}
+
+// close lets the writers end once the queue is empty.
+func (q *batchQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}

@@ -12,12 +12,9 @@ package sink
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"sync"
 	"sync/atomic"
 	"text/template"
@@ -102,7 +99,7 @@ type Sink struct {
 	catalog      *catalog
 	rejectedName string
 
-	queue chan *batch
+	queue batchQueue
 	wg    sync.WaitGroup
 	limit *pendingLimit
 
@@ -121,7 +118,8 @@ type Sink struct {
 	abandonedRows atomic.Int64
 	dropped       atomic.Int64 // rows lost for good, all reasons
 
-	down        atomic.Bool
+	down        atomic.Bool // rows are held (see blocked)
+	blockedBy   atomic.Pointer[blockedReason]
 	lastDownLog atomic.Int64 // unix nanoseconds
 	rejectLog   logLimiter
 	mismatched  sync.Map // measurement -> struct{}: logged once
@@ -154,13 +152,13 @@ func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
 		log:          log,
 		catalog:      newCatalog(cfg, m, log),
 		rejectedName: cfg.RejectedTable,
-		queue:        make(chan *batch, cfg.Writers),
 		limit:        newPendingLimit(int64(cfg.MaxPendingRows)),
 
 		abandon:     ctx,
 		stopAbandon: cancel,
 		rejectLog:   logLimiter{every: 10 * time.Second},
 	}
+	s.queue.cond = sync.NewCond(&s.queue.mu)
 	s.maintenanceCtx, s.stopMaintenance = context.WithCancel(ctx)
 	s.batchSize.Store(int64(cfg.BatchSize))
 	s.flushInterval.Store(int64(cfg.FlushInterval))
@@ -238,7 +236,7 @@ func (s *Sink) Close(ctx context.Context) error {
 	defer stop()
 	s.stopMaintenance()
 	s.maintenance.Wait()
-	close(s.queue)
+	s.queue.close()
 	s.wg.Wait()
 	s.stopAbandon()
 	if n := s.Abandoned(); n > 0 {
@@ -283,7 +281,7 @@ func (s *Sink) FlushCheckEvery() time.Duration {
 func (s *Sink) Abandoned() int64 { return s.abandonedRows.Load() }
 
 func (s *Sink) submit(b *batch) {
-	s.queue <- b
+	s.queue.push(b)
 }
 
 // writerState is what one writer reuses from batch to batch.
@@ -298,125 +296,15 @@ type writerState struct {
 
 func (s *Sink) writer() {
 	w := new(writerState)
-	for b := range s.queue {
+	for {
+		b, ok := s.queue.pop()
+		if !ok {
+			return
+		}
 		start := time.Now()
 		s.writeRange(w, b, 0, b.rows(), false)
 		s.metrics.BatchDuration.Observe(time.Since(start).Seconds())
 		releaseBatch(b)
-	}
-}
-
-// errClass sorts a failed COPY by what can be done about it.
-type errClass int
-
-const (
-	errTemporary errClass = iota // retry the same rows after a pause
-	errData                      // some row's values were refused: split
-	errUndefined                 // the table or schema went away: look again
-	errMismatch                  // the table cannot hold the rows
-	errPermanent                 // retry a few times, then drop
-)
-
-// maxPermanentAttempts bounds retries of errors that retrying should not
-// fix, so that they can never hold a writer forever.
-const maxPermanentAttempts = 5
-
-// writeRange writes rows lo..hi-1 of b, retrying and splitting as errors
-// demand; it returns when every row is written, rejected or dropped.
-// refreshed says the table was looked at again already for this batch.
-func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) {
-	n := hi - lo
-	for attempt := 1; ; attempt++ {
-		err := s.attempt(s.abandon, w, b, lo, hi)
-		if err == nil {
-			s.databaseUp()
-			return
-		}
-		if errors.Is(err, errPartlyReplayed) {
-			mid := lo + n/2
-			s.writeRange(w, b, lo, mid, refreshed)
-			s.writeRange(w, b, mid, hi, refreshed)
-			return
-		}
-		if s.abandon.Err() != nil {
-			if b.mark != nil {
-				w.replayFailed = true
-			}
-			if !s.spoolRows(b, lo, hi) {
-				s.abandonRows(b, lo, hi)
-			}
-			return
-		}
-		s.metrics.CopyErrors.WithLabelValues(sqlstateClass(err)).Inc()
-		class, schemaGone := classify(err)
-		switch class {
-		case errData:
-			if !refreshed && !b.rejected {
-				// A column whose type someone changed looks like bad
-				// data: look at the table again before blaming rows.
-				refreshed = true
-				s.catalog.forget(b.measurement, false)
-				continue
-			}
-			if n == 1 {
-				s.refuse(w, b, lo, ReasonRefused, err)
-				return
-			}
-			// Halve until the refused rows stand alone; the others land.
-			mid := lo + n/2
-			s.writeRange(w, b, lo, mid, true)
-			s.writeRange(w, b, mid, hi, true)
-			return
-		case errMismatch:
-			reason := ReasonTableMismatch
-			if errors.Is(err, errCreateFailed) {
-				reason = ReasonCreateFailed
-			}
-			if _, seen := s.mismatched.LoadOrStore(b.measurement, struct{}{}); !seen {
-				s.log.Error("cannot create or write into the table; its rows go to the rejected table (fix the table or --create-table-sql, then restart pginflux)",
-					"measurement", b.measurement, "reason", reason, "err", err)
-			}
-			for r := lo; r < hi; r++ {
-				s.refuse(w, b, r, reason, err)
-			}
-			return
-		case errUndefined:
-			s.catalog.forget(b.measurement, schemaGone)
-			if attempt < maxPermanentAttempts {
-				continue
-			}
-		case errTemporary:
-			// The commit may have happened before the connection broke.
-			b.uncertain = true
-			s.databaseDown(err)
-			if b.mark != nil {
-				// Replayed rows stay in the spool; the replayer tries
-				// again later.
-				s.settled(n)
-				w.replayFailed = true
-				return
-			}
-			if s.spoolRows(b, lo, hi) {
-				return
-			}
-			s.metrics.Retries.Inc()
-			if !s.pause(attempt) {
-				s.abandonRows(b, lo, hi)
-				return
-			}
-			continue
-		}
-		if attempt >= maxPermanentAttempts {
-			s.drop(b, lo, hi, DropPermanentError)
-			s.log.Error("dropped rows after repeated errors that retrying does not fix",
-				"measurement", b.measurement, "rows", n, "attempts", attempt, "err", err)
-			return
-		}
-		s.metrics.Retries.Inc()
-		if !s.pause(attempt) {
-			s.abandonRows(b, lo, hi)
-			return
-		}
 	}
 }
 
@@ -530,88 +418,6 @@ func copyRows(ctx context.Context, pc *pgconn.PgConn, copySQL string, rows []byt
 		return fmt.Errorf("COPY took %d rows of %d", got, n)
 	}
 	return nil
-}
-
-// pause sleeps before retry attempt+1: capped exponential backoff with
-// jitter, so that many writers do not hammer a recovering server in step.
-// It returns false when the sink is abandoning its work.
-func (s *Sink) pause(attempt int) bool {
-	d := 50 * time.Millisecond << min(attempt-1, 8) // 50ms .. 12.8s
-	d = min(d, 10*time.Second)
-	d = d/2 + rand.N(d/2+1)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.abandon.Done():
-		return false
-	}
-}
-
-// downLogEvery is how often a still-unavailable database is logged again.
-const downLogEvery = 30 * time.Second
-
-func (s *Sink) databaseDown(err error) {
-	now := time.Now().UnixNano()
-	if s.down.CompareAndSwap(false, true) {
-		s.lastDownLog.Store(now)
-		s.log.Warn("database unavailable; holding rows and retrying", "err", err)
-		return
-	}
-	last := s.lastDownLog.Load()
-	if now-last >= int64(downLogEvery) && s.lastDownLog.CompareAndSwap(last, now) {
-		s.log.Warn("database still unavailable; holding rows and retrying", "err", err)
-	}
-}
-
-func (s *Sink) databaseUp() {
-	if s.down.CompareAndSwap(true, false) {
-		s.log.Info("database available again")
-	}
-}
-
-// classify sorts err by SQLSTATE first, then by pgconn's and net's own
-// tests; it never looks at error strings. schemaGone reports that the whole
-// schema is missing, not only a table.
-func classify(err error) (class errClass, schemaGone bool) {
-	if errors.Is(err, errTableMismatch) || errors.Is(err, errCreateFailed) {
-		return errMismatch, false
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch {
-		case pgErr.Code == "42P01": // undefined_table
-			return errUndefined, false
-		case pgErr.Code == "3F000": // invalid_schema_name
-			return errUndefined, true
-		case pgErr.Code == "54000": // program_limit_exceeded, e.g. a value too large to index
-			return errData, false
-		}
-		switch pgErr.Code[:2] {
-		case "22", "23": // data exception, integrity constraint violation
-			return errData, false
-		case "08", "40", "53", "57", "58": // connection, rollback, resources, operator intervention, system
-			return errTemporary, false
-		}
-		return errPermanent, false
-	}
-	var netErr net.Error
-	var connectErr *pgconn.ConnectError
-	switch {
-	case pgconn.SafeToRetry(err), pgconn.Timeout(err), errors.As(err, &netErr), errors.As(err, &connectErr),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return errTemporary, false
-	}
-	return errPermanent, false
-}
-
-func sqlstateClass(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && len(pgErr.Code) >= 2 {
-		return pgErr.Code[:2]
-	}
-	return "none"
 }
 
 // logLimiter lets one log line through per period. Safe for concurrent use.

@@ -1,0 +1,248 @@
+package sink
+
+import (
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// The failure policy, in one place: no row is dropped for a reason that is
+// not its own.
+//
+//   - A row PostgreSQL refuses for its own values (a data exception, class
+//     22; a constraint, class 23; a trigger raising an error, class P0; a
+//     value too large to index) is isolated by halving its batch and goes
+//     to the rejected table; every other row lands.
+//   - A table that cannot be written as pginflux lays tables out (a jsonb
+//     table without its columns, a failed --create-table-sql) sends its
+//     rows to the rejected table, replayable, and says so once.
+//   - Everything else — the server gone or restarting, authentication, a
+//     missing privilege, a read-only database, a full disk, a table, column
+//     or the rejected table dropped or changed behind pginflux's back —
+//     holds the rows: they wait (in memory, or in the spool when there is
+//     one) and are retried with capped backoff, forever, while the reason
+//     is logged every downLogEvery, shown by Blocked (and so /readyz and
+//     HTTP's 503) and counted by SQLSTATE class. A missing or changed table
+//     is looked up again first. The only way rows are given up is the
+//     shutdown timeout an operator sets (counted as abandoned).
+
+// errClass sorts a failed write by what can be done about it.
+type errClass int
+
+const (
+	errHold      errClass = iota // hold the rows and retry after a pause
+	errData                      // some row's values were refused: split
+	errUndefined                 // a table, column or schema went away: look again, then hold
+	errMismatch                  // the table cannot hold pginflux's rows: rejected table
+)
+
+// writeRange writes rows lo..hi-1 of b, retrying and splitting as errors
+// demand; it returns when every row is written, rejected, held in the
+// spool or abandoned at shutdown. refreshed says the table was looked at
+// again already for this batch.
+func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) {
+	n := hi - lo
+	for attempt := 1; ; attempt++ {
+		err := s.attempt(s.abandon, w, b, lo, hi)
+		if err == nil {
+			s.writing()
+			return
+		}
+		if errors.Is(err, errPartlyReplayed) {
+			mid := lo + n/2
+			s.writeRange(w, b, lo, mid, refreshed)
+			s.writeRange(w, b, mid, hi, refreshed)
+			return
+		}
+		if s.abandon.Err() != nil {
+			if b.mark != nil {
+				w.replayFailed = true
+			}
+			if !s.spoolRows(b, lo, hi) {
+				s.abandonRows(b, lo, hi)
+			}
+			return
+		}
+		s.metrics.CopyErrors.WithLabelValues(sqlstateClass(err)).Inc()
+		class, schemaGone := classify(err)
+		switch class {
+		case errData:
+			if !refreshed && !b.rejected {
+				// A column whose type someone changed looks like bad
+				// data: look at the table again before blaming rows.
+				refreshed = true
+				s.catalog.forget(b.measurement, false)
+				continue
+			}
+			if n == 1 {
+				s.refuse(w, b, lo, ReasonRefused, err)
+				return
+			}
+			// Halve until the refused rows stand alone; the others land.
+			mid := lo + n/2
+			s.writeRange(w, b, lo, mid, true)
+			s.writeRange(w, b, mid, hi, true)
+			return
+		case errMismatch:
+			reason := ReasonTableMismatch
+			if errors.Is(err, errCreateFailed) {
+				reason = ReasonCreateFailed
+			}
+			if _, seen := s.mismatched.LoadOrStore(b.measurement, struct{}{}); !seen {
+				s.log.Error("cannot create or write into the table; its rows go to the rejected table (fix the table or --create-table-sql, then restart pginflux)",
+					"measurement", b.measurement, "reason", reason, "err", err)
+			}
+			for r := lo; r < hi; r++ {
+				s.refuse(w, b, r, reason, err)
+			}
+			return
+		case errUndefined:
+			// Whatever went away is looked up (or made) again.
+			s.catalog.forget(b.measurement, schemaGone)
+			s.catalog.forgetOwn()
+			if attempt == 1 {
+				continue
+			}
+		}
+		// Hold: the commit may have happened before a connection broke,
+		// which the next attempt checks.
+		b.uncertain = true
+		s.blocked(err)
+		if b.mark != nil {
+			// Replayed rows stay in the spool; the replayer tries again
+			// later.
+			s.settled(n)
+			w.replayFailed = true
+			return
+		}
+		if s.spoolRows(b, lo, hi) {
+			return
+		}
+		s.metrics.Retries.Inc()
+		if !s.pause(attempt) {
+			s.abandonRows(b, lo, hi)
+			return
+		}
+	}
+}
+
+// pause sleeps before retry attempt+1: capped exponential backoff with
+// jitter, so that many writers do not hammer a recovering server in step.
+// It returns false when the sink is abandoning its work.
+func (s *Sink) pause(attempt int) bool {
+	d := 50 * time.Millisecond << min(attempt-1, 8) // 50ms .. 12.8s
+	d = min(d, 10*time.Second)
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.abandon.Done():
+		return false
+	}
+}
+
+// downLogEvery is how often rows still held are logged again.
+const downLogEvery = 30 * time.Second
+
+// blockedReason is why rows are held, for Blocked.
+type blockedReason struct{ err error }
+
+// blocked notes that rows are held because of err.
+func (s *Sink) blocked(err error) {
+	s.blockedBy.Store(&blockedReason{err})
+	now := time.Now().UnixNano()
+	if s.down.CompareAndSwap(false, true) {
+		s.lastDownLog.Store(now)
+		s.log.Warn("cannot write to PostgreSQL; holding rows and retrying", "sqlstate_class", sqlstateClass(err), "err", err)
+		return
+	}
+	last := s.lastDownLog.Load()
+	if now-last >= int64(downLogEvery) && s.lastDownLog.CompareAndSwap(last, now) {
+		s.log.Warn("still cannot write to PostgreSQL; holding rows and retrying", "sqlstate_class", sqlstateClass(err), "err", err)
+	}
+}
+
+// writing notes a successful write.
+func (s *Sink) writing() {
+	if s.down.CompareAndSwap(true, false) {
+		s.blockedBy.Store(nil)
+		s.log.Info("writing to PostgreSQL again")
+	}
+}
+
+// Blocked returns why the sink holds rows instead of writing them (the
+// last error of a write it retries), or nil while writes succeed. Safe for
+// concurrent use.
+func (s *Sink) Blocked() error {
+	if !s.down.Load() {
+		return nil
+	}
+	if r := s.blockedBy.Load(); r != nil {
+		return r.err
+	}
+	return nil
+}
+
+// classify sorts err by SQLSTATE first, then by pgconn's and net's own
+// tests; it never looks at error strings. schemaGone reports that the whole
+// schema is missing, not only a table.
+func classify(err error) (class errClass, schemaGone bool) {
+	if errors.Is(err, errTableMismatch) || errors.Is(err, errCreateFailed) {
+		return errMismatch, false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "42P01", // undefined_table
+			"42703", // undefined_column: dropped or renamed behind our back
+			"42804": // datatype_mismatch: a column's type changed
+			return errUndefined, false
+		case "3F000": // invalid_schema_name
+			return errUndefined, true
+		case "54000": // program_limit_exceeded, e.g. a value too large to index
+			return errData, false
+		}
+		switch pgErr.Code[:2] {
+		case "22", "23", "P0": // data exception, integrity constraint, raised by a trigger
+			return errData, false
+		}
+		return errHold, false
+	}
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	switch {
+	case pgconn.SafeToRetry(err), pgconn.Timeout(err), errors.As(err, &netErr), errors.As(err, &connectErr),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return errHold, false
+	}
+	return errHold, false
+}
+
+// isTemporary reports whether err is one a retry is expected to fix soon
+// (the server restarting, a lost connection), as opposed to one that needs
+// someone to act (a privilege, a read-only database).
+func isTemporary(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", "40", "53", "57", "58":
+			return true
+		}
+		return false
+	}
+	return true
+}
+
+func sqlstateClass(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && len(pgErr.Code) >= 2 {
+		return pgErr.Code[:2]
+	}
+	return "none"
+}
