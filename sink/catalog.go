@@ -57,6 +57,7 @@ type catalog struct {
 	typed       map[string]*typedTable // columns storage, by measurement name
 	rejected    *table
 	series      map[string]*seriesCache // by table name
+	names       map[string]string       // measurement -> table name, when not TableName's
 	seriesMade  bool
 }
 
@@ -74,6 +75,7 @@ func newCatalog(cfg Config, m *Metrics, log *slog.Logger) *catalog {
 		rejectedName: cfg.RejectedTable,
 		merge:        cfg.WriteMode != WriteAppend,
 		series:       make(map[string]*seriesCache),
+		names:        make(map[string]string),
 		metrics:      m,
 		log:          log,
 		tables:       make(map[string]*table),
@@ -133,7 +135,7 @@ func (c *catalog) forget(measurement string, schemaToo bool) {
 	delete(c.tables, measurement)
 	delete(c.typed, measurement)
 	if c.partitions != nil {
-		c.partitions.forget(TableName(measurement))
+		c.partitions.forget(c.nameOf(measurement))
 	}
 }
 
@@ -238,17 +240,15 @@ func (c *catalog) ensureSchema(ctx context.Context, conn *pgx.Conn) error {
 }
 
 func (c *catalog) ensureTable(ctx context.Context, conn *pgx.Conn, measurement string) (*table, error) {
-	name := TableName(measurement)
-	ident := pgx.Identifier{c.schema, name}.Sanitize()
+	var name, ident string
 	created := false
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pginflux:"+c.schema+"."+name); err != nil {
-			return err
-		}
 		var exists bool
-		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident).Scan(&exists); err != nil {
+		var err error
+		if name, exists, err = c.claimName(ctx, tx, measurement); err != nil {
 			return err
 		}
+		ident = pgx.Identifier{c.schema, name}.Sanitize()
 		if exists {
 			return nil
 		}

@@ -178,18 +178,16 @@ func (c *catalog) ensureTyped(ctx context.Context, conn *pgx.Conn, measurement s
 	if err := c.ready(ctx, conn); err != nil {
 		return nil, err
 	}
-	name := TableName(measurement)
-	ident := pgx.Identifier{c.schema, name}.Sanitize()
+	var name, ident string
 	var t *typedTable
 	created, added := false, 0
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pginflux:"+c.schema+"."+name); err != nil {
-			return err
-		}
 		var exists bool
-		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident).Scan(&exists); err != nil {
+		var err error
+		if name, exists, err = c.claimName(ctx, tx, measurement); err != nil {
 			return err
 		}
+		ident = pgx.Identifier{c.schema, name}.Sanitize()
 		if !exists {
 			cols := "time timestamptz NOT NULL"
 			if c.merge {
@@ -203,7 +201,6 @@ func (c *catalog) ensureTyped(ctx context.Context, conn *pgx.Conn, measurement s
 			}
 			created = true
 		}
-		var err error
 		if t, err = readTyped(ctx, tx, name, ident); err != nil {
 			return err
 		}

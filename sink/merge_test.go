@@ -373,3 +373,56 @@ func TestCommitLostNoDuplicates(t *testing.T) {
 		})
 	}
 }
+
+// TestNameClash: a measurement named like another's shortened table name
+// gets a table of its own, whichever comes first.
+func TestNameClash(t *testing.T) { bothStorages(t, testNameClash) }
+
+func testNameClash(t *testing.T, storage string) {
+	long := strings.Repeat("m", 70)
+	short := TableName(long)
+	for _, order := range [][]string{{long, short}, {short, long}} {
+		pool, schema := pgtest.Schema(t)
+		for i, m := range order {
+			writeBatches(t, pool, Config{Schema: schema, Storage: storage}, []string{fmt.Sprintf("%s,host=h v=%di 1000", m, i)})
+		}
+		got := query(t, pool, `SELECT c.relname || '|' || coalesce(obj_description(c.oid, 'pg_class'), '') FROM pg_class c
+			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '`+schema+`' AND c.relkind IN ('r', 'p') AND c.relname LIKE 'mmm%' ORDER BY 1`)
+		if len(got) != 2 {
+			t.Fatalf("order %d: got tables %q, want two", len(order[0]), got)
+		}
+		for i, m := range order {
+			var table string
+			for _, g := range got {
+				name, comment, _ := strings.Cut(g, "|")
+				if tableOwner(name, comment) == m {
+					table = name
+				}
+			}
+			if table == "" {
+				t.Fatalf("no table serves %q: %q", m, got)
+			}
+			v := "v"
+			if storage == StorageJSONB {
+				v = "fields->>'v'"
+			}
+			equal(t, m[:5]+"...", query(t, pool, "SELECT "+v+" FROM "+pgx.Identifier{schema, table}.Sanitize()), []string{fmt.Sprint(i)})
+		}
+	}
+}
+
+// TestNamedLikeOwnTables: measurements named like pginflux's own tables
+// or partitions get tables of their own.
+func TestNamedLikeOwnTables(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	day := int64(24 * time.Hour)
+	writeBatches(t, pool, Config{Schema: schema, Storage: StorageColumns, PartitionBy: "day"},
+		[]string{fmt.Sprintf("cpu,host=a v=1i %d", day)},
+		[]string{fmt.Sprintf("pginflux_series,host=a v=2i %d", day), fmt.Sprintf("cpu_p19700102,host=a v=3i %d", day), fmt.Sprintf("pginflux_commits v=4i %d", day)},
+	)
+	equal(t, "series", query(t, pool, "SELECT table_name FROM "+pgx.Identifier{schema, seriesTable}.Sanitize()+" WHERE table_name LIKE 'cpu%' ORDER BY 1"), []string{"cpu", candidateName("cpu_p19700102", 1)})
+	equal(t, "partition", query(t, pool, "SELECT host || v FROM "+pgx.Identifier{schema, "cpu_p19700102"}.Sanitize()), []string{"a1"})
+	equal(t, "measurements", query(t, pool, `SELECT obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = '`+schema+`' AND c.relkind IN ('r', 'p') AND obj_description(c.oid, 'pg_class') IN ('cpu_p19700102', 'pginflux_series', 'pginflux_commits') ORDER BY 1`),
+		[]string{"cpu_p19700102", "pginflux_commits", "pginflux_series"})
+}

@@ -1,9 +1,15 @@
 package sink
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // maxIdentifier is PostgreSQL's limit on the length of a name, in bytes
@@ -39,4 +45,85 @@ func hashedName(prefix, whole string) string {
 		cut--
 	}
 	return prefix[:cut] + "_" + hex.EncodeToString(sum[:])[:hashLen]
+}
+
+// maxNameTries bounds the names tried for one measurement whose table
+// name belongs to another measurement.
+const maxNameTries = 8
+
+// candidateName is the k-th name tried for a measurement's table: its
+// TableName first, then names made unique by a hash of k and the
+// measurement.
+func candidateName(measurement string, k int) string {
+	if k == 0 {
+		return TableName(measurement)
+	}
+	return hashedName(measurement, strconv.Itoa(k)+"\x00"+measurement)
+}
+
+// tableOwner tells, from a table's name and comment, which measurement a
+// table pginflux made serves: the measurement its comment names when the
+// name is one of that measurement's names, else the name itself (a
+// measurement of at most 63 bytes has a table of its own name, and no
+// comment of pginflux's; a comment someone else gave it names no
+// measurement of that table).
+func tableOwner(name, comment string) string {
+	switch {
+	case name == seriesTable || name == commitTable || name == markerTable,
+		strings.HasPrefix(comment, "pginflux partition "), strings.HasPrefix(comment, "pginflux: "):
+		// pginflux's own tables and partitions serve no measurement.
+		return "\x00pginflux"
+	case comment != "":
+		for k := range maxNameTries {
+			if candidateName(comment, k) == name && (k > 0 || comment != name) {
+				return comment
+			}
+		}
+	}
+	return name
+}
+
+// claimName returns the name of a measurement's table, in tx, taking the
+// table's DDL lock: TableName(measurement), unless a table of that name
+// serves another measurement (a long name's shortened form that happens
+// to equal a short measurement name, or the other way round); then the
+// next candidate. exists says the table is there already.
+func (c *catalog) claimName(ctx context.Context, tx pgx.Tx, measurement string) (name string, exists bool, err error) {
+	for k := range maxNameTries {
+		name = candidateName(measurement, k)
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pginflux:"+c.schema+"."+name); err != nil {
+			return "", false, err
+		}
+		var comment *string
+		ident := pgx.Identifier{c.schema, name}.Sanitize()
+		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL, obj_description(to_regclass($1), 'pg_class')", ident).Scan(&exists, &comment); err != nil {
+			return "", false, err
+		}
+		owner := tableOwner(name, "")
+		if comment != nil {
+			owner = tableOwner(name, *comment)
+		}
+		// pginflux's own tables' names are taken, made yet or not.
+		if (!exists && owner == name) || owner == measurement {
+			if k > 0 {
+				c.log.Warn("the measurement's table name serves another measurement; using another name", "schema", c.schema, "measurement", measurement, "table", name)
+			}
+			c.mu.Lock()
+			if name != TableName(measurement) {
+				c.names[measurement] = name
+			}
+			c.mu.Unlock()
+			return name, exists, nil
+		}
+	}
+	return "", false, fmt.Errorf("no free table name for measurement %q after %d tries", measurement, maxNameTries)
+}
+
+// nameOf returns the table name of a measurement as last claimed. The
+// caller holds c.mu.
+func (c *catalog) nameOf(measurement string) string {
+	if n, ok := c.names[measurement]; ok {
+		return n
+	}
+	return TableName(measurement)
 }
