@@ -18,8 +18,8 @@ func TestStopWithSpoolSaysSo(t *testing.T) {
 	send(t, p.addr, distinctLines("spooled", n, 10)...)
 	waitMetric(t, base, "pginflux_sink_spooled_rows_total", nil, n)
 	p.stop(t)
-	line := logs.waitFor(t, `msg="stopped;.*`)
-	if !strings.Contains(line, "level=WARN") || !strings.Contains(line, "spooled_rows=500") || strings.Contains(line, "everything received was written") {
+	line := logs.waitFor(t, `level=\w+ msg="stopped;.*`)
+	if !strings.HasPrefix(line, "level=WARN") || !strings.Contains(line, "spooled_rows=500") || strings.Contains(line, "everything received was written") {
 		t.Errorf("got %q, want a warning with spooled_rows=500", line)
 	}
 }

@@ -1,0 +1,7 @@
+//go:build race
+
+package main
+
+// raceEnabled says the race detector is on: it multiplies memory use, so
+// memory bounds are only reported then.
+const raceEnabled = true
