@@ -40,6 +40,9 @@ type typedTable struct {
 	// point says the table has a point key: rows carry a series_id, and
 	// the column of that name serves no key.
 	point bool
+	// timeType is the type of the time column: timestamp(p) keeps less
+	// than microseconds.
+	timeType colType
 }
 
 // systemColumns are the names of every table's system columns: ADD
@@ -163,6 +166,7 @@ func readTyped(ctx context.Context, q pgx.Tx, name, ident string) (*typedTable, 
 	case t.overflow != nil && t.overflow.typ.oid != oidJSONB:
 		return nil, fmt.Errorf("table %s: column %q is %s, not jsonb: %w", ident, overflowColumn, t.overflow.typ.name, errTableMismatch)
 	}
+	t.timeType = timeCol.typ
 	if t.point, err = hasPointKey(ctx, q, ident); err != nil {
 		return nil, err
 	}

@@ -57,7 +57,13 @@ func floorMicros(unixNanos int64) int64 {
 // planPoints fills pp for rows lo..hi-1 of b, bound for table: it finds
 // each row's tag set, its series id (registering new ones), and groups the
 // rows that are one point, in arrival order.
-func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b *batch, lo, hi int, table string) error {
+func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b *batch, lo, hi int, table string, timeType colType) error {
+	// Times as the time column keeps them: rows apart by less are one
+	// point.
+	unit := int64(1)
+	for range 6 - timeType.timePrecision() {
+		unit *= 10
+	}
 	columns := s.cfg.Storage == StorageColumns
 	n := hi - lo
 	pp.canon, pp.canonEnds = pp.canon[:0], pp.canonEnds[:0]
@@ -71,7 +77,7 @@ func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b 
 	for r := lo; r < hi; r++ {
 		row := b.rowBytes(r, r+1)
 		if columns {
-			micros = append(micros, floorMicros(int64(binary.BigEndian.Uint64(row))))
+			micros = append(micros, floorUnit(floorMicros(int64(binary.BigEndian.Uint64(row))), unit))
 			pp.tk, pp.tv = pp.tk[:0], pp.tv[:0]
 			count := int(binary.BigEndian.Uint32(row[8:]))
 			for i, k := 12, 0; k < count && row[i+4] == byte(kindTag); k++ {
@@ -84,7 +90,7 @@ func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b 
 			pp.canon, pp.order = canonicalTags(pp.canon, pp.order, pp.tk, pp.tv)
 		} else {
 			// int16 count | int32 8 | int64 time | int32 len | 1 | tags | ...
-			micros = append(micros, int64(binary.BigEndian.Uint64(row[6:])))
+			micros = append(micros, floorUnit(int64(binary.BigEndian.Uint64(row[6:])), unit))
 			tl := readInt32(row, 14)
 			pp.canon = append(pp.canon, row[19:18+tl]...)
 		}
@@ -166,6 +172,18 @@ func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b 
 		s.metrics.MergedRows.Add(float64(merged))
 	}
 	return nil
+}
+
+// floorUnit floors micros to a multiple of unit.
+func floorUnit(micros, unit int64) int64 {
+	if unit == 1 {
+		return micros
+	}
+	r := micros % unit
+	if r < 0 {
+		r += unit
+	}
+	return micros - r
 }
 
 func resize[T any](s []T, n int) []T {

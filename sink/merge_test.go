@@ -426,3 +426,16 @@ func TestNamedLikeOwnTables(t *testing.T) {
 		WHERE n.nspname = '`+schema+`' AND c.relkind IN ('r', 'p') AND obj_description(c.oid, 'pg_class') IN ('cpu_p19700102', 'pginflux_series', 'pginflux_commits') ORDER BY 1`),
 		[]string{"cpu_p19700102", "pginflux_commits", "pginflux_series"})
 }
+
+// TestTimeColumnPrecision: a time column keeping seconds gets the time
+// floored (as microseconds are), not rounded, and lines of a series within
+// one second are one point there.
+func TestTimeColumnPrecision(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	table := pgx.Identifier{schema, "coarse"}.Sanitize()
+	mustExec(t, pool, "CREATE TABLE "+table+" (time timestamptz(0) NOT NULL, series_id bigint NOT NULL, host text, a bigint, b bigint, PRIMARY KEY (series_id, time))")
+	writeBatches(t, pool, Config{Schema: schema, Storage: StorageColumns},
+		[]string{"coarse,host=x a=1i 1700000000700000000", "coarse,host=x b=2i 1700000000300000000"},
+		[]string{"coarse,host=x a=3i 1700000000900000000"})
+	equal(t, "rows", query(t, pool, "SELECT extract(epoch from time)::text || ' ' || a || ' ' || b FROM "+table), []string{"1700000000.000000 3 2"})
+}

@@ -209,7 +209,7 @@ func classify(err error) (class errClass, schemaGone bool) {
 			return errData, false
 		}
 		switch pgErr.Code[:2] {
-		case "22", "23", "P0": // data exception, integrity constraint, raised by a trigger
+		case "21", "22", "23", "P0": // cardinality (rows of one point twice), data, constraint, raised by a trigger
 			return errData, false
 		}
 		return errHold, false

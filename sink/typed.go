@@ -280,7 +280,7 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*col
 			dead = append(dead, d)
 		}
 		e.rows = appendInt16(e.rows, int16(ncols))
-		e.rows = appendTimestamp(e.rows, ts)
+		e.rows = appendTimeAs(e.rows, t.timeType, ts)
 		if pts != nil {
 			e.rows = appendInt32(e.rows, 8)
 			e.rows = binary.BigEndian.AppendUint64(e.rows, uint64(pts.sids[r-lo]))

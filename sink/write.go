@@ -74,7 +74,7 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 		}
 		var pts *pointPlan
 		if t.point {
-			if err := s.planPoints(ctx, conn.Conn(), &w.pts, b, lo, hi, t.name); err != nil {
+			if err := s.planPoints(ctx, conn.Conn(), &w.pts, b, lo, hi, t.name, t.timeType); err != nil {
 				return err
 			}
 			pts, n = &w.pts, w.pts.rows
@@ -92,7 +92,7 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 			return err
 		}
 		if t.point {
-			if err := s.planPoints(ctx, conn.Conn(), &w.pts, b, lo, hi, t.name); err != nil {
+			if err := s.planPoints(ctx, conn.Conn(), &w.pts, b, lo, hi, t.name, colType{oid: oidTimestamptz, typmod: -1}); err != nil {
 				return err
 			}
 			encodeJSONBPoints(&w.enc, b, lo, hi, &w.pts, t.ident)
