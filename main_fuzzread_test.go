@@ -61,6 +61,9 @@ func readBack(t *testing.T, ctx context.Context, pool *pgxpool.Pool, schema, sto
 		t.Fatal(err)
 	}
 	for _, tb := range tables {
+		if pginfluxTables[tb.name] {
+			continue // pginflux's bookkeeping, not a measurement
+		}
 		a.tables = append(a.tables, tb.name)
 		ident := pgx.Identifier{schema, tb.name}.Sanitize()
 		if tb.name == fuzzRejected {
@@ -80,6 +83,12 @@ func readBack(t *testing.T, ctx context.Context, pool *pgxpool.Pool, schema, sto
 	}
 	return a
 }
+
+// pginfluxTables are the tables pginflux keeps for itself besides the
+// rejected table: series ids, commit markers of tables without a point
+// key, spool markers. A measurement of one of these names would find its
+// rows missing, and compare says so.
+var pginfluxTables = map[string]bool{"pginflux_series": true, "pginflux_commits": true, "pginflux_spool": true}
 
 func readRejected(t *testing.T, ctx context.Context, pool *pgxpool.Pool, ident string) []deadLetter {
 	t.Helper()
