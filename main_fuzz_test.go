@@ -101,7 +101,7 @@ func TestLargeInputsToPostgres(t *testing.T) {
 
 	var many strings.Builder
 	for i := range 5000 {
-		fmt.Fprintf(&many, "many,host=h%d v=%di,w=%d.25 %d\n", i%7, i, i, 1_700_000_000_000_000_000+int64(i))
+		fmt.Fprintf(&many, "many,host=h%d v=%di,w=%d.25 %d\n", i%7, i, i, 1_700_000_000_000_000_000+int64(i)*1000)
 	}
 	pool, err := pgxpool.New(t.Context(), pgtest.ConnString(t))
 	if err != nil {
@@ -163,8 +163,11 @@ func checkThroughPostgres(t *testing.T, pool *pgxpool.Pool, data []byte, storage
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.DiscardHandler)
 	s := sink.New(pool, sink.Config{
-		Schema:        schema,
-		Storage:       storage,
+		Schema:  schema,
+		Storage: storage,
+		// Append: the model of expect is one row per line; point
+		// identity has tests of its own (sink/merge_test.go).
+		WriteMode:     sink.WriteAppend,
 		BatchSize:     10000,
 		FlushInterval: time.Hour,
 		Writers:       2,

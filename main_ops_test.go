@@ -125,7 +125,7 @@ func TestMetricsEndToEnd(t *testing.T) {
 		var b strings.Builder
 		for j := range goodPerDatagram {
 			n := i*goodPerDatagram + j
-			fmt.Fprintf(&b, "opsm,host=h%d v=%di %d\n", j, n, 1_700_000_000_000_000_000+int64(n))
+			fmt.Fprintf(&b, "opsm,host=h%d v=%di %d\n", j, n, 1_700_000_000_000_000_000+int64(n)*1000)
 		}
 		if i < len(bad) {
 			b.WriteString(bad[i] + "\n")
@@ -235,7 +235,7 @@ func TestSendCommand(t *testing.T) {
 	const n = 500
 	var in bytes.Buffer
 	for i := range n {
-		fmt.Fprintf(&in, "sendstdin,host=h%d v=%di %d\n", i%7, i, 1_700_000_000_000_000_000+int64(i))
+		fmt.Fprintf(&in, "sendstdin,host=h%d v=%di %d\n", i%7, i, 1_700_000_000_000_000_000+int64(i)*1000)
 	}
 	var stderr bytes.Buffer
 	if err := runSend(t.Context(), []string{"--address", p.addr.String(), "--max-datagram", "512"}, noEnv, &in, io.Discard, &stderr); err != nil {

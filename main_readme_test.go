@@ -86,7 +86,7 @@ func TestREADMETelegrafConfigs(t *testing.T) {
 	for i, o := range outs {
 		seen[o.name] = true
 		s := o.settings
-		line := fmt.Sprintf("readme,output=o%d v=1i %d\n", i, 1_700_000_000_000_000_000+int64(i))
+		line := fmt.Sprintf("readme,output=o%d v=1i %d\n", i, 1_700_000_000_000_000_000+int64(i)*1000)
 		switch o.name {
 		case "outputs.influxdb", "outputs.influxdb_v2":
 			u, err := url.Parse(s["urls"])

@@ -403,7 +403,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	table := pgx.Identifier{schema, "reload"}.Sanitize()
 	line := func(i int) string {
-		return fmt.Sprintf("reload,host=a v=%di %d", i, 1_700_000_000_000_000_000+int64(i))
+		return fmt.Sprintf("reload,host=a v=%di %d", i, 1_700_000_000_000_000_000+int64(i)*1000)
 	}
 
 	send(t, p.addr, line(1), line(2), line(3))

@@ -54,7 +54,7 @@ func TestTCPEndToEnd(t *testing.T) {
 			defer conn.Close()
 			var b strings.Builder
 			for i := range lines {
-				fmt.Fprintf(&b, "tcpmany,conn=c%d v=%di %d\n", c, i, 1_700_000_000_000_000_000+int64(i))
+				fmt.Fprintf(&b, "tcpmany,conn=c%d v=%di %d\n", c, i, 1_700_000_000_000_000_000+int64(i)*1000)
 				if c == 0 && i == 50 {
 					// Written in the middle of the others.
 					b.WriteString("tcpmany,conn=long v=\"" + strings.Repeat("x", 2000) + "\"\n")
@@ -134,7 +134,7 @@ func TestTCPShutdown(t *testing.T) {
 	const n = 3000
 	var b strings.Builder
 	for i := range n {
-		fmt.Fprintf(&b, "tcpstop v=%di %d\n", i, 1_700_000_000_000_000_000+int64(i))
+		fmt.Fprintf(&b, "tcpstop v=%di %d\n", i, 1_700_000_000_000_000_000+int64(i)*1000)
 	}
 	if _, err := io.WriteString(conn, b.String()); err != nil {
 		t.Fatal(err)
@@ -176,7 +176,7 @@ func TestOnlyTCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.WriteString(conn, "onlytcp v=1i 1\nonlytcp v=2i 2"); err != nil {
+	if _, err := io.WriteString(conn, "onlytcp v=1i 1000\nonlytcp v=2i 2000"); err != nil {
 		t.Fatal(err)
 	}
 	conn.Close()

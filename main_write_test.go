@@ -121,7 +121,7 @@ func TestWriteCommitted(t *testing.T) {
 	for i := range 20 {
 		var b strings.Builder
 		for j := range 50 {
-			fmt.Fprintf(&b, "committed,req=r%d v=%di %d\n", i, j, 1_700_000_000_000_000_000+int64(i*50+j))
+			fmt.Fprintf(&b, "committed,req=r%d v=%di %d\n", i, j, 1_700_000_000_000_000_000+int64(i*50+j)*1000)
 		}
 		enc := []string{"", "gzip"}[i%2]
 		target := []string{"/write?db=telegraf", "/api/v2/write?org=o&bucket=b"}[i/2%2]
@@ -141,7 +141,7 @@ func TestWriteCommitted(t *testing.T) {
 		wg.Go(func() {
 			var b strings.Builder
 			for j := range 100 {
-				fmt.Fprintf(&b, "concurrent,k=k%d v=%di %d\n", k, j, 1_700_000_000_000_000_000+int64(j))
+				fmt.Fprintf(&b, "concurrent,k=k%d v=%di %d\n", k, j, 1_700_000_000_000_000_000+int64(j)*1000)
 			}
 			a := post(t, nil, base+"/write", []byte(b.String()), "Content-Encoding", "gzip")
 			if a.code != http.StatusNoContent {
@@ -216,17 +216,20 @@ func TestWritePartial(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	p, base := startWriter(t, schema, "--max-line-size", "1KiB")
 	long := "partial,host=g usage=7 " + strings.Repeat("9", 1100)
-	body := strings.Join([]string{
-		"partial,host=a usage=1 1700000000000000000",
-		"partial,host=b usage=2 1700000001000000000",
-		"partial,host=c usage=",
-		"partial,host=d usage=4 1700000003000000000",
-		"partial,host=e",
-		"partial,host=f usage=6 1700000005000000000",
-		long,
-		"partial,host=h usage=8 1700000007000000000",
-	}, "\n") + "\n"
-	for _, api := range []string{"/write?db=telegraf", "/api/v2/write?bucket=telegraf"} {
+	for i, api := range []string{"/write?db=telegraf", "/api/v2/write?bucket=telegraf"} {
+		// The good lines of each request are points of their own (a
+		// minute later), not the first request's again.
+		ts := func(s int) string { return fmt.Sprint(1_700_000_000_000_000_000 + int64(s+60*i)*1_000_000_000) }
+		body := strings.Join([]string{
+			"partial,host=a usage=1 " + ts(0),
+			"partial,host=b usage=2 " + ts(1),
+			"partial,host=c usage=",
+			"partial,host=d usage=4 " + ts(3),
+			"partial,host=e",
+			"partial,host=f usage=6 " + ts(5),
+			long,
+			"partial,host=h usage=8 " + ts(7),
+		}, "\n") + "\n"
 		before := count(t, pool, schema, "partial", "true")
 		a := post(t, nil, base+api, []byte(body), "Content-Encoding", "gzip")
 		if a.code != http.StatusBadRequest {
@@ -302,7 +305,8 @@ func TestWriteAuth(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	const token = "t0ken-of-the-test"
 	_, base := startWriter(t, schema, "--http-token", token)
-	line := []byte("auth v=1i 1700000000000000000\n")
+	// Each accepted request writes a point of its own.
+	line := func(i int) []byte { return fmt.Appendf(nil, "auth v=1i %d\n", 1_700_000_000_000_000_000+int64(i)*1000) }
 	for _, c := range []struct {
 		name, target string
 		headers      []string
@@ -314,7 +318,7 @@ func TestWriteAuth(t *testing.T) {
 		{"v1 wrong basic", "/write", []string{"Authorization", "Basic dGVsZWdyYWY6d3Jvbmc="}},
 		{"query none", "/query?q=CREATE+DATABASE+telegraf", nil},
 	} {
-		a := post(t, nil, base+c.target, line, c.headers...)
+		a := post(t, nil, base+c.target, line(0), c.headers...)
 		if a.code != http.StatusUnauthorized {
 			t.Errorf("%s: got %d %q, want 401", c.name, a.code, a.body)
 			continue
@@ -330,7 +334,7 @@ func TestWriteAuth(t *testing.T) {
 	basicReq, _ := http.NewRequest("POST", "/", nil)
 	basicReq.SetBasicAuth("telegraf", token)
 	ok := 0
-	for _, c := range []struct {
+	for i, c := range []struct {
 		name, target string
 		headers      []string
 	}{
@@ -340,7 +344,7 @@ func TestWriteAuth(t *testing.T) {
 		{"basic", "/write?db=d", []string{"Authorization", basicReq.Header.Get("Authorization")}},
 		{"p", "/write?db=d&u=telegraf&p=" + url.QueryEscape(token), nil},
 	} {
-		if a := post(t, nil, base+c.target, line, c.headers...); a.code != http.StatusNoContent {
+		if a := post(t, nil, base+c.target, line(i), c.headers...); a.code != http.StatusNoContent {
 			t.Errorf("%s: got %d %q, want 204", c.name, a.code, a.body)
 			continue
 		}
@@ -363,7 +367,7 @@ func TestWriteTooLarge(t *testing.T) {
 	_, base := startWriter(t, schema, "--http-max-body", "4KiB")
 	var b strings.Builder
 	for i := 0; b.Len() <= 4096; i++ {
-		fmt.Fprintf(&b, "large v=%di %d\n", i, 1_700_000_000_000_000_000+int64(i))
+		fmt.Fprintf(&b, "large v=%di %d\n", i, 1_700_000_000_000_000_000+int64(i)*1000)
 	}
 	for _, c := range []struct {
 		name    string
@@ -435,19 +439,19 @@ func lockTable(t *testing.T, pool *pgxpool.Pool, schema, table string) (release 
 func TestWriteSaturated(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	_, base := startWriter(t, schema, "--max-pending-rows", "1")
-	if a := post(t, nil, base+"/write", []byte("sat v=1i 1\n")); a.code != http.StatusNoContent {
+	if a := post(t, nil, base+"/write", []byte("sat v=1i 1000\n")); a.code != http.StatusNoContent {
 		t.Fatalf("got %d %q", a.code, a.body)
 	}
 	release := lockTable(t, pool, schema, "sat")
 	held := make(chan answer, 1)
-	go func() { held <- post(t, nil, base+"/write", []byte("sat v=2i 2\n")) }()
+	go func() { held <- post(t, nil, base+"/write", []byte("sat v=2i 2000\n")) }()
 	waitGauge(t, base, "pginflux_sink_pending_rows", 1)
 
-	a := post(t, nil, base+"/api/v2/write?bucket=b", []byte("sat v=3i 3\n"))
+	a := post(t, nil, base+"/api/v2/write?bucket=b", []byte("sat v=3i 3000\n"))
 	if a.code != http.StatusTooManyRequests || a.header.Get("Retry-After") != "1" || !strings.Contains(a.body, `"code":"too many requests"`) {
 		t.Errorf("v2: got %d %v %q, want 429 with Retry-After", a.code, a.header.Get("Retry-After"), a.body)
 	}
-	a = post(t, nil, base+"/write?db=d", []byte("sat v=3i 3\n"))
+	a = post(t, nil, base+"/write?db=d", []byte("sat v=3i 3000\n"))
 	if a.code != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "1" || !strings.Contains(a.message(t), "--max-pending-rows (1)") {
 		t.Errorf("v1: got %d %v %q, want 503 with Retry-After", a.code, a.header.Get("Retry-After"), a.body)
 	}
@@ -542,14 +546,14 @@ func TestSchemaFromDB(t *testing.T) {
 	maxSchemas = 2
 	t.Cleanup(func() { maxSchemas = old })
 	p, base := startWriter(t, schema, "--schema-from-db")
-	for _, c := range []struct{ target, want string }{
+	for i, c := range []struct{ target, want string }{
 		{"/write?db=" + url.QueryEscape(other), other},
 		{"/api/v2/write?org=o&bucket=" + url.QueryEscape(other), other},
 		{"/write", schema},
 		{"/write?db=" + url.QueryEscape(schema), schema},
 		{"/api/v2/write", schema},
 	} {
-		if a := post(t, nil, base+c.target, []byte("fromdb v=1i 1\n")); a.code != http.StatusNoContent {
+		if a := post(t, nil, base+c.target, fmt.Appendf(nil, "fromdb v=1i %d\n", (i+1)*1000)); a.code != http.StatusNoContent {
 			t.Fatalf("%s: got %d %q", c.target, a.code, a.body)
 		}
 	}
@@ -576,12 +580,12 @@ func TestSchemaFromDB(t *testing.T) {
 func TestWriteWhileStopping(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	p, base := startWriter(t, schema)
-	if a := post(t, nil, base+"/write", []byte("stopping v=1i 1\n")); a.code != http.StatusNoContent {
+	if a := post(t, nil, base+"/write", []byte("stopping v=1i 1000\n")); a.code != http.StatusNoContent {
 		t.Fatalf("got %d %q", a.code, a.body)
 	}
 	release := lockTable(t, pool, schema, "stopping")
 	held := make(chan answer, 1)
-	go func() { held <- post(t, nil, base+"/write", []byte("stopping v=2i 2\n")) }()
+	go func() { held <- post(t, nil, base+"/write", []byte("stopping v=2i 2000\n")) }()
 	waitGauge(t, base, "pginflux_sink_pending_rows", 1)
 	p.cancel()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
