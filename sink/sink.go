@@ -122,6 +122,7 @@ type Sink struct {
 	blockedBy   atomic.Pointer[blockedReason]
 	lastDownLog atomic.Int64 // unix nanoseconds
 	rejectLog   logLimiter
+	spoolLog    logLimiter
 	mismatched  sync.Map // measurement -> struct{}: logged once
 }
 
@@ -157,6 +158,7 @@ func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
 		abandon:     ctx,
 		stopAbandon: cancel,
 		rejectLog:   logLimiter{every: 10 * time.Second},
+		spoolLog:    logLimiter{every: 10 * time.Second},
 	}
 	s.queue.cond = sync.NewCond(&s.queue.mu)
 	s.maintenanceCtx, s.stopMaintenance = context.WithCancel(ctx)
@@ -343,7 +345,9 @@ func (s *Sink) spoolRows(b *batch, lo, hi int) bool {
 	}
 	ok, err := s.spool.append(b, lo, hi)
 	if err != nil {
-		s.log.Error("cannot write to the spool", "err", err)
+		if s.spoolLog.allow() {
+			s.log.Error("cannot write to the spool; holding rows in memory (logged at most every 10s, counted in pginflux_sink_spool_append_errors_total)", "err", err)
+		}
 		return false
 	}
 	if !ok {
