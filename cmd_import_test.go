@@ -179,16 +179,22 @@ func TestImportInfluxExport(t *testing.T) {
 			t.Errorf("%s: got\n  %s\nwant\n  %s", what, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 		}
 	}
-	equal("cpu", queryRows(t, pool, "SELECT concat_ws(' ', extract(epoch FROM time)::bigint, cpu, host, usage_idle, usage_user) FROM "+
-		pgx.Identifier{schema, "cpu"}.Sanitize()+" ORDER BY time, usage_idle NULLS LAST"), []string{
-		"1574753954 cpu0 a 95.9", "1574753954 cpu0 a 2",
-		"1574753964 cpu0 a 95.5", "1574753964 cpu0 a 2.5",
-		"1574753974 cpu1 b 80",
-	})
-	equal("mem", queryRows(t, pool, "SELECT concat_ws(' ', extract(epoch FROM time)::bigint, host, used, note) FROM "+
-		pgx.Identifier{schema, "mem"}.Sanitize()+" ORDER BY time, used NULLS LAST"), []string{
-		`1574753954 a 123`, `1574753954 a a "quoted" note`,
-	})
+	// The export writes a line per field: the lines of a point make one
+	// row again.
+	check := func() {
+		t.Helper()
+		equal("cpu", queryRows(t, pool, "SELECT concat_ws(' ', extract(epoch FROM time)::bigint, cpu, host, usage_idle, usage_user) FROM "+
+			pgx.Identifier{schema, "cpu"}.Sanitize()+" ORDER BY time, usage_idle NULLS LAST"), []string{
+			"1574753954 cpu0 a 95.9 2",
+			"1574753964 cpu0 a 95.5 2.5",
+			"1574753974 cpu1 b 80",
+		})
+		equal("mem", queryRows(t, pool, "SELECT concat_ws(' ', extract(epoch FROM time)::bigint, host, used, note) FROM "+
+			pgx.Identifier{schema, "mem"}.Sanitize()+" ORDER BY time, used NULLS LAST"), []string{
+			`1574753954 a 123 a "quoted" note`,
+		})
+	}
+	check()
 	equal("rejected", queryRows(t, pool, "SELECT concat_ws(' | ', reason, line, detail) FROM "+
 		pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()), []string{
 		"syntax | mem,host=a used=oops 1574753964000000000 | " + path + " line 15: syntax: column 17: field value has unrecognized type",
@@ -199,6 +205,11 @@ func TestImportInfluxExport(t *testing.T) {
 			t.Errorf("standard error lacks %q:\n%s", want, stderr)
 		}
 	}
+	// Importing the same file again changes nothing.
+	if _, stderr, err := runImportCommand(t, nil, "--database-url", pgtest.ConnString(t), "--schema", schema, path); err != nil {
+		t.Fatalf("import again: %v\n%s", err, stderr)
+	}
+	check()
 }
 
 func queryRows(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) []string {
@@ -231,12 +242,14 @@ func TestImportDryRun(t *testing.T) {
 in schema "` + schema + `":
   create table "cpu" for 5 rows:
       time timestamptz
+      series_id bigint  (the tag set; primary key (series_id, time))
       "cpu" text  (tag cpu)
       "host" text  (tag host)
       "usage_idle" double precision  (field usage_idle)
       "usage_user" double precision  (field usage_user)
   create table "mem" for 2 rows:
       time timestamptz
+      series_id bigint  (the tag set; primary key (series_id, time))
       "host" text  (tag host)
       "used" bigint  (field used)
       "note" text  (field note)
@@ -420,7 +433,7 @@ func TestImportConcurrentProcesses(t *testing.T) {
 		t.Errorf("got %d rows summing to %d, want %d summing to %d", count, sum, procs*lines, procs*lines*(lines-1)/2)
 	}
 	cols := queryRows(t, pool, "SELECT attname::text FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped", table)
-	want := map[string]bool{"time": true, "proc": true, "v": true}
+	want := map[string]bool{"time": true, "series_id": true, "proc": true, "v": true}
 	for p := range procs {
 		for c := range lines / perCol {
 			want[fmt.Sprintf("f_p%d_%d", p, c)] = true
