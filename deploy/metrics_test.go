@@ -59,6 +59,9 @@ func knownMetrics(t *testing.T) map[string]bool {
 	ingest.NewMetrics(r)
 	ingest.NewTCPMetrics(r)
 	httpserver.NewWriteMetrics(r)
+	if _, err := httpserver.NewConnectionMetrics(r); err != nil {
+		t.Fatal(err)
+	}
 	procmetrics.Register(r, "test")
 
 	// A pool that never connects: the collector only reads its statistics.

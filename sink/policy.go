@@ -157,14 +157,18 @@ type blockedReason struct{ err error }
 func (s *Sink) blocked(err error) {
 	s.blockedBy.Store(&blockedReason{err})
 	now := time.Now().UnixNano()
+	first, again := "cannot write to PostgreSQL; holding rows and retrying", "still cannot write to PostgreSQL; holding rows and retrying"
+	if isTemporary(err) {
+		first, again = "database unavailable; holding rows and retrying", "database still unavailable; holding rows and retrying"
+	}
 	if s.down.CompareAndSwap(false, true) {
 		s.lastDownLog.Store(now)
-		s.log.Warn("cannot write to PostgreSQL; holding rows and retrying", "sqlstate_class", sqlstateClass(err), "err", err)
+		s.log.Warn(first, "sqlstate_class", sqlstateClass(err), "err", err)
 		return
 	}
 	last := s.lastDownLog.Load()
 	if now-last >= int64(downLogEvery) && s.lastDownLog.CompareAndSwap(last, now) {
-		s.log.Warn("still cannot write to PostgreSQL; holding rows and retrying", "sqlstate_class", sqlstateClass(err), "err", err)
+		s.log.Warn(again, "sqlstate_class", sqlstateClass(err), "err", err)
 	}
 }
 
@@ -172,7 +176,7 @@ func (s *Sink) blocked(err error) {
 func (s *Sink) writing() {
 	if s.down.CompareAndSwap(true, false) {
 		s.blockedBy.Store(nil)
-		s.log.Info("writing to PostgreSQL again")
+		s.log.Info("database available again")
 	}
 }
 

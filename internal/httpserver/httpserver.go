@@ -131,11 +131,8 @@ func Listen(cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.CommitTimeout <= 0 {
 		cfg.CommitTimeout = DefaultCommitTimeout
 	}
-	refused := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "pginflux_http_refused_connections_total",
-		Help: "HTTP connections closed as soon as accepted because --http-max-connections were open.",
-	})
-	if err := cfg.Registry.Register(refused); err != nil {
+	refused, err := NewConnectionMetrics(cfg.Registry)
+	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("httpserver: %w", err)
 	}
@@ -306,4 +303,14 @@ func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)
 	return err
+}
+
+// NewConnectionMetrics makes and registers with reg the counter of HTTP
+// connections refused at --http-max-connections.
+func NewConnectionMetrics(reg prometheus.Registerer) (prometheus.Counter, error) {
+	refused := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pginflux_http_refused_connections_total",
+		Help: "HTTP connections closed as soon as accepted because --http-max-connections were open.",
+	})
+	return refused, reg.Register(refused)
 }

@@ -359,10 +359,10 @@ Values that do not fit the type of an existing column are only found when writin
 	equal(t, "schemas", queryStrings(t, pool, "SELECT nspname::text FROM pg_namespace WHERE nspname = $1", other), nil)
 }
 
-// TestImportPermanentError: when PostgreSQL keeps refusing rows with an
-// error no retry fixes, the import stops and fails, saying how many rows
-// were not written.
-func TestImportPermanentError(t *testing.T) {
+// TestImportTriggerRefuses: rows PostgreSQL refuses for their own values
+// (a trigger refusing every one of them) are kept in the rejected table,
+// each, and counted; none is dropped.
+func TestImportTriggerRefuses(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	table := pgx.Identifier{schema, "m"}.Sanitize()
 	fn := pgx.Identifier{schema, "refuse"}.Sanitize()
@@ -380,11 +380,19 @@ func TestImportPermanentError(t *testing.T) {
 		fmt.Fprintf(&b, "m v=%d %d\n", i, i*1000)
 	}
 	res, err := New(pool, testConfig(schema), quiet).Run(t.Context(), []Input{Stream("-", strings.NewReader(b.String()))})
-	if err == nil || !strings.Contains(err.Error(), "rows could not be written: PostgreSQL kept refusing them") {
-		t.Fatalf("got %v, want an error saying rows could not be written", err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if res.Dropped[sink.DropPermanentError] != 100 || res.Rows != 0 {
-		t.Errorf("got %d rows written, dropped %v; want 0 written, 100 dropped (permanent_error)", res.Rows, res.Dropped)
+	var dropped int64
+	for _, n := range res.Dropped {
+		dropped += n
+	}
+	if res.Rejected[sink.ReasonRefused] != 100 || dropped != 0 {
+		t.Errorf("got %d rows written, rejected %v, dropped %v; want 100 rejected (refused), none dropped", res.Rows, res.Rejected, res.Dropped)
+	}
+	var n int
+	if err := pool.QueryRow(t.Context(), "SELECT count(*) FROM "+pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()+" WHERE reason = 'refused'").Scan(&n); err != nil || n != 100 {
+		t.Errorf("rejected table: %d refused rows (%v), want 100", n, err)
 	}
 }
 
