@@ -47,6 +47,7 @@ type catalog struct {
 	partitions *partitioner       // --partition-by, or nil
 	merge      bool               // new tables get a point key
 
+	commitsMu      sync.Mutex   // held while the commit marker table is made or cleaned
 	commitsCleaned atomic.Int64 // see commitsReady
 	commitsOff     atomic.Bool  // the commit marker table cannot be used
 	noKeyLogged    sync.Map     // table names

@@ -305,55 +305,58 @@ const (
 )
 
 // commitsReady makes the commit marker table, once, and deletes old
-// markers every commitCleanEvery.
+// markers every commitCleanEvery. Writers that come meanwhile wait for the
+// one making it.
 func (c *catalog) commitsReady(ctx context.Context, conn *pgx.Conn) error {
-	ident := pgx.Identifier{c.schema, commitTable}.Sanitize()
 	now := time.Now().UnixNano()
+	if last := c.commitsCleaned.Load(); last != 0 && now-last < int64(commitCleanEvery) {
+		return nil
+	}
+	c.commitsMu.Lock()
+	defer c.commitsMu.Unlock()
 	last := c.commitsCleaned.Load()
 	if last != 0 && now-last < int64(commitCleanEvery) {
+		return nil // another writer did it meanwhile
+	}
+	ident := pgx.Identifier{c.schema, commitTable}.Sanitize()
+	if last != 0 {
+		if _, err := conn.Exec(ctx, "DELETE FROM "+ident+" WHERE committed < now() - $1::interval", strconv.Itoa(int(commitKeep.Seconds()))+" seconds"); err != nil {
+			c.log.Debug("could not delete old commit markers", "err", err)
+		}
+		c.commitsCleaned.Store(now)
 		return nil
 	}
-	if !c.commitsCleaned.CompareAndSwap(last, now) {
-		return nil // another writer is at it
+	if err := c.ready(ctx, conn); err != nil {
+		return err
 	}
-	if last == 0 {
-		if err := c.ready(ctx, conn); err != nil {
-			c.commitsCleaned.Store(0)
+	usable := false
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pginflux:"+c.schema+"."+commitTable); err != nil {
 			return err
 		}
-		usable := false
-		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pginflux:"+c.schema+"."+commitTable); err != nil {
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			if _, err := tx.Exec(ctx, commitDDL(ident)); err != nil {
 				return err
 			}
-			var exists bool
-			if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident).Scan(&exists); err != nil {
-				return err
-			}
-			if !exists {
-				if _, err := tx.Exec(ctx, commitDDL(ident)); err != nil {
-					return err
-				}
-			}
-			return tx.QueryRow(ctx, "SELECT has_table_privilege($1, 'SELECT, INSERT')", ident).Scan(&usable)
-		})
-		if isInsufficientPrivilege(err) {
-			err, usable = nil, false
 		}
-		if err != nil {
-			c.commitsCleaned.Store(0)
-			return fmt.Errorf("create table %s: %w", ident, err)
-		}
-		if !usable {
-			c.commitsOff.Store(true)
-			c.log.Warn("cannot create or use the commit marker table; without it, a batch of a table without a point key retried after a connection lost during its commit may be written twice (create it as in the README, Least privilege)",
-				"schema", c.schema, "table", commitTable)
-		}
-		return nil
+		return tx.QueryRow(ctx, "SELECT has_table_privilege($1, 'SELECT, INSERT')", ident).Scan(&usable)
+	})
+	if isInsufficientPrivilege(err) {
+		err, usable = nil, false
 	}
-	if _, err := conn.Exec(ctx, "DELETE FROM "+ident+" WHERE committed < now() - $1::interval", strconv.Itoa(int(commitKeep.Seconds()))+" seconds"); err != nil {
-		c.log.Debug("could not delete old commit markers", "err", err)
+	if err != nil {
+		return fmt.Errorf("create table %s: %w", ident, err)
 	}
+	if !usable {
+		c.commitsOff.Store(true)
+		c.log.Warn("cannot create or use the commit marker table; without it, a batch of a table without a point key retried after a connection lost during its commit may be written twice (create it as in the README, Least privilege)",
+			"schema", c.schema, "table", commitTable)
+	}
+	c.commitsCleaned.Store(now)
 	return nil
 }
 
