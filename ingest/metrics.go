@@ -22,7 +22,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		Reads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pginflux_udp_reads_total",
-			Help: "recvmmsg calls that returned datagrams; received datagrams over this is how full the reads were (at most 64 a read).",
+			Help: "recvmmsg calls that returned datagrams; received datagrams over this is how full the reads were (at most 32 a read).",
 		}),
 		Bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pginflux_udp_received_bytes_total",
