@@ -124,9 +124,18 @@ func (t *typedTable) columnName(k colKey) string {
 
 // readTyped reads the columns of a table in columns storage.
 func readTyped(ctx context.Context, q pgx.Tx, name, ident string) (*typedTable, error) {
-	rows, err := q.Query(ctx, `SELECT attname, atttypid, atttypmod, format_type(atttypid, atttypmod),
-			coalesce(col_description(attrelid, attnum), ''), attisdropped
-		FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 ORDER BY attnum`, ident)
+	// A column of a domain over a base type, without constraints, is
+	// written as its base type (a domain's CHECK could refuse whole rows:
+	// such a column is left alone).
+	rows, err := q.Query(ctx, `SELECT a.attname,
+			CASE WHEN d.oid IS NULL THEN a.atttypid ELSE d.typbasetype END,
+			CASE WHEN d.oid IS NULL THEN a.atttypmod ELSE d.typtypmod END,
+			format_type(a.atttypid, a.atttypmod), coalesce(col_description(a.attrelid, a.attnum), ''), a.attisdropped
+		FROM pg_attribute a
+		LEFT JOIN pg_type d ON d.oid = a.atttypid AND d.typtype = 'd'
+			AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE contypid = d.oid)
+			AND (SELECT b.typtype FROM pg_type b WHERE b.oid = d.typbasetype) <> 'd'
+		WHERE a.attrelid = $1::regclass AND a.attnum > 0 ORDER BY a.attnum`, ident)
 	if err != nil {
 		return nil, fmt.Errorf("read columns of %s: %w", ident, err)
 	}

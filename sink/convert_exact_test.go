@@ -128,10 +128,12 @@ func TestUserColumnsExact(t *testing.T) {
 			wantRejected = append(wantRejected, tt.reject)
 		}
 	}
-	// Columns the sink cannot write (timestamp, date, a domain) are left
-	// alone: their keys get columns of their own, and nothing is lost.
-	lines = append(lines, `m ts=5i,d="x",dom=1.25,w=29i 29000`)
-	wantRows = append(wantRows, "∅ ∅ ∅ ∅ ∅ ∅ 29")
+	// Columns the sink cannot write (timestamp, date) are left alone:
+	// their keys get columns of their own, and nothing is lost. A domain
+	// without constraints is written as its base type.
+	lines = append(lines, `m ts=5i,d="x",dom=1.5,w=29i 29000`, `m dom=1.25,w=-29i 29500`)
+	wantRejected = append(wantRejected, "out_of_range: m dom=1.25 29500")
+	wantRows = append(wantRows, "∅ ∅ ∅ ∅ ∅ ∅ 29", "∅ ∅ ∅ ∅ ∅ ∅ -29")
 	write(t, pool, schema, Config{}, lines...)
 
 	gotRows := query(t, pool, `SELECT coalesce(n::text, '∅') || ' ' || coalesce(r::text, '∅') || ' ' || coalesce(s::text, '∅') || ' ' ||
@@ -143,7 +145,7 @@ func TestUserColumnsExact(t *testing.T) {
 	}
 	got := rejectedLines(t, pool, schema)
 	equal(t, "rejected", sortedCopy(got), sortedCopy(wantRejected))
-	equal(t, "left alone", query(t, pool, "SELECT ts_field || ' ' || d_field || ' ' || dom_field FROM "+table+" WHERE w = 29"), []string{"5 x 1.25"})
+	equal(t, "left alone", query(t, pool, "SELECT ts_field || ' ' || d_field || ' ' || dom FROM "+table+" WHERE w = 29"), []string{"5 x 1.5"})
 
 	// A tag into a varchar(n) column, in a batch of its own (with a field
 	// of the same name in the batch, the tag would get the column).

@@ -439,3 +439,19 @@ func TestTimeColumnPrecision(t *testing.T) {
 		[]string{"coarse,host=x a=3i 1700000000900000000"})
 	equal(t, "rows", query(t, pool, "SELECT extract(epoch from time)::text || ' ' || a || ' ' || b FROM "+table), []string{"1700000000.000000 3 2"})
 }
+
+// TestDomainColumns: a column of a domain without constraints takes values
+// as its base type does, exactness checks included; one of a domain with
+// a CHECK is left alone, and its key gets a column of its own.
+func TestDomainColumns(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	q := func(n string) string { return pgx.Identifier{schema, n}.Sanitize() }
+	mustExec(t, pool,
+		"CREATE DOMAIN "+q("money2")+" AS numeric(5,2)",
+		"CREATE DOMAIN "+q("positive")+" AS bigint CHECK (VALUE > 0)",
+		"CREATE DOMAIN "+q("ts")+" AS timestamptz",
+		"CREATE TABLE "+q("d")+" (time "+q("ts")+" NOT NULL, v "+q("money2")+", w "+q("positive")+")")
+	write(t, pool, schema, Config{WriteMode: WriteAppend}, "d v=1.25,w=5i 1000", "d v=1.234,w=-1i 2000")
+	equal(t, "rows", query(t, pool, "SELECT concat_ws(' ', v, w, w_field) FROM "+q("d")+" ORDER BY time"), []string{"1.25 5", "-1"})
+	equal(t, "rejected", rejectedLines(t, pool, schema), []string{"out_of_range: d v=1.234 2000"})
+}
