@@ -392,6 +392,11 @@ func (s *Sink) refuse(w *writerState, b *batch, r int, reason string, cause erro
 	}
 	rb := batchPool.Get().(*batch)
 	rb.rejected = true
+	if m := b.mark; m != nil {
+		// Replayed: the row's marker goes with its rejected row, so that
+		// a replay after a crash does not reject it twice.
+		rb.mark = &spoolMark{spool: m.spool, segment: m.segment, item: m.item, base: m.base + r}
+	}
 	rb.buf = appendDeadLetter(rb.buf, &d)
 	rb.ends = append(rb.ends, len(rb.buf))
 	rb.addOrigin(d.origin)

@@ -549,6 +549,9 @@ func decodeBatch(p []byte) (b *batch, err error) {
 type spoolMark struct {
 	spool         string
 	segment, item int64
+	// base is the record's row where the batch's row 0 is: 0, or the row
+	// a refused row came from when it goes to the rejected table alone.
+	base int
 }
 
 // markerDDL makes the table of replayed records.
@@ -571,7 +574,7 @@ func (s *Sink) replayed(ctx context.Context, conn *pgx.Conn, m *spoolMark, lo, h
 	err = conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE lo = $4 AND hi = $5), count(*) FROM `+
 		pgx.Identifier{s.cfg.Schema, markerTable}.Sanitize()+
 		` WHERE spool = $1 AND segment = $2 AND record = $3 AND lo >= $4 AND hi <= $5`,
-		m.spool, m.segment, m.item, lo, hi).Scan(&exact, &inner)
+		m.spool, m.segment, m.item, lo+m.base, hi+m.base).Scan(&exact, &inner)
 	if err != nil {
 		return false, false, fmt.Errorf("look up replayed spool records: %w", err)
 	}

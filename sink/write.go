@@ -177,7 +177,7 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 				}
 				if m := b.mark; m != nil {
 					_, err := tx.Exec(ctx, "INSERT INTO "+pgx.Identifier{s.cfg.Schema, markerTable}.Sanitize()+
-						" (spool, segment, record, lo, hi) VALUES ($1, $2, $3, $4, $5)", m.spool, m.segment, m.item, lo, hi)
+						" (spool, segment, record, lo, hi) VALUES ($1, $2, $3, $4, $5)", m.spool, m.segment, m.item, lo+m.base, hi+m.base)
 					return err
 				}
 				if marked {
