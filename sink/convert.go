@@ -330,12 +330,6 @@ func appendNumericAs(b []byte, t colType, text []byte) ([]byte, *conflict) {
 	return appendDecimal(b, d), nil
 }
 
-// appendNumeric appends a numeric column holding the decimal number in
-// text (see parseDecimal).
-func appendNumeric(b []byte, text []byte) []byte {
-	return appendDecimal(b, parseDecimal(text))
-}
-
 // appendDecimal appends d in numeric's binary form: a list of base-10000
 // digits with the weight of the first one and the display scale.
 func appendDecimal(b []byte, d decimal) []byte {
