@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -106,45 +105,14 @@ func TestCrashMidStreamNoDuplicates(t *testing.T) {
 			keepRunning(t, cluster)
 
 			const n, perDatagram = 20_000, 10
-			datagrams := distinctLines("crash", n, perDatagram)
-			conn, err := net.Dial("udp", p.addr.String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			third := make(chan struct{})
-			sent := make(chan error, 1)
-			go func() {
-				tick := time.NewTicker(10 * time.Millisecond)
-				defer tick.Stop()
-				for i := 0; i < len(datagrams); {
-					<-tick.C
-					for j := 0; j < 5 && i < len(datagrams); j, i = j+1, i+1 {
-						if _, err := conn.Write([]byte(datagrams[i])); err != nil {
-							sent <- err
-							return
-						}
-						if i == len(datagrams)/3 {
-							close(third)
-						}
-					}
+			streamBreaking(t, p, distinctLines("crash", n, perDatagram), func() {
+				if err := cluster.Crash(t.Context()); err != nil {
+					t.Fatal(err)
 				}
-				sent <- nil
-			}()
-			select {
-			case <-third:
-			case err := <-sent:
-				t.Fatalf("sender stopped early: %v", err)
-			}
-			if err := cluster.Crash(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-			if err := cluster.Start(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-			if err := <-sent; err != nil {
-				t.Fatalf("send: %v", err)
-			}
+				if err := cluster.Start(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			})
 			table := pgx.Identifier{schema, "crash"}.Sanitize()
 			waitRows(t, pool, table, n)
 			if rows, distinct := countRows(t, pool, table); rows != n || distinct != n {

@@ -232,13 +232,41 @@ func TestDatabaseRestartMidStream(t *testing.T) {
 	keepRunning(t, cluster)
 
 	const n, perDatagram = 20_000, 10
-	datagrams := distinctLines("restart", n, perDatagram)
+	// Stop, then start: the restart takes a second or so, during which
+	// the writers' COPYs fail and are retried.
+	streamBreaking(t, p, distinctLines("restart", n, perDatagram), func() {
+		if err := cluster.Restart(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	table := pgx.Identifier{schema, "restart"}.Sanitize()
+	waitRows(t, pool, table, n)
+	if rows, distinct := countRows(t, pool, table); rows != n || distinct != n {
+		t.Errorf("got %d rows (%d distinct), want %d: lost or duplicated rows", rows, distinct, n)
+	}
+	if v := metric(t, base, "pginflux_sink_retries_total", nil); v == 0 {
+		t.Error("pginflux_sink_retries_total is 0: no COPY met the restart, the test proved nothing")
+	}
+	for _, name := range []string{"pginflux_sink_dropped_rows_total", "pginflux_ingest_dropped_datagrams_total",
+		"pginflux_udp_kernel_dropped_datagrams_total", "pginflux_sink_rejected_total"} {
+		if v := metric(t, base, name, nil); v != 0 {
+			t.Errorf("%s: got %v, want 0", name, v)
+		}
+	}
+	p.stop(t)
+}
+
+// streamBreaking sends datagrams to p, 5 every 10 ms (2,000 take about
+// 4 s), and calls breakIt a third of the way through; it returns once all
+// are sent.
+func streamBreaking(t *testing.T, p *pginflux, datagrams []string, breakIt func()) {
+	t.Helper()
 	conn, err := net.Dial("udp", p.addr.String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	// 2,000 datagrams over about 4s: 5 every 10ms.
 	third := make(chan struct{})
 	sent := make(chan error, 1)
 	go func() {
@@ -263,30 +291,10 @@ func TestDatabaseRestartMidStream(t *testing.T) {
 	case err := <-sent:
 		t.Fatalf("sender stopped early: %v", err)
 	}
-	// Stop, then start: the restart takes a second or so, during which
-	// the writers' COPYs fail and are retried.
-	if err := cluster.Restart(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	breakIt()
 	if err := <-sent; err != nil {
 		t.Fatalf("send: %v", err)
 	}
-
-	table := pgx.Identifier{schema, "restart"}.Sanitize()
-	waitRows(t, pool, table, n)
-	if rows, distinct := countRows(t, pool, table); rows != n || distinct != n {
-		t.Errorf("got %d rows (%d distinct), want %d: lost or duplicated rows", rows, distinct, n)
-	}
-	if v := metric(t, base, "pginflux_sink_retries_total", nil); v == 0 {
-		t.Error("pginflux_sink_retries_total is 0: no COPY met the restart, the test proved nothing")
-	}
-	for _, name := range []string{"pginflux_sink_dropped_rows_total", "pginflux_ingest_dropped_datagrams_total",
-		"pginflux_udp_kernel_dropped_datagrams_total", "pginflux_sink_rejected_total"} {
-		if v := metric(t, base, name, nil); v != 0 {
-			t.Errorf("%s: got %v, want 0", name, v)
-		}
-	}
-	p.stop(t)
 }
 
 // TestShutdownWhileDatabaseDown: on SIGTERM with PostgreSQL down, pginflux

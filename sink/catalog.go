@@ -183,26 +183,14 @@ func (c *catalog) rejectedTable(ctx context.Context, conn *pgx.Conn) (*table, er
 		return nil, err
 	}
 	ident := pgx.Identifier{c.schema, c.rejectedName}.Sanitize()
-	created := false
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pginflux:"+c.schema+"."+c.rejectedName); err != nil {
-			return err
-		}
-		var exists bool
-		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident).Scan(&exists); err != nil {
-			return err
-		}
-		if exists {
-			return nil
-		}
+	created, err := c.createOwn(ctx, conn, c.rejectedName, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, rejectedDDL(ident)); err != nil {
 			return err
 		}
-		created = true
 		return commentOn(ctx, tx, "TABLE "+ident, "pginflux: lines, rows and values that could not be stored; replay with: psql -Atc 'SELECT line FROM <this table>' | pginflux send", true)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create table %s: %w", ident, err)
+		return nil, err
 	}
 	if created {
 		c.log.Info("rejected table created", "schema", c.schema, "table", c.rejectedName)
@@ -212,6 +200,31 @@ func (c *catalog) rejectedTable(ctx context.Context, conn *pgx.Conn) (*table, er
 	c.rejected = t
 	c.mu.Unlock()
 	return t, nil
+}
+
+// createOwn makes one of pginflux's own tables, name in the schema, when
+// it is missing: make runs in a transaction under the table's DDL lock,
+// after a look at the catalog. created says it was made now.
+func (c *catalog) createOwn(ctx context.Context, conn *pgx.Conn, name string, make func(tx pgx.Tx) error) (created bool, err error) {
+	ident := pgx.Identifier{c.schema, name}.Sanitize()
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pginflux:"+c.schema+"."+name); err != nil {
+			return err
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident).Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			return nil
+		}
+		created = true
+		return make(tx)
+	})
+	if err != nil {
+		return false, fmt.Errorf("create table %s: %w", ident, err)
+	}
+	return created, nil
 }
 
 func (c *catalog) ensureSchema(ctx context.Context, conn *pgx.Conn) error {

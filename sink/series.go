@@ -86,17 +86,7 @@ func (c *catalog) seriesReady(ctx context.Context, conn *pgx.Conn) error {
 		return nil
 	}
 	ident := pgx.Identifier{c.schema, seriesTable}.Sanitize()
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pginflux:"+c.schema+"."+seriesTable); err != nil {
-			return err
-		}
-		var exists bool
-		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident).Scan(&exists); err != nil {
-			return err
-		}
-		if exists {
-			return nil
-		}
+	_, err := c.createOwn(ctx, conn, seriesTable, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `CREATE TABLE `+ident+` (
 			table_name text NOT NULL,
 			series_id bigint NOT NULL,
@@ -111,7 +101,7 @@ func (c *catalog) seriesReady(ctx context.Context, conn *pgx.Conn) error {
 		return commentOn(ctx, tx, "TABLE "+ident, "pginflux: the tag set of each series_id of each table", true)
 	})
 	if err != nil {
-		return fmt.Errorf("create table %s: %w", ident, err)
+		return err
 	}
 	c.mu.Lock()
 	c.seriesMade = true

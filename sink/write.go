@@ -330,26 +330,18 @@ func (c *catalog) commitsReady(ctx context.Context, conn *pgx.Conn) error {
 		return err
 	}
 	usable := false
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pginflux:"+c.schema+"."+commitTable); err != nil {
-			return err
-		}
-		var exists bool
-		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident).Scan(&exists); err != nil {
-			return err
-		}
-		if !exists {
-			if _, err := tx.Exec(ctx, commitDDL(ident)); err != nil {
-				return err
-			}
-		}
-		return tx.QueryRow(ctx, "SELECT has_table_privilege($1, 'SELECT, INSERT')", ident).Scan(&usable)
+	_, err := c.createOwn(ctx, conn, commitTable, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, commitDDL(ident))
+		return err
 	})
+	if err == nil {
+		err = conn.QueryRow(ctx, "SELECT has_table_privilege($1, 'SELECT, INSERT')", ident).Scan(&usable)
+	}
 	if isInsufficientPrivilege(err) {
 		err, usable = nil, false
 	}
 	if err != nil {
-		return fmt.Errorf("create table %s: %w", ident, err)
+		return err
 	}
 	if !usable {
 		c.commitsOff.Store(true)
