@@ -1,0 +1,149 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// spoolMark names the record a replayed batch came from.
+type spoolMark struct {
+	spool         string
+	segment, item int64
+	// base is the record's row where the batch's row 0 is: 0, or the row
+	// a refused row came from when it goes to the rejected table alone.
+	base int
+}
+
+// markerDDL makes the table of replayed records.
+func markerDDL(ident string) string {
+	return "CREATE TABLE IF NOT EXISTS " + ident + ` (spool text NOT NULL, segment bigint NOT NULL, record bigint NOT NULL,
+		lo int NOT NULL, hi int NOT NULL, replayed timestamptz NOT NULL DEFAULT now(),
+		PRIMARY KEY (spool, segment, record, lo, hi))`
+}
+
+// errPartlyReplayed says part of a replayed record's rows were written
+// before (a crash while its batch was being split): split it the same way
+// and write only what is missing.
+var errPartlyReplayed = errors.New("part of the spool record was replayed before")
+
+// replayed looks up the markers of rows lo..hi-1 of a replayed record:
+// full when exactly that range was written, partial when some range
+// inside it was.
+func (s *Sink) replayed(ctx context.Context, conn *pgx.Conn, m *spoolMark, lo, hi int) (full, partial bool, err error) {
+	var exact, inner int
+	err = conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE lo = $4 AND hi = $5), count(*) FROM `+
+		pgx.Identifier{s.cfg.Schema, markerTable}.Sanitize()+
+		` WHERE spool = $1 AND segment = $2 AND record = $3 AND lo >= $4 AND hi <= $5`,
+		m.spool, m.segment, m.item, lo+m.base, hi+m.base).Scan(&exact, &inner)
+	if err != nil {
+		return false, false, fmt.Errorf("look up replayed spool records: %w", err)
+	}
+	return exact > 0, inner > 0, nil
+}
+
+// testHookReplayed, when set, is called after each replayed record; true
+// stops the replay there as a crash would.
+var testHookReplayed func(segment, item int64) bool
+
+// replay writes what the spool holds whenever something was spooled, and
+// every few seconds, until the sink closes.
+func (s *Sink) replay() {
+	s.spool.setMetrics(s.metrics)
+	w := new(writerState)
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.spool.wake:
+		case <-tick.C:
+		case <-s.maintenanceCtx.Done():
+			return
+		}
+		if s.spool.bytes() == 0 {
+			continue
+		}
+		if err := s.replayAll(w); err != nil {
+			s.log.Warn("spool replay stopped; trying again later", "err", err)
+		}
+		s.metrics.SpoolBytes.Set(float64(s.spool.bytes()))
+	}
+}
+
+// replayAll writes every closed segment, oldest first, deleting each once
+// all its records are written, then its markers. A corrupt segment is
+// written up to the damage and set aside, never deleted.
+func (s *Sink) replayAll(w *writerState) error {
+	ctx := s.maintenanceCtx
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	err = s.catalog.ready(ctx, conn.Conn())
+	if err == nil {
+		_, err = conn.Exec(ctx, markerDDL(pgx.Identifier{s.cfg.Schema, markerTable}.Sanitize()))
+	}
+	conn.Release()
+	if err != nil {
+		return fmt.Errorf("prepare the spool's marker table: %w", err)
+	}
+	segs, err := s.spool.closedSegments()
+	if err != nil {
+		return err
+	}
+	for _, g := range segs {
+		recs, readErr := s.spool.readSegment(g)
+		if readErr != nil && !errors.Is(readErr, errCorruptSegment) {
+			return readErr
+		}
+		key := s.spool.markerKey(g)
+		w.replayFailed = false
+		for _, r := range recs {
+			if ctx.Err() != nil || w.replayFailed {
+				return nil
+			}
+			r.b.mark = &spoolMark{spool: key, segment: g.seq, item: r.index}
+			n := r.b.rows()
+			s.metrics.PendingRows.Add(float64(n))
+			s.limit.addN(n)
+			s.writeRange(w, r.b, 0, n, false)
+			if testHookReplayed != nil && testHookReplayed(g.seq, r.index) {
+				return nil // a crash, for tests: nothing after this happens
+			}
+		}
+		if ctx.Err() != nil || w.replayFailed || s.abandon.Err() != nil {
+			return nil
+		}
+		if readErr != nil {
+			// Its markers stay: should the operator mend the file and
+			// put it back, what was written is not written again.
+			s.metrics.SpoolCorruptSegments.Inc()
+			to, err := s.spool.quarantine(g)
+			if err != nil {
+				return fmt.Errorf("set a corrupt spool segment aside: %w (%w)", err, readErr)
+			}
+			s.log.Error("a spool segment is damaged: the records before the damage were written, the rest were not; the file is kept for inspection",
+				"file", to, "records_written", len(recs), "err", readErr)
+			continue
+		}
+		if err := s.spool.remove(g); err != nil {
+			return fmt.Errorf("remove replayed spool segment: %w", err)
+		}
+		// Only now: a crash before this leaves markers of a deleted
+		// segment, which no other segment can match (its tag is its
+		// own), so they are harmless.
+		if c, err := s.pool.Acquire(ctx); err == nil {
+			_, err = c.Exec(ctx, "DELETE FROM "+pgx.Identifier{s.cfg.Schema, markerTable}.Sanitize()+
+				" WHERE spool = $1 AND segment = $2", key, g.seq)
+			c.Release()
+			if err != nil {
+				s.log.Debug("could not delete the markers of a replayed segment", "err", err)
+			}
+		}
+		s.log.Info("replayed a spool segment", "segment", g.name(), "records", len(recs))
+	}
+	return nil
+}
