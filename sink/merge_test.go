@@ -455,3 +455,18 @@ func TestDomainColumns(t *testing.T) {
 	equal(t, "rows", query(t, pool, "SELECT concat_ws(' ', v, w, w_field) FROM "+q("d")+" ORDER BY time"), []string{"1.25 5", "-1"})
 	equal(t, "rejected", rejectedLines(t, pool, schema), []string{"out_of_range: d v=1.234 2000"})
 }
+
+// TestPointMergeOverflow: keys in the overflow column merge as fields do:
+// a later write of a point adds its keys, replaces those it carries, and
+// keeps the others.
+func TestPointMergeOverflow(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	// time, series_id, host, a: then the overflow column.
+	cfg := Config{Schema: schema, Storage: StorageColumns, MaxColumns: 4}
+	writeBatches(t, pool, cfg,
+		[]string{"o,host=h a=1i,b=2i,c=3i 1000"},
+		[]string{"o,host=h b=20i,d=4i 1000"},
+		[]string{"o,host=h a=10i 1000"})
+	equal(t, "row", query(t, pool, "SELECT a || ' ' || pginflux_overflow::text FROM "+pgx.Identifier{schema, "o"}.Sanitize()),
+		[]string{`10 {"fields": {"b": 20, "c": 3, "d": 4}}`})
+}
