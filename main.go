@@ -148,12 +148,12 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	}
 	var udp *ingest.UDPListener
 	if cfg.UDPAddress != "" {
-		udp, err = ingest.ListenUDP(ctx, ingest.UDPConfig{
+		udp, err = ingest.ListenUDPBatch(ctx, ingest.UDPConfig{
 			Address:    cfg.UDPAddress,
 			Readers:    cfg.UDPReaders,
 			ReadBuffer: cfg.UDPReadBuffer,
 			Allow:      cfg.UDPAllow,
-		}, p.Handle, ingest.NewMetrics(reg), log)
+		}, p.HandleBatch, ingest.NewMetrics(reg), log)
 		if err != nil {
 			streams.stop(ctx)
 			p.Close()
