@@ -30,6 +30,8 @@ type benchFlags struct {
 	address          string
 	allowRemote      bool
 	workload         string
+	split            int
+	appendMode       bool
 	hosts, series    int
 	linesPerDatagram int
 	datagramSize     int
@@ -65,7 +67,9 @@ func (f *benchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.workload, "workload", "cpu", "`name` of the workload: cpu (Telegraf's cpu lines) or mix (cpu, mem, disk, net)")
 	fs.IntVar(&f.hosts, "hosts", 10, "`number` of hosts sending")
 	fs.IntVar(&f.series, "series", 10, "`number` of series of each measurement per host (cpus, disks, interfaces)")
-	fs.IntVar(&f.linesPerDatagram, "lines-per-datagram", 10, "`lines` in each UDP datagram at most")
+	fs.IntVar(&f.linesPerDatagram, "lines-per-datagram", 10, "`lines` in each UDP datagram at most (points, with --split)")
+	fs.IntVar(&f.split, "split", 1, "send each point as this many `lines` of the same measurement, tags and time, each with a part of the fields (as Telegraf's UDP output splits wide points); lines and rates count points")
+	fs.BoolVar(&f.appendMode, "append-mode", false, "the pginflux measured runs with --write-mode append, so it stores each line of a --split point as a row of its own")
 	fs.IntVar(&f.datagramSize, "datagram-size", 8192, "`bytes` in each UDP datagram at most; lines are never split")
 	fs.Float64Var(&f.rate, "rate", 0, "`lines` per second over all senders; 0 sends as fast as possible (--find-max starts here, or at 50000)")
 	fs.Int64Var(&f.lines, "lines", 1_000_000, "stop after this many `lines` (also the rows of --ceiling; --find-max sends rate × --step-duration a step)")
@@ -155,6 +159,7 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 	check(f.hosts >= 1, "--hosts %d: want at least 1", f.hosts)
 	check(f.series >= 1, "--series %d: want at least 1", f.series)
 	check(f.linesPerDatagram >= 1, "--lines-per-datagram %d: want at least 1", f.linesPerDatagram)
+	check(f.split >= 1 && f.split <= 10, "--split %d: want 1 to 10", f.split)
 	check(f.rate >= 0, "--rate %v: want 0 or more", f.rate)
 	check(f.lines >= 1, "--lines %d: want at least 1", f.lines)
 	check(f.duration > 0, "--duration %v: want more than 0", f.duration)
@@ -197,6 +202,11 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, _ 
 	if err != nil {
 		return usageError{fmt.Errorf("--workload: %w", err)}
 	}
+	w = w.SplitInto(f.split)
+	rowsPerPoint := 1
+	if f.appendMode {
+		rowsPerPoint = max(f.split, 1)
+	}
 	resolver := net.DefaultResolver
 	addr, err := loadgen.ResolveUDP(ctx, resolver, f.address, f.allowRemote)
 	if err != nil {
@@ -234,14 +244,15 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, _ 
 			LinesPerDatagram: f.linesPerDatagram,
 			MaxDatagramSize:  f.datagramSize,
 		},
-		Database:   db,
-		Schema:     f.schema,
-		Settle:     f.settle,
-		Truncate:   f.truncate,
-		MetricsURL: f.metricsURL,
-		HTTPClient: client,
-		PID:        f.pid,
-		Progress:   progress,
+		Database:     db,
+		Schema:       f.schema,
+		Settle:       f.settle,
+		Truncate:     f.truncate,
+		RowsPerPoint: rowsPerPoint,
+		MetricsURL:   f.metricsURL,
+		HTTPClient:   client,
+		PID:          f.pid,
+		Progress:     progress,
 	}
 	if err := cfg.Send.Validate(); err != nil {
 		return usageError{err}

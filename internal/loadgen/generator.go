@@ -72,23 +72,34 @@ func (g *Generator) AppendDatagram(b []byte, maxLines, maxSize int) ([]byte, int
 	return b, n
 }
 
+// appendLine appends point seq: a line, or Workload.Split lines with the
+// fields shared out among them in order.
 func (g *Generator) appendLine(b []byte, seq uint64) []byte {
 	s := &g.w.Series[seq%uint64(len(g.w.Series))]
-	b = append(b, s.prefix...)
-	for i := range s.Measurement.Fields {
-		f := &s.Measurement.Fields[i]
-		b = append(b, s.keys[i]...)
-		v := fieldValue(seq, i, f)
-		if f.Kind == Float {
-			b = appendFixed(b, v)
-		} else {
-			b = strconv.AppendUint(b, v, 10)
-			b = append(b, 'i')
+	nf := len(s.Measurement.Fields)
+	parts := g.w.parts(s)
+	for p := range parts {
+		b = append(b, s.prefix...)
+		for i := p * nf / parts; i < (p+1)*nf/parts; i++ {
+			f := &s.Measurement.Fields[i]
+			k := s.keys[i]
+			if i == p*nf/parts && i > 0 {
+				k = k[1:] // the first of its line: no comma
+			}
+			b = append(b, k...)
+			v := fieldValue(seq, i, f)
+			if f.Kind == Float {
+				b = appendFixed(b, v)
+			} else {
+				b = strconv.AppendUint(b, v, 10)
+				b = append(b, 'i')
+			}
 		}
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, g.unixNano(seq), 10)
+		b = append(b, '\n')
 	}
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, g.unixNano(seq), 10)
-	return append(b, '\n')
+	return b
 }
 
 // fieldValue returns field i of line seq in raw units: millionths for a

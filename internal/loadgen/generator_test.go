@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -294,5 +295,41 @@ func BenchmarkAppendDatagram(b *testing.B) {
 			b.SetBytes(int64(size / b.N))
 			b.ReportMetric(float64(lines)/b.Elapsed().Seconds(), "lines/s")
 		})
+	}
+}
+
+// TestSplitPoints: with a split workload each point is sent as that many
+// lines of one series and time, whose fields are the point's, in order.
+func TestSplitPoints(t *testing.T) {
+	whole := mustWorkload(t, "cpu", 2, 3)
+	split := whole.SplitInto(3)
+	base := time.Now()
+	var a, b []byte
+	ga, gb := NewGenerator(whole, base, 0, 1), NewGenerator(split, base, 0, 1)
+	for range 50 {
+		a = ga.AppendLine(a)
+		b = gb.AppendLine(b)
+	}
+	points, lines := parseLines(t, a), parseLines(t, b)
+	if len(lines) != 3*len(points) {
+		t.Fatalf("got %d lines for %d points, want 3 a point", len(lines), len(points))
+	}
+	for i, p := range points {
+		var fields []string
+		for _, l := range lines[3*i : 3*i+3] {
+			if l.measurement != p.measurement || fmt.Sprint(l.tags) != fmt.Sprint(p.tags) || !l.time.Equal(p.time) {
+				t.Fatalf("point %d: a line of %s %v at %v, want %s %v at %v", i, l.measurement, l.tags, l.time, p.measurement, p.tags, p.time)
+			}
+			if len(l.fields) < 3 {
+				t.Errorf("point %d: a line of %d fields, want 3 or 4", i, len(l.fields))
+			}
+			fields = append(fields, l.fields...)
+		}
+		if fmt.Sprint(fields) != fmt.Sprint(p.fields) {
+			t.Errorf("point %d: fields %v, want %v", i, fields, p.fields)
+		}
+	}
+	if max := split.MaxLineLen(); max < len(b)/50 {
+		t.Errorf("MaxLineLen %d is below a point's %d bytes", max, len(b)/50)
 	}
 }

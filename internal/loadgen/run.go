@@ -36,6 +36,10 @@ type Config struct {
 	PID int
 	// Progress receives a line as each phase starts; nil for none.
 	Progress io.Writer
+	// RowsPerPoint is how many rows pginflux stores for a point sent: 1
+	// (the default), or Workload.Split for a pginflux in append mode that
+	// stores each line of a split point as a row of its own.
+	RowsPerPoint int
 }
 
 // Result is what one run sent, what arrived, and what the machine and

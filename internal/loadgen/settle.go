@@ -20,7 +20,7 @@ const writtenRows = "pginflux_sink_written_rows_total"
 // count that confirms it, so that the CPU time read then leaves out the
 // server's counting when pginflux's counter could be watched.
 func settle(ctx context.Context, cfg Config, client *http.Client, store *Store, sent *SendResult, from, to time.Time, metrics0 map[string]float64, mark func()) (*Stored, error) {
-	target := sent.Lines
+	target := sent.Lines * int64(max(cfg.RowsPerPoint, 1))
 	deadline := time.Now().Add(cfg.Settle)
 	useMetrics := metrics0 != nil
 	last, lastChange := int64(-1), time.Now()
@@ -85,7 +85,7 @@ func settle(ctx context.Context, cfg Config, client *http.Client, store *Store, 
 	st := &Stored{
 		Rows:    n,
 		Tables:  per,
-		Lost:    sent.Lines - n,
+		Lost:    target - n,
 		Settled: settled,
 		Seconds: lastChange.Sub(sent.Start).Seconds(),
 	}

@@ -61,6 +61,23 @@ type Workload struct {
 	Name         string
 	Measurements []*Measurement
 	Series       []Series
+	// Split sends each point as this many lines of the same measurement,
+	// tags and time, each with a part of the fields, as Telegraf's UDP
+	// output does with wide points; 0 or 1: a line a point.
+	Split int
+}
+
+// SplitInto returns a copy of w that sends each point as n lines (see
+// Workload.Split).
+func (w *Workload) SplitInto(n int) *Workload {
+	c := *w
+	c.Split = max(n, 1)
+	return &c
+}
+
+// parts returns how many lines a point of s is sent as.
+func (w *Workload) parts(s *Series) int {
+	return min(max(w.Split, 1), len(s.Measurement.Fields))
 }
 
 // Workloads are the names NewWorkload accepts.
@@ -209,7 +226,8 @@ func (w *Workload) MaxLineLen() int {
 	longest := 0
 	for i := range w.Series {
 		s := &w.Series[i]
-		n := len(s.prefix) + 1 + 19 + 1 // space, timestamp, newline
+		parts := w.parts(s)
+		n := parts * (len(s.prefix) + 1 + 19 + 1) // space, timestamp, newline
 		for j, f := range s.Measurement.Fields {
 			n += len(s.keys[j]) + maxValueLen(f)
 		}
