@@ -242,14 +242,14 @@ func TestImportDryRun(t *testing.T) {
 in schema "` + schema + `":
   create table "cpu" for 5 rows:
       time timestamptz
-      series_id bigint  (the tag set; primary key (series_id, time))
+      series_id bigint  (the tag set; primary key (time, series_id))
       "cpu" text  (tag cpu)
       "host" text  (tag host)
       "usage_idle" double precision  (field usage_idle)
       "usage_user" double precision  (field usage_user)
   create table "mem" for 2 rows:
       time timestamptz
-      series_id bigint  (the tag set; primary key (series_id, time))
+      series_id bigint  (the tag set; primary key (time, series_id))
       "host" text  (tag host)
       "used" bigint  (field used)
       "note" text  (field note)

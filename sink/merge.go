@@ -13,7 +13,7 @@ import (
 
 // Write modes: how the tables pginflux creates are keyed.
 const (
-	// WriteMerge makes tables with a point key (series_id, time): one row
+	// WriteMerge makes tables with a point key (time, series_id): one row
 	// per point, later writes of a point merging into it.
 	WriteMerge = "merge"
 	// WriteAppend makes tables without a key: every line is a row.

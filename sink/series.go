@@ -14,7 +14,7 @@ import (
 // Point identity. InfluxDB identifies a point by its measurement, its tag
 // set and its time, and a second write of a point merges into it. A table
 // with a point key holds one row per point: a column series_id, the id of
-// the row's tag set, and a unique key on (series_id, time).
+// the row's tag set, and a unique key on (time, series_id).
 //
 // A series id is a number for one tag set of one table, kept in the
 // schema's series table (pginflux_series: table_name, series_id, tags

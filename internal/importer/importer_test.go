@@ -336,7 +336,7 @@ func TestDryRunTouchesNothing(t *testing.T) {
 in schema "%s":
   create table "new" for 1 row:
       time timestamptz
-      series_id bigint  (the tag set; primary key (series_id, time))
+      series_id bigint  (the tag set; primary key (time, series_id))
       "cpu" text  (tag cpu)
       "x" numeric  (field x)
   write 2 rows into table "old" (exists), adding:
@@ -345,7 +345,7 @@ in schema "%s":
 create schema "%s", and in it:
   create table "there" for 1 row:
       time timestamptz
-      series_id bigint  (the tag set; primary key (series_id, time))
+      series_id bigint  (the tag set; primary key (time, series_id))
       "v" double precision  (field v)
 reject 2 lines (reserved_name 1, syntax 1) into table "pginflux_rejected"
 Values that do not fit the type of an existing column are only found when writing.
