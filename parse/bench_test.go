@@ -62,7 +62,7 @@ func BenchmarkParser(b *testing.B) {
 			}
 		}
 	}
-	b.ReportMetric(float64(lines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+	reportLines(b, lines)
 	if fields != lines*10*b.N {
 		b.Fatalf("got %v fields, want %v", fields, lines*10*b.N)
 	}
@@ -109,7 +109,7 @@ func BenchmarkDecoderRaw(b *testing.B) {
 			}
 		}
 	}
-	b.ReportMetric(float64(lines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+	reportLines(b, lines)
 	if fields != lines*10*b.N {
 		b.Fatalf("got %v fields, want %v", fields, lines*10*b.N)
 	}
@@ -139,5 +139,45 @@ func BenchmarkParserEscaped(b *testing.B) {
 			}
 		}
 	}
-	b.ReportMetric(benchLinesPerBuffer*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+	reportLines(b, benchLinesPerBuffer)
+}
+
+// BenchmarkParserMixed parses cpu lines of which one in ten has an escaped
+// tag value, so that the fast path hands it to the decoder.
+func BenchmarkParserMixed(b *testing.B) {
+	bufs := benchBuffers(64)
+	for i, buf := range bufs {
+		ls := bytes.SplitAfter(buf, newline)
+		ls[i%benchLinesPerBuffer] = bytes.Replace(ls[i%benchLinesPerBuffer], []byte("host=host-"), []byte(`host=host\ `), 1)
+		bufs[i] = bytes.Join(ls, nil)
+	}
+	size, lines := benchTotals(bufs)
+	p := NewParser(Nanosecond)
+	now := time.Now()
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	for b.Loop() {
+		for _, buf := range bufs {
+			p.Reset(buf, now)
+			for {
+				_, err := p.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	reportLines(b, lines)
+}
+
+// reportLines reports the rate of a benchmark that parses lines lines per
+// iteration, in lines/s and ns/line.
+func reportLines(b *testing.B, lines int) {
+	b.Helper()
+	n := float64(lines) * float64(b.N)
+	b.ReportMetric(n/b.Elapsed().Seconds(), "lines/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/line")
 }

@@ -14,17 +14,24 @@ func (p *Parser) dedupFields() {
 	}
 	dups := false
 	if len(fs) <= 16 {
-		for i := range len(fs) - 1 {
-			k := fs[i].Key
-			for j := i + 1; j < len(fs); j++ {
-				// Keys are never empty. Names such as usage_idle and
-				// usage_nice share a length and a prefix, not a last byte.
-				if o := fs[j].Key; len(o) == len(k) && o[len(o)-1] == k[len(k)-1] && bytes.Equal(o, k) {
-					fs[i].Kind = 0 // overwritten
-					dups = true
-					break
+		// A key is compared with the earlier ones only when its bit, from
+		// its length and last two bytes, is already set: names such as
+		// usage_idle and usage_nice share a length and a prefix. Of the
+		// earlier fields with a key, only the last is still kept.
+		var seen uint64
+		for i := range fs {
+			k := fs[i].Key // never empty
+			bit := uint64(1) << ((uint(len(k)) + uint(k[len(k)-1])*7 + uint(k[len(k)/2])*3) & 63)
+			if seen&bit != 0 {
+				for j := range i {
+					if fs[j].Kind != 0 && bytes.Equal(fs[j].Key, k) {
+						fs[j].Kind = 0 // overwritten
+						dups = true
+						break
+					}
 				}
 			}
+			seen |= bit
 		}
 	} else {
 		dups = p.markOverwritten(fs)

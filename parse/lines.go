@@ -79,15 +79,25 @@ func (l *lines) stopSearch() { l.searching = false }
 // mark reports whether tok is a part of data, and takes the first such
 // non-empty token of an entry, while searching, as its anchor.
 func (l *lines) mark(tok []byte) bool {
-	off := uintptr(unsafe.Pointer(unsafe.SliceData(tok))) - uintptr(unsafe.Pointer(unsafe.SliceData(l.data)))
-	if off >= uintptr(len(l.data)) || uintptr(len(tok)) > uintptr(len(l.data))-off {
+	off := l.offset(tok)
+	if off < 0 {
 		return false
 	}
 	if l.searching && len(tok) > 0 {
-		l.anchor = int(off)
+		l.anchor = off
 		l.searching = false
 	}
 	return true
+}
+
+// offset returns the offset of tok in data, or -1 if tok is not a part of
+// data.
+func (l *lines) offset(tok []byte) int {
+	off := uintptr(unsafe.Pointer(unsafe.SliceData(tok))) - uintptr(unsafe.Pointer(unsafe.SliceData(l.data)))
+	if off >= uintptr(len(l.data)) || uintptr(len(tok)) > uintptr(len(l.data))-off {
+		return -1
+	}
+	return int(off)
 }
 
 // entryLine returns the line on which the current entry starts.

@@ -1,6 +1,10 @@
 // Package parse turns InfluxDB line protocol into Points, one line at a time.
 //
-// It is a thin layer over lineprotocol.Decoder that adds what pginflux
+// Common lines (no backslash, plain decimal numbers) are read by a scanner
+// of its own in one pass (fast.go); everything else goes to
+// lineprotocol.Decoder, which is the reference: the scanner takes only
+// lines the decoder path would give the same Point, and the decoder path
+// alone makes every error. Over the decoder the package adds what pginflux
 // needs: one reused Point per line, so that a steady stream of lines does
 // not allocate; timestamps in Unix nanoseconds from a chosen Precision;
 // line numbers; the grammar of numbers as InfluxDB has it; repeated field
@@ -33,13 +37,25 @@ import (
 // slices and the arena for unescaped tokens are allocated once and then
 // recycled. The zero Parser parses at Nanosecond precision.
 type Parser struct {
-	dec   lineprotocol.Decoder // overwritten with a new decoder by Reset
-	ready bool                 // dec has been set by Reset
+	dec   lineprotocol.Decoder // for the lines the fast path leaves (see fast.go)
+	ready bool                 // Reset has been called
 	data  []byte
-	prec  Precision // for the following Reset calls
-	cur   Precision // of data
-	mult  int64     // nanoseconds per timestamp unit in data
-	now   int64     // Unix nanoseconds for lines without a timestamp
+
+	// Lines are read by the fast path from off until it meets one it
+	// leaves to the decoder. The decoder then reads from where it starts
+	// (slow) until an entry whose end it can tell. decAt is the offset
+	// where dec stands between two entries, or -1: the fast path hands
+	// over to it there without making a new one.
+	off      int
+	slow     bool
+	decAt    int
+	tailEnd  int  // offset just past the last token of the decoder's entry, or -1
+	slowOnly bool // tests: the decoder alone, as before the fast path
+
+	prec Precision // for the following Reset calls
+	cur  Precision // of data
+	mult int64     // nanoseconds per timestamp unit in data
+	now  int64     // Unix nanoseconds for lines without a timestamp
 
 	pt    Point
 	arena []byte  // unescaped tokens of the current entry
@@ -68,18 +84,17 @@ func (p *Parser) SetPrecision(prec Precision) {
 }
 
 // Reset starts parsing data. now is the time given to lines without a
-// timestamp (as now.UnixNano(), not truncated to the precision).
+// timestamp (as now.UnixNano(), not truncated to the precision). It does
+// not allocate.
 //
 // The Parser keeps data, and Points may alias it: data must not be modified
 // until parsing it is done, that is until the next Reset or until the
 // Points taken from it are no longer used.
 func (p *Parser) Reset(data []byte, now time.Time) {
-	// A Decoder has no Reset method. Copying a fresh one over the old keeps
-	// the Decoder inside the Parser, so that only its escape buffer is
-	// allocated anew for each buffer.
-	p.dec = *lineprotocol.NewDecoderWithBytes(data)
+	p.dec = lineprotocol.Decoder{} // drop the last buffer
 	p.ready = true
 	p.data = data
+	p.off, p.slow, p.decAt = 0, false, -1
 	p.cur, p.mult = p.prec, nanos[p.prec]
 	p.now = now.UnixNano()
 	p.arena = p.arena[:0]
@@ -100,20 +115,59 @@ func (p *Parser) Reset(data []byte, now time.Time) {
 // The Point belongs to the Parser and is valid until the next call to Next
 // or Reset (see Point).
 func (p *Parser) Next() (*Point, error) {
-	if !p.ready || !p.dec.Next() {
+	if !p.ready {
+		return nil, io.EOF
+	}
+	if !p.slow {
+		if !p.slowOnly {
+			s := p.skipBlank(p.off)
+			if s == len(p.data) {
+				return nil, io.EOF
+			}
+			if s >= 0 {
+				if end := p.fastEntry(s); end >= 0 {
+					p.off, p.decAt = end, -1
+					return &p.pt, nil
+				}
+			}
+		}
+		if p.decAt != p.off {
+			// A Decoder cannot be moved: a new one allocates its escape
+			// buffer. A run of lines for the decoder costs one.
+			p.dec = *lineprotocol.NewDecoderWithBytes(p.data[p.off:])
+			p.lines.restart(p.off)
+		}
+		p.slow = true
+	}
+	if !p.dec.Next() {
 		return nil, io.EOF
 	}
 	p.lines.entry++
 	pt, le := p.parse()
 	if le != nil {
-		return nil, le
+		return nil, le // resync has handed back to the fast path
+	}
+	if !p.slowOnly && p.tailEnd >= 0 {
+		if end := eolAt(p.data, skipSpaces(p.data, p.tailEnd)); end >= 0 {
+			p.off, p.slow, p.decAt = end, false, end
+		}
 	}
 	return pt, nil
+}
+
+// skipSpaces returns the offset of the first byte at or after data[i] that
+// is not a space.
+func skipSpaces(data []byte, i int) int {
+	for i < len(data) && data[i] == ' ' {
+		i++
+	}
+	return i
 }
 
 // parse parses the entry the decoder is at.
 func (p *Parser) parse() (*Point, *LineError) {
 	p.arena = p.arena[:0]
+	p.tailEnd = -1
 	p.lines.startEntry()
 	pt := &p.pt
 	pt.Tags = pt.Tags[:0]
@@ -152,6 +206,7 @@ func (p *Parser) parse() (*Point, *LineError) {
 			return nil, le
 		}
 		pt.Fields = append(pt.Fields, f)
+		p.tailEnd = p.valueEnd(kind, v)
 	}
 	if len(pt.Fields) == 0 {
 		return nil, p.reject(ReasonSyntax, errNoFields)
@@ -165,6 +220,10 @@ func (p *Parser) parse() (*Point, *LineError) {
 	if ts == nil {
 		pt.Time = p.now
 	} else {
+		p.tailEnd = -1
+		if off := p.lines.offset(ts); off >= 0 {
+			p.tailEnd = off + len(ts)
+		}
 		n, err := strconv.ParseInt(unsafeString(ts), 10, 64)
 		if err != nil {
 			if isRange(err) {
@@ -236,6 +295,23 @@ func (p *Parser) value(f *Field, kind lineprotocol.ValueKind, v []byte) *LineErr
 		return p.reject(ReasonSyntax, fmt.Errorf("field %q: value %q of unknown kind %v", f.Key, v, kind))
 	}
 	return nil
+}
+
+// valueEnd returns the offset in data just past the field value v of the
+// given kind, as NextFieldBytes returned it, or -1 when v is not a part of
+// data (an unescaped string) or is empty and so tells nothing. The decoder
+// returns a sub-slice of its buffer, which is data, for every token it did
+// not unescape.
+func (p *Parser) valueEnd(kind lineprotocol.ValueKind, v []byte) int {
+	off := p.lines.offset(v)
+	if off < 0 || len(v) == 0 {
+		return -1
+	}
+	switch kind {
+	case lineprotocol.String, lineprotocol.Int, lineprotocol.Uint:
+		return off + len(v) + 1 // the closing quote or the i or u suffix
+	}
+	return off + len(v)
 }
 
 // valueError rejects the entry for a numeric value strconv did not accept.

@@ -1,10 +1,6 @@
 package parse
 
-import (
-	"bytes"
-
-	"github.com/influxdata/line-protocol/v2/lineprotocol"
-)
+import "bytes"
 
 // A rejected line is skipped to its logical end, found the way InfluxDB
 // finds it rather than the way the decoder does. The decoder, after an
@@ -86,15 +82,15 @@ type rejected struct {
 }
 
 // resync skips the rest of the rejected entry that starts on line first:
-// the Parser goes on with a fresh decoder at the end of its logical line.
-// The new decoder's escape buffer is the one allocation of a rejected
-// line; good lines never get here.
+// the Parser goes on at the end of its logical line, with the fast path
+// and, for a line it leaves, a fresh decoder. The new decoder's escape
+// buffer is the one allocation of a rejected line; good lines never get
+// here.
 func (p *Parser) resync(first int64) {
 	start := p.lines.lineStart(first)
 	end := logicalEnd(p.data, start)
 	p.rej = rejected{line: first, start: start, end: end}
-	p.dec = *lineprotocol.NewDecoderWithBytes(p.data[end:])
-	p.lines.restart(end)
+	p.off, p.slow, p.decAt = end, false, -1
 }
 
 // rejectedText returns the last rejected logical line without its line
