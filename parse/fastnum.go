@@ -31,7 +31,7 @@ func digits(b []byte) (uint64, bool) {
 func parseInt(b []byte) (int64, bool) {
 	d := b
 	neg := len(d) > 0 && d[0] == '-'
-	if neg {
+	if len(d) > 0 && (neg || d[0] == '+') { // a '+' never reaches here from a line
 		d = d[1:]
 	}
 	if len(d) > 19 { // leading zeros
