@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -98,6 +99,10 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		"precision", cfg.Precision.String(), "batch_size", cfg.BatchSize, "flush_interval", cfg.FlushInterval,
 		"writers", cfg.Writers, "parsers", cfg.Parsers, "queue_size", cfg.QueueSize,
 		"http_address", cfg.HTTPAddress, "pprof", cfg.PProf, "tcp_address", cfg.TCPAddress)
+
+	if limit, set := setMemoryLimit(cfg, getenv); set {
+		log.Info("memory limit for the garbage collector, from --queue-max-bytes and --max-pending-rows (GOMEMLIMIT overrides it)", "bytes", limit)
+	}
 
 	reg := prometheus.NewRegistry()
 	procmetrics.Register(reg, version)
@@ -276,4 +281,26 @@ func newLogger(w io.Writer, cfg config.Config, level *slog.LevelVar) *slog.Logge
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Memory the garbage collector aims to stay within: what the bounds let
+// pginflux hold at once — the datagram queue (whose buffers can be twice
+// what it counts), the rows between parsing and commit, and room for the
+// rest — so that after a burst the heap is collected down to that rather
+// than allowed to double (GOGC) on top of it. A soft limit: pginflux never
+// fails for it, and GOMEMLIMIT set in the environment wins.
+const (
+	memoryBase          = 64 << 20
+	memoryPerPendingRow = 512 // bytes: a row as batched, encoded and queued
+)
+
+// setMemoryLimit sets the runtime's soft memory limit from cfg unless
+// GOMEMLIMIT is set, and returns it.
+func setMemoryLimit(cfg config.Config, getenv func(string) string) (int64, bool) {
+	if getenv("GOMEMLIMIT") != "" {
+		return 0, false
+	}
+	limit := int64(memoryBase) + 2*int64(cfg.QueueMaxBytes) + int64(cfg.MaxPendingRows)*memoryPerPendingRow
+	debug.SetMemoryLimit(limit)
+	return limit, true
 }

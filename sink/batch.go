@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"sync"
 	"time"
 
 	"github.com/pginflux/pginflux/parse"
@@ -43,7 +42,21 @@ type batch struct {
 	rowTicket []int32 // rowTicket[i] indexes tickets, or -1
 }
 
-var batchPool = sync.Pool{New: func() any { return new(batch) }}
+// idleBatches keeps batches for reuse, a few: after a burst (an outage,
+// an overload) the batches it held go back to the garbage collector
+// instead of pinning their buffers, as a sync.Pool would until enough
+// allocation makes the collector run.
+var idleBatches = make(chan *batch, 16)
+
+// getBatch returns an empty batch.
+func getBatch() *batch {
+	select {
+	case b := <-idleBatches:
+		return b
+	default:
+		return new(batch)
+	}
+}
 
 func (b *batch) rows() int { return len(b.ends) }
 
@@ -65,9 +78,9 @@ func (b *batch) addOrigin(o Origin) {
 	b.rowOrigin = append(b.rowOrigin, uint32(len(b.origins)-1))
 }
 
-// maxPooledBatch keeps one outsized batch (a burst of huge lines) from
-// pinning its memory in the pool.
-const maxPooledBatch = 16 << 20
+// maxPooledBatch keeps an outsized batch (a burst of huge lines) from
+// pinning its memory among the idle ones.
+const maxPooledBatch = 8 << 20
 
 func releaseBatch(b *batch) {
 	if cap(b.buf) > maxPooledBatch {
@@ -87,7 +100,10 @@ func releaseBatch(b *batch) {
 	clear(b.tickets)
 	b.tickets = b.tickets[:0]
 	b.rowTicket = b.rowTicket[:0]
-	batchPool.Put(b)
+	select {
+	case idleBatches <- b:
+	default:
+	}
 }
 
 // Batcher gathers rows per table for one producer and hands full or old
@@ -120,7 +136,7 @@ func (bt *Batcher) add(p *parse.Point, o Origin, t *Ticket) {
 	}
 	b, ok := bt.open[string(p.Measurement)]
 	if !ok {
-		b = batchPool.Get().(*batch)
+		b = getBatch()
 		b.measurement = string(p.Measurement)
 		b.opened = time.Now()
 		bt.open[b.measurement] = b
@@ -162,7 +178,7 @@ func (bt *Batcher) Reject(line []byte, measurement, reason, detail string, o Ori
 	}
 	b := bt.rejected
 	if b == nil {
-		b = batchPool.Get().(*batch)
+		b = getBatch()
 		b.rejected = true
 		b.opened = time.Now()
 		bt.rejected = b

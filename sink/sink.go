@@ -390,7 +390,7 @@ func (s *Sink) refuse(w *writerState, b *batch, r int, reason string, cause erro
 	} else {
 		d.line = jsonbRowLine(b.measurement, b.rowBytes(r, r+1))
 	}
-	rb := batchPool.Get().(*batch)
+	rb := getBatch()
 	rb.rejected = true
 	if m := b.mark; m != nil {
 		// Replayed: the row's marker goes with its rejected row, so that
