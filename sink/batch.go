@@ -31,6 +31,11 @@ type batch struct {
 	// mark names the spool record the batch was replayed from, or nil.
 	mark *spoolMark
 
+	// full says the batch has its rows, and waits only for the next line
+	// that is not of lastPoint (see Batcher.add).
+	full      bool
+	lastPoint pointID
+
 	// commitID names the batch in commit markers (see commitTable), once
 	// it has been tried; uncertain says an attempt failed in a way that
 	// may have come after its commit.
@@ -88,6 +93,7 @@ func releaseBatch(b *batch) {
 	}
 	b.measurement, b.rejected, b.mark = "", false, nil
 	b.commitID, b.uncertain = 0, false
+	b.full = false
 	b.buf = b.buf[:0]
 	b.ends = b.ends[:0]
 	clear(b.origins)
@@ -135,6 +141,12 @@ func (bt *Batcher) add(p *parse.Point, o Origin, t *Ticket) {
 		return
 	}
 	b, ok := bt.open[string(p.Measurement)]
+	if ok && b.full && (b.rows() >= 2*int(bt.s.batchSize.Load()) || !b.lastPoint.is(p)) {
+		// Full, and p starts another point: hand it over.
+		delete(bt.open, b.measurement)
+		bt.s.submit(b)
+		ok = false
+	}
 	if !ok {
 		b = getBatch()
 		b.measurement = string(p.Measurement)
@@ -149,12 +161,41 @@ func (bt *Batcher) add(p *parse.Point, o Origin, t *Ticket) {
 	b.ends = append(b.ends, len(b.buf))
 	b.addOrigin(o)
 	b.addTicket(t, false)
-	full := b.rows() >= int(bt.s.batchSize.Load())
-	if full {
-		delete(bt.open, b.measurement)
-		bt.s.submit(b)
+	if !b.full && b.rows() >= int(bt.s.batchSize.Load()) {
+		// Handed over with the next line that is not of this point: the
+		// lines of a point (a sender splitting a wide point) stay in one
+		// batch, merged in memory, rather than make the next batch hit
+		// a point already stored.
+		b.full = true
+		b.lastPoint = pointOf(p)
 	}
 	bt.pending()
+}
+
+// pointID tells the point of a line apart from the next ones: its time
+// (as stored, in microseconds) and a hash of its tags in line order. Two
+// lines of one point in another tag order look like two points, which
+// costs a merge in PostgreSQL, never a wrong row.
+type pointID struct {
+	micros int64
+	tags   uint64
+}
+
+func pointOf(p *parse.Point) pointID {
+	h := uint64(14695981039346656037) // FNV-1a
+	for i := range p.Tags {
+		for _, s := range [2][]byte{p.Tags[i].Key, p.Tags[i].Value} {
+			for _, c := range s {
+				h = (h ^ uint64(c)) * 1099511628211
+			}
+			h = (h ^ 0xff) * 1099511628211
+		}
+	}
+	return pointID{floorMicros(p.Time), h}
+}
+
+func (id pointID) is(p *parse.Point) bool {
+	return floorMicros(p.Time) == id.micros && pointOf(p) == id
 }
 
 // pending counts the row just added, and waits while the sink holds its
@@ -195,10 +236,10 @@ func (bt *Batcher) Reject(line []byte, measurement, reason, detail string, o Ori
 }
 
 // FlushDue hands over the batches that were opened a flush interval or
-// more before now.
+// more before now, and the full ones.
 func (bt *Batcher) FlushDue(now time.Time) {
 	for m, b := range bt.open {
-		if now.Sub(b.opened) >= time.Duration(bt.s.flushInterval.Load()) {
+		if b.full || now.Sub(b.opened) >= time.Duration(bt.s.flushInterval.Load()) {
 			delete(bt.open, m)
 			bt.s.submit(b)
 		}

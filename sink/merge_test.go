@@ -470,3 +470,22 @@ func TestPointMergeOverflow(t *testing.T) {
 	equal(t, "row", query(t, pool, "SELECT a || ' ' || pginflux_overflow::text FROM "+pgx.Identifier{schema, "o"}.Sanitize()),
 		[]string{`10 {"fields": {"b": 20, "c": 3, "d": 4}}`})
 }
+
+// TestBatchKeepsPointWhole: a batch that fills up in the middle of a
+// point's lines takes the rest of them before it is handed over, so that
+// the next batch does not hit the point in PostgreSQL.
+func TestBatchKeepsPointWhole(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	var lines []string
+	for i := range 100 {
+		// Three lines a point: batches of 10 fill up inside points.
+		for _, f := range []string{"a", "b", "c"} {
+			lines = append(lines, fmt.Sprintf("w,host=h%d %s=%di %d", i%4, f, i, (i+1)*1000))
+		}
+	}
+	m := writeBatches(t, pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 10}, lines)
+	equal(t, "rows", query(t, pool, "SELECT count(*), count(a), count(b), count(c) FROM "+pgx.Identifier{schema, "w"}.Sanitize()), []string{"100|100|100|100"})
+	if got := testutil.ToFloat64(m.UpsertBatches); got != 0 {
+		t.Errorf("%v batches hit stored points, want none", got)
+	}
+}

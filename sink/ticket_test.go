@@ -88,13 +88,13 @@ func TestTicketEmpty(t *testing.T) {
 }
 
 // TestSetLimits: a smaller batch size set while running takes effect for
-// the open batch.
+// the open batch: it is handed over with the next line of another point.
 func TestSetLimits(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1}, NewMetrics(nil), quiet)
 	b := s.NewBatcher()
 	s.SetLimits(5, 0, 0)
-	for i := range 5 {
+	for i := range 6 {
 		b.Add(pt("reloaded", 1, int64(i)*1000), origin)
 	}
 	waitFor(t, func() bool { return tableRows(t, pool, schema, "reloaded") == 5 })
