@@ -265,7 +265,7 @@ func (s *Sink) countRejected(b *batch, dead [][]deadLetter) {
 // that doubles while collisions go on.
 const (
 	minUpsertStreak = 4
-	maxUpsertStreak = 256
+	maxUpsertStreak = 32
 )
 
 // useUpsert reports whether the next batch of the table should merge
