@@ -281,14 +281,14 @@ func fastValue(data []byte, i int, f *Field) int {
 		case 'i':
 			var x int64
 			x, ok = parseInt(v[:len(v)-1])
-			f.Kind, f.Num = Int, uint64(x)
+			f.Kind, f.Num, f.Str = Int, uint64(x), nil
 		case 'u':
-			f.Kind = Uint
+			f.Kind, f.Str = Uint, nil
 			f.Num, ok = parseUint(v[:len(v)-1])
 		default:
 			var x float64
 			x, ok = parseFloat(v)
-			f.Kind, f.Num = Float, math.Float64bits(x)
+			f.Kind, f.Num, f.Str = Float, math.Float64bits(x), v[:len(v):len(v)]
 		}
 		if !ok {
 			return -1

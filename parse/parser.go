@@ -269,7 +269,7 @@ func (p *Parser) value(f *Field, kind lineprotocol.ValueKind, v []byte) *LineErr
 		if math.IsInf(x, 0) || math.IsNaN(x) {
 			return p.reject(ReasonSyntax, fmt.Errorf("field %q: non-finite float value %q", f.Key, v))
 		}
-		f.Kind, f.Num = Float, math.Float64bits(x)
+		f.Kind, f.Num, f.Str = Float, math.Float64bits(x), nil
 	case lineprotocol.Int:
 		x, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {

@@ -45,9 +45,11 @@ type Tag struct{ Key, Value []byte }
 // Num holds the value bits for numeric and boolean kinds: math.Float64bits
 // for Float, uint64(int64) for Int, the value for Uint, 0 or 1 for Bool.
 // Str holds the unescaped string for String (valid UTF-8, no NUL bytes,
-// possibly empty). Key is unescaped, valid UTF-8, not empty and free of NUL
-// bytes. Key and Str belong to the Parser that returned the Point (see
-// Point).
+// possibly empty); for Float, the value as written in the line, when the
+// parser kept it (nil otherwise), so that a writer can copy the text
+// instead of formatting the number again; nil for other kinds. Key is
+// unescaped, valid UTF-8, not empty and free of NUL bytes. Key and Str
+// belong to the Parser that returned the Point (see Point).
 type Field struct {
 	Key  []byte
 	Kind Kind

@@ -35,7 +35,7 @@ func parsedCPU(b *testing.B, n int) []*parse.Point {
 			c.Tags = append(c.Tags, parse.Tag{Key: []byte(string(t.Key)), Value: []byte(string(t.Value))})
 		}
 		for _, f := range pt.Fields {
-			c.Fields = append(c.Fields, parse.Field{Key: []byte(string(f.Key)), Kind: f.Kind, Num: f.Num})
+			c.Fields = append(c.Fields, parse.Field{Key: []byte(string(f.Key)), Kind: f.Kind, Num: f.Num, Str: []byte(string(f.Str))})
 		}
 		pts = append(pts, c)
 	}
