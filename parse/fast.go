@@ -287,8 +287,12 @@ func fastValue(data []byte, i int, f *Field) int {
 			f.Num, ok = parseUint(v[:len(v)-1])
 		default:
 			var x float64
-			x, ok = parseFloat(v)
-			f.Kind, f.Num, f.Str = Float, math.Float64bits(x), v[:len(v):len(v)]
+			var plain bool
+			x, ok, plain = parseFloatPlain(v)
+			f.Kind, f.Num, f.Str = Float, math.Float64bits(x), nil
+			if plain {
+				f.Str = v[:len(v):len(v)]
+			}
 		}
 		if !ok {
 			return -1

@@ -2,10 +2,12 @@ package parse
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -185,6 +187,18 @@ func checkNumbers(t *testing.T, s string) {
 		got, ok := parseFloat(b)
 		if ok != wantOK || ok && math.Float64bits(got) != math.Float64bits(x) {
 			t.Errorf("parseFloat(%q): got %v, %v, want %v, %v", s, got, ok, x, wantOK)
+		}
+		// A plain decimal is a JSON number in float form whose value is
+		// exactly that of the float64's shortest form.
+		if _, _, plain := parseFloatPlain(b); plain {
+			var js json.Number
+			text, short := new(big.Rat), new(big.Rat)
+			_, okText := text.SetString(s)
+			_, okShort := short.SetString(strconv.FormatFloat(x, 'g', -1, 64))
+			if json.Unmarshal(b, &js) != nil || !strings.Contains(s, ".") || strings.ContainsAny(s, "eE") ||
+				!okText || !okShort || text.Cmp(short) != 0 {
+				t.Errorf("parseFloatPlain(%q): plain, but not JSON or not its float64 %v", s, x)
+			}
 		}
 	}
 	xi, err := strconv.ParseInt(s, 10, 64)

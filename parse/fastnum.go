@@ -74,6 +74,15 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 // correctly (Clinger's fast path, which strconv takes first too): the
 // result is strconv's. Other values go to strconv.
 func parseFloat(b []byte) (float64, bool) {
+	x, ok, _ := parseFloatPlain(b)
+	return x, ok
+}
+
+// parseFloatPlain is parseFloat, and reports too whether b is a plain
+// decimal: digits (no leading zero but a lone one), a point, digits, no
+// exponent, at most 15 significant digits — text that is exactly the
+// float64 it stands for, and valid JSON.
+func parseFloatPlain(b []byte) (x float64, ok, plain bool) {
 	i := 0
 	neg := b[0] == '-'
 	if neg {
@@ -82,6 +91,7 @@ func parseFloat(b []byte) (float64, bool) {
 	var m uint64
 	nd, frac := 0, 0 // significant digits in m; digits after the point
 	anyDigit, dot := false, false
+	intStart := i
 	for ; i < len(b); i++ {
 		c := b[i]
 		if d := c - '0'; d <= 9 {
@@ -93,7 +103,8 @@ func parseFloat(b []byte) (float64, bool) {
 				continue // a leading zero
 			}
 			if nd == 19 {
-				return slowFloat(b)
+				x, ok := slowFloat(b)
+				return x, ok, false
 			}
 			m = m*10 + uint64(d)
 			nd++
@@ -101,17 +112,22 @@ func parseFloat(b []byte) (float64, bool) {
 		}
 		if c == '.' && !dot {
 			dot = true
+			// A plain decimal has one integer digit at least, and
+			// none but a lone 0 to start with.
+			intDigits := i - intStart
+			plain = intDigits > 0 && (b[intStart] != '0' || intDigits == 1)
 			continue
 		}
 		break
 	}
 	if !anyDigit {
-		return 0, false
+		return 0, false, false
 	}
+	plain = plain && frac > 0 && i == len(b) && nd <= 15
 	exp := 0
 	if i < len(b) {
 		if b[i] != 'e' && b[i] != 'E' {
-			return 0, false
+			return 0, false, false
 		}
 		i++
 		eneg := i < len(b) && b[i] == '-'
@@ -119,15 +135,16 @@ func parseFloat(b []byte) (float64, bool) {
 			i++
 		}
 		if i == len(b) {
-			return 0, false
+			return 0, false, false
 		}
 		for ; i < len(b); i++ {
 			d := b[i] - '0'
 			if d > 9 {
-				return 0, false
+				return 0, false, false
 			}
 			if exp > 1000 {
-				return slowFloat(b)
+				x, ok := slowFloat(b)
+				return x, ok, false
 			}
 			exp = exp*10 + int(d)
 		}
@@ -137,9 +154,10 @@ func parseFloat(b []byte) (float64, bool) {
 	}
 	e := exp - frac
 	if m>>53 != 0 || e < -22 || e > 22 {
-		return slowFloat(b)
+		x, ok := slowFloat(b)
+		return x, ok, plain
 	}
-	x := float64(m)
+	x = float64(m)
 	if e >= 0 {
 		x *= pow10[e]
 	} else {
@@ -148,7 +166,7 @@ func parseFloat(b []byte) (float64, bool) {
 	if neg {
 		x = -x
 	}
-	return x, true
+	return x, true, plain
 }
 
 // slowFloat is parseFloat for the values outside Clinger's fast path. Its

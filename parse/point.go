@@ -45,9 +45,12 @@ type Tag struct{ Key, Value []byte }
 // Num holds the value bits for numeric and boolean kinds: math.Float64bits
 // for Float, uint64(int64) for Int, the value for Uint, 0 or 1 for Bool.
 // Str holds the unescaped string for String (valid UTF-8, no NUL bytes,
-// possibly empty); for Float, the value as written in the line, when the
-// parser kept it (nil otherwise), so that a writer can copy the text
-// instead of formatting the number again; nil for other kinds. Key is
+// possibly empty); for Float, the value as written in the line when it is
+// a plain decimal — digits (no leading zero but a lone one), a point,
+// digits, no exponent, at most 15 significant digits: text that is
+// exactly the float64 it stands for, which a writer can copy instead of
+// formatting the number again — and nil otherwise, or when the parser did
+// not keep it; nil for other kinds. Key is
 // unescaped, valid UTF-8, not empty and free of NUL bytes. Key and Str
 // belong to the Parser that returned the Point (see Point).
 type Field struct {

@@ -128,41 +128,6 @@ func appendJSONTags(b []byte, tags []parse.Tag) []byte {
 	return b
 }
 
-// jsonFloatText reports whether t, a float as written in a line, can go
-// into jsonb as it is: a JSON number with a decimal point and digits after
-// it, no exponent (jsonb would keep 1e21 as an integer), and at most 15
-// significant digits, so that it is the float64 it stands for (any such
-// decimal survives the round trip through a float64).
-func jsonFloatText(t []byte) bool {
-	i := 0
-	if i < len(t) && t[i] == '-' {
-		i++
-	}
-	start := i
-	for i < len(t) && t[i]-'0' <= 9 {
-		i++
-	}
-	if i == start || (t[start] == '0' && i-start > 1) || i == len(t) || t[i] != '.' {
-		return false // no integer part, a leading zero, or no point
-	}
-	i++
-	frac := i
-	for i < len(t) && t[i]-'0' <= 9 {
-		i++
-	}
-	if i == frac || i != len(t) {
-		return false // no digit after the point, or an exponent
-	}
-	sig := 0
-	for _, c := range t[start:] {
-		if c == '.' || (c == '0' && sig == 0) {
-			continue
-		}
-		sig++
-	}
-	return sig <= 15
-}
-
 // appendJSONValue appends a field value keeping its JSON type: numbers stay
 // numbers (an unsigned integer exactly, since jsonb numbers are numeric), a
 // float keeps a decimal point so that 2.0 stays 2.0, strings and booleans
@@ -178,7 +143,9 @@ func jsonFloatText(t []byte) bool {
 func appendJSONValue(b []byte, f *parse.Field) []byte {
 	switch f.Kind {
 	case parse.Float:
-		if jsonFloatText(f.Str) {
+		if len(f.Str) > 0 {
+			// A plain decimal as written: it is its float64 already,
+			// in float form, and valid JSON (see parse.Field).
 			return append(b, f.Str...)
 		}
 		start := len(b)
