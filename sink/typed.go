@@ -292,8 +292,21 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*col
 				continue
 			}
 			c := cols[i-1]
+			v := &vals[j].v
+			// The common cases inline: a float into double precision, a
+			// tag or string into unbounded text.
+			switch {
+			case v.kind == parse.Float && c.typ.oid == oidFloat8:
+				e.rows = append(e.rows, 0, 0, 0, 8)
+				e.rows = binary.BigEndian.AppendUint64(e.rows, v.num)
+				continue
+			case (v.kind == kindTag || v.kind == parse.String) && c.typ.oid == oidText:
+				e.rows = appendInt32(e.rows, int32(len(v.str)))
+				e.rows = append(e.rows, v.str...)
+				continue
+			}
 			var cf *conflict
-			e.rows, cf = appendValue(e.rows, c.typ, vals[j].v)
+			e.rows, cf = appendValue(e.rows, c.typ, *v)
 			if cf != nil {
 				e.rows = appendInt32(e.rows, -1)
 				k := b.keys[vals[j].key]
