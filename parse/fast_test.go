@@ -156,8 +156,9 @@ func readCorpusFile(name string) ([]byte, error) {
 	if len(lines) != 2 || lines[0] != "go test fuzz v1" {
 		return nil, errors.New("not a corpus file of one []byte")
 	}
-	lit, ok := strings.CutPrefix(lines[1], "[]byte(")
-	if lit, ok = strings.CutSuffix(lit, ")"); !ok {
+	lit, okPrefix := strings.CutPrefix(lines[1], "[]byte(")
+	lit, okSuffix := strings.CutSuffix(lit, ")")
+	if !okPrefix || !okSuffix {
 		return nil, errors.New("not a corpus file of one []byte")
 	}
 	s, err := strconv.Unquote(lit)

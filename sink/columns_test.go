@@ -39,23 +39,8 @@ func line(t *testing.T, text string) *parse.Point {
 // write sends lines through a fresh columns-storage sink and closes it.
 func write(t *testing.T, pool *pgxpool.Pool, schema string, cfg Config, lines ...string) *Metrics {
 	t.Helper()
-	cfg.Schema, cfg.Storage, cfg.Writers = schema, StorageColumns, 2
-	cfg.FlushInterval = time.Hour
-	if cfg.BatchSize == 0 {
-		cfg.BatchSize = 100_000
-	}
-	if cfg.RejectedTable == "" {
-		cfg.RejectedTable = "pginflux_rejected"
-	}
-	m := NewMetrics(nil)
-	s := New(pool, cfg, m, quiet)
-	b := s.NewBatcher()
-	for _, l := range lines {
-		b.Add(line(t, l), origin)
-	}
-	b.Flush()
-	closeSink(t, s)
-	return m
+	cfg.Schema, cfg.Storage = schema, StorageColumns
+	return writeBatches(t, pool, cfg, lines)
 }
 
 // columns returns "name type" of every column of a table, in order.
