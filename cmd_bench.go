@@ -30,6 +30,8 @@ type benchFlags struct {
 	address          string
 	allowRemote      bool
 	workload         string
+	httpURL          string
+	gzip             bool
 	split            int
 	appendMode       bool
 	hosts, series    int
@@ -67,7 +69,9 @@ func (f *benchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.workload, "workload", "cpu", "`name` of the workload: cpu (Telegraf's cpu lines) or mix (cpu, mem, disk, net)")
 	fs.IntVar(&f.hosts, "hosts", 10, "`number` of hosts sending")
 	fs.IntVar(&f.series, "series", 10, "`number` of series of each measurement per host (cpus, disks, interfaces)")
-	fs.IntVar(&f.linesPerDatagram, "lines-per-datagram", 10, "`lines` in each UDP datagram at most (points, with --split)")
+	fs.IntVar(&f.linesPerDatagram, "lines-per-datagram", 10, "`lines` in each UDP datagram at most (points, with --split); with --http-url, in each request")
+	fs.StringVar(&f.httpURL, "http-url", "", "send over HTTP instead of UDP: POST --lines-per-datagram lines a request to this `URL` (pginflux's /write or /api/v2/write, loopback unless --allow-remote), one request at a time a sender; only 204 counts as sent")
+	fs.BoolVar(&f.gzip, "gzip", false, "with --http-url, gzip the bodies (Content-Encoding: gzip), as Telegraf does")
 	fs.IntVar(&f.split, "split", 1, "send each point as this many `lines` of the same measurement, tags and time, each with a part of the fields (as Telegraf's UDP output splits wide points); lines and rates count points")
 	fs.BoolVar(&f.appendMode, "append-mode", false, "the pginflux measured runs with --write-mode append, so it stores each line of a --split point as a row of its own")
 	fs.IntVar(&f.datagramSize, "datagram-size", 8192, "`bytes` in each UDP datagram at most; lines are never split")
@@ -226,6 +230,11 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, _ 
 	if f.allowRemote {
 		client = &http.Client{}
 	}
+	if f.httpURL != "" {
+		if err := loadgen.CheckURL(ctx, resolver, f.httpURL, f.allowRemote); err != nil {
+			return usageError{fmt.Errorf("--http-url: %w", err)}
+		}
+	}
 	if f.metricsURL != "" {
 		if err := loadgen.CheckURL(ctx, resolver, f.metricsURL, f.allowRemote); err != nil {
 			return usageError{fmt.Errorf("--metrics-url: %w", err)}
@@ -243,6 +252,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, _ 
 			Senders:          f.senders,
 			LinesPerDatagram: f.linesPerDatagram,
 			MaxDatagramSize:  f.datagramSize,
+			HTTPURL:          f.httpURL,
+			Gzip:             f.gzip,
+			HTTPClient:       client,
 		},
 		Database:     db,
 		Schema:       f.schema,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
@@ -31,14 +32,21 @@ type SendConfig struct {
 	// Senders is the number of goroutines, each with its own socket and
 	// an equal share of the rate and lines.
 	Senders          int
-	LinesPerDatagram int
+	LinesPerDatagram int // lines a datagram, or a request over HTTP
 	MaxDatagramSize  int // bytes; at least Workload.MaxLineLen()
+	// HTTPURL, when set, sends over HTTP instead of UDP: POST bodies of
+	// LinesPerDatagram lines to this /write or /api/v2/write URL, one
+	// request at a time a sender, gzipped with Gzip; only 204 counts as
+	// sent. Address is not used then.
+	HTTPURL    string
+	Gzip       bool
+	HTTPClient *http.Client // nil: a client dialing loopback only
 }
 
 // Validate reports every problem with c at once.
 func (c *SendConfig) Validate() error {
 	var errs []error
-	if !c.Address.IsValid() {
+	if !c.Address.IsValid() && c.HTTPURL == "" {
 		errs = append(errs, errors.New("no address"))
 	}
 	if c.Workload == nil {
@@ -95,6 +103,9 @@ func (r *SendResult) Seconds() float64 { return r.End.Sub(r.Start).Seconds() }
 func Send(ctx context.Context, cfg SendConfig) (*SendResult, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.HTTPURL != "" {
+		return sendHTTP(ctx, cfg)
 	}
 	conns := make([]*net.UDPConn, cfg.Senders)
 	for i := range conns {
