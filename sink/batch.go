@@ -37,9 +37,11 @@ type batch struct {
 	lastPoint pointID
 
 	// commitID names the batch in commit markers (see commitTable), once
-	// it has been tried; uncertain says an attempt failed in a way that
-	// may have come after its commit.
+	// it has been tried; marked says an attempt wrote a marker in its
+	// transaction, and uncertain that an attempt failed in a way that may
+	// have come after its commit: the next one looks for the marker.
 	commitID  int64
+	marked    bool
 	uncertain bool
 
 	// Tickets of the rows, when any row has one (see Ticket).
@@ -92,7 +94,7 @@ func releaseBatch(b *batch) {
 		return
 	}
 	b.measurement, b.rejected, b.mark = "", false, nil
-	b.commitID, b.uncertain = 0, false
+	b.commitID, b.marked, b.uncertain = 0, false, false
 	b.full = false
 	b.buf = b.buf[:0]
 	b.ends = b.ends[:0]

@@ -168,9 +168,6 @@ func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b 
 		pp.head[k], pp.tail[k] = true, int32(k)
 		pp.rows++
 	}
-	if merged := n - pp.rows; merged > 0 {
-		s.metrics.MergedRows.Add(float64(merged))
-	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -488,4 +489,36 @@ func TestBatchKeepsPointWhole(t *testing.T) {
 	if got := testutil.ToFloat64(m.UpsertBatches); got != 0 {
 		t.Errorf("%v batches hit stored points, want none", got)
 	}
+}
+
+// TestMergedRejectAttribution: when the lines of one point come from two
+// requests in one batch, a value that does not fit is charged to the
+// request that sent it, with its origin.
+func TestMergedRejectAttribution(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1,
+		RejectedTable: "pginflux_rejected"}, NewMetrics(nil), quiet)
+	first, second := NewTicket(), NewTicket()
+	o2 := Origin{Source: netip.MustParseAddrPort("192.0.2.2:2222"), Received: origin.Received}
+	b := s.NewBatcher()
+	b.add(line(t, "m,host=a v=1i,w=1i 1000"), origin, first)
+	b.Flush()
+	first.Seal()
+	if _, err := first.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	third := NewTicket()
+	b.add(line(t, "m,host=a w=2i 2000"), origin, third)
+	b.add(line(t, `m,host=a v="x" 2000`), o2, second)
+	b.Flush()
+	second.Seal()
+	third.Seal()
+	rej2, err2 := second.Wait(t.Context())
+	rej3, err3 := third.Wait(t.Context())
+	closeSink(t, s)
+	if err2 != nil || err3 != nil || rej2 != 1 || rej3 != 0 {
+		t.Errorf("rejected rows told: second %d (%v), third %d (%v); want 1 and 0", rej2, err2, rej3, err3)
+	}
+	equal(t, "rejected", query(t, pool, "SELECT source || ' ' || line FROM "+pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()),
+		[]string{`192.0.2.2:2222 m,host=a v="x" 2000`})
 }

@@ -119,7 +119,10 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 			w.replayFailed = true
 			return
 		}
-		if s.spoolRows(b, lo, hi) {
+		// A batch whose commit marker is still to be looked up stays in
+		// memory: spooled, it would be written again by the replay if the
+		// commit had happened.
+		if !b.marked && s.spoolRows(b, lo, hi) {
 			return
 		}
 		s.metrics.Retries.Inc()

@@ -1,10 +1,12 @@
 package sink
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -148,6 +150,9 @@ func (c *catalog) registerSeries(ctx context.Context, conn *pgx.Conn, table stri
 		if probe == maxSeriesProbes {
 			return nil, fmt.Errorf("register series of %s: no free id after %d tries", table, probe)
 		}
+		// In id order: writers inserting overlapping sets in the same
+		// order cannot deadlock on each other's rows.
+		slices.SortFunc(todo, func(a, b int) int { return cmp.Compare(ids[a], ids[b]) })
 		cand := make([]int64, len(todo))
 		ctags := make([]string, len(todo))
 		for k, i := range todo {

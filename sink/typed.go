@@ -239,23 +239,33 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*col
 	ncols := len(names)
 	present := make([]int, len(cols)+1) // index in vals of the value for each column, or -1
 	var vals []typedValue
+	var valRow []int // the batch row each value of vals came from
 	var lw lineWriter
+	for range hi - lo {
+		e.dead = append(e.dead, nil)
+	}
 	for r := lo; r < hi; r++ {
 		if pts != nil && !pts.head[r-lo] {
-			e.dead = append(e.dead, nil) // merged into its point's first row
-			continue
+			continue // merged into its point's first row
 		}
 		start := 0
 		if r > 0 {
 			start = b.ends[r-1]
 		}
 		ts, vs := decodeTypedRow(b.buf[start:b.ends[r]], vals[:0])
+		valRow = valRow[:0]
+		for range vs {
+			valRow = append(valRow, r)
+		}
 		if pts != nil {
 			// The later rows of the point: their values come after, and
 			// a later value of a key wins below.
 			for k := pts.next[r-lo]; k >= 0; k = pts.next[k] {
 				rr := lo + int(k)
 				_, vs = decodeTypedRow(b.buf[b.ends[rr-1]:b.ends[rr]], vs)
+				for len(valRow) < len(vs) {
+					valRow = append(valRow, rr)
+				}
 			}
 		}
 		vals = vs
@@ -273,11 +283,16 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*col
 				present[s] = j // a repeated key: the last wins
 			}
 		}
-		var dead []deadLetter
+		// A rejected value belongs to the row (the request) it came
+		// from; a rejected tag to the point's first row.
 		rejectLine := func(reason, detail string, only int) {
-			d := deadLetter{origin: b.origin(r), measurement: b.measurement, reason: reason, detail: detail}
+			from := r
+			if only >= 0 {
+				from = valRow[only]
+			}
+			d := deadLetter{origin: b.origin(from), measurement: b.measurement, reason: reason, detail: detail}
 			d.line = rowLine(&lw, b, vals, ts, only)
-			dead = append(dead, d)
+			e.dead[from-lo] = append(e.dead[from-lo], d)
 		}
 		e.rows = appendInt16(e.rows, int16(ncols))
 		e.rows = appendTimeAs(e.rows, t.timeType, ts)
@@ -341,7 +356,6 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*col
 			rejectLine(ReasonColumnFailed, keyRole(k.tag)+" "+quoteKey(k.name)+": "+t.failed[colKey{k.tag, k.name}], j)
 		}
 		e.ends = append(e.ends, len(e.rows))
-		e.dead = append(e.dead, dead)
 	}
 }
 

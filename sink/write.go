@@ -123,7 +123,7 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 	if b.mark == nil && b.commitID == 0 {
 		b.commitID = rand.Int64N(1<<63-1) + 1
 	}
-	if b.mark == nil && b.uncertain {
+	if b.mark == nil && b.uncertain && b.marked {
 		done, err := s.catalog.commitMarked(ctx, conn.Conn(), b.commitID, lo, hi)
 		if err != nil {
 			return err
@@ -140,6 +140,8 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 			return err
 		}
 		marked = !s.catalog.commitsOff.Load()
+		// From now on a failure may come after this attempt's commit.
+		b.marked = b.marked || marked
 	}
 	var rt *table
 	if ndead > 0 {
@@ -202,6 +204,9 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 	}
 	if point && !upsert {
 		sc.fastOK()
+	}
+	if merged := hi - lo - n; point && merged > 0 {
+		s.metrics.MergedRows.Add(float64(merged)) // counted once committed
 	}
 	if upsert {
 		s.metrics.UpsertBatches.Inc()
@@ -293,14 +298,14 @@ func (sc *seriesCache) collided() {
 func (sc *seriesCache) fastOK() { sc.streak.Store(0) }
 
 // commitTable holds a marker of each committed batch of a table without a
-// point key, for an hour, so that a retry after a connection lost during
+// point key, for a day, so that a retry after a connection lost during
 // the commit can tell whether the commit happened.
 const commitTable = "pginflux_commits"
 
 // commitKeep is how long commit markers are kept, and cleanEvery how often
 // old ones are deleted.
 const (
-	commitKeep       = time.Hour
+	commitKeep       = 24 * time.Hour
 	commitCleanEvery = 10 * time.Minute
 )
 
@@ -373,15 +378,14 @@ func (c *catalog) markCommit(ctx context.Context, tx pgx.Tx, id int64, lo, hi in
 // commitMarked reports whether rows lo..hi-1 of batch id were committed
 // by an earlier attempt.
 func (c *catalog) commitMarked(ctx context.Context, conn *pgx.Conn, id int64, lo, hi int) (bool, error) {
-	if err := c.commitsReady(ctx, conn); err != nil {
-		return false, err
-	}
-	if c.commitsOff.Load() {
-		return false, nil
-	}
+	// Looked up before commitsReady could delete old markers.
 	var done bool
 	err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+pgx.Identifier{c.schema, commitTable}.Sanitize()+
 		" WHERE batch = $1 AND lo <= $2 AND hi >= $3)", id, lo, hi).Scan(&done)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+		return false, nil // no marker table: no marker
+	}
 	if err != nil {
 		return false, fmt.Errorf("look up commit markers: %w", err)
 	}
