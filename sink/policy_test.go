@@ -240,3 +240,28 @@ func TestRejectedTableDropped(t *testing.T) {
 		t.Errorf("dropped %v rows", got)
 	}
 }
+
+// TestTriggerDivertsRows: a BEFORE trigger that returns NULL (routing the
+// row elsewhere) takes it out of the table; the batch is done, not retried
+// (which would write the other rows twice).
+func TestTriggerDivertsRows(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	table := pgx.Identifier{schema, "m"}.Sanitize()
+	other := pgx.Identifier{schema, "elsewhere"}.Sanitize()
+	fn := pgx.Identifier{schema, "divert"}.Sanitize()
+	mustExec(t, pool,
+		"CREATE TABLE "+table+" (time timestamptz NOT NULL, v bigint)",
+		"CREATE TABLE "+other+" (time timestamptz NOT NULL, v bigint)",
+		"CREATE FUNCTION "+fn+"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.v % 2 = 1 THEN INSERT INTO "+other+" VALUES (NEW.time, NEW.v); RETURN NULL; END IF; RETURN NEW; END $$",
+		"CREATE TRIGGER divert BEFORE INSERT ON "+table+" FOR EACH ROW EXECUTE FUNCTION "+fn+"()",
+	)
+	var lines []string
+	for i := range 100 {
+		lines = append(lines, fmt.Sprintf("m v=%di %d", i, (i+1)*1000))
+	}
+	m := write(t, pool, schema, Config{}, lines...)
+	equal(t, "rows", query(t, pool, "SELECT (SELECT count(*) FROM "+table+") || ' ' || (SELECT count(*) FROM "+other+")"), []string{"50 50"})
+	if got := testutil.ToFloat64(m.Retries); got != 0 {
+		t.Errorf("%v retries", got)
+	}
+}
