@@ -3,10 +3,15 @@
 // COPY by a fixed number of writer goroutines.
 //
 // Producers (parsers) each own a Batcher, which encodes rows as they come
-// and hands full or old batches to the writers over a bounded queue. A
-// writer retries a batch through temporary errors (the server restarting,
-// a lost connection), isolates rows PostgreSQL refuses by splitting the
-// batch, and only drops what no retry can fix, counting it by reason.
+// and hands full or old batches to the writers; the rows between a
+// Batcher and their commit are bounded (Config.MaxPendingRows). A table
+// with a point key holds one row per point (merge.go, series.go); the
+// writer (write.go) merges a batch's lines of one point in memory and
+// COPYs, falling back to INSERT ... ON CONFLICT for a batch that hits
+// stored points. The failure policy (policy.go): rows PostgreSQL refuses
+// for their own values are isolated into the rejected table; for any
+// other error the rows are held (in the spool, spool*.go, when there is
+// one) and retried until they can be written.
 package sink
 
 import (
@@ -265,7 +270,7 @@ func (s *Sink) SetLimits(batchSize int, flushInterval time.Duration, maxPendingR
 
 // Abandon makes the writers give up: the COPY under way is cancelled, and
 // that batch and every one handed over later is dropped and counted as
-// abandoned instead of written. Producers blocked on a full writer queue
+// abandoned instead of written. Producers waiting at the pending limit
 // go on. Call it when the shutdown timeout passes.
 func (s *Sink) Abandon() { s.stopAbandon() }
 
