@@ -378,23 +378,20 @@ func appendDecimal(b []byte, d decimal) []byte {
 // the rule that times are floored to the column's resolution, as
 // appendTimestamp floors nanoseconds to microseconds.
 func appendTimeAs(b []byte, t colType, unixNanos int64) []byte {
-	p := t.timePrecision()
-	if p >= 6 {
+	unit := t.timeUnit()
+	if unit == 1 {
 		return appendTimestamp(b, unixNanos)
 	}
-	micros := unixNanos / 1000
-	if unixNanos%1000 < 0 {
-		micros--
-	}
+	b = appendInt32(b, 8)
+	return binary.BigEndian.AppendUint64(b, uint64(floorUnit(floorMicros(unixNanos), unit)-pgEpochMicros))
+}
+
+// timeUnit returns the microseconds a timestamp column of t keeps as one
+// unit: 1, or 10^(6-p) for timestamp(p).
+func (t colType) timeUnit() int64 {
 	unit := int64(1)
-	for range 6 - p {
+	for range 6 - t.timePrecision() {
 		unit *= 10
 	}
-	if r := micros % unit; r < 0 {
-		micros -= r + unit
-	} else {
-		micros -= r
-	}
-	b = appendInt32(b, 8)
-	return binary.BigEndian.AppendUint64(b, uint64(micros-pgEpochMicros))
+	return unit
 }

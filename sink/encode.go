@@ -32,10 +32,7 @@ func appendInt32(b []byte, v int32) []byte { return binary.BigEndian.AppendUint3
 // microseconds since 2000 (PostgreSQL keeps microseconds; the nanoseconds
 // are floored away, also before 1970).
 func appendTimestamp(b []byte, unixNanos int64) []byte {
-	micros := unixNanos / 1000
-	if unixNanos%1000 < 0 {
-		micros--
-	}
+	micros := floorMicros(unixNanos)
 	b = appendInt32(b, 8)
 	return binary.BigEndian.AppendUint64(b, uint64(micros-pgEpochMicros))
 }

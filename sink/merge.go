@@ -60,10 +60,7 @@ func floorMicros(unixNanos int64) int64 {
 func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b *batch, lo, hi int, table string, timeType colType) error {
 	// Times as the time column keeps them: rows apart by less are one
 	// point.
-	unit := int64(1)
-	for range 6 - timeType.timePrecision() {
-		unit *= 10
-	}
+	unit := timeType.timeUnit()
 	columns := s.cfg.Storage == StorageColumns
 	n := hi - lo
 	pp.canon, pp.canonEnds = pp.canon[:0], pp.canonEnds[:0]
