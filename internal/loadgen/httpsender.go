@@ -27,14 +27,10 @@ func sendHTTP(ctx context.Context, cfg SendConfig) (*SendResult, error) {
 	defer cancel()
 	results := make([]SendResult, cfg.Senders)
 	var wg sync.WaitGroup
-	n := int64(cfg.Senders)
 	for i := range cfg.Senders {
-		quota := cfg.Lines / n
-		if int64(i) < cfg.Lines%n {
-			quota++
-		}
-		gen := NewGenerator(cfg.Workload, cfg.Base, uint64(i), uint64(n))
-		pacer := NewPacer(cfg.Rate/float64(n), DefaultSlice)
+		quota := quotaOf(cfg.Lines, i, cfg.Senders)
+		gen := NewGenerator(cfg.Workload, cfg.Base, uint64(i), uint64(cfg.Senders))
+		pacer := NewPacer(cfg.Rate/float64(cfg.Senders), DefaultSlice)
 		pacer.start = start
 		res := &results[i]
 		wg.Go(func() {
@@ -81,26 +77,7 @@ func sendHTTP(ctx context.Context, cfg SendConfig) (*SendResult, error) {
 		})
 	}
 	wg.Wait()
-	total := &SendResult{Start: start}
-	for i := range results {
-		r := &results[i]
-		total.Lines += r.Lines
-		total.Datagrams += r.Datagrams
-		total.Bytes += r.Bytes
-		total.FailedDatagrams += r.FailedDatagrams
-		total.FailedLines += r.FailedLines
-		if r.LastError != nil {
-			total.LastError = r.LastError
-		}
-		if r.End.After(total.End) {
-			total.End = r.End
-		}
-		total.LastSeq = max(total.LastSeq, r.LastSeq)
-	}
-	if total.End.IsZero() {
-		total.End = time.Now()
-	}
-	return total, nil
+	return sumResults(start, results), nil
 }
 
 // post sends one body and wants 204.

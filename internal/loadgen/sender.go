@@ -126,10 +126,7 @@ func Send(ctx context.Context, cfg SendConfig) (*SendResult, error) {
 	var wg sync.WaitGroup
 	n := int64(cfg.Senders)
 	for i, c := range conns {
-		quota := cfg.Lines / n
-		if int64(i) < cfg.Lines%n {
-			quota++
-		}
+		quota := quotaOf(cfg.Lines, i, cfg.Senders)
 		s := &sender{
 			conn:  c,
 			gen:   NewGenerator(cfg.Workload, cfg.Base, uint64(i), uint64(n)),
@@ -147,6 +144,20 @@ func Send(ctx context.Context, cfg SendConfig) (*SendResult, error) {
 	}
 	wg.Wait()
 
+	return sumResults(start, results), nil
+}
+
+// quotaOf returns sender i's share of lines among n senders.
+func quotaOf(lines int64, i, n int) int64 {
+	q := lines / int64(n)
+	if int64(i) < lines%int64(n) {
+		q++
+	}
+	return q
+}
+
+// sumResults adds up the senders' results of a run started at start.
+func sumResults(start time.Time, results []SendResult) *SendResult {
 	total := &SendResult{Start: start}
 	for i := range results {
 		r := &results[i]
@@ -166,7 +177,7 @@ func Send(ctx context.Context, cfg SendConfig) (*SendResult, error) {
 	if total.End.IsZero() {
 		total.End = time.Now()
 	}
-	return total, nil
+	return total
 }
 
 // batchWriter is what ipv4.PacketConn and ipv6.PacketConn have in common.
