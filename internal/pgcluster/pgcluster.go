@@ -52,6 +52,10 @@ type Options struct {
 	// turned off: a crash of the machine may lose or corrupt data, and
 	// writes cost the server less than they would on a real one.
 	Durable bool
+	// Settings are more server settings, as name=value, passed with -c on
+	// every start after pgcluster's own (so they win): for example
+	// "shared_preload_libraries=timescaledb".
+	Settings []string
 }
 
 // Cluster is a PostgreSQL server started by Start. Its methods are safe for
@@ -63,6 +67,7 @@ type Cluster struct {
 	tempSocket bool // socketDir made by Start, removed by Close
 	port       int  // 0: unix socket only
 	durable    bool
+	settings   []string
 	log        io.Writer
 	user       *serverUser
 	pgCtl      string
@@ -114,7 +119,7 @@ func newCluster(ctx context.Context, opts Options) (*Cluster, error) {
 	if dir, err = filepath.EvalSymlinks(dir); err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", opts.Dir, err)
 	}
-	c := &Cluster{dir: dir, port: opts.Port, durable: opts.Durable, log: opts.Log, user: u}
+	c := &Cluster{dir: dir, port: opts.Port, durable: opts.Durable, settings: opts.Settings, log: opts.Log, user: u}
 
 	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
 		if err := c.initdb(ctx); err != nil {
@@ -202,6 +207,7 @@ func (c *Cluster) serverArgs() string {
 	if !c.durable {
 		settings = append(settings, "fsync=off", "synchronous_commit=off", "full_page_writes=off")
 	}
+	settings = append(settings, c.settings...)
 	var b strings.Builder
 	for i, s := range settings {
 		if i > 0 {

@@ -323,3 +323,21 @@ func TestInaccessibleDir(t *testing.T) {
 		t.Errorf("data directory created anyway (stat: %v)", err)
 	}
 }
+
+func TestSettings(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c := start(t, Options{Dir: filepath.Join(tempDir(t), "data"), Settings: []string{"work_mem=7MB", "cluster_name=it's mine"}})
+	conn := connect(t, c.ConnString("postgres"))
+	defer conn.Close(ctx)
+	var wm, name string
+	if err := conn.QueryRow(ctx, "select current_setting('work_mem'), current_setting('cluster_name')").Scan(&wm, &name); err != nil {
+		t.Fatal(err)
+	}
+	if wm != "7MB" {
+		t.Errorf("work_mem = %q, want 7MB", wm)
+	}
+	if name != "it's mine" {
+		t.Errorf("cluster_name = %q, want it's mine (quoted through pg_ctl's shell)", name)
+	}
+}
