@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
+
+	"github.com/pginflux/pginflux/internal/plural"
 )
 
 // procNetUDP are the kernel's tables of UDP sockets in the process's
@@ -184,7 +186,7 @@ func parseProcNetUDP(r io.Reader, fn func(inode uint64, drops uint32)) error {
 			continue
 		}
 		if len(f) <= dropsField {
-			return fmt.Errorf("line %d: %d fields, want %d", n, len(f), dropsField+1)
+			return fmt.Errorf("line %d: %s, want %d", n, plural.Count(len(f), "field"), dropsField+1)
 		}
 		inode, err := strconv.ParseUint(f[inodeField], 10, 64)
 		if err != nil {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pginflux/pginflux/internal/plural"
 )
 
 // Write modes: how the tables pginflux creates are keyed.
@@ -281,11 +283,11 @@ func upsertRows(ctx context.Context, tx pgx.Tx, ident string, names []string, ro
 	}
 	stageCopy := "COPY " + stageTable + " (" + cols + ") FROM STDIN (FORMAT binary)"
 	if err := copyRows(ctx, tx.Conn().PgConn(), stageCopy, rows, n); err != nil {
-		return fmt.Errorf("copy %d rows into the staging table: %w", n, err)
+		return fmt.Errorf("copy %s into the staging table: %w", plural.Count(n, "row"), err)
 	}
 	tag, err := tx.Conn().PgConn().Exec(ctx, upsertSQL(ident, stageTable, names, jsonb)).ReadAll()
 	if err != nil {
-		return fmt.Errorf("merge %d rows into %s: %w", n, ident, err)
+		return fmt.Errorf("merge %s into %s: %w", plural.Count(n, "row"), ident, err)
 	}
 	if got := tag[0].CommandTag.RowsAffected(); got > int64(n) {
 		return fmt.Errorf("merge into %s took %d rows of %d", ident, got, n)

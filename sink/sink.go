@@ -28,6 +28,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pginflux/pginflux/internal/plural"
 )
 
 // Storage modes: how tags and fields are laid out in a table.
@@ -247,7 +249,7 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.wg.Wait()
 	s.stopAbandon()
 	if n := s.Abandoned(); n > 0 {
-		return fmt.Errorf("shutdown timeout passed: %d rows were not written", n)
+		return fmt.Errorf("shutdown timeout passed: %s not written", plural.Of(n, "row was", "rows were"))
 	}
 	return nil
 }

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/pginflux/pginflux/internal/plural"
 )
 
 // The spool (--spool-dir) keeps batches on disk while PostgreSQL cannot
@@ -390,8 +392,8 @@ func (sp *spool) readSegment(g segment) ([]spoolRecord, error) {
 				// after them: a torn end.
 				return out, nil
 			}
-			return out, fmt.Errorf("%w %s: record %d at byte %d: %v, and %d bytes follow",
-				errCorruptSegment, g.name(), i, off, err, len(rest)-end)
+			return out, fmt.Errorf("%w %s: record %d at byte %d: %v, and %s",
+				errCorruptSegment, g.name(), i, off, err, plural.Of(len(rest)-end, "byte follows", "bytes follow"))
 		}
 		out = append(out, spoolRecord{index: i, b: b})
 		off += end

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pginflux/pginflux/internal/plural"
 	"github.com/pginflux/pginflux/parse"
 )
 
@@ -76,7 +77,7 @@ func (t *Ticket) Wait(ctx context.Context) (rejected int, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.lost > 0 {
-		return t.rejected, fmt.Errorf("%d rows were not written (%s)", t.lost, t.lostWhy)
+		return t.rejected, fmt.Errorf("%s not written (%s)", plural.Of(t.lost, "row was", "rows were"), t.lostWhy)
 	}
 	return t.rejected, nil
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pginflux/pginflux/internal/plural"
 )
 
 // attempt writes rows lo..hi-1 of b in one transaction, with the values
@@ -161,7 +163,7 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 			// The fast path: one COPY, no transaction of our own.
 			err = copyRows(ctx, conn.Conn().PgConn(), copySQL, rows, n)
 			if err != nil {
-				err = fmt.Errorf("copy %d rows into %s: %w", n, target, err)
+				err = fmt.Errorf("copy %s into %s: %w", plural.Count(n, "row"), target, err)
 			}
 		} else {
 			err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
@@ -170,11 +172,11 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 						return err
 					}
 				} else if err := copyRows(ctx, tx.Conn().PgConn(), copySQL, rows, n); err != nil {
-					return fmt.Errorf("copy %d rows into %s: %w", n, target, err)
+					return fmt.Errorf("copy %s into %s: %w", plural.Count(n, "row"), target, err)
 				}
 				if ndead > 0 {
 					if err := copyRows(ctx, tx.Conn().PgConn(), rt.copySQL, w.dl, ndead); err != nil {
-						return fmt.Errorf("copy %d rows into %s: %w", ndead, rt.name, err)
+						return fmt.Errorf("copy %s into %s: %w", plural.Count(ndead, "row"), rt.name, err)
 					}
 				}
 				if m := b.mark; m != nil {

@@ -259,7 +259,7 @@ func (im *Importer) Run(ctx context.Context, inputs []Input) (Result, error) {
 }
 
 func errPermanent(n int64) error {
-	return fmt.Errorf("%d rows could not be written: PostgreSQL kept refusing them with an error that retrying does not fix (see the log above)", n)
+	return fmt.Errorf("%s could not be written: PostgreSQL kept refusing with an error that retrying does not fix (see the log above)", plural(n, "row"))
 }
 
 // watchDrops ends the import as soon as rows are lost for good: the
