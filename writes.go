@@ -233,7 +233,7 @@ func (w *httpWrites) Write(ctx context.Context, req *httpserver.WriteRequest) (h
 
 	ctx, stop := whileStorable(ctx, sw.sink)
 	defer stop()
-	res, err := sw.stream.Write(ctx, req.Body, req.Precision, sink.Origin{Source: req.Source, Received: req.Received})
+	res, err := sw.stream.Write(ctx, req.Body, req.Precision, sink.Origin{Source: req.Source, Received: req.Received}, pipeline.WriteOptions{})
 	if err != nil && errors.Is(context.Cause(ctx), errNotStorable) {
 		err = fmt.Errorf("%w: the database is unreachable and the rows cannot be spooled; pginflux holds them and keeps retrying, and may still write them", httpserver.ErrUnavailable)
 	}
@@ -241,7 +241,10 @@ func (w *httpWrites) Write(ctx context.Context, req *httpserver.WriteRequest) (h
 		Lines:    res.Lines,
 		Rejected: res.Rejected,
 		BadLines: res.Bad,
-		FirstBad: httpserver.BadLine{Line: res.FirstBad.Line, Text: string(res.FirstBad.Text), Err: res.FirstBad.Err},
+	}
+	if len(res.Listed) > 0 {
+		b := res.Listed[0]
+		out.FirstBad = httpserver.BadLine{Line: b.Line, Text: string(b.Text), Err: b.Err}
 	}
 	if w.cfg.RejectedTable != "" {
 		out.KeptIn = sw.schema + "." + w.cfg.RejectedTable

@@ -87,47 +87,80 @@ type BadLine struct {
 // maxBadText bounds the text of a bad line kept for an answer.
 const maxBadText = 256
 
+// MaxListed bounds the bad lines a Result lists, so that an answer to a
+// request of many bad lines stays small.
+const MaxListed = 100
+
 // Result is what became of a request's lines.
 type Result struct {
-	Lines    int // lines added as rows (committed, when Write returns no error)
-	Rejected int // of those rows, the ones stored with values in the rejected table, or wholly there
+	Lines    int // lines added as rows (committed, when Write waits and returns no error)
+	Rejected int // of those rows, the ones stored with values in the rejected table, or wholly there (0 with NoWait)
 	Bad      int // lines not stored as rows: they did not parse, were too long, or named the rejected table
-	// FirstBad is the first bad line, when Bad > 0.
-	FirstBad BadLine
+	// Listed are the first MaxListed bad lines, in the order of the body.
+	Listed []BadLine
 }
 
 func (r *Result) bad(b BadLine) {
-	if r.Bad == 0 {
+	if len(r.Listed) < MaxListed {
 		if len(b.Text) > maxBadText {
 			b.Text = append(bytes.Clone(b.Text[:maxBadText]), "..."...)
 		} else {
 			b.Text = bytes.Clone(b.Text)
 		}
-		r.FirstBad = b
+		r.Listed = append(r.Listed, b)
 	}
 	r.Bad++
 }
 
+// WriteOptions say how Write treats a request. The zero value is what
+// InfluxDB 1.x and 2.x clients expect: every good line is stored, the bad
+// ones are kept in the rejected table, and Write waits for the commit.
+type WriteOptions struct {
+	// NoWait makes Write return once the rows are added to the batcher,
+	// before their commit (InfluxDB 3's no_sync=true): rows lost later
+	// are counted by the sink but told to no one, and Result.Rejected is
+	// 0.
+	NoWait bool
+	// AllOrNothing stores nothing, not even in the rejected table, when
+	// any line is bad (InfluxDB 3's accept_partial=false): the body is
+	// parsed once to look for bad lines, and a second time to add its
+	// rows only when there are none. Values a column cannot hold are
+	// found only at commit, too late to refuse the rest.
+	AllOrNothing bool
+}
+
 // Write adds the lines of body (a request's, at precision prec) and waits
 // until the rows are committed, kept in the rejected table, or lost (an
-// error), or ctx ends. Lines without a timestamp get o.Received. Lines of
-// other requests share batches with these. When ctx ends while lines are
-// being added, the rest are not, and what was added is written without
-// anyone waiting for it.
-func (s *Stream) Write(ctx context.Context, body []byte, prec parse.Precision, o sink.Origin) (Result, error) {
+// error), or ctx ends; opts can change both (see WriteOptions). Lines
+// without a timestamp get o.Received. Lines of other requests share
+// batches with these. When ctx ends while lines are being added, the rest
+// are not, and what was added is written without anyone waiting for it.
+func (s *Stream) Write(ctx context.Context, body []byte, prec parse.Precision, o sink.Origin, opts WriteOptions) (Result, error) {
 	parser := s.parsers.Get().(*parse.Parser)
 	defer s.parsers.Put(parser)
+	defer parser.Reset(nil, time.Time{}) // drop body
 	parser.SetPrecision(prec)
-	tk := sink.NewTicket()
-	pr := s.sh.Begin()
 	var res Result
+	if opts.AllOrNothing {
+		// A nil producer only looks.
+		if err := s.addBody(ctx, parser, nil, body, o, nil, &res); err != nil || res.Bad > 0 {
+			return res, err
+		}
+	}
+	var tk *sink.Ticket
+	if !opts.NoWait {
+		tk = sink.NewTicket()
+	}
+	pr := s.sh.Begin()
 	err := s.addBody(ctx, parser, pr, body, o, tk, &res)
-	parser.Reset(nil, time.Time{}) // drop body
 	pr.End()
-	tk.Seal()
-	if err != nil {
+	if tk == nil || err != nil {
+		if tk != nil {
+			tk.Seal()
+		}
 		return res, err
 	}
+	tk.Seal()
 	res.Rejected, err = tk.Wait(ctx)
 	return res, err
 }
@@ -166,8 +199,9 @@ const checkEvery = 1024
 
 // add parses data and adds its rows; lineOffset is the number of lines
 // before data (0 for a TCP chunk, whose line numbers mean nothing to
-// anyone), tk the request's ticket (nil for TCP) and res its result (nil
-// for TCP).
+// anyone), tk the request's ticket (nil for TCP, and with NoWait) and res
+// its result (nil for TCP). With a nil pr it only looks for bad lines,
+// into res, and adds nothing.
 func (s *Stream) add(ctx context.Context, parser *parse.Parser, pr *sink.Producer, data []byte, lineOffset int64, o sink.Origin, tk *sink.Ticket, res *Result) error {
 	if len(data) == 0 {
 		return nil
@@ -202,7 +236,9 @@ func (s *Stream) add(ctx context.Context, parser *parse.Parser, pr *sink.Produce
 			}
 			s.log.Debug("rejected a line", "transport", s.cfg.Transport, "source", o.Source, "detail", detail)
 			s.metrics.rejected[le.Reason].Inc()
-			pr.Reject(text, "", le.Reason.String(), detail, o)
+			if pr != nil {
+				pr.Reject(text, "", le.Reason.String(), detail, o)
+			}
 			continue
 		}
 		if res != nil && s.cfg.RejectedTable != "" && string(pt.Measurement) == s.cfg.RejectedTable {
@@ -210,11 +246,15 @@ func (s *Stream) add(ctx context.Context, parser *parse.Parser, pr *sink.Produce
 			// without settling a ticket: tell the request here.
 			res.bad(BadLine{Line: pt.Line + lineOffset, Text: parser.Line(pt.Line), Reason: sink.ReasonReservedName,
 				Err: "the measurement has the name of the rejected table"})
-			pr.Add(pt, o, nil)
+			if pr != nil {
+				pr.Add(pt, o, nil)
+			}
 			continue
 		}
-		pr.Add(pt, o, tk)
-		lines++
+		if pr != nil {
+			pr.Add(pt, o, tk)
+			lines++
+		}
 	}
 }
 
@@ -228,7 +268,9 @@ func (s *Stream) tooLong(pr *sink.Producer, line []byte, size int, lineNo int64,
 	}
 	s.log.Debug("rejected a line", "transport", s.cfg.Transport, "source", o.Source, "detail", detail)
 	s.metrics.tooLong.Inc()
-	pr.Reject(line[:min(len(line), maxKeptLong)], "", ReasonTooLong, detail, o)
+	if pr != nil {
+		pr.Reject(line[:min(len(line), maxKeptLong)], "", ReasonTooLong, detail, o)
+	}
 }
 
 // maxKeptLong is how much of a line over the line size the rejected table

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -9,12 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pginflux/pginflux/internal/pgtest"
 	"github.com/pginflux/pginflux/parse"
 	"github.com/pginflux/pginflux/sink"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // details is a slog.Handler that keeps the detail of every rejected line.
 type details struct {
@@ -77,7 +82,7 @@ func TestStreamLineNumbers(t *testing.T) {
 			d.mu.Unlock()
 			ctx, cancel := context.WithCancel(t.Context())
 			cancel()
-			res, err := st.Write(ctx, []byte(c.body), parse.Nanosecond, sink.Origin{Source: netip.MustParseAddrPort("127.0.0.1:1"), Received: time.Now()})
+			res, err := st.Write(ctx, []byte(c.body), parse.Nanosecond, sink.Origin{Source: netip.MustParseAddrPort("127.0.0.1:1"), Received: time.Now()}, WriteOptions{})
 			if err == nil {
 				t.Error("got no error for the cancelled request")
 			}
@@ -88,8 +93,8 @@ func TestStreamLineNumbers(t *testing.T) {
 				t.Errorf("got details\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"))
 			}
 			wantBad := len(c.want) + strings.Count(c.body, "rej v=")
-			if res.Lines != c.wantLines || res.Bad != wantBad {
-				t.Errorf("got %d lines and %d bad, want %d and %d", res.Lines, res.Bad, c.wantLines, wantBad)
+			if res.Lines != c.wantLines || res.Bad != wantBad || len(res.Listed) != wantBad {
+				t.Errorf("got %d lines, %d bad and %d listed, want %d and %d", res.Lines, res.Bad, len(res.Listed), c.wantLines, wantBad)
 			}
 		})
 	}
@@ -98,4 +103,67 @@ func TestStreamLineNumbers(t *testing.T) {
 	}
 	sh.Close()
 	s.Close(t.Context())
+}
+
+// TestStreamOptions: AllOrNothing stores nothing of a body with a bad
+// line, not even the bad line, and all of one without; NoWait returns
+// before the commit, and the rows come; a body of many bad lines lists
+// MaxListed of them.
+func TestStreamOptions(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	log := slog.New(slog.DiscardHandler)
+	s := sink.New(pool, sink.Config{Schema: schema, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1, RejectedTable: "rej"}, sink.NewMetrics(nil), log)
+	sh := s.NewShared()
+	st := NewStream(StreamConfig{Transport: "http", MaxLineSize: 1 << 10, RejectedTable: "rej"}, sh, NewStreamMetrics(nil, "http"), log)
+	o := sink.Origin{Source: netip.MustParseAddrPort("127.0.0.1:1"), Received: time.Now()}
+	count := func(table string) int {
+		t.Helper()
+		var n int
+		err := pool.QueryRow(t.Context(), "SELECT count(*) FROM "+pgx.Identifier{schema, table}.Sanitize()).Scan(&n)
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42P01" { // undefined_table
+			return 0
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	res, err := st.Write(t.Context(), []byte("whole v=1i 1\nwhole v= 2\nwhole v=3i 3\n"), parse.Second, o, WriteOptions{AllOrNothing: true})
+	if err != nil || res.Lines != 0 || res.Bad != 1 || len(res.Listed) != 1 || res.Listed[0].Line != 2 {
+		t.Fatalf("all or nothing, a bad line: got %+v, %v, want line 2 bad and nothing added", res, err)
+	}
+	if n, r := count("whole"), count("rej"); n != 0 || r != 0 {
+		t.Errorf("all or nothing, a bad line: got %d rows and %d rejected, want none", n, r)
+	}
+	res, err = st.Write(t.Context(), []byte("whole v=1i 1\nwhole v=3i 3\n"), parse.Second, o, WriteOptions{AllOrNothing: true})
+	if err != nil || res.Lines != 2 || res.Bad != 0 {
+		t.Fatalf("all or nothing, good lines: got %+v, %v", res, err)
+	}
+	if n := count("whole"); n != 2 {
+		t.Errorf("all or nothing, good lines: got %d rows, want 2", n)
+	}
+
+	res, err = st.Write(t.Context(), []byte("nowait v=1i 1\nnowait v=2i 2\n"), parse.Second, o, WriteOptions{NoWait: true})
+	if err != nil || res.Lines != 2 {
+		t.Fatalf("no wait: got %+v, %v", res, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for count("nowait") != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no wait: the rows were not written within 20s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	body := strings.Repeat("many v=\n", MaxListed+5)
+	res, err = st.Write(t.Context(), []byte(body), parse.Second, o, WriteOptions{})
+	if err != nil || res.Bad != MaxListed+5 || len(res.Listed) != MaxListed || res.Listed[MaxListed-1].Line != MaxListed {
+		t.Errorf("many bad lines: got %d bad, %d listed, %v", res.Bad, len(res.Listed), err)
+	}
+	sh.Close()
+	if err := s.Close(t.Context()); err != nil {
+		t.Error(err)
+	}
 }
