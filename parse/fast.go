@@ -271,6 +271,9 @@ func fastValue(data []byte, i int, f *Field) int {
 		}
 		return j
 	case c-'0' <= 9 || c == '-' || c == '.':
+		if j := plainFloat(data, i, f); j >= 0 {
+			return j
+		}
 		j := i + 1
 		for j < len(data) && class[data[j]]&clValEnd == 0 {
 			j++
@@ -300,4 +303,55 @@ func fastValue(data []byte, i int, f *Field) int {
 		return j
 	}
 	return -1
+}
+
+// plainFloat takes the commonest number in one pass: a float of at most 15
+// digits with no exponent and no leading zero but a lone one, such as
+// "0", "93.25" or "-0.02", ended by a byte of clValEnd or the buffer's end.
+// Its digits make an integer m < 10^15 < 2^53 and its point a division by
+// 10^frac with frac <= 15, so float64(m) / 10^frac is correctly rounded:
+// strconv's result (Clinger's fast path, as in parseFloat). It fills f and
+// returns the offset after the number, or -1 for anything else, which
+// fastValue's general number path then takes.
+func plainFloat(data []byte, i int, f *Field) int {
+	start := i
+	neg := data[i] == '-'
+	if neg {
+		i++
+	}
+	intStart := i
+	var m uint64
+	for i < len(data) && data[i]-'0' <= 9 {
+		m = m*10 + uint64(data[i]-'0')
+		i++
+	}
+	intDigits := i - intStart
+	if intDigits == 0 || intDigits > 1 && data[intStart] == '0' {
+		return -1
+	}
+	frac := 0
+	if i < len(data) && data[i] == '.' {
+		i++
+		for i < len(data) && data[i]-'0' <= 9 {
+			m = m*10 + uint64(data[i]-'0')
+			i++
+			frac++
+		}
+	}
+	if intDigits+frac > 15 || i < len(data) && class[data[i]]&clValEnd == 0 {
+		return -1
+	}
+	x := float64(m)
+	if frac > 0 {
+		x /= pow10[frac]
+	}
+	if neg {
+		x = -x
+	}
+	f.Kind, f.Num, f.Str = Float, math.Float64bits(x), nil
+	if frac > 0 {
+		// Plain decimal text, exactly this float64: kept for jsonb.
+		f.Str = data[start:i:i]
+	}
+	return i
 }
