@@ -114,9 +114,44 @@ func (c *CitusCluster) Pool(t testing.TB) *pgxpool.Pool {
 // WorkerRows returns how many rows of a distributed table (a name as
 // regclass takes it: "metrics.cpu", `"Metrics"."CPU"`) each worker
 // holds: element i is Workers[i]'s, counted on the worker itself, shard
-// by shard, as the coordinator's metadata places the shards. A shard
-// placed on a node that is no worker (the coordinator) fails the test.
+// by shard, as the coordinator's metadata places the shards.
 func (c *CitusCluster) WorkerRows(t testing.TB, table string) []int64 {
+	t.Helper()
+	counts := make([]int64, len(c.Workers))
+	c.eachShard(t, table, func(i int, conn *pgx.Conn, shard string) {
+		var n int64
+		if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM "+shard).Scan(&n); err != nil {
+			t.Fatalf("pgtest: count rows of shard %s on worker %d: %v", shard, i, err)
+		}
+		counts[i] += n
+	})
+	return counts
+}
+
+// ShardColumns returns the columns of every shard of a distributed table
+// (named as for WorkerRows), as each worker has them, by shard name.
+func (c *CitusCluster) ShardColumns(t testing.TB, table string) map[string][]string {
+	t.Helper()
+	cols := make(map[string][]string)
+	c.eachShard(t, table, func(i int, conn *pgx.Conn, shard string) {
+		rows, err := conn.Query(t.Context(), "SELECT attname::text FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum", shard)
+		if err != nil {
+			t.Fatalf("pgtest: columns of shard %s on worker %d: %v", shard, i, err)
+		}
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatalf("pgtest: columns of shard %s on worker %d: %v", shard, i, err)
+		}
+		cols[shard] = names
+	})
+	return cols
+}
+
+// eachShard calls f for every shard of a distributed table with the index
+// of the worker that holds it, a connection to that worker and the
+// shard's name (quoted where it must be). A table without shards, or a
+// shard on a node that is no worker (the coordinator), fails the test.
+func (c *CitusCluster) eachShard(t testing.TB, table string, f func(worker int, conn *pgx.Conn, shard string)) {
 	t.Helper()
 	ctx := t.Context()
 	conn, err := pgx.Connect(ctx, c.ConnString())
@@ -124,7 +159,7 @@ func (c *CitusCluster) WorkerRows(t testing.TB, table string) []int64 {
 		t.Fatalf("pgtest: connect to the coordinator: %v", err)
 	}
 	defer conn.Close(context.Background())
-	rows, err := conn.Query(ctx, "SELECT shard_name, nodename, nodeport FROM citus_shards WHERE table_name = $1::regclass", table)
+	rows, err := conn.Query(ctx, "SELECT shard_name, nodename, nodeport FROM citus_shards WHERE table_name = $1::regclass ORDER BY shardid", table)
 	if err != nil {
 		t.Fatalf("pgtest: shards of %s: %v", table, err)
 	}
@@ -149,27 +184,21 @@ func (c *CitusCluster) WorkerRows(t testing.TB, table string) []int64 {
 	if nshards == 0 {
 		t.Fatalf("pgtest: %s has no shards: not a distributed table", table)
 	}
-	counts := make([]int64, len(c.Workers))
 	for i, w := range c.Workers {
 		if len(shards[i]) == 0 {
 			continue
 		}
-		wc, err := pgx.Connect(ctx, w.ConnString("postgres"))
-		if err != nil {
-			t.Fatalf("pgtest: connect to worker %d: %v", i, err)
-		}
-		for _, s := range shards[i] {
-			// shard_name quotes the name where it must.
-			var n int64
-			if err := wc.QueryRow(ctx, "SELECT count(*) FROM "+s).Scan(&n); err != nil {
-				wc.Close(context.Background())
-				t.Fatalf("pgtest: count rows of shard %s on worker %d: %v", s, i, err)
+		func() {
+			wc, err := pgx.Connect(ctx, w.ConnString("postgres"))
+			if err != nil {
+				t.Fatalf("pgtest: connect to worker %d: %v", i, err)
 			}
-			counts[i] += n
-		}
-		wc.Close(context.Background())
+			defer wc.Close(context.Background())
+			for _, s := range shards[i] {
+				f(i, wc, s)
+			}
+		}()
 	}
-	return counts
 }
 
 // worker returns the index of the worker that Citus calls node:port, or

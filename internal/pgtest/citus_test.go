@@ -2,6 +2,7 @@ package pgtest
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -39,9 +40,19 @@ func TestCitusCluster(t *testing.T) {
 		"CREATE TABLE " + table + " (k int, v text)",
 		"SELECT create_distributed_table('" + table + "', 'k')",
 		"INSERT INTO " + table + " SELECT g, 'x' FROM generate_series(1, 1000) g",
+		"ALTER TABLE " + table + " ADD COLUMN w int",
 	} {
 		if _, err := pool.Exec(ctx, s); err != nil {
 			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	shards := c.ShardColumns(t, table)
+	if len(shards) != 4 {
+		t.Errorf("got %d shards, want 4 (citus.shard_count)", len(shards))
+	}
+	for shard, cols := range shards {
+		if got := strings.Join(cols, ","); got != "k,v,w" {
+			t.Errorf("shard %s has columns %s, want k,v,w", shard, got)
 		}
 	}
 	counts := c.WorkerRows(t, table)
