@@ -1,8 +1,9 @@
 // Package config turns command-line flags and PGINFLUX_* environment
 // variables into a validated Config.
 //
-// Every flag has an environment twin named PGINFLUX_ followed by the flag
-// name in upper snake case (--udp-read-buffer is PGINFLUX_UDP_READ_BUFFER).
+// Every flag but --version has an environment twin named PGINFLUX_
+// followed by the flag name in upper snake case (--udp-read-buffer is
+// PGINFLUX_UDP_READ_BUFFER).
 // A flag given on the command line wins over its environment variable.
 // Parse reports every invalid value at once, each naming its flag or
 // variable, so a user fixes them in one go.
@@ -12,9 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -22,8 +21,6 @@ import (
 	"strings"
 	"text/template"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pginflux/pginflux/parse"
 	"github.com/pginflux/pginflux/sink"
@@ -104,8 +101,8 @@ type Config struct {
 	Version bool // print the version and exit
 }
 
-// ErrHelp is returned by Parse when --help was asked for; the usage has
-// been written already.
+// ErrHelp is returned by Parse when --help was asked for; the list of
+// flags has been written to Parse's out.
 var ErrHelp = flag.ErrHelp
 
 // option is one flag and how it lands in a Config.
@@ -116,6 +113,10 @@ type option struct {
 	set   func(c *Config, v string) error
 	// isBool flags take no value on the command line (--version).
 	isBool bool
+	// noEnv flags have no environment twin: --version asks for
+	// something once, and PGINFLUX_VERSION is a name images use for
+	// their own purposes.
+	noEnv bool
 }
 
 // EnvName returns the environment variable twin of a flag name.
@@ -285,9 +286,7 @@ func options() []option {
 			return nil
 		}},
 		{name: "pprof", def: "false", isBool: true, usage: "serve Go's profiler at /debug/pprof on the HTTP address", set: func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			c.PProf = b
-			return err
+			return parseBool(v, &c.PProf)
 		}},
 		{name: "udp-allow", usage: "comma-separated `CIDRs` whose UDP datagrams are taken (UDP has no authentication); others are dropped and counted; empty takes all", set: func(c *Config, v string) error {
 			c.UDPAllow = nil
@@ -354,12 +353,15 @@ func options() []option {
 			return nil
 		}},
 		{name: "schema-from-db", def: "false", isBool: true, usage: "write each /write request into the schema its db= (v1) or bucket= (v2) parameter names, instead of --schema", set: func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			c.SchemaFromDB = b
-			return err
+			return parseBool(v, &c.SchemaFromDB)
 		}},
 		{name: "log-level", def: "info", usage: "`level` of logging: debug, info, warn or error", set: func(c *Config, v string) error {
-			return c.LogLevel.UnmarshalText([]byte(v))
+			// slog also takes offsets such as "info+2"; its error for
+			// anything else is its own ("slog: level string ..."), not ours.
+			if err := c.LogLevel.UnmarshalText([]byte(strings.TrimSpace(v))); err != nil {
+				return fmt.Errorf("%q is not one of debug, info, warn, error", v)
+			}
+			return nil
 		}},
 		{name: "log-format", def: "text", usage: "`format` of log lines: text or json", set: func(c *Config, v string) error {
 			if v != "text" && v != "json" {
@@ -368,12 +370,19 @@ func options() []option {
 			c.LogFormat = v
 			return nil
 		}},
-		{name: "version", def: "false", isBool: true, usage: "print the version and exit", set: func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			c.Version = b
-			return err
+		{name: "version", def: "false", isBool: true, noEnv: true, usage: "print the version and exit", set: func(c *Config, v string) error {
+			return parseBool(v, &c.Version)
 		}},
 	}
+}
+
+func parseBool(v string, dst *bool) error {
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		return fmt.Errorf("%q is not a boolean (true or false)", v)
+	}
+	*dst = b
+	return nil
 }
 
 func intIn(lo, hi int, assign func(*Config, int)) func(*Config, string) error {
@@ -402,118 +411,4 @@ func durationIn(lo, hi time.Duration, assign func(*Config, time.Duration)) func(
 		assign(c, d)
 		return nil
 	}
-}
-
-// rawValue records what a flag was set to; conversion happens after
-// parsing so that every bad value is reported, not only the first.
-type rawValue struct {
-	val    string
-	isBool bool
-}
-
-func (r *rawValue) String() string     { return r.val }
-func (r *rawValue) Set(s string) error { r.val = s; return nil }
-func (r *rawValue) IsBoolFlag() bool   { return r.isBool }
-
-// Parse reads args (without the program name) and the environment through
-// getenv, and returns the validated Config. Usage and flag syntax errors are
-// written to out. It returns ErrHelp after printing the usage for --help,
-// and an error naming every bad flag or variable otherwise.
-func Parse(args []string, getenv func(string) string, out io.Writer) (Config, error) {
-	opts := options()
-	fs := flag.NewFlagSet("pginflux", flag.ContinueOnError)
-	fs.SetOutput(out)
-	raws := make(map[string]*rawValue, len(opts))
-	for _, o := range opts {
-		r := &rawValue{val: o.def, isBool: o.isBool}
-		raws[o.name] = r
-		fs.Var(r, o.name, o.usage+" (env "+EnvName(o.name)+")")
-	}
-	fs.Usage = func() { writeUsage(fs.Output(), fs) }
-	if err := fs.Parse(args); err != nil {
-		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		err := fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
-		fmt.Fprintln(out, err)
-		return Config{}, err
-	}
-	onCommandLine := make(map[string]bool)
-	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
-
-	var c Config
-	var errs []error
-	for _, o := range opts {
-		v, from := raws[o.name].val, "--"+o.name
-		if !onCommandLine[o.name] {
-			if ev := getenv(EnvName(o.name)); ev != "" {
-				v, from = ev, EnvName(o.name)
-			}
-		}
-		if err := o.set(&c, v); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", from, err))
-		}
-	}
-	if c.DatabaseURL == "" {
-		c.DatabaseURL = getenv("DATABASE_URL")
-	}
-	if c.Retention > 0 && c.PartitionBy == "" {
-		errs = append(errs, errors.New("--retention: needs --partition-by (retention drops whole partitions)"))
-	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		errs = append(errs, errors.New("--tls-cert and --tls-key: give both or neither"))
-	}
-	if !c.Version {
-		desc, err := describeDatabase(c.DatabaseURL)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		c.Database = desc
-	}
-	if err := errors.Join(errs...); err != nil {
-		return Config{}, err
-	}
-	return c, nil
-}
-
-// describeDatabase checks the connection string and returns a description
-// of it without secrets. It never repeats the string itself in an error,
-// since a malformed one may hide a password from any redaction.
-func describeDatabase(connString string) (string, error) {
-	pc, err := pgxpool.ParseConfig(connString)
-	if err != nil {
-		return "", errors.New("--database-url: not a valid PostgreSQL URL or key=value connection string (the value is not repeated here because it may hold a password)")
-	}
-	cc := pc.ConnConfig
-	host := cc.Host
-	if !strings.HasPrefix(host, "/") {
-		host = net.JoinHostPort(host, strconv.Itoa(int(cc.Port)))
-	} else {
-		host = fmt.Sprintf("%s (port %d)", host, cc.Port)
-	}
-	return fmt.Sprintf("user=%s database=%s host=%s", cc.User, cc.Database, host), nil
-}
-
-// writeUsage prints the flags in a stable order with their environment
-// twins and defaults.
-func writeUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: pginflux [flags]\n\nReceives InfluxDB line protocol and writes each measurement into its own PostgreSQL table.\n\nFlags (each also read from the environment variable shown):\n")
-	fs.VisitAll(func(f *flag.Flag) {
-		name, usage := flag.UnquoteUsage(f)
-		if name != "" && !isBoolValue(f) {
-			name = " " + name
-		} else {
-			name = ""
-		}
-		fmt.Fprintf(w, "  --%s%s\n    \t%s", f.Name, name, usage)
-		if f.DefValue != "" && f.DefValue != "false" {
-			fmt.Fprintf(w, " (default %q)", f.DefValue)
-		}
-		fmt.Fprintln(w)
-	})
-}
-
-func isBoolValue(f *flag.Flag) bool {
-	b, ok := f.Value.(interface{ IsBoolFlag() bool })
-	return ok && b.IsBoolFlag()
 }

@@ -223,9 +223,15 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("got %v, want ErrHelp", err)
 	}
 	for _, o := range options() {
-		if !strings.Contains(out.String(), "--"+o.name) || !strings.Contains(out.String(), EnvName(o.name)) {
-			t.Errorf("usage lacks --%s or %s", o.name, EnvName(o.name))
+		if !strings.Contains("\n"+out.String(), "\n  --"+o.name) {
+			t.Errorf("usage lacks --%s", o.name)
 		}
+		if o.noEnv == strings.Contains(out.String(), EnvName(o.name)) {
+			t.Errorf("usage of --%s: shows %s: %v, want %v", o.name, EnvName(o.name), !o.noEnv, o.noEnv)
+		}
+	}
+	if strings.Contains(out.String(), "\n  -"+options()[0].name) {
+		t.Error("usage shows a flag with one dash")
 	}
 }
 
