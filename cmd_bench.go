@@ -14,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pginflux/pginflux/config"
+	"github.com/pginflux/pginflux/internal/cli"
 	"github.com/pginflux/pginflux/internal/loadgen"
 )
 
@@ -103,14 +105,15 @@ func benchEnvName(flagName string) string {
 }
 
 // parseBenchFlags parses args, then takes every flag not on the command
-// line from its environment twin, and checks the values.
-func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer) (*benchFlags, error) {
+// line from its environment twin, and checks the values. For --help it
+// writes the usage to usageOut and returns flag.ErrHelp.
+func parseBenchFlags(args []string, getenv func(string) string, usageOut io.Writer) (*benchFlags, error) {
 	f := &benchFlags{}
 	fs := flag.NewFlagSet("pginflux bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	f.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: pginflux bench [flags]\n\n"+
+	rest, err := cli.Parse(fs, args)
+	if errors.Is(err, cli.ErrHelp) {
+		fmt.Fprint(usageOut, "Usage: pginflux bench [flags]\n\n"+
 			"Sends Telegraf-like line protocol to pginflux over UDP at a steady rate, then counts in\n"+
 			"PostgreSQL what was stored, next to the kernel's and pginflux's counters. Only loopback\n"+
 			"targets unless --allow-remote. See BENCHMARKS.md.\n\n"+
@@ -118,23 +121,14 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 			"  pginflux bench --database-url URL --find-max --step-duration 10s\n"+
 			"  pginflux bench --database-url URL --ceiling\n\n"+
 			"Flags (each also read from the environment variable shown):\n")
-		fs.VisitAll(func(fl *flag.Flag) {
-			name, usage := flag.UnquoteUsage(fl)
-			if name != "" {
-				name = " " + name
-			}
-			fmt.Fprintf(stderr, "  --%s%s\n    \t%s (env %s", fl.Name, name, usage, benchEnvName(fl.Name))
-			if fl.DefValue != "" && fl.DefValue != "false" && fl.DefValue != "0" {
-				fmt.Fprintf(stderr, ", default %s", fl.DefValue)
-			}
-			fmt.Fprintln(stderr, ")")
-		})
-	}
-	if err := fs.Parse(args); err != nil {
+		cli.PrintFlags(usageOut, fs, benchEnvName)
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags start with --)", rest[0])
 	}
 	set := make(map[string]bool)
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
@@ -144,7 +138,7 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 			return
 		}
 		if v := getenv(benchEnvName(fl.Name)); v != "" {
-			if err := fs.Set(fl.Name, v); err != nil {
+			if err := cli.Set(fs, fl.Name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", benchEnvName(fl.Name), err))
 			}
 		}
@@ -195,16 +189,16 @@ type benchOutput struct {
 }
 
 func runBench(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
-	f, err := parseBenchFlags(args, getenv, stderr)
+	f, err := parseBenchFlags(args, getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
 	if err != nil {
-		return usageError{err}
+		return commandUsageError("bench", err)
 	}
 	w, err := loadgen.NewWorkload(f.workload, f.hosts, f.series)
 	if err != nil {
-		return usageError{fmt.Errorf("--workload: %w", err)}
+		return commandUsageError("bench", fmt.Errorf("--workload: %w", err))
 	}
 	w = w.SplitInto(f.split)
 	rowsPerPoint := 1
@@ -214,16 +208,16 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, _ 
 	resolver := net.DefaultResolver
 	addr, err := loadgen.ResolveUDP(ctx, resolver, f.address, f.allowRemote)
 	if err != nil {
-		return usageError{fmt.Errorf("--address: %w", err)}
+		return commandUsageError("bench", fmt.Errorf("--address: %w", err))
 	}
 	var db *pgx.ConnConfig
 	if f.databaseURL != "" {
 		if db, err = pgx.ParseConfig(f.databaseURL); err != nil {
 			// Never repeat the string: it may hold a password.
-			return usageError{errors.New("--database-url: not a valid PostgreSQL URL or key=value connection string")}
+			return commandUsageError("bench", fmt.Errorf("--database-url: not a valid connection string: %s", config.ConnStringProblem(f.databaseURL, err)))
 		}
 		if err := loadgen.CheckDatabase(ctx, resolver, &db.Config, f.allowRemote); err != nil {
-			return usageError{fmt.Errorf("--database-url: %w", err)}
+			return commandUsageError("bench", fmt.Errorf("--database-url: %w", err))
 		}
 	}
 	client := &http.Client{Transport: &http.Transport{DialContext: loadgen.LoopbackDialer().DialContext}}
@@ -232,12 +226,12 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, _ 
 	}
 	if f.httpURL != "" {
 		if err := loadgen.CheckURL(ctx, resolver, f.httpURL, f.allowRemote); err != nil {
-			return usageError{fmt.Errorf("--http-url: %w", err)}
+			return commandUsageError("bench", fmt.Errorf("--http-url: %w", err))
 		}
 	}
 	if f.metricsURL != "" {
 		if err := loadgen.CheckURL(ctx, resolver, f.metricsURL, f.allowRemote); err != nil {
-			return usageError{fmt.Errorf("--metrics-url: %w", err)}
+			return commandUsageError("bench", fmt.Errorf("--metrics-url: %w", err))
 		}
 	}
 	progress := stderr
@@ -267,7 +261,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, _ 
 		Progress:     progress,
 	}
 	if err := cfg.Send.Validate(); err != nil {
-		return usageError{err}
+		return commandUsageError("bench", err)
 	}
 
 	var out benchOutput

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pginflux/pginflux/config"
+	"github.com/pginflux/pginflux/internal/cli"
 )
 
 func init() {
@@ -25,25 +26,24 @@ func init() {
 // runHealthcheck is "pginflux healthcheck": a GET of /healthz of the
 // pginflux on this host, for images without a shell or curl (distroless).
 // Every failure exits 1, never 2, which Docker reserves.
-func runHealthcheck(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, _, stderr io.Writer) error {
+func runHealthcheck(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, _ io.Writer) error {
 	fs := flag.NewFlagSet("pginflux healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	httpAddress := fs.String("http-address", "", "HTTP `address` pginflux serves on (default: $"+config.EnvName("http-address")+", else its default); an unspecified host means 127.0.0.1")
 	url := fs.String("url", "", "`URL` to GET instead, such as http://127.0.0.1:8086/readyz (https: the certificate is not verified)")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this `duration`")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: pginflux healthcheck [flags]\n\n"+
-			"Exits 0 when pginflux answers GET /healthz with 200, else 1 with the reason.\n\nFlags:\n")
-		fs.PrintDefaults()
+	rest, err := cli.Parse(fs, args)
+	if errors.Is(err, cli.ErrHelp) {
+		fmt.Fprint(stdout, "Usage: pginflux healthcheck [flags]\n\n"+
+			"Exits 0 when pginflux answers GET /healthz with 200, else 1 with the reason\n"+
+			"(bad flags too: Docker reserves exit status 2).\n\nFlags:\n")
+		cli.PrintFlags(stdout, fs, nil)
+		return nil
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("healthcheck: unexpected argument %q", fs.Arg(0))
+	if len(rest) > 0 {
+		return fmt.Errorf("healthcheck: unexpected argument %q (flags start with --)", rest[0])
 	}
 	target := *url
 	if target == "" {

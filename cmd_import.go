@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pginflux/pginflux/config"
+	"github.com/pginflux/pginflux/internal/cli"
 	"github.com/pginflux/pginflux/internal/importer"
 	"github.com/pginflux/pginflux/sink"
 )
@@ -76,9 +77,10 @@ func (f *stringFlag) String() string     { return f.val }
 func (f *stringFlag) Set(s string) error { f.val = s; return nil }
 func (f *stringFlag) IsBoolFlag() bool   { return f.isBool }
 
-func parseImportFlags(args []string, getenv func(string) string, stderr io.Writer) (*importOptions, error) {
+// parseImportFlags parses import's command line and environment. For
+// --help it writes the usage to usageOut and returns flag.ErrHelp.
+func parseImportFlags(args []string, getenv func(string) string, usageOut io.Writer) (*importOptions, error) {
 	fs := flag.NewFlagSet("pginflux import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	shared := make(map[string]*stringFlag, len(importConfigFlags))
 	for _, f := range importConfigFlags {
 		info, ok := config.Lookup(f.name)
@@ -94,14 +96,15 @@ func parseImportFlags(args []string, getenv func(string) string, stderr io.Write
 			usage = strings.Replace(info.Usage, info.Placeholder, "`"+info.Placeholder+"`", 1)
 		}
 		shared[f.name] = v
-		fs.Var(v, f.name, usage+" (env "+info.Env+")")
+		fs.Var(v, f.name, usage)
 	}
 	o := &importOptions{}
-	fs.BoolVar(&o.dryRun, "dry-run", false, "parse everything and write nothing; print the tables and columns writing would create (env "+importEnvName("dry-run")+")")
-	fs.StringVar(&o.progress, "progress", "auto", "`when` to show progress on standard error: auto (a bar on a terminal, else a line every 5s), always (a bar) or never (env "+importEnvName("progress")+")")
-	fs.BoolVar(&o.quiet, "quiet", false, "show no progress and no summary, only errors (env "+importEnvName("quiet")+")")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: pginflux import [flags] FILE... (- for standard input)\n\n"+
+	fs.BoolVar(&o.dryRun, "dry-run", false, "parse everything and write nothing; print the tables and columns writing would create")
+	fs.StringVar(&o.progress, "progress", "auto", "`when` to show progress on standard error: auto (a bar on a terminal, else a line every 5s), always (a bar) or never")
+	fs.BoolVar(&o.quiet, "quiet", false, "show no progress and no summary, only errors")
+	files, err := cli.Parse(fs, args)
+	if errors.Is(err, cli.ErrHelp) {
+		fmt.Fprint(usageOut, "Usage: pginflux import [flags] FILE... (- for standard input)\n\n"+
 			"Loads line protocol from files, plain or gzip (by a .gz name or by content), into\n"+
 			"PostgreSQL through pginflux's parser and writer, one table per measurement, as fast as\n"+
 			"COPY allows. Reads the output of influx_inspect export (InfluxDB 1.x, with or without\n"+
@@ -110,10 +113,16 @@ func parseImportFlags(args []string, getenv func(string) string, stderr io.Write
 			"Exit status: 0 when every line was written or kept as rejected, 1 when not, 2 for bad flags.\n\n"+
 			"  pginflux import --database-url postgres://app@db/appdb --schema history export.lp.gz\n"+
 			"  pginflux import --dry-run big.lp\n"+
-			"  zcat *.lp.gz | pginflux import --progress never -\n\nFlags:\n")
-		printFlags(fs)
+			"  zcat *.lp.gz | pginflux import --progress never -\n\n"+
+			"Flags (each also read from the environment variable shown):\n")
+		cli.PrintFlags(usageOut, fs, func(name string) string {
+			if _, ok := shared[name]; ok {
+				return config.EnvName(name)
+			}
+			return importEnvName(name)
+		})
+		return nil, err
 	}
-	files, err := parseInterleaved(fs, args)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +149,7 @@ func parseImportFlags(args []string, getenv func(string) string, stderr io.Write
 			return getenv(k)
 		}
 		return ""
-	}, stderr)
+	}, io.Discard)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -184,53 +193,14 @@ func parseImportFlags(args []string, getenv func(string) string, stderr io.Write
 	return o, nil
 }
 
-// printFlags lists the flags as the daemon's --help does: with two dashes,
-// and a default only when there is one.
-func printFlags(fs *flag.FlagSet) {
-	fs.VisitAll(func(f *flag.Flag) {
-		name, usage := flag.UnquoteUsage(f)
-		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-			name = ""
-		}
-		if name != "" {
-			name = " " + name
-		}
-		fmt.Fprintf(fs.Output(), "  --%s%s\n    \t%s", f.Name, name, usage)
-		if f.DefValue != "" && f.DefValue != "false" {
-			fmt.Fprintf(fs.Output(), " (default %q)", f.DefValue)
-		}
-		fmt.Fprintln(fs.Output())
-	})
-}
-
-// parseInterleaved parses flags and gathers file names, which may come
-// before, between and after flags; after "--" everything is a file name.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var files []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return files, nil
-		}
-		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
-			return append(files, rest...), nil
-		}
-		files = append(files, rest[0])
-		args = rest[1:]
-	}
-}
-
 // runImport is "pginflux import [flags] FILE...".
 func runImport(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	o, err := parseImportFlags(args, getenv, stderr)
+	o, err := parseImportFlags(args, getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
 	if err != nil {
-		return usageError{err}
+		return commandUsageError("import", err)
 	}
 	inputs := make([]importer.Input, 0, len(o.files))
 	for _, f := range o.files {

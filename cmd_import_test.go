@@ -317,7 +317,7 @@ func TestImportExitStatus(t *testing.T) {
 		{"bad value", []string{"--batch-size", "0", "x.lp"}, true, "--batch-size: 0 is outside"},
 		{"bad progress", []string{"--progress", "sometimes", "x.lp"}, true, `--progress: "sometimes" is not one of`},
 		{"stdin twice", []string{"-", "-"}, true, "standard input) can be read only once"},
-		{"unknown flag", []string{"--udp-address", ":1", "x.lp"}, true, "flag provided but not defined: -udp-address"},
+		{"unknown flag", []string{"--udp-address", ":1", "x.lp"}, true, "import: unknown flag --udp-address (pginflux import --help lists the flags)"},
 		{"missing file", []string{"--database-url", unreachable, missing}, false, "no such file or directory"},
 		{"no database", []string{"--database-url", unreachable, "-"}, false, "cannot reach the database"},
 	}

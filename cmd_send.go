@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/pginflux/pginflux/config"
+	"github.com/pginflux/pginflux/internal/cli"
+	"github.com/pginflux/pginflux/internal/plural"
 	"github.com/pginflux/pginflux/internal/sender"
 )
 
@@ -23,35 +25,36 @@ func init() {
 // runSend is "pginflux send [flags] [LINE...]", the seed's send_packet:
 // it sends its arguments, one line each, or else the lines of stdin, in
 // datagrams of at most --max-datagram bytes, never splitting a line.
-func runSend(ctx context.Context, args []string, _ func(string) string, stdin io.Reader, _, stderr io.Writer) error {
+func runSend(ctx context.Context, args []string, _ func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pginflux send", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	address := fs.String("address", "127.0.0.1:8089", "UDP `address` to send to: host:port, host:service, [::1]:port")
 	maxDatagram := fs.Int("max-datagram", sender.DefaultMaxDatagram,
 		fmt.Sprintf("largest datagram in `bytes`; lines are never split: a longer line goes alone (up to %d bytes with its newline)", sender.MaxPayload))
 	quiet := fs.Bool("quiet", false, "print no summary")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: pginflux send [flags] [LINE...]\n\n"+
+	lines, err := cli.Parse(fs, args)
+	if errors.Is(err, cli.ErrHelp) {
+		fmt.Fprint(stdout, "Usage: pginflux send [flags] [LINE...]\n\n"+
 			"Sends lines of line protocol to pginflux (or anything that takes line protocol\n"+
 			"over UDP): each argument is a line; with no arguments, standard input is read.\n"+
-			"Blank lines are skipped. A summary goes to standard error.\n\nFlags:\n")
-		fs.PrintDefaults()
+			"Blank lines are skipped. A summary goes to standard error. Flags may come after\n"+
+			"the lines; after --, everything is a line.\n\n"+
+			"  pginflux send 'cpu,host=a usage_idle=95.9' 'mem,host=a used=123i'\n"+
+			"  some-program | pginflux send --address db.example.com:8089\n\nFlags:\n")
+		cli.PrintFlags(stdout, fs, nil)
+		return nil
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err}
+	if err != nil {
+		return commandUsageError("send", err)
 	}
 	if *maxDatagram < 1 || *maxDatagram > sender.MaxPayload {
-		return usageError{fmt.Errorf("--max-datagram: %d is outside 1..%d", *maxDatagram, sender.MaxPayload)}
+		return commandUsageError("send", fmt.Errorf("--max-datagram: %d is outside 1..%d", *maxDatagram, sender.MaxPayload))
 	}
 	addr, err := config.ResolveAddress("udp", *address)
 	if err != nil {
-		return usageError{fmt.Errorf("--address: %w", err)}
+		return commandUsageError("send", fmt.Errorf("--address: %w", err))
 	}
 	if addr == "" {
-		return usageError{errors.New("--address: must not be empty")}
+		return commandUsageError("send", errors.New("--address: must not be empty"))
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "udp", addr)
@@ -61,8 +64,8 @@ func runSend(ctx context.Context, args []string, _ func(string) string, stdin io
 	defer conn.Close()
 
 	in := stdin
-	if fs.NArg() > 0 {
-		in = strings.NewReader(strings.Join(fs.Args(), "\n"))
+	if len(lines) > 0 {
+		in = strings.NewReader(strings.Join(lines, "\n"))
 	}
 	s := sender.New(conn, *maxDatagram)
 	// Reading a terminal blocks until a line comes; Ctrl-C ends ctx and
@@ -76,9 +79,10 @@ func runSend(ctx context.Context, args []string, _ func(string) string, stdin io
 	}
 	if !*quiet {
 		st := s.Stats()
-		fmt.Fprintf(stderr, "pginflux send: %d lines in %d datagrams (%d bytes) to %s\n", st.Lines, st.Datagrams, st.Bytes, conn.RemoteAddr())
+		fmt.Fprintf(stderr, "pginflux send: %s in %s (%s) to %s\n",
+			plural.Count(st.Lines, "line"), plural.Count(st.Datagrams, "datagram"), plural.Count(st.Bytes, "byte"), conn.RemoteAddr())
 		if st.TooLong > 0 {
-			fmt.Fprintf(stderr, "pginflux send: %d lines too long for a UDP datagram were not sent\n", st.TooLong)
+			fmt.Fprintf(stderr, "pginflux send: %s not sent: too long for a UDP datagram\n", plural.Count(st.TooLong, "line"))
 		}
 	}
 	if err != nil {

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,16 +36,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv)
 	stop()
-	var usage usageError
-	switch {
-	case err == nil:
-	case errors.As(err, &usage):
-		fmt.Fprintf(os.Stderr, "pginflux: %v\n", usage.err)
-		os.Exit(2)
-	default:
-		fmt.Fprintf(os.Stderr, "pginflux: %v\n", err)
-		os.Exit(1)
-	}
+	os.Exit(exitStatus(err, os.Stderr))
 }
 
 // usageError is a problem with the flags or environment: exit status 2.
@@ -51,6 +44,24 @@ type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
+
+// exitStatus writes err, if any, to w, every line of it after
+// "pginflux: ", and returns the exit status for it: 0 for none, 2 for a
+// usageError (bad flags, arguments or environment: what systemd's unit
+// does not restart on), 1 for anything else.
+func exitStatus(err error, w io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintf(w, "pginflux: %s\n", line)
+	}
+	var usage usageError
+	if errors.As(err, &usage) {
+		return 2
+	}
+	return 1
+}
 
 // testHookListening, when set, is called with the UDP address once
 // pginflux listens, so that tests can listen on port 0.
@@ -67,18 +78,26 @@ var testHookLogOutput io.Writer
 // run is pginflux: it returns when ctx ends and everything received has
 // been written (or the shutdown timeout passed).
 func run(ctx context.Context, args []string, getenv func(string) string) error {
+	return runIO(ctx, args, getenv, os.Stdin, os.Stdout, os.Stderr)
+}
+
+// runIO is run with the standard streams given: help and --version go to
+// stdout, the log to stderr. Errors are returned, not written.
+func runIO(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if isCommand(args) {
-		return runCommand(ctx, args, getenv, os.Stdin, os.Stdout, os.Stderr)
+		return runCommand(ctx, args, getenv, stdin, stdout, stderr)
 	}
-	cfg, err := parseConfig(args, getenv, os.Stderr)
+	var flags bytes.Buffer
+	cfg, err := parseConfig(args, getenv, &flags)
 	if errors.Is(err, config.ErrHelp) {
+		writeDaemonUsage(stdout, flags.String())
 		return nil
 	}
 	if err != nil {
-		return usageError{err}
+		return usageError{explainArgument(err)}
 	}
 	if cfg.Version {
-		fmt.Println("pginflux", version)
+		fmt.Fprintln(stdout, "pginflux", version)
 		return nil
 	}
 	if cfg.UDPAddress == "" && cfg.TCPAddress == "" && cfg.HTTPAddress == "" {
@@ -88,7 +107,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	// rather than ending the process.
 	hup := catchSIGHUP()
 	defer signal.Stop(hup)
-	logOut := io.Writer(os.Stderr)
+	logOut := stderr
 	if testHookLogOutput != nil {
 		logOut = testHookLogOutput
 	}
@@ -233,7 +252,7 @@ func openPool(ctx context.Context, cfg config.Config, appName string) (*pgxpool.
 	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		// Checked by config already; never print the string itself.
-		return nil, nil, usageError{errors.New("--database-url: not a valid connection string")}
+		return nil, nil, usageError{fmt.Errorf("--database-url: not a valid connection string: %s", config.ConnStringProblem(cfg.DatabaseURL, err))}
 	}
 	pc.MaxConns = int32(cfg.Writers + 2)
 	if _, ok := pc.ConnConfig.RuntimeParams["application_name"]; !ok {
@@ -274,13 +293,22 @@ func newPool(ctx context.Context, cfg config.Config, log *slog.Logger) (*pgxpool
 	return pool, nil
 }
 
+// newLogger makes the log of cfg's format at level. Durations are written
+// as Go writes them ("1.5s") in both formats, not as JSON's nanoseconds.
 func newLogger(w io.Writer, cfg config.Config, level *slog.LevelVar) *slog.Logger {
 	level.Set(cfg.LogLevel)
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationAsString}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func durationAsString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // Memory the garbage collector aims to stay within: what the bounds let

@@ -112,7 +112,8 @@ func TestFlagOfField(t *testing.T) {
 	for i := range ty.NumField() {
 		field := ty.Field(i).Name
 		flag := flagOfField(field)
-		if !strings.Contains(usage.String(), "\n  --"+flag+" ") && !strings.Contains(usage.String(), "\n  --"+flag+"\n") {
+		list := "\n" + usage.String()
+		if !strings.Contains(list, "\n  --"+flag+" ") && !strings.Contains(list, "\n  --"+flag+"\n") {
 			t.Errorf("config.Config.%s: flag --%s does not exist; add the field to fieldFlags in reload.go", field, flag)
 		}
 	}
