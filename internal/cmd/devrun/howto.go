@@ -15,9 +15,11 @@ import (
 const sampleLine = "cpu,host=a,cpu=cpu0 usage_idle=95.9,usage_user=2.0 1574753954000000000"
 
 // printHowTo prints copy-pasteable commands to send pginflux a line and
-// query what it wrote. args are the child's arguments, to find the UDP
-// address and schema it will use.
-func printHowTo(w io.Writer, c *pgcluster.Cluster, dir string, port int, args []string, getenv func(string) string) {
+// query what it wrote, for any POSIX shell. child is the command line of
+// pginflux: its binary, to send with, and its arguments, to find the
+// UDP address and schema it will use.
+func printHowTo(w io.Writer, c *pgcluster.Cluster, dir string, port int, child []string, getenv func(string) string) {
+	binary, args := child[0], child[1:]
 	psqlHost := "127.0.0.1"
 	where := fmt.Sprintf("127.0.0.1:%d", port)
 	if port == 0 {
@@ -28,10 +30,11 @@ func printHowTo(w io.Writer, c *pgcluster.Cluster, dir string, port int, args []
 		durability = "NOT durable: fsync, synchronous_commit, full_page_writes off"
 	}
 	fmt.Fprintf(w, "pginflux dev: PostgreSQL running in %s (%s, user postgres, no password; %s)\n", dir, where, durability)
+	fmt.Fprintf(w, "pginflux dev: its data stays there between runs; to start afresh, stop and rm -rf %s\n", shellWord(dir))
 
 	udp := setting(args, "udp-address", getenv, ":8089")
 	if host, port, ok := udpTarget(udp); ok {
-		fmt.Fprintf(w, "send a line:  echo '%s' > /dev/udp/%s/%s   (or: ... | nc -u -w0 %s %s)\n", sampleLine, host, port, host, port)
+		fmt.Fprintf(w, "send a line:  %s send --address %s '%s'\n", shellWord(binary), shellWord(net.JoinHostPort(host, port)), sampleLine)
 	} else {
 		fmt.Fprintf(w, "send a line:  UDP is off (--udp-address %q)\n", udp)
 	}
@@ -96,6 +99,16 @@ func udpTarget(addr string) (host, port string, ok bool) {
 		host = "127.0.0.1"
 	}
 	return host, port, true
+}
+
+var plainWord = regexp.MustCompile(`^[A-Za-z0-9_./:@%+=,\[\]-]+$`)
+
+// shellWord quotes s for a POSIX shell when it needs it.
+func shellWord(s string) string {
+	if plainWord.MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 var plainIdent = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)

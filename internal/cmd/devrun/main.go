@@ -101,7 +101,7 @@ func run(args, environ []string, stderr io.Writer, signals <-chan os.Signal) int
 		return 130
 	}
 
-	printHowTo(stderr, c, shown, *port, child[1:], getenv)
+	printHowTo(stderr, c, shown, *port, child, getenv)
 	environ = append(withoutVar(environ, "PGINFLUX_DATABASE_URL"), "PGINFLUX_DATABASE_URL="+c.URL("postgres"))
 	return runChild(child, environ, stderr, signals)
 }

@@ -127,7 +127,8 @@ func TestRunStartsClusterAndForwardsSignals(t *testing.T) {
 	for _, want := range []string{
 		"PostgreSQL running in " + dataDir + " (127.0.0.1:" + strconv.Itoa(port),
 		"durable: fsync on",
-		"/dev/udp/127.0.0.1/18089",
+		shellWord(os.Args[0]) + " send --address 127.0.0.1:18089 'cpu,host=a",
+		"to start afresh, stop and rm -rf " + shellWord(dataDir),
 		"psql -h 127.0.0.1 -p " + strconv.Itoa(port) + ` -U postgres -c 'select * from "Telegraf".cpu'`,
 	} {
 		if !strings.Contains(out, want) {
@@ -235,5 +236,22 @@ func TestSetting(t *testing.T) {
 	}
 	if got := setting(nil, "schema", lookup(nil), "metrics"); got != "metrics" {
 		t.Errorf("default: got %q, want metrics", got)
+	}
+}
+
+// TestShellWord: the how-to's commands paste into any POSIX shell (dash
+// too), so that paths with spaces or quotes are quoted.
+func TestShellWord(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{in: "./bin/pginflux", want: "./bin/pginflux"},
+		{in: "[::1]:8089", want: "[::1]:8089"},
+		{in: "/home/me/my dir/pginflux", want: "'/home/me/my dir/pginflux'"},
+		{in: "it's", want: `'it'\''s'`},
+		{in: "$HOME", want: "'$HOME'"},
+	}
+	for _, tt := range tests {
+		if got := shellWord(tt.in); got != tt.want {
+			t.Errorf("shellWord(%q): got %s, want %s", tt.in, got, tt.want)
+		}
 	}
 }
