@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -25,9 +26,9 @@ const (
 	readyCacheTTL    = time.Second
 )
 
-// readiness is what /readyz reports: pginflux is ready while its UDP
-// sockets are bound and PostgreSQL answers a ping. Safe for concurrent
-// use.
+// readiness is what /readyz and /ready report: pginflux is ready while
+// its UDP sockets are bound and PostgreSQL answers a ping and takes rows;
+// /health reports the second half (database). Safe for concurrent use.
 type readiness struct {
 	listening atomic.Bool
 	pool      atomic.Pointer[pgxpool.Pool]
@@ -35,9 +36,25 @@ type readiness struct {
 }
 
 func (r *readiness) check(ctx context.Context) error {
-	pool := r.pool.Load()
-	if pool == nil || !r.listening.Load() {
+	if err := r.listeningErr(); err != nil {
+		return err
+	}
+	return r.database(ctx)
+}
+
+// listeningErr says whether pginflux takes line protocol.
+func (r *readiness) listeningErr() error {
+	if r.pool.Load() == nil || !r.listening.Load() {
 		return errors.New("not listening for line protocol (starting or stopping)")
+	}
+	return nil
+}
+
+// database says whether PostgreSQL answers a ping and takes rows.
+func (r *readiness) database(ctx context.Context) error {
+	pool := r.pool.Load()
+	if pool == nil {
+		return errors.New("not connected to PostgreSQL yet (starting)")
 	}
 	ctx, cancel := context.WithTimeout(ctx, readyPingTimeout)
 	defer cancel()
@@ -53,10 +70,11 @@ func (r *readiness) check(ctx context.Context) error {
 	return nil
 }
 
-// startHTTP binds the HTTP address and serves /metrics, /healthz, /readyz
-// and /ping from reg and ready, and the write endpoints into writes, over
-// TLS with --tls-cert. stop ends serving and waits until it has; it is a
-// no-op when cfg.HTTPAddress is empty (HTTP disabled).
+// startHTTP binds the HTTP address and serves /metrics, /healthz, /readyz,
+// /ping, /health and /ready from reg and ready, and the write endpoints
+// into writes and /query from them, over TLS with --tls-cert. stop ends
+// serving and waits until it has; it is a no-op when cfg.HTTPAddress is
+// empty (HTTP disabled).
 func startHTTP(cfg config.Config, reg *prometheus.Registry, ready *readiness, writes *httpWrites, log *slog.Logger) (stop func(), err error) {
 	if cfg.HTTPAddress == "" {
 		return func() {}, nil
@@ -68,8 +86,8 @@ func startHTTP(cfg config.Config, reg *prometheus.Registry, ready *readiness, wr
 	hc := httpserver.Config{
 		Address:  cfg.HTTPAddress,
 		Registry: reg,
-		Ready:    httpserver.Cache(readyCacheTTL, ready.check),
 		Version:  version,
+		Commit:   commit(),
 		PProf:    cfg.PProf,
 		Token:    cfg.HTTPToken,
 		MaxBody:  cfg.HTTPMaxBody,
@@ -78,8 +96,9 @@ func startHTTP(cfg config.Config, reg *prometheus.Registry, ready *readiness, wr
 		MaxConnections: cfg.HTTPMaxConnections,
 		MaxWrites:      cfg.HTTPMaxWrites,
 	}
+	hc.Ready, hc.Checks = probes(ready)
 	if writes != nil {
-		hc.Writer = writes
+		hc.Writer, hc.Catalog = writes, writes
 	}
 	srv, err := httpserver.Listen(hc, log)
 	if err != nil {
@@ -97,6 +116,32 @@ func startHTTP(cfg config.Config, reg *prometheus.Registry, ready *readiness, wr
 		}
 	}()
 	return func() { cancel(); <-done }, nil
+}
+
+// probes returns what /readyz and /ready check (listening, then the
+// database) and what /health does (the database), sharing one cached
+// database check: probes and scrapes cost at most a ping a second.
+func probes(ready *readiness) (func(context.Context) error, []httpserver.Check) {
+	db := httpserver.Cache(readyCacheTTL, ready.database)
+	return func(ctx context.Context) error {
+		if err := ready.listeningErr(); err != nil {
+			return err
+		}
+		return db(ctx)
+	}, []httpserver.Check{{Name: "postgresql", Check: db}}
+}
+
+// commit returns the VCS revision the binary was built from, when the
+// build recorded it.
+func commit() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return ""
 }
 
 // registerPool exposes the pool's statistics and lets readiness ping it.

@@ -24,7 +24,8 @@ import (
 // of pending rows, a cache of its tables). A variable for tests.
 var maxSchemas = 64
 
-// httpWrites is what /write and /api/v2/write write through: a shared
+// httpWrites is what /write, /api/v2/write and /api/v3/write_lp write
+// through, and what /query asks about them (httpcatalog.go): a shared
 // batcher on the sink of --schema, and with --schema-from-db one sink and
 // batcher more for each other schema a request names, made on first use.
 // It is made before the HTTP server, which serves before the sink exists:
@@ -233,7 +234,8 @@ func (w *httpWrites) Write(ctx context.Context, req *httpserver.WriteRequest) (h
 
 	ctx, stop := whileStorable(ctx, sw.sink)
 	defer stop()
-	res, err := sw.stream.Write(ctx, req.Body, req.Precision, sink.Origin{Source: req.Source, Received: req.Received}, pipeline.WriteOptions{})
+	res, err := sw.stream.Write(ctx, req.Body, req.Precision, sink.Origin{Source: req.Source, Received: req.Received},
+		pipeline.WriteOptions{NoWait: req.NoWait, AllOrNothing: req.AllOrNothing})
 	if err != nil && errors.Is(context.Cause(ctx), errNotStorable) {
 		err = fmt.Errorf("%w: the database is unreachable and the rows cannot be spooled; pginflux holds them and keeps retrying, and may still write them", httpserver.ErrUnavailable)
 	}
@@ -241,12 +243,12 @@ func (w *httpWrites) Write(ctx context.Context, req *httpserver.WriteRequest) (h
 		Lines:    res.Lines,
 		Rejected: res.Rejected,
 		BadLines: res.Bad,
+		Listed:   make([]httpserver.BadLine, len(res.Listed)),
 	}
-	if len(res.Listed) > 0 {
-		b := res.Listed[0]
-		out.FirstBad = httpserver.BadLine{Line: b.Line, Text: string(b.Text), Err: b.Err}
+	for i, b := range res.Listed {
+		out.Listed[i] = httpserver.BadLine{Line: b.Line, Text: string(b.Text), Err: b.Err}
 	}
-	if w.cfg.RejectedTable != "" {
+	if w.cfg.RejectedTable != "" && !(req.AllOrNothing && res.Bad > 0) {
 		out.KeptIn = sw.schema + "." + w.cfg.RejectedTable
 	}
 	return out, err

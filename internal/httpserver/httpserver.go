@@ -1,19 +1,22 @@
 // Package httpserver serves pginflux's operational endpoints: /metrics for
-// Prometheus, /healthz and /readyz for orchestrators, /ping for Telegraf's
-// InfluxDB output, and optionally Go's profiler under /debug/pprof. With a
-// Writer it also takes line protocol as InfluxDB does: /write (1.x),
-// /api/v2/write (2.x), and /query for CREATE DATABASE.
+// Prometheus, /healthz and /readyz for orchestrators, /ping, /health and
+// /ready as InfluxDB answers them, and optionally Go's profiler under
+// /debug/pprof. With a Writer it also takes line protocol as InfluxDB
+// does: /write (1.x), /api/v2/write (2.x) and /api/v3/write_lp (3), and
+// answers on /query what InfluxDB tools ask before they write (CREATE
+// DATABASE, SHOW DATABASES, SHOW MEASUREMENTS, SHOW RETENTION POLICIES).
+// Every answer carries InfluxDB's version headers and a request ID.
 //
-// It knows nothing of PostgreSQL or of the transports: readiness is a
-// function handed in, metrics come from the registry handed in, and what
-// is written goes to the Writer handed in.
+// It knows nothing of PostgreSQL or of the transports: readiness and
+// health are functions handed in, metrics come from the registry handed
+// in, what is written goes to the Writer handed in, and what /query tells
+// comes from the Catalog handed in.
 package httpserver
 
 import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,14 +56,24 @@ type Config struct {
 	// request to /readyz (wrap it with Cache to spare what it checks), with
 	// a context that ends when the request does. Nil means always ready.
 	Ready func(ctx context.Context) error
-	// Version is pginflux's version, sent in /ping's X-Influxdb-Version.
-	Version string
+	// Checks are what /health reports, each by name: it answers 503 with
+	// status "fail" while any returns an error. Each is called for every
+	// request to /health (wrap it with Cache), with a context that ends
+	// when the request does.
+	Checks []Check
+	// Version is pginflux's version, sent as X-Influxdb-Version
+	// ("pginflux-<version>") and in /health; Commit its VCS revision, in
+	// /health ("" when unknown).
+	Version, Commit string
 	// PProf serves Go's profiler under /debug/pprof/.
 	PProf bool
 
-	// Writer, when not nil, takes /write and /api/v2/write, and /query
-	// answers CREATE DATABASE.
+	// Writer, when not nil, takes /write, /api/v2/write and
+	// /api/v3/write_lp, and /query is served.
 	Writer Writer
+	// Catalog, when not nil, answers /query's CREATE DATABASE and SHOW
+	// statements; without it CREATE DATABASE is a no-op and SHOW gets 501.
+	Catalog Catalog
 	// Token, when not empty, is required by the write endpoints and
 	// /query (see authorized).
 	Token string
@@ -92,14 +105,22 @@ const (
 	DefaultCommitTimeout  = 5 * time.Second
 )
 
+// Check is a named check of what /health reports.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
 // Server is the operational HTTP server. Create it with Listen, add
 // handlers with Handle if need be, then call Run once.
 type Server struct {
-	cfg Config
-	ln  net.Listener
-	mux *http.ServeMux
-	srv *http.Server
-	log *slog.Logger
+	cfg     Config
+	ln      net.Listener
+	mux     *http.ServeMux
+	handler http.Handler // mux, with the headers of every answer
+	srv     *http.Server
+	log     *slog.Logger
+	started time.Time
 
 	wm        *WriteMetrics
 	writes    chan struct{} // a slot per write request under way
@@ -138,13 +159,14 @@ func Listen(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	ln = &limitListener{Listener: ln, slots: make(chan struct{}, cfg.MaxConnections), refused: refused}
 	s := &Server{cfg: cfg, ln: ln, mux: http.NewServeMux(), log: log, tokenHash: sha256.Sum256([]byte(cfg.Token)),
-		writes: make(chan struct{}, cfg.MaxWrites)}
+		writes: make(chan struct{}, cfg.MaxWrites), started: time.Now()}
 	if cfg.Writer != nil {
 		s.wm = NewWriteMetrics(cfg.Registry)
 	}
 	s.routes()
+	s.handler = s.common(s.mux)
 	s.srv = &http.Server{
-		Handler:           s.mux,
+		Handler:           s.handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -167,7 +189,7 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Handler returns the server's handler, for tests that skip the socket.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Run serves until ctx ends, then shuts down gracefully: it stops
 // accepting, lets requests under way finish for a few seconds, closes the
@@ -207,12 +229,7 @@ func (s *Server) routes() {
 		ErrorHandling:     promhttp.ContinueOnError,
 		EnableOpenMetrics: true,
 	}))
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		text(w, http.StatusOK, "ok")
-	})
-	s.mux.HandleFunc("GET /readyz", s.readyz)
-	// A GET pattern also answers HEAD.
-	s.mux.HandleFunc("GET /ping", s.ping)
+	s.healthRoutes()
 	if s.cfg.PProf {
 		s.mux.HandleFunc("/debug/pprof/", pprof.Index)
 		s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -221,42 +238,7 @@ func (s *Server) routes() {
 		s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	s.writeRoutes()
-}
-
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Ready != nil {
-		if err := s.cfg.Ready(r.Context()); err != nil {
-			text(w, http.StatusServiceUnavailable, err.Error())
-			return
-		}
-	}
-	text(w, http.StatusOK, "ok")
-}
-
-// ping answers as InfluxDB 1.x does, so that clients checking for an
-// InfluxDB at startup (Telegraf's outputs.influxdb) go on: 204 with the
-// version headers, or 200 with the version in JSON for ?verbose=true.
-func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
-	v := "pginflux-" + s.cfg.Version
-	h := w.Header()
-	h.Set("X-Influxdb-Version", v)
-	h.Set("X-Influxdb-Build", "OSS")
-	if verbose := r.URL.Query().Get("verbose"); verbose == "true" || verbose == "1" {
-		h.Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		if r.Method != http.MethodHead {
-			_ = json.NewEncoder(w).Encode(map[string]string{"version": v})
-		}
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func text(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_, _ = fmt.Fprintln(w, strings.TrimRight(msg, "\n"))
+	s.queryRoutes()
 }
 
 // promLogger passes promhttp's errors (a failing collector, a client gone

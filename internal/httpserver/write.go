@@ -5,12 +5,12 @@ import (
 	"compress/flate"
 	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -22,12 +22,12 @@ import (
 	"github.com/pginflux/pginflux/parse"
 )
 
-// Writer stores what /write (InfluxDB 1.x) and /api/v2/write (2.x)
-// receive. The server knows nothing of where it goes. Its methods are
+// Writer stores what /write (InfluxDB 1.x), /api/v2/write (2.x) and
+// /api/v3/write_lp (3) receive. The server knows nothing of where it goes. Its methods are
 // called concurrently, by every request.
 type Writer interface {
-	// Admit says whether a request for database db (v1 db=, v2 bucket=;
-	// "" when not given) can be taken now, before its body is read: nil,
+	// Admit says whether a request for database db (v1 and v3 db=, v2
+	// bucket=; "" when not given) can be taken now, before its body is read: nil,
 	// or an error wrapping ErrFull, ErrUnavailable or ErrInvalid, whose
 	// text is the answer's message.
 	Admit(db string) error
@@ -55,11 +55,15 @@ var (
 
 // WriteRequest is one write request, its body decompressed.
 type WriteRequest struct {
-	DB        string // v1 db=, v2 bucket=; "" when not given
+	DB        string // v1 and v3 db=, v2 bucket=; "" when not given
 	Body      []byte // owned by the server: valid only during Write
 	Precision parse.Precision
 	Source    netip.AddrPort // the client, as the connection says
 	Received  time.Time
+	// AllOrNothing asks that nothing be stored when any line is bad (v3
+	// accept_partial=false); NoWait that Write return once the rows are
+	// taken, before their commit (v3 no_sync=true).
+	AllOrNothing, NoWait bool
 }
 
 // WriteResult is what became of a request's lines.
@@ -67,10 +71,12 @@ type WriteResult struct {
 	Lines    int // lines stored as rows
 	Rejected int // of those rows, the ones whose values (some or all) went to the rejected table
 	BadLines int // lines not stored: malformed, too long, or naming the rejected table
-	// FirstBad is the first bad line, when BadLines > 0.
-	FirstBad BadLine
+	// Listed are the first bad lines (up to a bound of the Writer's), in
+	// order, when BadLines > 0.
+	Listed []BadLine
 	// KeptIn names where bad lines and rejected values are kept, such as
-	// metrics.pginflux_rejected; "" when they are only counted.
+	// metrics.pginflux_rejected; "" when they are only counted (and with
+	// AllOrNothing, whose bad lines are not kept).
 	KeptIn string
 }
 
@@ -86,12 +92,16 @@ type api int
 
 const (
 	apiV1 api = iota // /write and /query: {"error": "..."}
-	apiV2            // /api/v2/write: {"code": "...", "message": "..."}
+	apiV2            // /api/v2/write, /ready: {"code": "...", "message": "..."}
+	apiV3            // /api/v3/write_lp: {"error": "...", "data": ...}
 )
 
 func (a api) String() string {
-	if a == apiV2 {
+	switch a {
+	case apiV2:
 		return "v2"
+	case apiV3:
+		return "v3"
 	}
 	return "v1"
 }
@@ -119,7 +129,7 @@ func NewWriteMetrics(reg prometheus.Registerer) *WriteMetrics {
 	m := &WriteMetrics{
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pginflux_http_write_requests_total",
-			Help: "Write requests answered, by API (v1: /write, v2: /api/v2/write) and status code (499: the client left first).",
+			Help: "Write requests answered, by API (v1: /write, v2: /api/v2/write, v3: /api/v3/write_lp) and status code (499: the client left first).",
 		}, []string{"api", "code"}),
 		Bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pginflux_http_write_received_bytes_total",
@@ -137,16 +147,14 @@ func NewWriteMetrics(reg prometheus.Registerer) *WriteMetrics {
 	return m
 }
 
-// writeRoutes serves the write endpoints and /query when there is a
-// Writer.
+// writeRoutes serves the write endpoints when there is a Writer.
 func (s *Server) writeRoutes() {
 	if s.cfg.Writer == nil {
 		return
 	}
 	s.mux.HandleFunc("POST /write", s.writeHandler(apiV1))
 	s.mux.HandleFunc("POST /api/v2/write", s.writeHandler(apiV2))
-	s.mux.HandleFunc("GET /query", s.query)
-	s.mux.HandleFunc("POST /query", s.query)
+	s.mux.HandleFunc("POST /api/v3/write_lp", s.writeHandler(apiV3))
 }
 
 func (s *Server) writeHandler(v api) http.HandlerFunc {
@@ -160,33 +168,24 @@ func (s *Server) writeHandler(v api) http.HandlerFunc {
 
 // write serves one write request and returns the status it answered.
 func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received time.Time) int {
-	s.versionHeaders(w)
 	if !s.authorized(r) {
-		return fail(w, v, http.StatusUnauthorized, "authorization failed: give the token of --http-token")
+		return s.fail(w, r, v, http.StatusUnauthorized, "authorization failed: give the token of --http-token")
 	}
-	q := r.URL.Query()
-	prec := parse.Nanosecond
-	if p := q.Get("precision"); p != "" {
-		var err error
-		if prec, err = precision(v, p); err != nil {
-			return fail(w, v, http.StatusBadRequest, err.Error())
-		}
+	p, err := writeParamsOf(v, r.URL.Query())
+	if err != nil {
+		return s.fail(w, r, v, http.StatusBadRequest, err.Error())
 	}
-	db := q.Get("db")
-	if v == apiV2 {
-		db = q.Get("bucket")
-	}
-	if err := s.cfg.Writer.Admit(db); err != nil {
-		return failWith(w, v, err)
+	if err := s.cfg.Writer.Admit(p.db); err != nil {
+		return s.failWith(w, r, v, err)
 	}
 	if r.ContentLength > s.cfg.MaxBody {
-		return fail(w, v, http.StatusRequestEntityTooLarge, s.tooLarge())
+		return s.fail(w, r, v, http.StatusRequestEntityTooLarge, s.tooLarge())
 	}
 	select {
 	case s.writes <- struct{}{}:
 		defer func() { <-s.writes }()
 	default:
-		return failWith(w, v, fmt.Errorf("%w: %d write requests are under way (--http-max-writes)", ErrFull, s.cfg.MaxWrites))
+		return s.failWith(w, r, v, fmt.Errorf("%w: %d write requests are under way (--http-max-writes)", ErrFull, s.cfg.MaxWrites))
 	}
 	// A slow body holds its slot no longer than this.
 	rc := http.NewResponseController(w)
@@ -198,7 +197,7 @@ func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received t
 		if code == clientGone {
 			return code
 		}
-		return fail(w, v, code, msg)
+		return s.fail(w, r, v, code, msg)
 	}
 	s.wm.Bytes.Add(float64(buf.Len()))
 
@@ -210,22 +209,26 @@ func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received t
 	defer cancel()
 	src, _ := netip.ParseAddrPort(r.RemoteAddr)
 	res, err := s.cfg.Writer.Write(ctx, &WriteRequest{
-		DB: db, Body: buf.Bytes(), Precision: prec, Source: src, Received: received,
+		DB: p.db, Body: buf.Bytes(), Precision: p.prec, Source: src, Received: received,
+		AllOrNothing: p.allOrNothing, NoWait: p.noWait,
 	})
 	switch {
 	case err != nil && r.Context().Err() != nil:
 		return clientGone
 	case errors.Is(err, ErrFull), errors.Is(err, ErrUnavailable), errors.Is(err, ErrInvalid):
-		return failWith(w, v, err)
+		return s.failWith(w, r, v, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		w.Header().Set("Retry-After", retryUnavailable)
-		return fail(w, v, http.StatusServiceUnavailable, fmt.Sprintf(
+		return s.fail(w, r, v, http.StatusServiceUnavailable, fmt.Sprintf(
 			"the rows were not committed within %v (PostgreSQL is slow or unreachable); pginflux holds them and may still write them: send the request again later", s.cfg.CommitTimeout))
 	case err != nil:
-		s.log.Warn("a write request's rows were not written", "source", src, "err", err)
-		return fail(w, v, http.StatusInternalServerError, "rows were not written: "+err.Error())
+		s.log.Warn("a write request's rows were not written", "source", src, "request_id", requestID(r), "err", err)
+		return s.fail(w, r, v, http.StatusInternalServerError, "rows were not written: "+err.Error())
 	case res.BadLines > 0 || res.Rejected > 0:
-		return fail(w, v, http.StatusBadRequest, partialWrite(res))
+		if v == apiV3 {
+			return s.partialV3(w, r, p, res)
+		}
+		return s.failLine(w, r, v, http.StatusBadRequest, partialWrite(res), res.Listed)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return http.StatusNoContent
@@ -287,121 +290,40 @@ func (s *Server) tooLarge() string {
 	return fmt.Sprintf("request body too large: more than --http-max-body (%d bytes) after decompression; send smaller batches", s.cfg.MaxBody)
 }
 
-// precision reads the precision parameter: v1 takes n, ns, u, us, ms, s, m
-// and h, v2 ns, us, ms and s.
-func precision(v api, p string) (parse.Precision, error) {
-	if v == apiV2 {
-		switch p {
+// writeParams are the query parameters of a write request.
+type writeParams struct {
+	db                   string
+	prec                 parse.Precision
+	allOrNothing, noWait bool // v3 only
+}
+
+// writeParamsOf reads the parameters of a write request: v1 db and
+// precision (rp, u, p and consistency are taken and not looked at), v2
+// bucket and precision (org and orgID likewise), v3 as v3Params reads
+// them.
+func writeParamsOf(v api, q url.Values) (writeParams, error) {
+	switch v {
+	case apiV2:
+		p := writeParams{db: q.Get("bucket"), prec: parse.Nanosecond}
+		switch s := q.Get("precision"); s {
+		case "":
 		case "ns", "us", "ms", "s":
+			p.prec, _ = parse.ParsePrecision(s)
 		default:
-			return 0, fmt.Errorf("invalid precision %q: want ns, us, ms or s", p)
+			return p, fmt.Errorf("invalid precision %q: want ns, us, ms or s", s)
+		}
+		return p, nil
+	case apiV3:
+		return v3Params(q)
+	}
+	p := writeParams{db: q.Get("db"), prec: parse.Nanosecond}
+	if s := q.Get("precision"); s != "" {
+		var err error
+		if p.prec, err = parse.ParsePrecision(s); err != nil {
+			return p, fmt.Errorf("invalid precision %q: want n, ns, u, us, ms, s, m or h", s)
 		}
 	}
-	prec, err := parse.ParsePrecision(p)
-	if err != nil {
-		return 0, fmt.Errorf("invalid precision %q: want n, ns, u, us, ms, s, m or h", p)
-	}
-	return prec, nil
-}
-
-// partialWrite words the answer to a request that was not stored whole,
-// with "partial write" and "unable to parse" where InfluxDB says them:
-// clients look for those words to decide not to send the batch again.
-func partialWrite(res WriteResult) string {
-	kept := "not kept: --rejected-table is empty"
-	if res.KeptIn != "" {
-		kept = "kept in " + res.KeptIn
-	}
-	var b strings.Builder
-	if res.Lines > 0 {
-		b.WriteString("partial write: ")
-	}
-	if res.BadLines > 0 {
-		fmt.Fprintf(&b, "unable to parse '%s' at line %d: %s; %d of %d lines rejected (%s)",
-			res.FirstBad.Text, res.FirstBad.Line, res.FirstBad.Err, res.BadLines, res.BadLines+res.Lines, kept)
-		if res.Rejected > 0 {
-			b.WriteString("; ")
-		}
-	}
-	if res.Rejected > 0 {
-		fmt.Fprintf(&b, "%d rows written with values their columns cannot hold (type conflicts), or refused whole by PostgreSQL; those values and rows are %s", res.Rejected, kept)
-	}
-	return b.String()
-}
-
-// failWith answers with the status a Writer's error calls for.
-func failWith(w http.ResponseWriter, v api, err error) int {
-	switch {
-	case errors.Is(err, ErrFull):
-		w.Header().Set("Retry-After", retryFull)
-		if v == apiV1 {
-			return fail(w, v, http.StatusServiceUnavailable, err.Error())
-		}
-		return fail(w, v, http.StatusTooManyRequests, err.Error())
-	case errors.Is(err, ErrUnavailable):
-		w.Header().Set("Retry-After", retryUnavailable)
-		return fail(w, v, http.StatusServiceUnavailable, err.Error())
-	case errors.Is(err, ErrInvalid):
-		return fail(w, v, http.StatusBadRequest, err.Error())
-	}
-	return fail(w, v, http.StatusInternalServerError, err.Error())
-}
-
-// v2Codes are InfluxDB 2's error codes for the statuses pginflux answers.
-var v2Codes = map[int]string{
-	http.StatusBadRequest:            "invalid",
-	http.StatusUnauthorized:          "unauthorized",
-	http.StatusRequestTimeout:        "request timeout",
-	http.StatusRequestEntityTooLarge: "request too large",
-	http.StatusUnsupportedMediaType:  "unsupported media type",
-	http.StatusTooManyRequests:       "too many requests",
-	http.StatusInternalServerError:   "internal error",
-	http.StatusNotImplemented:        "not implemented",
-	http.StatusServiceUnavailable:    "unavailable",
-}
-
-// fail answers with an error in the endpoint's dialect and returns code.
-func fail(w http.ResponseWriter, v api, code int, msg string) int {
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	var body any
-	if v == apiV2 {
-		c := v2Codes[code]
-		h.Set("X-Platform-Error-Code", c)
-		body = struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		}{c, msg}
-	} else {
-		// InfluxDB 1.x repeats the error in a header.
-		h.Set("X-Influxdb-Error", headerSafe(msg))
-		body = struct {
-			Error string `json:"error"`
-		}{msg}
-	}
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(body)
-	return code
-}
-
-// headerSafe makes msg a valid header value: no control bytes, bounded.
-func headerSafe(msg string) string {
-	if len(msg) > 1024 {
-		msg = msg[:1024]
-	}
-	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, msg)
-}
-
-func (s *Server) versionHeaders(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("X-Influxdb-Version", "pginflux-"+s.cfg.Version)
-	h.Set("X-Influxdb-Build", "OSS")
+	return p, nil
 }
 
 // Pools of what every request needs: a buffer for its body and, for
