@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pginflux/pginflux/internal/plural"
 	"io"
 	"net/http"
 	"os"
@@ -207,7 +208,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if sent.LastError != nil {
 		r.Sent.LastError = sent.LastError.Error()
-		r.warn("%d datagrams could not be sent (%v): is pginflux listening on %s?", sent.FailedDatagrams, sent.LastError, sc.Address)
+		r.warn("%s could not be sent (%v): is pginflux listening on %s?", plural.Count(sent.FailedDatagrams, "datagram"), sent.LastError, sc.Address)
 	}
 	if sc.Rate > 0 && sent.Lines < sc.Lines && r.Sent.Rate < 0.95*sc.Rate {
 		r.warn("sent %.0f lines/s, below the %.0f asked: the sender (or the machine) cannot keep up; try --senders", r.Sent.Rate, sc.Rate)
