@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pginflux/pginflux/internal/plural"
 	"io"
 	"net/http"
 	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pginflux/pginflux/internal/plural"
 )
 
 // quiet is how long the row count must stay the same after sending for
