@@ -239,6 +239,20 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
+// isRemoteCopyError reports SQLSTATE XX000 (internal_error). Citus
+// reports every error a worker raises during a COPY into a distributed
+// table as XX000 with the worker's message, its SQLSTATE lost (its
+// ReportCopyError): a duplicate key (23505), a CHECK (23514), a
+// connection the worker ended (57P01) all look alike. Rows that get it
+// are written again with INSERT (upsertRows, insertRows), whose errors
+// keep their SQLSTATE, and the failure policy goes by that one. Plain
+// PostgreSQL raises XX000 only for its own bugs or a damaged disk: the
+// INSERT then fails too, and the rows are held.
+func isRemoteCopyError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "XX000"
+}
+
 // upsertSQL is the statement that merges a staging table's rows into
 // their table: a row whose point exists updates the fields it carries
 // (a NULL, a key the write did not carry, keeps the stored value).
@@ -277,13 +291,8 @@ const stageTable = "pginflux_stage"
 // upsertRows writes n encoded rows into ident through a staging table,
 // merging each into the point it hits, in tx.
 func upsertRows(ctx context.Context, tx pgx.Tx, ident string, names []string, rows []byte, n int, jsonb bool) error {
-	cols := strings.Join(names, ", ")
-	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+stageTable+" ON COMMIT DROP AS SELECT "+cols+" FROM "+ident+" WITH NO DATA"); err != nil {
-		return fmt.Errorf("make staging table for %s: %w", ident, err)
-	}
-	stageCopy := "COPY " + stageTable + " (" + cols + ") FROM STDIN (FORMAT binary)"
-	if err := copyRows(ctx, tx.Conn().PgConn(), stageCopy, rows, n); err != nil {
-		return fmt.Errorf("copy %s into the staging table: %w", plural.Count(n, "row"), err)
+	if err := stageRows(ctx, tx, ident, names, rows, n); err != nil {
+		return err
 	}
 	tag, err := tx.Conn().PgConn().Exec(ctx, upsertSQL(ident, stageTable, names, jsonb)).ReadAll()
 	if err != nil {
@@ -291,6 +300,49 @@ func upsertRows(ctx context.Context, tx pgx.Tx, ident string, names []string, ro
 	}
 	if got := tag[0].CommandTag.RowsAffected(); got > int64(n) {
 		return fmt.Errorf("merge into %s took %d rows of %d", ident, got, n)
+	}
+	return nil
+}
+
+// jsonbNames are the columns of a row of a table in jsonb storage without
+// a point key, quoted, in the order appendJSONBRow encodes them.
+var jsonbNames = []string{`"time"`, `"tags"`, `"fields"`}
+
+// insertRows writes n encoded rows into ident (a table without a point
+// key) through a staging table and INSERT ... SELECT, in tx: for rows
+// whose COPY failed with an error that lost its SQLSTATE (see
+// isRemoteCopyError). RETURNING is there for Citus, which runs a plain
+// INSERT ... SELECT into a distributed table as a COPY again (and so
+// loses the SQLSTATE again), but one with RETURNING as INSERTs on its
+// shards. The returned rows are read and thrown away.
+func insertRows(ctx context.Context, tx pgx.Tx, ident string, names []string, rows []byte, n int) error {
+	if err := stageRows(ctx, tx, ident, names, rows, n); err != nil {
+		return err
+	}
+	cols := strings.Join(names, ", ")
+	rr := tx.Conn().PgConn().ExecParams(ctx, "INSERT INTO "+ident+" ("+cols+") SELECT "+cols+" FROM "+stageTable+" RETURNING NULL", nil, nil, nil, nil)
+	for rr.NextRow() {
+	}
+	tag, err := rr.Close()
+	if err != nil {
+		return fmt.Errorf("insert %s into %s: %w", plural.Count(n, "row"), ident, err)
+	}
+	if got := tag.RowsAffected(); got > int64(n) {
+		return fmt.Errorf("insert into %s took %d rows of %d", ident, got, n)
+	}
+	return nil
+}
+
+// stageRows makes the staging table for ident, in tx, and copies n
+// encoded rows into it.
+func stageRows(ctx context.Context, tx pgx.Tx, ident string, names []string, rows []byte, n int) error {
+	cols := strings.Join(names, ", ")
+	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+stageTable+" ON COMMIT DROP AS SELECT "+cols+" FROM "+ident+" WITH NO DATA"); err != nil {
+		return fmt.Errorf("make staging table for %s: %w", ident, err)
+	}
+	stageCopy := "COPY " + stageTable + " (" + cols + ") FROM STDIN (FORMAT binary)"
+	if err := copyRows(ctx, tx.Conn().PgConn(), stageCopy, rows, n); err != nil {
+		return fmt.Errorf("copy %s into the staging table: %w", plural.Count(n, "row"), err)
 	}
 	return nil
 }

@@ -29,6 +29,9 @@ import (
 //     HTTP's 503) and counted by SQLSTATE class. A missing or changed table
 //     is looked up again first. The only way rows are given up is the
 //     shutdown timeout an operator sets (counted as abandoned).
+//   - Citus reports every error a worker raises during a COPY as XX000,
+//     its SQLSTATE lost; the rows are written again with INSERT, whose
+//     errors keep theirs, and sorted by that one (see isRemoteCopyError).
 
 // errClass sorts a failed write by what can be done about it.
 type errClass int
@@ -93,8 +96,11 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 				reason = ReasonCreateFailed
 			}
 			if _, seen := s.mismatched.LoadOrStore(b.measurement, struct{}{}); !seen {
-				s.log.Error("cannot create or write into the table; its rows go to the rejected table (fix the table or --create-table-sql, then restart pginflux)",
-					"measurement", b.measurement, "reason", reason, "err", err)
+				attrs := []any{"measurement", b.measurement, "reason", reason, "err", err}
+				if hint := s.createHint(err); hint != "" {
+					attrs = append(attrs, "hint", hint)
+				}
+				s.log.Error("cannot create or write into the table; its rows go to the rejected table (fix the table or --create-table-sql, then restart pginflux)", attrs...)
 			}
 			for r := lo; r < hi; r++ {
 				s.refuse(w, b, r, reason, err)
@@ -131,6 +137,23 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 			return
 		}
 	}
+}
+
+// keyHint is said when a table template fails with 0A000 in merge mode:
+// the way Citus refuses to distribute a table by a column its unique key
+// (the point key) lacks.
+const keyHint = "if --create-table-sql distributes the table with Citus: in --write-mode merge every table pginflux makes has the key (time, series_id), and Citus distributes a table only by a column that each of its unique keys includes (SQLSTATE 0A000): " +
+	"distribute by series_id (a series stays on one shard) or by time; or create this table yourself, distributed as you like, without that key (pginflux writes such a table in append mode); or run pginflux with --write-mode append. " +
+	"Then send the rows in the rejected table again (README: The rejected table)"
+
+// createHint says what to do about a table template that failed, when
+// pginflux knows more than the error says; else "".
+func (s *Sink) createHint(err error) string {
+	var pgErr *pgconn.PgError
+	if s.cfg.WriteMode != WriteAppend && errors.Is(err, errCreateFailed) && errors.As(err, &pgErr) && pgErr.Code == "0A000" {
+		return keyHint
+	}
+	return ""
 }
 
 // pause sleeps before retry attempt+1: capped exponential backoff with

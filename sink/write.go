@@ -101,7 +101,7 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 			rows, copySQL, n, names = w.enc.rows, w.enc.copySQL, w.pts.rows, w.enc.names
 		} else {
 			s.catalog.noKey(t.name)
-			rows, copySQL = b.rowBytes(lo, hi), t.copySQL
+			rows, copySQL, names = b.rowBytes(lo, hi), t.copySQL, jsonbNames
 		}
 		target, ident, point = t.name, t.ident, t.point
 	}
@@ -154,6 +154,7 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 
 	var sc *seriesCache
 	upsert := false
+	staged := false // rows of a table without a point key go through INSERT (see isRemoteCopyError)
 	if point {
 		sc = s.catalog.seriesOf(target)
 		upsert = sc.useUpsert()
@@ -169,6 +170,10 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 			err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 				if upsert {
 					if err := upsertRows(ctx, tx, ident, names, rows, n, s.cfg.Storage != StorageColumns); err != nil {
+						return err
+					}
+				} else if staged {
+					if err := insertRows(ctx, tx, ident, names, rows, n); err != nil {
 						return err
 					}
 				} else if err := copyRows(ctx, tx.Conn().PgConn(), copySQL, rows, n); err != nil {
@@ -190,10 +195,19 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 				return nil
 			})
 		}
-		if err != nil && point && !upsert && isUniqueViolation(err) {
-			// Some point is there already: merge into it.
+		if err != nil && point && !upsert && (isUniqueViolation(err) || isRemoteCopyError(err)) {
+			// Some point is there already: merge into it. On Citus that
+			// is a COPY's XX000, as is any error of a worker: the merge
+			// is an INSERT, whose errors keep their SQLSTATE.
 			upsert = true
 			sc.collided()
+			continue
+		}
+		if err != nil && !point && !staged && !b.rejected && isRemoteCopyError(err) {
+			// Citus lost the SQLSTATE of a worker's error: write the rows
+			// again with INSERT, whose errors keep it, so that a row
+			// refused for its values is told from a worker gone.
+			staged = true
 			continue
 		}
 		break
