@@ -146,12 +146,24 @@ const keyHint = "if --create-table-sql distributes the table with Citus: in --wr
 	"distribute by series_id (a series stays on one shard) or by time; or create this table yourself, distributed as you like, without that key (pginflux writes such a table in append mode); or run pginflux with --write-mode append. " +
 	"Then send the rows in the rejected table again (README: The rejected table)"
 
+// columnHint is said when a table template fails with 42703 in columns
+// storage: it names a column (a tag to distribute by, say) that the
+// batch which made the table did not bring.
+const columnHint = "--create-table-sql runs when a table is made, with a column for each key of the lines that made it: a tag the template names (to distribute by, say) must be in the first lines of every measurement, or create such tables yourself beforehand. " +
+	"Then send the rows in the rejected table again (README: The rejected table)"
+
 // createHint says what to do about a table template that failed, when
 // pginflux knows more than the error says; else "".
 func (s *Sink) createHint(err error) string {
 	var pgErr *pgconn.PgError
-	if s.cfg.WriteMode != WriteAppend && errors.Is(err, errCreateFailed) && errors.As(err, &pgErr) && pgErr.Code == "0A000" {
+	if !errors.Is(err, errCreateFailed) || !errors.As(err, &pgErr) {
+		return ""
+	}
+	switch {
+	case pgErr.Code == "0A000" && s.cfg.WriteMode != WriteAppend:
 		return keyHint
+	case pgErr.Code == "42703" && s.cfg.Storage == StorageColumns:
+		return columnHint
 	}
 	return ""
 }
