@@ -44,6 +44,7 @@ type catalog struct {
 	log          *slog.Logger
 
 	template   *template.Template // --create-table-sql, or nil
+	refused    error              // why no table may be made (see Config.Validate), or nil
 	partitions *partitioner       // --partition-by, or nil
 	merge      bool               // new tables get a point key
 
@@ -67,7 +68,13 @@ func newCatalog(cfg Config, m *Metrics, log *slog.Logger) *catalog {
 	if cfg.PartitionBy != "" {
 		parts = newPartitioner(cfg.PartitionBy, cfg.Schema)
 	}
+	refused := cfg.Validate()
+	if refused != nil {
+		log.Error("pginflux's configuration cannot work; it creates no table, and rows of measurements without one go to the rejected table (fix the flags, then restart pginflux)",
+			"schema", cfg.Schema, "err", refused)
+	}
 	return &catalog{
+		refused:      refused,
 		template:     cfg.CreateTableSQL,
 		partitions:   parts,
 		schema:       cfg.Schema,

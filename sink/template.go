@@ -3,6 +3,7 @@ package sink
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"text/template"
@@ -60,11 +61,44 @@ func dollarQuote(s string) string {
 	return tag + s + tag
 }
 
+// Validate reports settings of c that cannot work together, in words a
+// user can act on; nil when there are none. One so far: --partition-by
+// with a --create-table-sql that calls TimescaleDB's create_hypertable.
+// --partition-by makes every new table PARTITION BY RANGE (time), and
+// TimescaleDB makes no hypertable of a partitioned table (SQLSTATE 42809,
+// "table is already partitioned"). A sink made with such a Config creates
+// no table: see runTemplate.
+func (c Config) Validate() error {
+	if c.PartitionBy != "" && makesHypertables(c.CreateTableSQL) {
+		return errors.New("--partition-by and --create-table-sql: the template calls create_hypertable, and TimescaleDB makes no hypertable of a table that --partition-by has made partitioned; use one or the other (a hypertable is partitioned by time already)")
+	}
+	return nil
+}
+
+// makesHypertables reports whether the table template t, run for a sample
+// table, calls TimescaleDB's create_hypertable: a recipe that makes every
+// new table a hypertable.
+func makesHypertables(t *template.Template) bool {
+	if t == nil {
+		return false
+	}
+	var sql bytes.Buffer
+	if err := t.Execute(&sql, templateData("metrics", "cpu", "cpu")); err != nil {
+		return false // ParseTemplate ran it on the same data already
+	}
+	return strings.Contains(strings.ToLower(sql.String()), "create_hypertable")
+}
+
 // runTemplate runs the table template for a table just created, in the
 // transaction that created it: a failing template leaves no table.
 func (c *catalog) runTemplate(ctx context.Context, tx pgx.Tx, table, measurement string) error {
 	if c.template == nil {
 		return nil
+	}
+	if c.refused != nil {
+		// The configuration cannot work (see Config.Validate): no table is
+		// made, and its rows go to the rejected table, replayable.
+		return fmt.Errorf("--create-table-sql for %s: %w: %w", pgx.Identifier{c.schema, table}.Sanitize(), c.refused, errCreateFailed)
 	}
 	var sql bytes.Buffer
 	if err := c.template.Execute(&sql, templateData(c.schema, table, measurement)); err != nil {
