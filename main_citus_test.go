@@ -562,7 +562,9 @@ func citusPost(ctx context.Context, url, body string) (int, string, error) {
 // by series_id) the worker is stopped (pg_ctl -m fast); in append mode
 // (distributed by host, commit markers in the coordinator's
 // pginflux_commits) it crashes (-m immediate), so that a transaction it
-// had prepared may be left for Citus to commit once it is back.
+// had prepared may be left for Citus to commit once it is back. With a
+// spool, the held batches wait on disk and are replayed, each with its
+// marker in the coordinator's pginflux_spool.
 func TestCitusWorkerStopped(t *testing.T) {
 	c := pgtest.Citus(t)
 	for _, tt := range []struct {
@@ -570,13 +572,19 @@ func TestCitusWorkerStopped(t *testing.T) {
 		flags  []string
 		worker int
 		crash  bool
+		spool  bool
 	}{
 		{name: "merge, stopped", flags: []string{"--create-table-sql", citusBySeriesID}, worker: 1},
 		{name: "append, crashed", flags: []string{"--write-mode", "append", "--create-table-sql", citusByHost}, worker: 0, crash: true},
+		{name: "merge, stopped, spooled", flags: []string{"--create-table-sql", citusBySeriesID}, worker: 0, spool: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			pool, schema := c.Schema(t)
-			p, base, logs := startCitus(t, c, schema, tt.flags...)
+			flags := tt.flags
+			if tt.spool {
+				flags = append(flags, "--spool-dir", t.TempDir())
+			}
+			p, base, logs := startCitus(t, c, schema, flags...)
 			w := c.Workers[tt.worker]
 			t.Cleanup(func() {
 				// Running again, whatever happened to the test.
@@ -607,7 +615,7 @@ func TestCitusWorkerStopped(t *testing.T) {
 			}
 			logs.waitFor(t, `msg="database available again"`)
 			checkCitusShards(t, c, table, n, true)
-			if v := metric(t, base, "pginflux_sink_retries_total", nil); v == 0 {
+			if v := metric(t, base, "pginflux_sink_retries_total", nil); v == 0 && !tt.spool {
 				t.Error("pginflux_sink_retries_total is 0: no write met the stopped worker, the test proved nothing")
 			}
 			for _, name := range []string{"pginflux_sink_dropped_rows_total", "pginflux_ingest_dropped_datagrams_total",
@@ -619,6 +627,15 @@ func TestCitusWorkerStopped(t *testing.T) {
 			if tt.crash {
 				if n := citusInt(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "pginflux_commits"}.Sanitize()); n == 0 {
 					t.Error("no commit markers: the batches were not marked")
+				}
+			}
+			if tt.spool {
+				// Replayed each in a transaction with its marker in the
+				// coordinator's pginflux_spool.
+				spooled := metric(t, base, "pginflux_sink_spooled_rows_total", nil)
+				replayed := waitMetric(t, base, "pginflux_sink_replayed_rows_total", nil, spooled)
+				if spooled == 0 || replayed != spooled {
+					t.Errorf("%v rows spooled, %v replayed: want some (else no write met the stopped worker), all replayed", spooled, replayed)
 				}
 			}
 			p.stop(t)
