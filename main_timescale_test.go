@@ -27,6 +27,11 @@ import (
 // TimescaleDB, word for word.
 const hypertableRecipe = "SELECT create_hypertable({{.TableLiteral}}, {{.TimeColumnLiteral}}, migrate_data => true);"
 
+// leanHypertableRecipe makes hypertables with the newer by_range API and
+// without TimescaleDB's index on time: pginflux's point key starts with
+// time already.
+const leanHypertableRecipe = "SELECT create_hypertable({{.TableLiteral}}, by_range({{.TimeColumnLiteral}}), create_default_indexes => false);"
+
 // tsT0 is 2024-01-01T00:00:00Z in nanoseconds, and tsDay a day: points at
 // tsT0 and tsT0+8*tsDay fall into two chunks of TimescaleDB's default
 // 7-day interval.
@@ -164,6 +169,15 @@ func (ts *timescale) wantCompressed(t *testing.T, table string) int {
 	return chunks
 }
 
+// wantIndexes checks how many indexes a table has.
+func (ts *timescale) wantIndexes(t *testing.T, table string, want int) {
+	t.Helper()
+	got := queryRows(t, ts.pool, "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = $1::regclass ORDER BY 1", table)
+	if len(got) != want {
+		t.Errorf("%s: indexes %q, want %d", table, got, want)
+	}
+}
+
 // wantHypertable checks that table is a hypertable with the point key
 // pginflux made, PRIMARY KEY (time, series_id), unless key is "".
 func (ts *timescale) wantHypertable(t *testing.T, table, key string) {
@@ -234,6 +248,7 @@ func (ts *timescale) testRecipe(t *testing.T) {
 	write(t, base, line("cpu,host=a", "usage_idle=1,usage_user=2", 0), line("cpu,host=b", "usage_idle=3", 0))
 	write(t, base, line("cpu,host=a", "usage_idle=5", 8*tsDay))
 	ts.wantHypertable(t, cpu, "PRIMARY KEY (\"time\", series_id)")
+	ts.wantIndexes(t, cpu, 2) // the key, and TimescaleDB's on time DESC
 	// Before compression: a new tag and a new field; a point split in two.
 	write(t, base, line("cpu,host=a,zone=z", "usage_idle=6,procs=7i", tsSec))
 	write(t, base, line("cpu,host=c", "usage_idle=8", 0))
@@ -285,20 +300,26 @@ func (ts *timescale) testRecipe(t *testing.T) {
 	ts.wantNothingRejected(t, schema, logs, logs2)
 }
 
-// testJSONB: the same in jsonb storage, where new keys need no column:
-// a point sent again or split over two writes into a compressed chunk is
-// one row, its fields objects joined.
+// testJSONB: the same in jsonb storage, where new keys need no column,
+// with the lean recipe: a point sent again or split over two writes into
+// a compressed chunk is one row, its fields objects joined.
 func (ts *timescale) testJSONB(t *testing.T) {
 	schema := ts.schema(t)
 	cpu := pgx.Identifier{schema, "cpu"}.Sanitize()
-	p, base, logs := ts.start(t, schema, "", "--storage", "jsonb", "--create-table-sql", hypertableRecipe)
+	p, base, logs := ts.start(t, schema, "", "--storage", "jsonb", "--create-table-sql", leanHypertableRecipe)
 	write(t, base, line("cpu,host=a", "idle=1,user=2", 0), line("cpu,host=b", "idle=3", 0))
 	write(t, base, line("cpu,host=a", "idle=5", 8*tsDay))
 	ts.wantHypertable(t, cpu, "PRIMARY KEY (\"time\", series_id)")
+	ts.wantIndexes(t, cpu, 1)
 	p.stop(t)
-	ts.compress(t, cpu, "series_id")
+	ts.compress(t, cpu, "")
+	// TimescaleDB chose to segment by series_id, from the key.
+	if got := queryRows(t, ts.pool, `SELECT DISTINCT coalesce(segmentby, '') || ' ' || coalesce(orderby, '')
+		FROM timescaledb_information.chunk_compression_settings WHERE hypertable = $1::regclass`, cpu); strings.Join(got, ",") != `series_id "time" DESC` {
+		t.Errorf("segmentby and orderby: %q, want series_id and time DESC", got)
+	}
 
-	p, base, logs2 := ts.start(t, schema, "", "--storage", "jsonb", "--create-table-sql", hypertableRecipe)
+	p, base, logs2 := ts.start(t, schema, "", "--storage", "jsonb")
 	write(t, base, line("cpu,host=a,zone=z", "idle=6,procs=7i", 0))
 	if n := metric(t, base, "pginflux_sink_upsert_batches_total", nil); n != 0 {
 		t.Fatalf("%v batches merged through the staging table, want 0", n)
