@@ -1,7 +1,8 @@
 // Command devrun runs a program against a throwaway PostgreSQL server; it
 // is what `make run` uses:
 //
-//	go run ./internal/cmd/devrun [--data-dir DIR] [--port N] [--fsync=false] -- BINARY [ARGS...]
+//	go run ./internal/cmd/devrun [--data-dir DIR] [--port N] [--fsync=false]
+//	    [--settings NAME=VALUE]... [--extension NAME]... [--citus-workers N] -- BINARY [ARGS...]
 //
 // When PGINFLUX_DATABASE_URL or DATABASE_URL is set, or ARGS hold
 // --database-url, a database is configured and devrun just runs BINARY.
@@ -13,6 +14,14 @@
 // PGINFLUX_DATABASE_URL pointing at database postgres. SIGINT, SIGTERM and
 // SIGHUP are passed on to BINARY; when it has exited the cluster is
 // stopped and devrun exits with BINARY's exit code.
+//
+// --settings adds a server setting (repeat it for more), such as
+// shared_preload_libraries=timescaledb; --extension creates an extension
+// in database postgres once the server is up. --citus-workers N makes a
+// Citus cluster: the server in DIR is the coordinator, and N workers run
+// in DIR-worker1 ... DIR-workerN on 127.0.0.1:PORT+1 ... PORT+N, all with
+// Citus preloaded (first, as it must be) and the extension created, the
+// workers added to the coordinator. BINARY connects to the coordinator.
 package main
 
 import (
@@ -53,8 +62,24 @@ func run(args, environ []string, stderr io.Writer, signals <-chan os.Signal) int
 	dataDir := fs.String("data-dir", ".pgdata", "PostgreSQL data `directory`; created when missing, reused otherwise")
 	port := fs.Int("port", 54329, "TCP `port` of the server on 127.0.0.1; 0: unix socket only")
 	fsync := fs.Bool("fsync", true, "keep PostgreSQL's durable defaults; false turns fsync, synchronous_commit and full_page_writes off\n(faster, not crash-safe: benchmark figures are then an upper bound)")
+	var settings, extensions []string
+	fs.Func("settings", "a server `setting` NAME=VALUE for every server, passed as -c (repeat for more):\nshared_preload_libraries=timescaledb", func(v string) error {
+		if name, _, ok := strings.Cut(v, "="); !ok || name == "" {
+			return errors.New("want NAME=VALUE")
+		}
+		settings = append(settings, v)
+		return nil
+	})
+	fs.Func("extension", "create the `extension` in database postgres once the server is up (repeat for more): timescaledb", func(v string) error {
+		if v == "" {
+			return errors.New("want an extension name")
+		}
+		extensions = append(extensions, v)
+		return nil
+	})
+	citusWorkers := fs.Int("citus-workers", 0, "make a Citus cluster: the server in --data-dir is the coordinator, and `N` workers run in DIR-worker1...\non 127.0.0.1 ports PORT+1...; 0: no Citus")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: devrun [--data-dir DIR] [--port N] [--fsync=false] -- BINARY [ARGS...]")
+		fmt.Fprintln(stderr, "usage: devrun [--data-dir DIR] [--port N] [--fsync=false] [--settings NAME=VALUE]... [--extension NAME]... [--citus-workers N] -- BINARY [ARGS...]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -62,6 +87,10 @@ func run(args, environ []string, stderr io.Writer, signals <-chan os.Signal) int
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
+		return 2
+	}
+	if *citusWorkers < 0 || *citusWorkers > 0 && (*port == 0 || *port+*citusWorkers > 65535) {
+		fmt.Fprintln(stderr, "devrun: --citus-workers needs a TCP --port, with room for a port a worker after it")
 		return 2
 	}
 	child := fs.Args()
@@ -82,26 +111,53 @@ func run(args, environ []string, stderr io.Writer, signals <-chan os.Signal) int
 		case <-startDone:
 		}
 	}()
-	c, shown, err := startCluster(ctx, pgcluster.Options{Dir: *dataDir, Port: *port, Log: stderr, Durable: *fsync})
+	opts := pgcluster.Options{Dir: *dataDir, Port: *port, Log: stderr, Durable: *fsync, Settings: settings}
+	if *citusWorkers > 0 {
+		opts.Settings = citusSettings(settings)
+	}
+	var servers []*pgcluster.Cluster // the coordinator first
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		defer cancel()
+		for _, c := range servers {
+			if err := c.Stop(ctx); err != nil {
+				fmt.Fprintf(stderr, "pginflux dev: %v\n", err)
+			}
+			c.Close()
+		}
+	}()
+	c, shown, err := startCluster(ctx, opts)
+	if err == nil {
+		servers = append(servers, c)
+		for i := 1; i <= *citusWorkers && err == nil; i++ {
+			wopts := opts
+			wopts.Dir, wopts.Port = fmt.Sprintf("%s-worker%d", *dataDir, i), *port+i
+			var w *pgcluster.Cluster
+			if w, _, err = startCluster(ctx, wopts); err == nil {
+				servers = append(servers, w)
+			}
+		}
+	}
+	if err == nil && *citusWorkers > 0 {
+		err = setUpCitus(ctx, servers, *port)
+	}
+	if err == nil {
+		err = createExtensions(ctx, c, extensions)
+	}
 	close(startDone)
 	<-watchDone
+	if ctx.Err() != nil { // interrupted while the servers came up
+		return 130
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "pginflux dev: %v\n", err)
 		return 1
 	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-		defer cancel()
-		if err := c.Stop(ctx); err != nil {
-			fmt.Fprintf(stderr, "pginflux dev: %v\n", err)
-		}
-		c.Close()
-	}()
-	if ctx.Err() != nil { // interrupted just as the server came up
-		return 130
-	}
 
 	printHowTo(stderr, c, shown, *port, child, getenv)
+	if *citusWorkers > 0 {
+		printCitus(stderr, servers[1:], *port)
+	}
 	environ = append(withoutVar(environ, "PGINFLUX_DATABASE_URL"), "PGINFLUX_DATABASE_URL="+c.URL("postgres"))
 	return runChild(child, environ, stderr, signals)
 }

@@ -25,6 +25,8 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	case "db":
 		os.Exit(childDB())
+	case "citus":
+		os.Exit(childCitus())
 	case "env":
 		if os.Getenv("PGINFLUX_DATABASE_URL") == "" && os.Getenv("DATABASE_URL") == "configured" {
 			os.Exit(4)
