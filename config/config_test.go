@@ -352,3 +352,23 @@ func TestTablesFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionByWithHypertable: --partition-by and a template that makes
+// hypertables cannot work together, and are refused with one error naming
+// both flags; each alone is fine.
+func TestPartitionByWithHypertable(t *testing.T) {
+	recipe := "SELECT create_hypertable({{.TableLiteral}}, {{.TimeColumnLiteral}}, migrate_data => true);"
+	_, err := Parse([]string{"--create-table-sql", recipe, "--partition-by", "day"}, env(nil), &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "--partition-by") || !strings.Contains(err.Error(), "--create-table-sql") {
+		t.Errorf("both: got %v, want an error naming --partition-by and --create-table-sql", err)
+	}
+	for _, args := range [][]string{
+		{"--create-table-sql", recipe},
+		{"--partition-by", "day"},
+		{"--create-table-sql", "CREATE INDEX ON {{.Table}} USING brin ({{.TimeColumn}});", "--partition-by", "day"},
+	} {
+		if _, err := Parse(args, env(nil), &bytes.Buffer{}); err != nil {
+			t.Errorf("%q: %v", args, err)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/pginflux/pginflux/internal/cli"
+	"github.com/pginflux/pginflux/sink"
 )
 
 // rawValue records what a flag was set to; conversion happens after
@@ -84,6 +85,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	}
 	if c.Retention > 0 && c.PartitionBy == "" {
 		errs = append(errs, errors.New("--retention: needs --partition-by (retention drops whole partitions)"))
+	}
+	if err := (sink.Config{CreateTableSQL: c.CreateTableSQL, PartitionBy: c.PartitionBy}).Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key: give both or neither"))
