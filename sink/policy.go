@@ -41,6 +41,7 @@ const (
 	errData                      // some row's values were refused: split
 	errUndefined                 // a table, column or schema went away: look again, then hold
 	errMismatch                  // the table cannot hold pginflux's rows: rejected table
+	errTooBig                    // the batch is over a server limit: split, hold a single row
 )
 
 // writeRange writes rows lo..hi-1 of b, retrying and splitting as errors
@@ -106,6 +107,16 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 				s.refuse(w, b, r, reason, err)
 			}
 			return
+		case errTooBig:
+			if n > 1 {
+				// Smaller transactions may pass the limit (TimescaleDB's
+				// rows decompressed per transaction, say); a single row
+				// that does not is held like any other.
+				mid := lo + n/2
+				s.writeRange(w, b, lo, mid, refreshed)
+				s.writeRange(w, b, mid, hi, refreshed)
+				return
+			}
 		case errUndefined:
 			// Whatever went away is looked up (or made) again.
 			s.catalog.forget(b.measurement, schemaGone)
@@ -249,6 +260,8 @@ func classify(err error) (class errClass, schemaGone bool) {
 			return errUndefined, true
 		case "54000": // program_limit_exceeded, e.g. a value too large to index
 			return errData, false
+		case "53400": // configuration_limit_exceeded, e.g. TimescaleDB's tuple decompression limit
+			return errTooBig, false
 		}
 		switch pgErr.Code[:2] {
 		case "21", "22", "23", "P0": // cardinality (rows of one point twice), data, constraint, raised by a trigger
@@ -272,6 +285,9 @@ func classify(err error) (class errClass, schemaGone bool) {
 func isTemporary(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
+		if pgErr.Code == "53400" {
+			return false // a setting of the server's: someone must change it
+		}
 		switch pgErr.Code[:2] {
 		case "08", "40", "53", "57", "58":
 			return true
