@@ -168,6 +168,7 @@ func TestCitusDistributedTables(t *testing.T) {
 	}{
 		{name: "columns by time", flags: []string{"--create-table-sql", citusByTime}, column: "time", merge: true},
 		{name: "columns by series_id", flags: []string{"--create-table-sql", citusBySeriesID}, column: "series_id", merge: true},
+		{name: "columns by series_id, partitioned by day", flags: []string{"--partition-by", "day", "--create-table-sql", citusBySeriesID}, column: "series_id", merge: true},
 		{name: "jsonb by series_id", flags: []string{"--storage", "jsonb", "--create-table-sql", citusBySeriesID}, column: "series_id", merge: true, jsonb: true},
 		{name: "columns by host, append", flags: []string{"--write-mode", "append", "--create-table-sql", citusByHost}, column: "host"},
 	} {
@@ -231,6 +232,15 @@ func TestCitusDistributedTables(t *testing.T) {
 				}
 			}
 			checkCitusShards(t, c, table, rows, true)
+			if slices.Contains(tt.flags, "--partition-by") {
+				// The partitions pginflux makes later are distributed
+				// with their table; the rows are in this one.
+				part := pgx.Identifier{schema, "cpu_p20231114"}.Sanitize()
+				if typ, col := citusDistribution(t, pool, part); typ != "distributed" || col != tt.column {
+					t.Errorf("%s: Citus holds it as %q by %q, want distributed by %s", part, typ, col, tt.column)
+				}
+				checkCitusShards(t, c, part, rows, true)
+			}
 			if !tt.jsonb {
 				checkCitusColumns(t, c, table, "host", "usage", "idle", "zone", "temp")
 			}
@@ -534,6 +544,11 @@ func TestCitusConcurrentProcesses(t *testing.T) {
 	}
 	if n := citusInt(t, pool, "SELECT count(*) FROM "+series); n != procs*hosts+1 {
 		t.Errorf("%d series registered, want %d", n, procs*hosts+1)
+	}
+	// The README's query of series by their tags: the local series table
+	// joined with the distributed one.
+	if n := citusInt(t, pool, "SELECT count(*) FROM "+table+" c JOIN "+series+" s ON s.table_name = 'shared' AND s.series_id = c.series_id WHERE s.tags->>'host' = 'all'"); n != requests*shared {
+		t.Errorf("the join of %s and %s found %d shared points, want %d", table, series, n, requests*shared)
 	}
 	if n := citusInt(t, pool, "SELECT count(*) FROM pg_class WHERE oid = to_regclass($1)", pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()); n != 0 {
 		t.Error("something was rejected")
