@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"context"
 	"time"
 
 	"github.com/pginflux/pginflux/parse"
@@ -133,14 +134,20 @@ func (s *Sink) NewBatcher() *Batcher {
 // retained. A batch that reaches the batch size is handed to the writers
 // at once. While the sink holds --max-pending-rows rows, Add waits: that
 // wait is the backpressure that makes a producer's own queue fill up.
-func (bt *Batcher) Add(p *parse.Point, o Origin) { bt.add(p, o, nil) }
+func (bt *Batcher) Add(p *parse.Point, o Origin) {
+	if bt.addRow(p, o, nil) {
+		bt.waitRoom(context.Background())
+	}
+}
 
-func (bt *Batcher) add(p *parse.Point, o Origin, t *Ticket) {
+// addRow is Add without the wait: it reports whether the sink now holds
+// more than its limit of rows, when the caller must call waitRoom (or
+// hand its batches over and wait itself).
+func (bt *Batcher) addRow(p *parse.Point, o Origin, t *Ticket) (over bool) {
 	if bt.s.rejectedName != "" && string(p.Measurement) == bt.s.rejectedName {
 		var lw lineWriter
-		bt.Reject(pointLine(&lw, p), string(p.Measurement), ReasonReservedName,
+		return bt.rejectRow(pointLine(&lw, p), string(p.Measurement), ReasonReservedName,
 			"the measurement has the name of the rejected table", o)
-		return
 	}
 	b, ok := bt.open[string(p.Measurement)]
 	if ok && b.full && (b.rows() >= 2*int(bt.s.batchSize.Load()) || !b.lastPoint.is(p)) {
@@ -171,7 +178,7 @@ func (bt *Batcher) add(p *parse.Point, o Origin, t *Ticket) {
 		b.full = true
 		b.lastPoint = pointOf(p)
 	}
-	bt.pending()
+	return bt.pending()
 }
 
 // pointID tells the point of a line apart from the next ones: its time
@@ -200,24 +207,41 @@ func (id pointID) is(p *parse.Point) bool {
 	return floorMicros(p.Time) == id.micros && pointOf(p) == id
 }
 
-// pending counts the row just added, and waits while the sink holds its
-// limit of rows, after handing over what this Batcher holds so that the
-// writers can make room.
-func (bt *Batcher) pending() {
+// pending counts the row just added, and reports whether the sink now
+// holds more than its limit of rows.
+func (bt *Batcher) pending() bool {
 	bt.s.metrics.PendingRows.Inc()
-	if bt.s.limit.add() {
-		bt.Flush()
-		bt.s.limit.wait(func() bool { return bt.s.abandon.Err() != nil })
-	}
+	return bt.s.limit.add()
+}
+
+// waitRoom hands over what this Batcher holds, so that the writers can
+// make room, and waits while the sink holds its limit of rows, or until
+// ctx ends or the sink abandons its work.
+func (bt *Batcher) waitRoom(ctx context.Context) {
+	bt.Flush()
+	bt.s.waitRoom(ctx)
+}
+
+// waitRoom waits while the sink holds its limit of rows, or until ctx ends
+// or the sink abandons its work.
+func (s *Sink) waitRoom(ctx context.Context) {
+	s.limit.wait(ctx, func() bool { return s.abandon.Err() != nil })
 }
 
 // Reject records a line that cannot be stored as a row (it did not parse,
 // say) in the rejected table, and counts it by reason. line is copied.
 // Without a rejected table it is only counted.
 func (bt *Batcher) Reject(line []byte, measurement, reason, detail string, o Origin) {
+	if bt.rejectRow(line, measurement, reason, detail, o) {
+		bt.waitRoom(context.Background())
+	}
+}
+
+// rejectRow is Reject without the wait (see addRow).
+func (bt *Batcher) rejectRow(line []byte, measurement, reason, detail string, o Origin) (over bool) {
 	bt.s.metrics.Rejected.WithLabelValues(reason).Inc()
 	if bt.s.rejectedName == "" {
-		return
+		return false
 	}
 	b := bt.rejected
 	if b == nil {
@@ -234,7 +258,7 @@ func (bt *Batcher) Reject(line []byte, measurement, reason, detail string, o Ori
 		bt.rejected = nil
 		bt.s.submit(b)
 	}
-	bt.pending()
+	return bt.pending()
 }
 
 // FlushDue hands over the batches that were opened a flush interval or

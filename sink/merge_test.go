@@ -36,7 +36,9 @@ func writeBatches(t *testing.T, pool *pgxpool.Pool, cfg Config, groups ...[]stri
 	for _, g := range groups {
 		tk := NewTicket()
 		for _, l := range g {
-			b.add(line(t, l), origin, tk)
+			if b.addRow(line(t, l), origin, tk) {
+				b.waitRoom(t.Context())
+			}
 		}
 		b.Flush()
 		tk.Seal()
@@ -501,15 +503,15 @@ func TestMergedRejectAttribution(t *testing.T) {
 	first, second := NewTicket(), NewTicket()
 	o2 := Origin{Source: netip.MustParseAddrPort("192.0.2.2:2222"), Received: origin.Received}
 	b := s.NewBatcher()
-	b.add(line(t, "m,host=a v=1i,w=1i 1000"), origin, first)
+	b.addRow(line(t, "m,host=a v=1i,w=1i 1000"), origin, first)
 	b.Flush()
 	first.Seal()
 	if _, err := first.Wait(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	third := NewTicket()
-	b.add(line(t, "m,host=a w=2i 2000"), origin, third)
-	b.add(line(t, `m,host=a v="x" 2000`), o2, second)
+	b.addRow(line(t, "m,host=a w=2i 2000"), origin, third)
+	b.addRow(line(t, `m,host=a v="x" 2000`), o2, second)
 	b.Flush()
 	second.Seal()
 	third.Seal()

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 )
@@ -46,10 +47,13 @@ func (p *pendingLimit) setMax(max int64) {
 }
 
 // wait blocks while the limit is exceeded, unless stop reports true (the
-// sink is abandoning its work).
-func (p *pendingLimit) wait(stop func() bool) {
+// sink is abandoning its work) or ctx ends.
+func (p *pendingLimit) wait(ctx context.Context, stop func() bool) {
+	if ctx.Done() != nil {
+		defer context.AfterFunc(ctx, p.wakeAll)()
+	}
 	p.mu.Lock()
-	for p.n.Load() > p.max.Load() && !stop() {
+	for p.n.Load() > p.max.Load() && !stop() && ctx.Err() == nil {
 		p.cond.Wait()
 	}
 	p.mu.Unlock()

@@ -165,30 +165,51 @@ func (s *Sink) NewShared() *Shared {
 // Producer is one producer's turn at a Shared batcher (a request, or what
 // a connection read at once). Not safe for concurrent use.
 type Producer struct {
-	sh *Shared
+	sh  *Shared
+	ctx context.Context
 }
 
 // Begin starts a turn. Every Begin needs its End.
-func (sh *Shared) Begin() *Producer {
+func (sh *Shared) Begin() *Producer { return sh.BeginContext(context.Background()) }
+
+// BeginContext starts a turn whose waits for room (while the sink holds
+// --max-pending-rows rows) end with ctx: Add and Reject then return at
+// once, having added their row, and the caller, seeing ctx ended, stops.
+// Every BeginContext needs its End.
+func (sh *Shared) BeginContext(ctx context.Context) *Producer {
 	sh.mu.Lock()
 	sh.active++
 	sh.mu.Unlock()
-	return &Producer{sh: sh}
+	return &Producer{sh: sh, ctx: ctx}
 }
 
 // Add adds p, following it with t (nil for none); p is not retained.
+// While the sink holds its limit of rows it waits, without holding up the
+// other producers' turns.
 func (pr *Producer) Add(p *parse.Point, o Origin, t *Ticket) {
 	pr.sh.mu.Lock()
-	pr.sh.bt.add(p, o, t)
-	pr.sh.mu.Unlock()
+	over := pr.sh.bt.addRow(p, o, t)
+	pr.room(over)
 }
 
 // Reject records a line that cannot be stored as a row (see
 // Batcher.Reject).
 func (pr *Producer) Reject(line []byte, measurement, reason, detail string, o Origin) {
 	pr.sh.mu.Lock()
-	pr.sh.bt.Reject(line, measurement, reason, detail, o)
+	over := pr.sh.bt.rejectRow(line, measurement, reason, detail, o)
+	pr.room(over)
+}
+
+// room ends an Add or Reject, with the Shared's lock held: over the limit,
+// it hands the open batches over, lets the lock go, and waits.
+func (pr *Producer) room(over bool) {
+	if over {
+		pr.sh.bt.Flush()
+	}
 	pr.sh.mu.Unlock()
+	if over {
+		pr.sh.bt.s.waitRoom(pr.ctx)
+	}
 }
 
 // End ends the turn; the last producer out hands every open batch over.

@@ -151,7 +151,7 @@ func (s *Stream) Write(ctx context.Context, body []byte, prec parse.Precision, o
 	if !opts.NoWait {
 		tk = sink.NewTicket()
 	}
-	pr := s.sh.Begin()
+	pr := s.sh.BeginContext(ctx)
 	err := s.addBody(ctx, parser, pr, body, o, tk, &res)
 	pr.End()
 	if tk == nil || err != nil {
