@@ -206,17 +206,26 @@ type blockedReason struct{ err error }
 func (s *Sink) blocked(err error) {
 	s.blockedBy.Store(&blockedReason{err})
 	now := time.Now().UnixNano()
+	temp := isTemporary(err)
 	first, again := "cannot write to PostgreSQL; holding rows and retrying", "still cannot write to PostgreSQL; holding rows and retrying"
-	if isTemporary(err) {
+	if temp {
 		first, again = "database unavailable; holding rows and retrying", "database still unavailable; holding rows and retrying"
 	}
 	if s.down.CompareAndSwap(false, true) {
 		s.lastDownLog.Store(now)
+		s.downTemp.Store(temp)
 		s.log.Warn(first, "sqlstate_class", sqlstateClass(err), "err", err)
 		return
 	}
+	// Every 30 s, or at once when the kind of reason changes (the server
+	// back from a restart, but refusing the rows for a setting, say).
 	last := s.lastDownLog.Load()
-	if now-last >= int64(downLogEvery) && s.lastDownLog.CompareAndSwap(last, now) {
+	changed := s.downTemp.Load() != temp
+	if (changed || now-last >= int64(downLogEvery)) && s.lastDownLog.CompareAndSwap(last, now) {
+		s.downTemp.Store(temp)
+		if changed {
+			again = first
+		}
 		s.log.Warn(again, "sqlstate_class", sqlstateClass(err), "err", err)
 	}
 }

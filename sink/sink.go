@@ -128,6 +128,7 @@ type Sink struct {
 	down        atomic.Bool // rows are held (see blocked)
 	blockedBy   atomic.Pointer[blockedReason]
 	lastDownLog atomic.Int64 // unix nanoseconds
+	downTemp    atomic.Bool  // the last logged reason was a temporary one
 	rejectLog   logLimiter
 	spoolLog    logLimiter
 	mismatched  sync.Map // measurement -> struct{}: logged once
