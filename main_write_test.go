@@ -496,7 +496,7 @@ func TestWriteDatabaseDown(t *testing.T) {
 	waitGauge(t, base, "pginflux_sink_retries_total", 1)
 	for _, target := range []string{"/write", "/api/v2/write"} {
 		a := post(t, nil, base+target, []byte("down v=3i 3000\n"), "Content-Encoding", "gzip")
-		if a.code != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "5" || !strings.Contains(a.message(t), "database is unreachable") {
+		if a.code != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "5" || !strings.Contains(a.message(t), "PostgreSQL does not take rows now") {
 			t.Errorf("%s: got %d %v %q, want 503 with Retry-After", target, a.code, a.header.Get("Retry-After"), a.body)
 		}
 	}

@@ -212,7 +212,7 @@ func (w *httpWrites) Admit(db string) error {
 	full, down := sw.sink.Saturated()
 	switch {
 	case down:
-		return fmt.Errorf("%w: the database is unreachable; pginflux keeps retrying", httpserver.ErrUnavailable)
+		return fmt.Errorf("%w: %s; pginflux keeps retrying", httpserver.ErrUnavailable, heldReason(sw.sink))
 	case full:
 		return fmt.Errorf("%w: pginflux holds --max-pending-rows (%d) rows not yet committed", httpserver.ErrFull, w.cfg.MaxPendingRows)
 	}
@@ -237,7 +237,7 @@ func (w *httpWrites) Write(ctx context.Context, req *httpserver.WriteRequest) (h
 	res, err := sw.stream.Write(ctx, req.Body, req.Precision, sink.Origin{Source: req.Source, Received: req.Received},
 		pipeline.WriteOptions{NoWait: req.NoWait, AllOrNothing: req.AllOrNothing})
 	if err != nil && errors.Is(context.Cause(ctx), errNotStorable) {
-		err = fmt.Errorf("%w: the database is unreachable and the rows cannot be spooled; pginflux holds them and keeps retrying, and may still write them", httpserver.ErrUnavailable)
+		err = fmt.Errorf("%w: %s, and the rows cannot be spooled; pginflux holds them and keeps retrying, and may still write them", httpserver.ErrUnavailable, heldReason(sw.sink))
 	}
 	out := httpserver.WriteResult{
 		Lines:    res.Lines,
@@ -252,6 +252,15 @@ func (w *httpWrites) Write(ctx context.Context, req *httpserver.WriteRequest) (h
 		out.KeptIn = sw.schema + "." + w.cfg.RejectedTable
 	}
 	return out, err
+}
+
+// heldReason says why s holds rows, for a 503: the database unreachable,
+// or what PostgreSQL answered (a privilege, a setting, a lock).
+func heldReason(s *sink.Sink) string {
+	if err := s.Blocked(); err != nil {
+		return "PostgreSQL does not take rows now (" + err.Error() + ")"
+	}
+	return "PostgreSQL does not take rows now"
 }
 
 // errNotStorable ends a request's wait when its rows can be neither
