@@ -21,6 +21,7 @@ var ErrInaccessible = errors.New("data directory not reachable by the server's u
 type serverUser struct {
 	name string
 	cred *syscall.Credential // nil: run as the current user
+	home string              // the server user's home, when not the current user
 }
 
 // lookupServerUser returns the current user, or the postgres user when
@@ -49,7 +50,7 @@ func lookupServerUser() (*serverUser, error) {
 			}
 		}
 	}
-	return &serverUser{name: "postgres", cred: cred}, nil
+	return &serverUser{name: "postgres", cred: cred, home: u.HomeDir}, nil
 }
 
 // chown gives path to the server's user; a no-op when not root.

@@ -379,7 +379,7 @@ func (c *Cluster) run(ctx context.Context, prog string, args ...string) ([]byte,
 	cmd := exec.CommandContext(ctx, prog, args...)
 	// The caller's working directory may be closed to the postgres user.
 	cmd.Dir = "/"
-	cmd.Env = serverEnv()
+	cmd.Env = c.user.serverEnv()
 	cmd.SysProcAttr = c.user.sysProcAttr()
 	// Should a server inherit the output pipe, do not wait for it forever.
 	cmd.WaitDelay = 10 * time.Second
@@ -392,12 +392,20 @@ func (c *Cluster) run(ctx context.Context, prog string, args ...string) ([]byte,
 
 // serverEnv is the environment without PG* variables, which would
 // otherwise change the server's port or the data directory of pg_ctl.
-func serverEnv() []string {
+// serverEnv is the environment of the server's programs: ours without
+// the PG* variables, and, when the server runs as another user, that
+// user's HOME (libpq in the server, as Citus uses it between nodes, looks
+// for ~/.postgresql there; root's is not readable to it).
+func (u *serverUser) serverEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PG") {
-			env = append(env, kv)
+		if strings.HasPrefix(kv, "PG") || u.home != "" && strings.HasPrefix(kv, "HOME=") {
+			continue
 		}
+		env = append(env, kv)
+	}
+	if u.home != "" {
+		env = append(env, "HOME="+u.home)
 	}
 	return env
 }

@@ -33,7 +33,7 @@ func (c *Cluster) StopOnExit(remove ...string) (cancel func(), err error) {
 	defer r.Close()
 	cmd := exec.Command("/bin/sh", append([]string{"-c", watchScript, c.pgCtl, c.dir}, remove...)...)
 	cmd.Dir = "/"
-	cmd.Env = serverEnv()
+	cmd.Env = c.user.serverEnv()
 	cmd.Stdin = r
 	attr := c.user.sysProcAttr()
 	if attr == nil {
