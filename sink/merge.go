@@ -38,13 +38,10 @@ type pointPlan struct {
 	order     []int
 	tk, tv    [][]byte
 	keyBytes  [][]byte
-	seen      map[pointKey]int32
+	micros    []int64 // each row's time as its column keeps it
+	slots     []int32 // open addressing: the first row of a point, or -1
 	miss      []int
 }
-
-// pointKey identifies a point within a table: its series and its time in
-// microseconds, the resolution PostgreSQL keeps.
-type pointKey struct{ sid, micros int64 }
 
 // floorMicros turns Unix nanoseconds into microseconds as appendTimestamp
 // stores them.
@@ -72,7 +69,7 @@ func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b 
 			pp.keyBytes = append(pp.keyBytes, []byte(k.name))
 		}
 	}
-	micros := make([]int64, 0, n)
+	micros := pp.micros[:0]
 	for r := lo; r < hi; r++ {
 		row := b.rowBytes(r, r+1)
 		if columns {
@@ -146,26 +143,41 @@ func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b 
 		}
 	}
 
+	pp.micros = micros
 	pp.head = resize(pp.head, n)
 	pp.next = resize(pp.next, n)
 	pp.tail = resize(pp.tail, n)
-	if pp.seen == nil {
-		pp.seen = make(map[pointKey]int32)
+	// The rows of a point (a series and a time): an open-addressing table
+	// of each point's first row, at most half full.
+	size := 16
+	for size < 2*n {
+		size <<= 1
 	}
-	clear(pp.seen)
+	pp.slots = resize(pp.slots, size)
+	for i := range pp.slots {
+		pp.slots[i] = -1
+	}
+	mask := uint64(size - 1)
 	pp.rows = 0
 	for k := range n {
 		pp.next[k] = -1
-		pk := pointKey{pp.sids[k], micros[k]}
-		if h, ok := pp.seen[pk]; ok {
-			pp.head[k] = false
-			pp.next[pp.tail[h]] = int32(k)
-			pp.tail[h] = int32(k)
-			continue
+		sid, us := pp.sids[k], micros[k]
+		h := (uint64(sid) ^ uint64(us)*0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
+		for i := (h ^ h>>31) & mask; ; i = (i + 1) & mask {
+			first := pp.slots[i]
+			if first < 0 {
+				pp.slots[i] = int32(k)
+				pp.head[k], pp.tail[k] = true, int32(k)
+				pp.rows++
+				break
+			}
+			if pp.sids[first] == sid && micros[first] == us {
+				pp.head[k] = false
+				pp.next[pp.tail[first]] = int32(k)
+				pp.tail[first] = int32(k)
+				break
+			}
 		}
-		pp.seen[pk] = int32(k)
-		pp.head[k], pp.tail[k] = true, int32(k)
-		pp.rows++
 	}
 	return nil
 }
