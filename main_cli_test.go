@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -332,5 +333,28 @@ func TestMainExitStatus(t *testing.T) {
 			}
 			oneLine(t, stderr.String(), tt.stderrLine)
 		})
+	}
+}
+
+// TestSetProcs: the daemon takes half the runtime's CPUs, at least one,
+// unless GOMAXPROCS is set.
+func TestSetProcs(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(before) })
+	for _, tt := range []struct{ runtime, want int }{{1, 1}, {2, 1}, {3, 1}, {8, 4}} {
+		runtime.GOMAXPROCS(tt.runtime)
+		if got := setProcs(func(string) string { return "" }); got != tt.want {
+			t.Errorf("%d CPUs: setProcs gave %d, want %d", tt.runtime, got, tt.want)
+		}
+	}
+	runtime.GOMAXPROCS(8)
+	env := func(k string) string {
+		if k == "GOMAXPROCS" {
+			return "8"
+		}
+		return ""
+	}
+	if got := setProcs(env); got != 8 {
+		t.Errorf("GOMAXPROCS=8 set: setProcs gave %d, want 8 (the environment wins)", got)
 	}
 }
