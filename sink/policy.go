@@ -53,7 +53,7 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 	for attempt := 1; ; attempt++ {
 		err := s.attempt(s.abandon, w, b, lo, hi)
 		if err == nil {
-			s.writing()
+			s.writing(b)
 			return
 		}
 		if errors.Is(err, errPartlyReplayed) {
@@ -128,7 +128,7 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 		// Hold: the commit may have happened before a connection broke,
 		// which the next attempt checks.
 		b.uncertain = true
-		s.blocked(err)
+		s.blocked(b, err)
 		if b.mark != nil {
 			// Replayed rows stay in the spool; the replayer tries again
 			// later.
@@ -194,61 +194,6 @@ func (s *Sink) pause(attempt int) bool {
 	case <-s.abandon.Done():
 		return false
 	}
-}
-
-// downLogEvery is how often rows still held are logged again.
-const downLogEvery = 30 * time.Second
-
-// blockedReason is why rows are held, for Blocked.
-type blockedReason struct{ err error }
-
-// blocked notes that rows are held because of err.
-func (s *Sink) blocked(err error) {
-	s.blockedBy.Store(&blockedReason{err})
-	now := time.Now().UnixNano()
-	temp := isTemporary(err)
-	first, again := "cannot write to PostgreSQL; holding rows and retrying", "still cannot write to PostgreSQL; holding rows and retrying"
-	if temp {
-		first, again = "database unavailable; holding rows and retrying", "database still unavailable; holding rows and retrying"
-	}
-	if s.down.CompareAndSwap(false, true) {
-		s.lastDownLog.Store(now)
-		s.downTemp.Store(temp)
-		s.log.Warn(first, "sqlstate_class", sqlstateClass(err), "err", err)
-		return
-	}
-	// Every 30 s, or at once when the kind of reason changes (the server
-	// back from a restart, but refusing the rows for a setting, say).
-	last := s.lastDownLog.Load()
-	changed := s.downTemp.Load() != temp
-	if (changed || now-last >= int64(downLogEvery)) && s.lastDownLog.CompareAndSwap(last, now) {
-		s.downTemp.Store(temp)
-		if changed {
-			again = first
-		}
-		s.log.Warn(again, "sqlstate_class", sqlstateClass(err), "err", err)
-	}
-}
-
-// writing notes a successful write.
-func (s *Sink) writing() {
-	if s.down.CompareAndSwap(true, false) {
-		s.blockedBy.Store(nil)
-		s.log.Info("database available again")
-	}
-}
-
-// Blocked returns why the sink holds rows instead of writing them (the
-// last error of a write it retries), or nil while writes succeed. Safe for
-// concurrent use.
-func (s *Sink) Blocked() error {
-	if !s.down.Load() {
-		return nil
-	}
-	if r := s.blockedBy.Load(); r != nil {
-		return r.err
-	}
-	return nil
 }
 
 // classify sorts err by SQLSTATE first, then by pgconn's and net's own

@@ -265,3 +265,56 @@ func TestTriggerDivertsRows(t *testing.T) {
 		t.Errorf("%v retries", got)
 	}
 }
+
+// TestOneTableHeld: PostgreSQL refuses one table's rows (its INSERT
+// privilege revoked) while another table takes its own. One batch is held
+// (a writer retries it); the other writer writes the other table's rows.
+// Blocked names the held table's error the whole time, not only until the
+// other table's next write; the database is not reported down (HTTP keeps
+// taking requests); once the privilege is back, everything lands and
+// Blocked is nil.
+func TestOneTableHeld(t *testing.T) {
+	admin, schema := pgtest.Schema(t)
+	pool := rolePool(t, admin, schema, "GRANT USAGE, CREATE ON SCHEMA %[2]s TO %[1]s")
+	m := NewMetrics(nil)
+	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 10, FlushInterval: 10 * time.Millisecond, Writers: 2,
+		RejectedTable: "pginflux_rejected"}, m, quiet)
+	b := s.NewBatcher()
+	add := func(measurement string, from, to int) {
+		for i := from; i < to; i++ {
+			b.Add(line(t, fmt.Sprintf("%s,host=h%d v=%di %d", measurement, i%3, i, (i+1)*1000)), origin)
+		}
+		b.Flush()
+	}
+	add("held", 0, 10)
+	add("fine", 0, 10)
+	waitFor(t, func() bool { return tableRows(t, admin, schema, "held") == 10 && tableRows(t, admin, schema, "fine") == 10 })
+	held := pgx.Identifier{schema, "held"}.Sanitize()
+	mustExec(t, admin, "ALTER TABLE "+held+" OWNER TO CURRENT_USER",
+		"GRANT SELECT ON "+held+" TO "+pgx.Identifier{"w_" + schema}.Sanitize())
+
+	add("held", 10, 20) // one batch: one writer retries it
+	waitFor(t, func() bool { return s.Blocked() != nil })
+	for round := range 10 {
+		add("fine", 10+round*10, 20+round*10)
+		waitFor(t, func() bool { return tableRows(t, admin, schema, "fine") == 20+round*10 })
+		var pgErr *pgconn.PgError
+		if err := s.Blocked(); !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+			t.Fatalf("after the other table's write %d: Blocked() = %v, want the held table's 42501", round, err)
+		}
+		if _, down := s.Saturated(); down {
+			t.Fatalf("after the other table's write %d: the database reported down for one table's privilege", round)
+		}
+	}
+	if n := tableRows(t, admin, schema, "held"); n != 10 {
+		t.Fatalf("held table: %d rows while its INSERT privilege is revoked, want 10", n)
+	}
+
+	mustExec(t, admin, "GRANT INSERT, UPDATE ON "+held+" TO "+pgx.Identifier{"w_" + schema}.Sanitize())
+	waitFor(t, func() bool { return tableRows(t, admin, schema, "held") == 20 })
+	waitFor(t, func() bool { return s.Blocked() == nil })
+	closeSink(t, s)
+	if got := testutil.ToFloat64(m.RowsDropped.WithLabelValues(DropPermanentError)); got != 0 {
+		t.Errorf("dropped %v rows", got)
+	}
+}

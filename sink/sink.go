@@ -125,10 +125,13 @@ type Sink struct {
 	abandonedRows atomic.Int64
 	dropped       atomic.Int64 // rows lost for good, all reasons
 
-	down        atomic.Bool // rows are held (see blocked)
+	down        atomic.Bool // the database takes no rows (see held.go)
 	blockedBy   atomic.Pointer[blockedReason]
-	lastDownLog atomic.Int64 // unix nanoseconds
-	downTemp    atomic.Bool  // the last logged reason was a temporary one
+	heldMu      sync.Mutex
+	heldTables  map[string]error // measurement (or the rejected table) -> why its rows are held
+	holding     atomic.Bool      // some rows are held: logged
+	lastDownLog atomic.Int64     // unix nanoseconds
+	downTemp    atomic.Bool      // the last logged reason was a temporary one
 	rejectLog   logLimiter
 	spoolLog    logLimiter
 	mismatched  sync.Map // measurement -> struct{}: logged once
