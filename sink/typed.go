@@ -249,7 +249,7 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*col
 		if pts != nil && !pts.head[r-lo] {
 			continue // merged into its point's first row
 		}
-		if !testHookNoFastRow && fastRow(e, b, r, lo, t, slot, cols, pos, pts, ncols) {
+		if !testHookNoFastRow && fastRow(e, b, r, lo, t, slot, cols, pos, pts, ncols, useOverflow) {
 			e.ends = append(e.ends, len(e.rows))
 			continue
 		}
@@ -376,7 +376,7 @@ var testHookNoFastRow bool
 // COPY form there. It reports false, having appended nothing, for any
 // other row, which takes the general path. pos is scratch space, a slot
 // per column.
-func fastRow(e *encoded, b *batch, r, lo int, t *typedTable, slot []int, cols []*column, pos []int, pts *pointPlan, ncols int) bool {
+func fastRow(e *encoded, b *batch, r, lo int, t *typedTable, slot []int, cols []*column, pos []int, pts *pointPlan, ncols int, useOverflow bool) bool {
 	for i := range pos {
 		pos[i] = -1
 	}
@@ -450,6 +450,9 @@ func fastRow(e *encoded, b *batch, r, lo int, t *typedTable, slot []int, cols []
 			e.rows = out[:rowStart] // the general path rejects the value
 			return false
 		}
+	}
+	if useOverflow {
+		out = appendInt32(out, -1) // the batch's overflow column: none for this row
 	}
 	e.rows = out
 	return true

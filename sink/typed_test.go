@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"testing"
+	"time"
 
+	"github.com/pginflux/pginflux/internal/pgtest"
 	"github.com/pginflux/pginflux/parse"
 )
 
@@ -53,7 +55,7 @@ func TestFastRowSameAsGeneral(t *testing.T) {
 		}
 		return f
 	}
-	fastRows, deadRows := 0, 0
+	fastRows, deadRows, overflowed := 0, 0, 0
 	for round := range 50 {
 		var pts []*parse.Point
 		for i := range 40 {
@@ -92,6 +94,12 @@ func TestFastRowSameAsGeneral(t *testing.T) {
 			key := colKey{tag: k.tag, key: k.name}
 			c := &column{name: k.name, typ: typ, owner: &key}
 			tbl.owned[key], tbl.byName[k.name] = c, c
+		}
+		if round%5 == 2 {
+			// The table is at --max-columns: keys without a column go
+			// to the overflow column, which rows without one leave
+			// NULL.
+			tbl.overflow = &column{name: overflowColumn, typ: colType{oid: oidJSONB, typmod: -1, name: "jsonb"}}
 		}
 		if round%4 == 1 {
 			tbl.failed[colKey{key: "b"}] = "adding it failed"
@@ -137,10 +145,11 @@ func TestFastRowSameAsGeneral(t *testing.T) {
 			if pp != nil && !pp.head[r] {
 				continue
 			}
-			if fastRow(&scratch, bt, r, 0, tbl, slotsOf(bt, tbl, cols), uniqueCols(cols), pos, pp, 0) {
+			if fastRow(&scratch, bt, r, 0, tbl, slotsOf(bt, tbl, cols), uniqueCols(cols), pos, pp, 0, tbl.overflow != nil) {
 				fastRows++
 			}
 		}
+		overflowed += fast.overflowed
 		for _, d := range fast.dead {
 			if len(d) > 0 {
 				deadRows++
@@ -148,8 +157,8 @@ func TestFastRowSameAsGeneral(t *testing.T) {
 		}
 	}
 	// Both paths were taken, often.
-	if fastRows < 100 || deadRows < 100 {
-		t.Errorf("%d rows took fastRow, %d had rejected values: the test does not exercise both paths", fastRows, deadRows)
+	if fastRows < 100 || deadRows < 100 || overflowed < 20 {
+		t.Errorf("%d rows took fastRow, %d had rejected values, %d values overflowed: the test does not exercise every path", fastRows, deadRows, overflowed)
 	}
 }
 
@@ -181,4 +190,28 @@ func uniqueCols(keyCols []*column) []*column {
 		}
 	}
 	return cols
+}
+
+// TestOverflowMixedBatch: in a table at --max-columns, a batch where some
+// rows bring a key without a column (to the overflow column) and others
+// do not: every row lands, none is refused.
+func TestOverflowMixedBatch(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	m := NewMetrics(nil)
+	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 100, FlushInterval: time.Hour, Writers: 1,
+		MaxColumns: 6, RejectedTable: "pginflux_rejected"}, m, quiet)
+	b := s.NewBatcher()
+	b.Add(line(t, "wide,host=a f0=0i,f1=1i,f2=2i,f3=3i,f4=4i,f5=5i,f6=6i 1000"), origin)
+	b.Flush()
+	waitFor(t, func() bool { return tableRows(t, pool, schema, "wide") == 1 })
+	b.Add(line(t, "wide,host=b f0=10i 2000"), origin)
+	b.Add(line(t, "wide,host=c f0=20i,f7=27i 3000"), origin)
+	b.Flush()
+	closeSink(t, s)
+	if n := tableRows(t, pool, schema, "wide"); n != 3 {
+		t.Errorf("%d rows, want 3", n)
+	}
+	if n := tableRows(t, pool, schema, "pginflux_rejected"); n > 0 {
+		t.Errorf("%d rows in the rejected table, want none", n)
+	}
 }
