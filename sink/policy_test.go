@@ -288,7 +288,9 @@ func TestOneTableHeld(t *testing.T) {
 	}
 	add("held", 0, 10)
 	add("fine", 0, 10)
-	waitFor(t, func() bool { return tableRows(t, admin, schema, "held") == 10 && tableRows(t, admin, schema, "fine") == 10 })
+	waitFor(t, func() bool {
+		return tableRows(t, admin, schema, "held") == 10 && tableRows(t, admin, schema, "fine") == 10
+	})
 	held := pgx.Identifier{schema, "held"}.Sanitize()
 	mustExec(t, admin, "ALTER TABLE "+held+" OWNER TO CURRENT_USER",
 		"GRANT SELECT ON "+held+" TO "+pgx.Identifier{"w_" + schema}.Sanitize())

@@ -185,31 +185,39 @@ func (sh *Shared) BeginContext(ctx context.Context) *Producer {
 
 // Add adds p, following it with t (nil for none); p is not retained.
 // While the sink holds its limit of rows it waits, without holding up the
-// other producers' turns.
-func (pr *Producer) Add(p *parse.Point, o Origin, t *Ticket) {
+// other producers' turns. It returns the turn's context's error when that
+// wait was cut short (p is added all the same): the caller should stop
+// adding.
+func (pr *Producer) Add(p *parse.Point, o Origin, t *Ticket) error {
 	pr.sh.mu.Lock()
 	over := pr.sh.bt.addRow(p, o, t)
-	pr.room(over)
+	return pr.room(over)
 }
 
 // Reject records a line that cannot be stored as a row (see
-// Batcher.Reject).
-func (pr *Producer) Reject(line []byte, measurement, reason, detail string, o Origin) {
+// Batcher.Reject); it returns what Add returns.
+func (pr *Producer) Reject(line []byte, measurement, reason, detail string, o Origin) error {
 	pr.sh.mu.Lock()
 	over := pr.sh.bt.rejectRow(line, measurement, reason, detail, o)
-	pr.room(over)
+	return pr.room(over)
 }
 
 // room ends an Add or Reject, with the Shared's lock held: over the limit,
-// it hands the open batches over, lets the lock go, and waits.
-func (pr *Producer) room(over bool) {
-	if over {
-		pr.sh.bt.Flush()
+// it hands the open batches over, lets the lock go, and waits. A turn
+// whose context has ended neither hands over (End will) nor waits.
+func (pr *Producer) room(over bool) error {
+	if !over {
+		pr.sh.mu.Unlock()
+		return nil
 	}
+	if err := pr.ctx.Err(); err != nil {
+		pr.sh.mu.Unlock()
+		return err
+	}
+	pr.sh.bt.Flush()
 	pr.sh.mu.Unlock()
-	if over {
-		pr.sh.bt.s.waitRoom(pr.ctx)
-	}
+	pr.sh.bt.s.waitRoom(pr.ctx)
+	return pr.ctx.Err()
 }
 
 // End ends the turn; the last producer out hands every open batch over.

@@ -101,3 +101,34 @@ func TestSetLimits(t *testing.T) {
 	b.Flush()
 	closeSink(t, s)
 }
+
+// TestProducerStopsWhenContextEnds: a turn whose context has ended (a
+// request past its commit timeout) is told so by the first Add that finds
+// the sink at --max-pending-rows, instead of adding row after row past
+// the limit, each handed over as a batch of its own.
+func TestProducerStopsWhenContextEnds(t *testing.T) {
+	s := New(pgtest.Unreachable(t), Config{Schema: "s", Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1,
+		MaxPendingRows: 10, RejectedTable: "pginflux_rejected"}, NewMetrics(nil), quiet)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // the database is unreachable: abandon at once
+		s.Close(ctx)
+	})
+	sh := s.NewShared()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	pr := sh.BeginContext(ctx)
+	added := 0
+	var err error
+	for i := range 1000 {
+		added++
+		if err = pr.Add(line(t, fmt.Sprintf("m v=%di %d", i, (i+1)*1000)), origin, nil); err != nil {
+			break
+		}
+	}
+	pr.End()
+	sh.Close()
+	if err != context.Canceled || added != 11 {
+		t.Errorf("Add returned %v after %d rows, want context.Canceled at the 11th (the limit is 10)", err, added)
+	}
+}

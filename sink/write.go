@@ -200,7 +200,9 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 			// is a COPY's XX000, as is any error of a worker: the merge
 			// is an INSERT, whose errors keep their SQLSTATE.
 			upsert = true
-			sc.collided()
+			if isUniqueViolation(err) {
+				sc.collided() // an XX000 may be anything: no streak of upserts for it
+			}
 			continue
 		}
 		if err != nil && !point && !staged && !b.rejected && isRemoteCopyError(err) {

@@ -237,7 +237,9 @@ func (s *Stream) add(ctx context.Context, parser *parse.Parser, pr *sink.Produce
 			s.log.Debug("rejected a line", "transport", s.cfg.Transport, "source", o.Source, "detail", detail)
 			s.metrics.rejected[le.Reason].Inc()
 			if pr != nil {
-				pr.Reject(text, "", le.Reason.String(), detail, o)
+				if err := pr.Reject(text, "", le.Reason.String(), detail, o); err != nil {
+					return err
+				}
 			}
 			continue
 		}
@@ -247,13 +249,18 @@ func (s *Stream) add(ctx context.Context, parser *parse.Parser, pr *sink.Produce
 			res.bad(BadLine{Line: pt.Line + lineOffset, Text: parser.Line(pt.Line), Reason: sink.ReasonReservedName,
 				Err: "the measurement has the name of the rejected table"})
 			if pr != nil {
-				pr.Add(pt, o, nil)
+				if err := pr.Add(pt, o, nil); err != nil {
+					return err
+				}
 			}
 			continue
 		}
 		if pr != nil {
-			pr.Add(pt, o, tk)
+			err := pr.Add(pt, o, tk)
 			lines++
+			if err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -269,7 +276,7 @@ func (s *Stream) tooLong(pr *sink.Producer, line []byte, size int, lineNo int64,
 	s.log.Debug("rejected a line", "transport", s.cfg.Transport, "source", o.Source, "detail", detail)
 	s.metrics.tooLong.Inc()
 	if pr != nil {
-		pr.Reject(line[:min(len(line), maxKeptLong)], "", ReasonTooLong, detail, o)
+		_ = pr.Reject(line[:min(len(line), maxKeptLong)], "", ReasonTooLong, detail, o) // one row; the caller checks its context
 	}
 }
 
@@ -310,7 +317,7 @@ func (c *Conn) LongLine(prefix []byte, size int64, received time.Time) {
 	msg := fmt.Sprintf("the line has %d bytes, more than --max-line-size (%d); its first %d bytes are kept", size, c.s.cfg.MaxLineSize, len(prefix))
 	c.s.log.Debug("rejected a line", "transport", c.s.cfg.Transport, "source", c.src, "detail", msg)
 	c.s.metrics.tooLong.Inc()
-	c.pr.Reject(prefix, "", ReasonTooLong, msg, o)
+	_ = c.pr.Reject(prefix, "", ReasonTooLong, msg, o) // a connection's turn has no deadline
 }
 
 // Close ends the connection's turn at the shared batcher.
