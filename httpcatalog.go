@@ -55,11 +55,30 @@ func (w *httpWrites) schemaOf(db string) string {
 // catalogErr tells a failure PostgreSQL answered (500) from one of
 // reaching it (503).
 func catalogErr(what string, err error) error {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
+	if answered(err) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return fmt.Errorf("%w: %s: the database is unreachable: %v", httpserver.ErrUnavailable, what, err)
+}
+
+// answered reports whether err is PostgreSQL's answer to a statement, as
+// opposed to a failure to reach it: a connection refused, or refused by
+// the server while it starts, stops or has no slot left (SQLSTATE classes
+// 08, 57 and 53, which come with a connection attempt too).
+func answered(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return false
+	}
+	switch pe.Code[:2] {
+	case "08", "53", "57":
+		return false
+	}
+	return true
 }
 
 // CreateDatabase makes the schema db names with --schema-from-db, as a
@@ -93,8 +112,7 @@ func (w *httpWrites) CreateDatabase(ctx context.Context, db string) error {
 		_, err := tx.Exec(ctx, "COMMENT ON SCHEMA "+ident+" IS '"+createdComment+"'")
 		return err
 	})
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
+	if err != nil && answered(err) {
 		return fmt.Errorf("%w: cannot create schema %s: %v", httpserver.ErrInvalid, db, err)
 	}
 	if err != nil {
