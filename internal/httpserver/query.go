@@ -59,6 +59,10 @@ type series struct {
 	Values  [][]any  `json:"values,omitempty"`
 }
 
+// maxStatements bounds the statements of one /query request: each may be
+// a round trip to PostgreSQL, and tools send one or two.
+const maxStatements = 100
+
 // query answers /query as InfluxDB 1.x does, for the statements InfluxDB
 // tools send before they write (see parseQuery); anything else is
 // answered 501, a malformed statement 400. q is read from the URL or a
@@ -87,6 +91,9 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		s.fail(w, r, apiV1, http.StatusBadRequest, "error parsing query: "+err.Error())
+		return
+	case len(stmts) > maxStatements:
+		s.fail(w, r, apiV1, http.StatusBadRequest, fmt.Sprintf("error parsing query: %d statements, more than the %d pginflux takes in one request", len(stmts), maxStatements))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)

@@ -124,6 +124,7 @@ func TestQuery(t *testing.T) {
 		{"bad regex", get("SHOW+MEASUREMENTS+WITH+MEASUREMENT+%3D~+%2F(%2F"), 400, `{"error":"error parsing query: WITH MEASUREMENT: error parsing regexp`},
 		{"unterminated", get("CREATE+DATABASE+%22x"), 400, `{"error":"error parsing query: unterminated quoted identifier"}`},
 		{"trailing", get("SHOW+DATABASES+x"), 400, `{"error":"error parsing query: SHOW DATABASES: found x, expected the end"}`},
+		{"too many statements", get(strings.Repeat("SHOW+DATABASES%3B", maxStatements+1)), 400, `{"error":"error parsing query: 101 statements, more than the 100`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			resp, b := c.r.do(t, h)
