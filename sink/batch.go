@@ -44,6 +44,11 @@ type batch struct {
 	commitID  int64
 	marked    bool
 	uncertain bool
+	// parkable says a writer took the batch from the queue, where it can
+	// go back while its table's rows are held; attempts is how many times
+	// it was tried then (see park).
+	parkable bool
+	attempts int
 
 	// Tickets of the rows, when any row has one (see Ticket).
 	tickets   []*Ticket
@@ -96,6 +101,7 @@ func releaseBatch(b *batch) {
 	}
 	b.measurement, b.rejected, b.mark = "", false, nil
 	b.commitID, b.marked, b.uncertain = 0, false, false
+	b.parkable, b.attempts = false, 0
 	b.full = false
 	b.buf = b.buf[:0]
 	b.ends = b.ends[:0]

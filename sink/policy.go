@@ -48,9 +48,14 @@ const (
 // demand; it returns when every row is written, rejected, held in the
 // spool or abandoned at shutdown. refreshed says the table was looked at
 // again already for this batch.
-func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) {
+func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) (parked bool) {
 	n := hi - lo
-	for attempt := 1; ; attempt++ {
+	whole := b.parkable && lo == 0 && hi == b.rows()
+	first := 1
+	if whole {
+		first, b.attempts = b.attempts+1, 0 // back from parking
+	}
+	for attempt := first; ; attempt++ {
 		err := s.attempt(s.abandon, w, b, lo, hi)
 		if err == nil {
 			s.writing(b)
@@ -142,6 +147,10 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 		if !b.marked && s.spoolRows(b, lo, hi) {
 			return
 		}
+		if whole && !isTemporary(err) && s.park(b, attempt) {
+			// This table's trouble: the writer goes on with others.
+			return true
+		}
 		s.metrics.Retries.Inc()
 		if !s.pause(attempt) {
 			s.abandonRows(b, lo, hi)
@@ -183,10 +192,7 @@ func (s *Sink) createHint(err error) string {
 // jitter, so that many writers do not hammer a recovering server in step.
 // It returns false when the sink is abandoning its work.
 func (s *Sink) pause(attempt int) bool {
-	d := 50 * time.Millisecond << min(attempt-1, 8) // 50ms .. 12.8s
-	d = min(d, 10*time.Second)
-	d = d/2 + rand.N(d/2+1)
-	t := time.NewTimer(d)
+	t := time.NewTimer(backoff(attempt))
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -194,6 +200,14 @@ func (s *Sink) pause(attempt int) bool {
 	case <-s.abandon.Done():
 		return false
 	}
+}
+
+// backoff is the pause before attempt+1: from 25-50 ms, doubling, to
+// 5-10 s, jittered.
+func backoff(attempt int) time.Duration {
+	d := 50 * time.Millisecond << min(attempt-1, 8) // 50ms .. 12.8s
+	d = min(d, 10*time.Second)
+	return d/2 + rand.N(d/2+1)
 }
 
 // classify sorts err by SQLSTATE first, then by pgconn's and net's own

@@ -125,6 +125,7 @@ type Sink struct {
 	abandonedRows atomic.Int64
 	dropped       atomic.Int64 // rows lost for good, all reasons
 
+	parking     parking     // batches of a table whose rows are held (see park.go)
 	down        atomic.Bool // the database takes no rows (see held.go)
 	blockedBy   atomic.Pointer[blockedReason]
 	heldMu      sync.Mutex
@@ -249,6 +250,7 @@ func (s *Sink) Close(ctx context.Context) error {
 	defer stop()
 	s.stopMaintenance()
 	s.maintenance.Wait()
+	s.unparkAll()
 	s.queue.close()
 	s.wg.Wait()
 	s.stopAbandon()
@@ -315,7 +317,10 @@ func (s *Sink) writer() {
 			return
 		}
 		start := time.Now()
-		s.writeRange(w, b, 0, b.rows(), false)
+		b.parkable = true
+		if s.writeRange(w, b, 0, b.rows(), false) {
+			continue // parked: back in the queue later
+		}
 		s.metrics.BatchDuration.Observe(time.Since(start).Seconds())
 		releaseBatch(b)
 	}
