@@ -266,57 +266,83 @@ func TestTriggerDivertsRows(t *testing.T) {
 	}
 }
 
-// TestOneTableHeld: PostgreSQL refuses one table's rows (its INSERT
-// privilege revoked) while another table takes its own. The held table's
-// batches, more than there are writers, are parked: the writers go on
-// with the other table's rows. Blocked names the held table's error the whole time, not only until the
-// other table's next write; the database is not reported down (HTTP keeps
-// taking requests); once the privilege is back, everything lands and
-// Blocked is nil.
-func TestOneTableHeld(t *testing.T) {
+// heldSink writes, as a role that may create tables in its schema, in
+// batches of 10 rows with two writers; revoke and grant take that role's
+// INSERT on a table away and give it back.
+type heldSink struct {
+	t      *testing.T
+	admin  *pgxpool.Pool
+	schema string
+	s      *Sink
+	m      *Metrics
+	b      *Batcher
+}
+
+func newHeldSink(t *testing.T) *heldSink {
 	admin, schema := pgtest.Schema(t)
 	pool := rolePool(t, admin, schema, "GRANT USAGE, CREATE ON SCHEMA %[2]s TO %[1]s")
 	m := NewMetrics(nil)
 	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 10, FlushInterval: 10 * time.Millisecond, Writers: 2,
 		RejectedTable: "pginflux_rejected"}, m, quiet)
-	b := s.NewBatcher()
-	add := func(measurement string, from, to int) {
-		for i := from; i < to; i++ {
-			b.Add(line(t, fmt.Sprintf("%s,host=h%d v=%di %d", measurement, i%3, i, (i+1)*1000)), origin)
-		}
-		b.Flush()
-	}
-	add("held", 0, 10)
-	add("fine", 0, 10)
-	waitFor(t, func() bool {
-		return tableRows(t, admin, schema, "held") == 10 && tableRows(t, admin, schema, "fine") == 10
-	})
-	held := pgx.Identifier{schema, "held"}.Sanitize()
-	mustExec(t, admin, "ALTER TABLE "+held+" OWNER TO CURRENT_USER",
-		"GRANT SELECT ON "+held+" TO "+pgx.Identifier{"w_" + schema}.Sanitize())
+	return &heldSink{t: t, admin: admin, schema: schema, s: s, m: m, b: s.NewBatcher()}
+}
 
-	add("held", 10, 50) // four batches, two writers
-	waitFor(t, func() bool { return s.Blocked() != nil })
+// add adds rows from..to-1 of measurement and hands them over.
+func (h *heldSink) add(measurement string, from, to int) {
+	for i := from; i < to; i++ {
+		h.b.Add(line(h.t, fmt.Sprintf("%s,host=h%d v=%di %d", measurement, i%3, i, (i+1)*1000)), origin)
+	}
+	h.b.Flush()
+}
+
+func (h *heldSink) rows(table string) int { return tableRows(h.t, h.admin, h.schema, table) }
+
+func (h *heldSink) revoke(table string) {
+	ident := pgx.Identifier{h.schema, table}.Sanitize()
+	mustExec(h.t, h.admin, "ALTER TABLE "+ident+" OWNER TO CURRENT_USER",
+		"GRANT SELECT ON "+ident+" TO "+pgx.Identifier{"w_" + h.schema}.Sanitize())
+}
+
+func (h *heldSink) grant(table string) {
+	mustExec(h.t, h.admin, "GRANT INSERT, UPDATE ON "+pgx.Identifier{h.schema, table}.Sanitize()+" TO "+pgx.Identifier{"w_" + h.schema}.Sanitize())
+}
+
+// TestOneTableHeld: PostgreSQL refuses one table's rows (its INSERT
+// privilege revoked) while another table takes its own. The held table's
+// batches, more than there are writers, are parked: the writers go on
+// with the other table's rows. Blocked names the held table's error the
+// whole time, not only until the other table's next write; the database
+// is not reported down (HTTP keeps taking requests); once the privilege
+// is back, everything lands and Blocked is nil.
+func TestOneTableHeld(t *testing.T) {
+	h := newHeldSink(t)
+	h.add("held", 0, 10)
+	h.add("fine", 0, 10)
+	waitFor(t, func() bool { return h.rows("held") == 10 && h.rows("fine") == 10 })
+	h.revoke("held")
+
+	h.add("held", 10, 50) // four batches, two writers
+	waitFor(t, func() bool { return h.s.Blocked() != nil })
 	for round := range 10 {
-		add("fine", 10+round*10, 20+round*10)
-		waitFor(t, func() bool { return tableRows(t, admin, schema, "fine") == 20+round*10 })
+		h.add("fine", 10+round*10, 20+round*10)
+		waitFor(t, func() bool { return h.rows("fine") == 20+round*10 })
 		var pgErr *pgconn.PgError
-		if err := s.Blocked(); !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+		if err := h.s.Blocked(); !errors.As(err, &pgErr) || pgErr.Code != "42501" {
 			t.Fatalf("after the other table's write %d: Blocked() = %v, want the held table's 42501", round, err)
 		}
-		if _, down := s.Saturated(); down {
+		if _, down := h.s.Saturated(); down {
 			t.Fatalf("after the other table's write %d: the database reported down for one table's privilege", round)
 		}
 	}
-	if n := tableRows(t, admin, schema, "held"); n != 10 {
+	if n := h.rows("held"); n != 10 {
 		t.Fatalf("held table: %d rows while its INSERT privilege is revoked, want 10", n)
 	}
 
-	mustExec(t, admin, "GRANT INSERT, UPDATE ON "+held+" TO "+pgx.Identifier{"w_" + schema}.Sanitize())
-	waitFor(t, func() bool { return tableRows(t, admin, schema, "held") == 50 })
-	waitFor(t, func() bool { return s.Blocked() == nil })
-	closeSink(t, s)
-	if got := testutil.ToFloat64(m.RowsDropped.WithLabelValues(DropPermanentError)); got != 0 {
+	h.grant("held")
+	waitFor(t, func() bool { return h.rows("held") == 50 })
+	waitFor(t, func() bool { return h.s.Blocked() == nil })
+	closeSink(t, h.s)
+	if got := testutil.ToFloat64(h.m.RowsDropped.WithLabelValues(DropPermanentError)); got != 0 {
 		t.Errorf("dropped %v rows", got)
 	}
 }
@@ -328,34 +354,21 @@ func TestOneTableHeld(t *testing.T) {
 func TestParkedAtShutdown(t *testing.T) {
 	for _, fixFirst := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fixed=%v", fixFirst), func(t *testing.T) {
-			admin, schema := pgtest.Schema(t)
-			pool := rolePool(t, admin, schema, "GRANT USAGE, CREATE ON SCHEMA %[2]s TO %[1]s")
-			m := NewMetrics(nil)
-			s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 10, FlushInterval: 10 * time.Millisecond, Writers: 2,
-				RejectedTable: "pginflux_rejected"}, m, quiet)
-			b := s.NewBatcher()
-			add := func(from, to int) {
-				for i := from; i < to; i++ {
-					b.Add(line(t, fmt.Sprintf("held,host=h%d v=%di %d", i%3, i, (i+1)*1000)), origin)
-				}
-				b.Flush()
-			}
-			add(0, 10)
-			waitFor(t, func() bool { return tableRows(t, admin, schema, "held") == 10 })
-			held := pgx.Identifier{schema, "held"}.Sanitize()
-			role := pgx.Identifier{"w_" + schema}.Sanitize()
-			mustExec(t, admin, "ALTER TABLE "+held+" OWNER TO CURRENT_USER", "GRANT SELECT ON "+held+" TO "+role)
-			add(10, 50)
-			waitFor(t, func() bool { return s.Blocked() != nil && testutil.ToFloat64(m.Retries) >= 4 })
+			h := newHeldSink(t)
+			h.add("held", 0, 10)
+			waitFor(t, func() bool { return h.rows("held") == 10 })
+			h.revoke("held")
+			h.add("held", 10, 50)
+			waitFor(t, func() bool { return h.s.Blocked() != nil && testutil.ToFloat64(h.m.Retries) >= 4 })
 			if fixFirst {
 				// Parked now; Close hands them back to the writers.
-				mustExec(t, admin, "GRANT INSERT, UPDATE ON "+held+" TO "+role)
+				h.grant("held")
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			err := s.Close(ctx)
-			abandoned := testutil.ToFloat64(m.RowsDropped.WithLabelValues(DropAbandoned))
-			rows := tableRows(t, admin, schema, "held")
+			err := h.s.Close(ctx)
+			abandoned := testutil.ToFloat64(h.m.RowsDropped.WithLabelValues(DropAbandoned))
+			rows := h.rows("held")
 			if fixFirst {
 				if err != nil || rows != 50 || abandoned != 0 {
 					t.Errorf("privilege back before the timeout: Close = %v, %d rows, %v abandoned; want nil, 50, 0", err, rows, abandoned)
