@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path"
 	"regexp"
 	"strings"
@@ -28,17 +27,7 @@ type telegrafOutput struct {
 // section of the given title, and the section's text.
 func readmeTelegrafOutputs(t *testing.T, title string) ([]telegrafOutput, string) {
 	t.Helper()
-	b, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(b), "\n## "+title+"\n")
-	if !ok {
-		t.Fatalf("README.md has no section %q", title)
-	}
-	if i := strings.Index(section, "\n## "); i >= 0 {
-		section = section[:i]
-	}
+	section := readmeSection(t, title)
 	var outs []telegrafOutput
 	header := regexp.MustCompile(`^\[\[(outputs\.[a-z0-9_]+)\]\]$`)
 	kv := regexp.MustCompile(`^([a-z_]+)\s*=\s*(\[?"[^"]*"\]?|true|false)\s*(#.*)?$`)
