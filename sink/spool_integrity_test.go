@@ -135,17 +135,7 @@ func TestSpoolReadSegment(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			sp, err := openSpool(dir, 1<<30)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var ends []int
-			for i := range 3 {
-				if ok, err := sp.append(spoolBatch(t, "m", i*10, 10), 0, 10); !ok || err != nil {
-					t.Fatal(ok, err)
-				}
-				ends = append(ends, int(sp.curSize))
-			}
+			sp, ends := spoolThree(t, dir, "m")
 			segs := must(sp.closedSegments())
 			path := sp.segPath(segs[0])
 			data := must(os.ReadFile(path))
@@ -311,17 +301,7 @@ func TestSpoolStaleMarkers(t *testing.T) {
 func TestSpoolCorruptSegmentKept(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	dir := t.TempDir()
-	sp, err := openSpool(dir, 1<<30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ends []int
-	for i := range 3 {
-		if ok, err := sp.append(spoolBatch(t, "damaged", i*10, 10), 0, 10); !ok || err != nil {
-			t.Fatal(ok, err)
-		}
-		ends = append(ends, int(sp.curSize))
-	}
+	sp, ends := spoolThree(t, dir, "damaged")
 	g := must(sp.closedSegments())[0]
 	for i := range 2 {
 		if ok, err := sp.append(spoolBatch(t, "torn", i*10, 10), 0, 10); !ok || err != nil {
@@ -354,4 +334,22 @@ func TestSpoolCorruptSegmentKept(t *testing.T) {
 	}
 	equal(t, "damaged", query(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "damaged"}.Sanitize()), []string{"10"})
 	equal(t, "torn", query(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "torn"}.Sanitize()), []string{"10"})
+}
+
+// spoolThree opens a spool in dir and appends three records of 10 rows of
+// measurement to it; ends are the segment's sizes after each.
+func spoolThree(t *testing.T, dir, measurement string) (*spool, []int) {
+	t.Helper()
+	sp, err := openSpool(dir, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ends []int
+	for i := range 3 {
+		if ok, err := sp.append(spoolBatch(t, measurement, i*10, 10), 0, 10); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		ends = append(ends, int(sp.curSize))
+	}
+	return sp, ends
 }
