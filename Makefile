@@ -21,7 +21,7 @@ docker:
 # DATABASE_URL), starts a throwaway PostgreSQL in .pgdata first. Extra
 # flags: make run ARGS='--schema telegraf'.
 run: build
-	$(GO) build -o bin/devrun ./internal/cmd/devrun
+	$(GO) build -o bin/devrun ./internal/devtools/devrun
 	./bin/devrun -- ./bin/pginflux $(ARGS)
 
 # Every test, with the race detector, against a throwaway PostgreSQL (or

@@ -16,7 +16,7 @@ import (
 
 	"github.com/pginflux/pginflux/config"
 	"github.com/pginflux/pginflux/internal/cli"
-	"github.com/pginflux/pginflux/internal/loadgen"
+	"github.com/pginflux/pginflux/internal/devtools/loadgen"
 )
 
 func init() {

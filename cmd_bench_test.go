@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pginflux/pginflux/internal/loadgen"
-	"github.com/pginflux/pginflux/internal/pgtest"
+	"github.com/pginflux/pginflux/internal/devtools/loadgen"
+	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
 // bench runs "pginflux bench" with args as run does, and returns its

@@ -13,10 +13,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pginflux/pginflux/internal/httpserver"
+	"github.com/pginflux/pginflux/ingest/httpapi"
 )
 
-// The httpserver.Catalog of /query: what InfluxDB tools ask before they
+// The httpapi.Catalog of /query: what InfluxDB tools ask before they
 // write, answered from PostgreSQL. A database is a schema: --schema, or
 // with --schema-from-db the schema a db names, as for writes.
 
@@ -37,9 +37,9 @@ func (w *httpWrites) catalogPool() (*pgxpool.Pool, error) {
 	defer w.mu.Unlock()
 	switch w.state {
 	case writesStarting:
-		return nil, fmt.Errorf("%w: pginflux is starting", httpserver.ErrUnavailable)
+		return nil, fmt.Errorf("%w: pginflux is starting", httpapi.ErrUnavailable)
 	case writesStopping:
-		return nil, fmt.Errorf("%w: pginflux is stopping", httpserver.ErrUnavailable)
+		return nil, fmt.Errorf("%w: pginflux is stopping", httpapi.ErrUnavailable)
 	}
 	return w.pool, nil
 }
@@ -58,7 +58,7 @@ func catalogErr(what string, err error) error {
 	if answered(err) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	return fmt.Errorf("%w: %s: the database is unreachable: %v", httpserver.ErrUnavailable, what, err)
+	return fmt.Errorf("%w: %s: the database is unreachable: %v", httpapi.ErrUnavailable, what, err)
 }
 
 // answered reports whether err is PostgreSQL's answer to a statement, as
@@ -90,7 +90,7 @@ func (w *httpWrites) CreateDatabase(ctx context.Context, db string) error {
 		return nil
 	}
 	if err := validSchema(db); err != nil {
-		return fmt.Errorf("%w: database %q cannot name a schema (--schema-from-db): %v", httpserver.ErrInvalid, db, err)
+		return fmt.Errorf("%w: database %q cannot name a schema (--schema-from-db): %v", httpapi.ErrInvalid, db, err)
 	}
 	pool, err := w.catalogPool()
 	if err != nil {
@@ -113,7 +113,7 @@ func (w *httpWrites) CreateDatabase(ctx context.Context, db string) error {
 		return err
 	})
 	if err != nil && answered(err) {
-		return fmt.Errorf("%w: cannot create schema %s: %v", httpserver.ErrInvalid, db, err)
+		return fmt.Errorf("%w: cannot create schema %s: %v", httpapi.ErrInvalid, db, err)
 	}
 	if err != nil {
 		return catalogErr("create schema "+db, err)
@@ -225,7 +225,7 @@ func (w *httpWrites) schemaExists(ctx context.Context, pool *pgxpool.Pool, db, s
 		return catalogErr("look up schema "+schema, err)
 	}
 	if !exists {
-		return fmt.Errorf("%w: %s", httpserver.ErrNotFound, db)
+		return fmt.Errorf("%w: %s", httpapi.ErrNotFound, db)
 	}
 	return nil
 }

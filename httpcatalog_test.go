@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pginflux/pginflux/internal/httpserver"
+	"github.com/pginflux/pginflux/ingest/httpapi"
 )
 
 // TestCatalogErr: /query answers 503 when PostgreSQL cannot be reached or
@@ -26,7 +26,7 @@ func TestCatalogErr(t *testing.T) {
 		{fmt.Errorf("query: %w", &pgconn.PgError{Code: "42P01"}), false},
 	} {
 		err := catalogErr("show measurements", tt.err)
-		if got := errors.Is(err, httpserver.ErrUnavailable); got != tt.unavailable {
+		if got := errors.Is(err, httpapi.ErrUnavailable); got != tt.unavailable {
 			t.Errorf("%v: unavailable (503) %v, want %v", tt.err, got, tt.unavailable)
 		}
 	}

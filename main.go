@@ -24,8 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pginflux/pginflux/config"
-	"github.com/pginflux/pginflux/ingest"
-	"github.com/pginflux/pginflux/internal/pipeline"
+	"github.com/pginflux/pginflux/ingest/pipeline"
+	"github.com/pginflux/pginflux/ingest/udp"
 	"github.com/pginflux/pginflux/internal/procmetrics"
 	"github.com/pginflux/pginflux/sink"
 )
@@ -192,34 +192,34 @@ func runIO(ctx context.Context, args []string, getenv func(string) string, stdin
 		s.Close(ctx)
 		return err
 	}
-	var udp *ingest.UDPListener
+	var ul *udp.Listener
 	if cfg.UDPAddress != "" {
-		udp, err = ingest.ListenUDPBatch(ctx, ingest.UDPConfig{
+		ul, err = udp.ListenBatch(ctx, udp.Config{
 			Address:    cfg.UDPAddress,
 			Readers:    cfg.UDPReaders,
 			ReadBuffer: cfg.UDPReadBuffer,
 			Allow:      cfg.UDPAllow,
-		}, p.HandleBatch, ingest.NewMetrics(reg), log)
+		}, p.HandleBatch, udp.NewMetrics(reg), log)
 		if err != nil {
 			streams.stop(ctx)
 			p.Close()
 			s.Close(ctx)
 			return err
 		}
-		registerUDP(reg, udp, ready, log)
+		registerUDP(reg, ul, ready, log)
 	}
 	writes.open(ctx, pool, s, sinkCfg, sinkMetrics)
 	ready.listening.Store(true)
 	stopReload := watchReload(hup, &reloader{args: args, getenv: getenv, cfg: cfg, level: level, sink: s, others: writes, log: log})
 	defer stopReload()
-	if testHookListening != nil && udp != nil {
-		testHookListening(udp.Addr())
+	if testHookListening != nil && ul != nil {
+		testHookListening(ul.Addr())
 	}
 
 	// Stop order: readers (UDP, TCP, then the HTTP writes under way), then
 	// the shared batchers and the parsers (which hand every open batch to
 	// the sink), then the sink's writers, then the pool, then HTTP.
-	readErr := readUDP(ctx, udp)
+	readErr := readUDP(ctx, ul)
 	ready.listening.Store(false)
 	log.Info("stopping: writing what was received", "timeout", cfg.ShutdownTimeout)
 	shutdown, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)

@@ -19,8 +19,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/pginflux/pginflux/internal/httpserver"
-	"github.com/pginflux/pginflux/internal/pgtest"
+	"github.com/pginflux/pginflux/ingest/httpapi"
+	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
 // The InfluxDB client libraries against a running pginflux: InfluxDB 2's
@@ -366,7 +366,7 @@ func TestClientHealthDown(t *testing.T) {
 	r.pool.Store(pgtest.Unreachable(t))
 	r.listening.Store(true)
 	ready, checks := probes(&r)
-	srv, err := httpserver.Listen(httpserver.Config{Address: "127.0.0.1:0", Registry: prometheus.NewRegistry(), Version: version,
+	srv, err := httpapi.Listen(httpapi.Config{Address: "127.0.0.1:0", Registry: prometheus.NewRegistry(), Version: version,
 		Ready: ready, Checks: checks}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

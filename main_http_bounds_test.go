@@ -18,13 +18,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pginflux/pginflux/internal/httpserver"
-	"github.com/pginflux/pginflux/internal/pgtest"
+	"github.com/pginflux/pginflux/ingest/httpapi"
+	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
 // answerBound is how long a /write may take to be answered once its body
 // is in: the commit timeout, and room for a slow test machine.
-const answerBound = httpserver.DefaultCommitTimeout + 5*time.Second
+const answerBound = httpapi.DefaultCommitTimeout + 5*time.Second
 
 // TestWriteAnsweredWhileDatabaseDown: with PostgreSQL stopped for real,
 // every /write is answered within the commit timeout: 503 with

@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pginflux/pginflux/internal/pgtest"
+	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
 // TestWriteAnsweredWhilePendingFull: a write request whose rows meet

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/pginflux/pginflux/config"
-	"github.com/pginflux/pginflux/internal/pgtest"
+	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
 // telegrafOutput is one [[outputs.*]] table of a TOML block, read just

@@ -19,8 +19,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pginflux/pginflux/internal/pgcluster"
-	"github.com/pginflux/pginflux/internal/pgtest"
+	"github.com/pginflux/pginflux/internal/devtools/pgcluster"
+	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
 // logBuffer collects the daemon's log. Safe for concurrent use.

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pginflux/pginflux/internal/pgtest"
+	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
 // TestStopWithSpoolSaysSo: on SIGTERM with PostgreSQL away and a spool,

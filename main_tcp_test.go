@@ -13,8 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pginflux/pginflux/internal/pgtest"
-	"github.com/pginflux/pginflux/internal/testcert"
+	"github.com/pginflux/pginflux/internal/devtools/pgtest"
+	"github.com/pginflux/pginflux/internal/devtools/testcert"
 )
 
 // startTCP is startOps with TCP on a free loopback port too; it returns

@@ -20,8 +20,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pginflux/pginflux/internal/pgtest"
-	"github.com/pginflux/pginflux/internal/testcert"
+	"github.com/pginflux/pginflux/internal/devtools/pgtest"
+	"github.com/pginflux/pginflux/internal/devtools/testcert"
 )
 
 // startWriter is startOps for the write endpoints: pginflux with UDP and

@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pginflux/pginflux/config"
-	"github.com/pginflux/pginflux/ingest"
-	"github.com/pginflux/pginflux/internal/httpserver"
+	"github.com/pginflux/pginflux/ingest/httpapi"
+	"github.com/pginflux/pginflux/ingest/udp"
 	"github.com/pginflux/pginflux/internal/poolstats"
 	"github.com/pginflux/pginflux/sink"
 )
@@ -83,7 +83,7 @@ func startHTTP(cfg config.Config, reg *prometheus.Registry, ready *readiness, wr
 	if err != nil {
 		return nil, err
 	}
-	hc := httpserver.Config{
+	hc := httpapi.Config{
 		Address:  cfg.HTTPAddress,
 		Registry: reg,
 		Version:  version,
@@ -100,7 +100,7 @@ func startHTTP(cfg config.Config, reg *prometheus.Registry, ready *readiness, wr
 	if writes != nil {
 		hc.Writer, hc.Catalog = writes, writes
 	}
-	srv, err := httpserver.Listen(hc, log)
+	srv, err := httpapi.Listen(hc, log)
 	if err != nil {
 		return nil, err
 	}
@@ -121,14 +121,14 @@ func startHTTP(cfg config.Config, reg *prometheus.Registry, ready *readiness, wr
 // probes returns what /readyz and /ready check (listening, then the
 // database) and what /health does (the database), sharing one cached
 // database check: probes and scrapes cost at most a ping a second.
-func probes(ready *readiness) (func(context.Context) error, []httpserver.Check) {
-	db := httpserver.Cache(readyCacheTTL, ready.database)
+func probes(ready *readiness) (func(context.Context) error, []httpapi.Check) {
+	db := httpapi.Cache(readyCacheTTL, ready.database)
 	return func(ctx context.Context) error {
 		if err := ready.listeningErr(); err != nil {
 			return err
 		}
 		return db(ctx)
-	}, []httpserver.Check{{Name: "postgresql", Check: db}}
+	}, []httpapi.Check{{Name: "postgresql", Check: db}}
 }
 
 // commit returns the VCS revision the binary was built from, when the
@@ -152,8 +152,8 @@ func registerPool(reg prometheus.Registerer, pool *pgxpool.Pool, ready *readines
 
 // registerUDP exposes the kernel's drops for the listener's sockets, when
 // the kernel tells them, and marks pginflux as listening.
-func registerUDP(reg prometheus.Registerer, udp *ingest.UDPListener, ready *readiness, log *slog.Logger) {
-	if kd, err := udp.KernelDrops(); err != nil {
+func registerUDP(reg prometheus.Registerer, ul *udp.Listener, ready *readiness, log *slog.Logger) {
+	if kd, err := ul.KernelDrops(); err != nil {
 		log.Warn("cannot count the datagrams the kernel drops; pginflux_udp_kernel_dropped_datagrams_total is left out", "err", err)
 	} else {
 		reg.MustRegister(kd)

@@ -11,8 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pginflux/pginflux/config"
-	"github.com/pginflux/pginflux/ingest"
-	"github.com/pginflux/pginflux/internal/pipeline"
+	"github.com/pginflux/pginflux/ingest/pipeline"
+	"github.com/pginflux/pginflux/ingest/tcp"
+	"github.com/pginflux/pginflux/ingest/udp"
 	"github.com/pginflux/pginflux/sink"
 )
 
@@ -36,7 +37,7 @@ func loadTLS(cfg config.Config) (*tls.Config, error) {
 // streams are the transports that feed the sink through shared batchers
 // rather than the UDP pipeline: TCP connections, and HTTP writes.
 type streams struct {
-	tcp       *ingest.TCPListener // nil without --tcp-address
+	tcp       *tcp.Listener // nil without --tcp-address
 	tcpShared *sink.Shared
 	tcpDone   chan error
 	stopTCP   context.CancelFunc
@@ -64,13 +65,13 @@ func startStreams(ctx context.Context, cfg config.Config, reg prometheus.Registe
 		MaxLineSize:   cfg.MaxLineSize,
 		RejectedTable: cfg.RejectedTable,
 	}, sh, pipeline.NewStreamMetrics(reg, "tcp"), log)
-	tcp, err := ingest.ListenTCP(ctx, ingest.TCPConfig{
+	tcp, err := tcp.Listen(ctx, tcp.Config{
 		Address:        cfg.TCPAddress,
-		MaxConnections: ingest.DefaultMaxTCPConnections,
+		MaxConnections: tcp.DefaultMaxConnections,
 		IdleTimeout:    cfg.TCPIdleTimeout,
 		MaxLineSize:    cfg.MaxLineSize,
 		TLS:            tlsCfg,
-	}, func(src netip.AddrPort) ingest.ConnHandler { return stream.Open(src) }, ingest.NewTCPMetrics(reg), log)
+	}, func(src netip.AddrPort) tcp.ConnHandler { return stream.Open(src) }, tcp.NewMetrics(reg), log)
 	if err != nil {
 		sh.Close()
 		return nil, err
@@ -106,10 +107,10 @@ func (st *streams) stop(ctx context.Context) {
 
 // readUDP reads UDP until ctx ends, or only waits for that when UDP is
 // disabled (udp is nil).
-func readUDP(ctx context.Context, udp *ingest.UDPListener) error {
-	if udp == nil {
+func readUDP(ctx context.Context, ul *udp.Listener) error {
+	if ul == nil {
 		<-ctx.Done()
 		return nil
 	}
-	return udp.Run(ctx)
+	return ul.Run(ctx)
 }

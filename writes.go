@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pginflux/pginflux/config"
-	"github.com/pginflux/pginflux/internal/httpserver"
-	"github.com/pginflux/pginflux/internal/pipeline"
+	"github.com/pginflux/pginflux/ingest/httpapi"
+	"github.com/pginflux/pginflux/ingest/pipeline"
 	"github.com/pginflux/pginflux/sink"
 )
 
@@ -157,9 +157,9 @@ func (w *httpWrites) stop(ctx context.Context) error {
 func (w *httpWrites) schemaLocked(db string) (*schemaWrites, error) {
 	switch w.state {
 	case writesStarting:
-		return nil, fmt.Errorf("%w: pginflux is starting", httpserver.ErrUnavailable)
+		return nil, fmt.Errorf("%w: pginflux is starting", httpapi.ErrUnavailable)
 	case writesStopping:
-		return nil, fmt.Errorf("%w: pginflux is stopping", httpserver.ErrUnavailable)
+		return nil, fmt.Errorf("%w: pginflux is stopping", httpapi.ErrUnavailable)
 	}
 	schema := w.cfg.Schema
 	if w.cfg.SchemaFromDB && db != "" {
@@ -169,11 +169,11 @@ func (w *httpWrites) schemaLocked(db string) (*schemaWrites, error) {
 		return sw, nil
 	}
 	if err := validSchema(schema); err != nil {
-		return nil, fmt.Errorf("%w: database %q cannot name a schema (--schema-from-db): %v", httpserver.ErrInvalid, db, err)
+		return nil, fmt.Errorf("%w: database %q cannot name a schema (--schema-from-db): %v", httpapi.ErrInvalid, db, err)
 	}
 	if len(w.schemas) >= maxSchemas {
 		return nil, fmt.Errorf("%w: database %q would be schema number %d, and pginflux writes into at most %d (--schema-from-db)",
-			httpserver.ErrInvalid, db, len(w.schemas)+1, maxSchemas)
+			httpapi.ErrInvalid, db, len(w.schemas)+1, maxSchemas)
 	}
 	cfg := w.sinkCfg
 	cfg.Schema = schema
@@ -212,21 +212,21 @@ func (w *httpWrites) Admit(db string) error {
 	full, down := sw.sink.Saturated()
 	switch {
 	case down:
-		return fmt.Errorf("%w: %s; pginflux keeps retrying", httpserver.ErrUnavailable, heldReason(sw.sink))
+		return fmt.Errorf("%w: %s; pginflux keeps retrying", httpapi.ErrUnavailable, heldReason(sw.sink))
 	case full:
-		return fmt.Errorf("%w: pginflux holds --max-pending-rows (%d) rows not yet committed", httpserver.ErrFull, w.cfg.MaxPendingRows)
+		return fmt.Errorf("%w: pginflux holds --max-pending-rows (%d) rows not yet committed", httpapi.ErrFull, w.cfg.MaxPendingRows)
 	}
 	return nil
 }
 
 // Write adds the request's lines to its schema's batcher and waits for
 // their commit.
-func (w *httpWrites) Write(ctx context.Context, req *httpserver.WriteRequest) (httpserver.WriteResult, error) {
+func (w *httpWrites) Write(ctx context.Context, req *httpapi.WriteRequest) (httpapi.WriteResult, error) {
 	w.mu.Lock()
 	sw, err := w.schemaLocked(req.DB)
 	if err != nil {
 		w.mu.Unlock()
-		return httpserver.WriteResult{}, err
+		return httpapi.WriteResult{}, err
 	}
 	w.inflight.Add(1)
 	w.mu.Unlock()
@@ -237,16 +237,16 @@ func (w *httpWrites) Write(ctx context.Context, req *httpserver.WriteRequest) (h
 	res, err := sw.stream.Write(ctx, req.Body, req.Precision, sink.Origin{Source: req.Source, Received: req.Received},
 		pipeline.WriteOptions{NoWait: req.NoWait, AllOrNothing: req.AllOrNothing})
 	if err != nil && errors.Is(context.Cause(ctx), errNotStorable) {
-		err = fmt.Errorf("%w: %s, and the rows cannot be spooled; pginflux holds them and keeps retrying, and may still write them", httpserver.ErrUnavailable, heldReason(sw.sink))
+		err = fmt.Errorf("%w: %s, and the rows cannot be spooled; pginflux holds them and keeps retrying, and may still write them", httpapi.ErrUnavailable, heldReason(sw.sink))
 	}
-	out := httpserver.WriteResult{
+	out := httpapi.WriteResult{
 		Lines:    res.Lines,
 		Rejected: res.Rejected,
 		BadLines: res.Bad,
-		Listed:   make([]httpserver.BadLine, len(res.Listed)),
+		Listed:   make([]httpapi.BadLine, len(res.Listed)),
 	}
 	for i, b := range res.Listed {
-		out.Listed[i] = httpserver.BadLine{Line: b.Line, Text: string(b.Text), Err: b.Err}
+		out.Listed[i] = httpapi.BadLine{Line: b.Line, Text: string(b.Text), Err: b.Err}
 	}
 	if w.cfg.RejectedTable != "" && !(req.AllOrNothing && res.Bad > 0) {
 		out.KeptIn = sw.schema + "." + w.cfg.RejectedTable

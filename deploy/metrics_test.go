@@ -15,9 +15,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/pginflux/pginflux/ingest"
-	"github.com/pginflux/pginflux/internal/httpserver"
-	"github.com/pginflux/pginflux/internal/pipeline"
+	"github.com/pginflux/pginflux/ingest/httpapi"
+	"github.com/pginflux/pginflux/ingest/pipeline"
+	"github.com/pginflux/pginflux/ingest/tcp"
+	"github.com/pginflux/pginflux/ingest/udp"
 	"github.com/pginflux/pginflux/internal/poolstats"
 	"github.com/pginflux/pginflux/internal/procmetrics"
 	"github.com/pginflux/pginflux/sink"
@@ -56,10 +57,10 @@ func knownMetrics(t *testing.T) map[string]bool {
 	r := &recorder{names: map[string]bool{}}
 	sink.NewMetrics(r)
 	pipeline.NewMetrics(r, "udp")
-	ingest.NewMetrics(r)
-	ingest.NewTCPMetrics(r)
-	httpserver.NewWriteMetrics(r)
-	if _, err := httpserver.NewConnectionMetrics(r); err != nil {
+	udp.NewMetrics(r)
+	tcp.NewMetrics(r)
+	httpapi.NewWriteMetrics(r)
+	if _, err := httpapi.NewConnectionMetrics(r); err != nil {
 		t.Fatal(err)
 	}
 	procmetrics.Register(r, "test")
@@ -73,8 +74,8 @@ func knownMetrics(t *testing.T) map[string]bool {
 	pool.Close()
 
 	ctx, cancel := context.WithCancel(t.Context())
-	l, err := ingest.ListenUDP(ctx, ingest.UDPConfig{Address: "127.0.0.1:0", Readers: 1},
-		func([]byte, netip.AddrPort, time.Time) {}, ingest.NewMetrics(nil), slog.New(slog.DiscardHandler))
+	l, err := udp.Listen(ctx, udp.Config{Address: "127.0.0.1:0", Readers: 1},
+		func([]byte, netip.AddrPort, time.Time) {}, udp.NewMetrics(nil), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

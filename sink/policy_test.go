@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/pginflux/pginflux/internal/pgtest"
+	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
 // holdCase is a fault that no row causes: rows must be held while it

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pginflux/pginflux/internal/pgtest"
+	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
 // TestSharedTickets: concurrent requests share batches, each waits for its

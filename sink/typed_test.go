@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pginflux/pginflux/internal/pgtest"
+	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 	"github.com/pginflux/pginflux/parse"
 )
 
