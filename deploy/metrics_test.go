@@ -203,33 +203,27 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 }
 
-// TestREADMEMetrics keeps the README's Metrics section the full list: every
-// pginflux metric is there, and nothing else is.
-func TestREADMEMetrics(t *testing.T) {
-	b, err := os.ReadFile("../README.md")
+// TestDocsMetrics keeps docs/metrics.md the full list: every pginflux
+// metric is there, and nothing else is.
+func TestDocsMetrics(t *testing.T) {
+	const path = "../docs/metrics.md"
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(b), "\n## Metrics\n")
-	if !ok {
-		t.Fatal("README.md has no ## Metrics section")
-	}
-	if i := strings.Index(section, "\n## "); i >= 0 {
-		section = section[:i]
-	}
 	documented := map[string]bool{}
-	for _, name := range regexp.MustCompile(`\bpginflux_[a-z0-9_]+`).FindAllString(section, -1) {
+	for _, name := range regexp.MustCompile(`\bpginflux_[a-z0-9_]+`).FindAllString(string(b), -1) {
 		documented[name] = true
 	}
 	known := knownMetrics(t)
 	for name := range documented {
 		if !exists(known, name) {
-			t.Errorf("README.md documents %s, which pginflux does not expose", name)
+			t.Errorf("%s documents %s, which pginflux does not expose", path, name)
 		}
 	}
 	for name := range known {
 		if strings.HasPrefix(name, "pginflux_") && !documented[name] {
-			t.Errorf("README.md's Metrics section does not list %s", name)
+			t.Errorf("%s does not list %s", path, name)
 		}
 	}
 }
