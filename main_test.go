@@ -1,313 +1,360 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"fmt"
+	"encoding/json"
+	"log/slog"
 	"net"
+	"os"
+	"os/exec"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/pginflux/pginflux/internal/devtools/pgtest"
+	"github.com/pginflux/pginflux/config"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// pginflux is a running run(): the real program path on a free port.
-type pginflux struct {
-	addr   net.Addr
-	cancel context.CancelFunc
-	done   chan error
+// runCLI runs pginflux's command line as main does, with env as the whole
+// environment and nothing on standard input, and returns what it wrote
+// and its exit status.
+func runCLI(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, status int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := runIO(t.Context(), args, func(k string) string { return env[k] }, strings.NewReader(""), &out, &errOut)
+	status = exitStatus(err, &errOut)
+	return out.String(), errOut.String(), status
 }
 
-// start runs pginflux against the test database in schema, with UDP on a
-// free loopback port. Tests using it must not run in parallel (the
-// listening hook is package state).
-func start(t *testing.T, schema string, extra ...string) *pginflux {
+// oneLine fails the test unless stderr is one line that says want.
+func oneLine(t *testing.T, stderr, want string) {
 	t.Helper()
-	args := append([]string{
-		"--database-url", pgtest.ConnString(t),
-		"--schema", schema,
-		"--udp-address", "127.0.0.1:0",
-		"--udp-readers", "2",
-		"--flush-interval", "20ms",
-		"--log-level", "warn",
-		"--http-address", "127.0.0.1:0",
-	}, extra...)
+	if strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("got stderr %q, want one line with %q", stderr, want)
+	}
+}
+
+// TestCLIUsageErrors: each bad command line gets one line on standard
+// error naming what is wrong, nothing on standard output, and status 2
+// (healthcheck: 1, as Docker reserves 2).
+func TestCLIUsageErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		want   string
+		status int
+	}{
+		{name: "unknown flag", args: []string{"--no-such-flag"}, want: "pginflux: unknown flag --no-such-flag (pginflux --help lists the flags)", status: 2},
+		{name: "unknown flag with one dash", args: []string{"-schemaa", "x"}, want: "pginflux: unknown flag --schemaa", status: 2},
+		{name: "extra argument", args: []string{"--schema", "x", "extra"}, want: `pginflux: unexpected argument "extra" (flags start with --)`, status: 2},
+		{name: "command after flags", args: []string{"--schema", "x", "send"}, want: `a command comes first: pginflux send [flags]`, status: 2},
+		{name: "unknown command", args: []string{"sned"}, want: `pginflux: unknown command "sned"; commands: bench, healthcheck, import, send`, status: 2},
+		{name: "log level", args: []string{"--log-level", "loud"}, want: `pginflux: --log-level: "loud" is not one of debug, info, warn, error`, status: 2},
+		{name: "boolean", args: []string{"--pprof=maybe"}, want: `pginflux: --pprof: "maybe" is not a boolean (true or false)`, status: 2},
+		{name: "boolean variable", env: map[string]string{"PGINFLUX_PPROF": "yes"}, want: `pginflux: PGINFLUX_PPROF: "yes" is not a boolean (true or false)`, status: 2},
+		{name: "database URL", args: []string{"--database-url", "postgres://app:pa/ss@db/app"}, want: "pginflux: --database-url: not a valid connection string: invalid port (in a URL, write / ? # @ : %", status: 2},
+		{name: "flag without value", args: []string{"--udp-address"}, want: "pginflux: --udp-address needs a value", status: 2},
+		{name: "send: unknown flag after a line", args: []string{"send", "x v=1", "--adress", "db:8089"}, want: "pginflux: send: unknown flag --adress (pginflux send --help lists the flags)", status: 2},
+		{name: "send: bad number", args: []string{"send", "--max-datagram", "big"}, want: `pginflux: send: --max-datagram: "big" is not a whole number`, status: 2},
+		{name: "import: bad boolean", args: []string{"import", "f.lp", "--dry-run=perhaps"}, want: `pginflux: import: --dry-run: "perhaps" is not a boolean (true or false)`, status: 2},
+		{name: "bench: extra argument", args: []string{"bench", "--rate", "5", "fast"}, want: `pginflux: bench: unexpected argument "fast" (flags start with --)`, status: 2},
+		{name: "bench: bad variable", env: map[string]string{"PGINFLUX_BENCH_RATE": "fast"}, args: []string{"bench"}, want: `pginflux: bench: PGINFLUX_BENCH_RATE: "fast" is not a number`, status: 2},
+		{name: "healthcheck: extra argument", args: []string{"healthcheck", "now", "--timeout", "1s"}, want: `pginflux: healthcheck: unexpected argument "now" (flags start with --)`, status: 1},
+		{name: "healthcheck: bad duration", args: []string{"healthcheck", "--timeout", "soon"}, want: `pginflux: healthcheck: --timeout: "soon" is not a duration`, status: 1},
+		{name: "help of no command", args: []string{"help", "sned"}, want: `pginflux: help: unknown command "sned"`, status: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, status := runCLI(t, tt.env, tt.args...)
+			if status != tt.status {
+				t.Errorf("got status %d, want %d", status, tt.status)
+			}
+			if stdout != "" {
+				t.Errorf("got stdout %q, want nothing", stdout)
+			}
+			oneLine(t, stderr, tt.want)
+			for _, raw := range []string{"strconv", "slog:", "flag provided", "Usage"} {
+				if strings.Contains(stderr, raw) {
+					t.Errorf("stderr has %q: %s", raw, stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestCLIHelp: --help (and -h, and pginflux help) goes to standard
+// output with status 0, lists the commands, and every command's help
+// shows its flags with two dashes. A --help after an argument is still
+// a flag, in every command.
+func TestCLIHelp(t *testing.T) {
+	daemon, stderr, status := runCLI(t, nil, "--help")
+	if status != 0 || stderr != "" {
+		t.Fatalf("--help: got status %d, stderr %q", status, stderr)
+	}
+	for _, want := range []string{"Usage:", "Commands:", "\n  send ", "\n  import ", "\n  bench ", "\n  healthcheck ", "\n  --database-url URL\n", "(env PGINFLUX_SCHEMA, default metrics)", "\n  --version\n"} {
+		if !strings.Contains(daemon, want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+	if strings.Contains(daemon, "PGINFLUX_VERSION") {
+		t.Error("--help names PGINFLUX_VERSION, which pginflux does not read")
+	}
+	for _, args := range [][]string{{"-h"}, {"help"}, {"--schema", "x", "--help"}} {
+		if out, _, status := runCLI(t, nil, args...); out != daemon || status != 0 {
+			t.Errorf("%q: got status %d and other help than --help's", args, status)
+		}
+	}
+	for _, name := range []string{"send", "import", "bench", "healthcheck"} {
+		for _, args := range [][]string{{name, "--help"}, {name, "an-argument", "-h"}, {"help", name}} {
+			out, stderr, status := runCLI(t, nil, args...)
+			if status != 0 || stderr != "" {
+				t.Errorf("%q: got status %d, stderr %q", args, status, stderr)
+			}
+			if !strings.HasPrefix(out, "Usage: pginflux "+name) || !strings.Contains(out, "\n  --") {
+				t.Errorf("%q: got %q, want its usage and flags", args, out)
+			}
+			for line := range strings.SplitSeq(out, "\n") {
+				if strings.HasPrefix(line, "  -") && !strings.HasPrefix(line, "  --") {
+					t.Errorf("%q: a flag with one dash: %q", args, line)
+				}
+			}
+		}
+	}
+}
+
+// TestCLISendFlagsAfterLines: pginflux send 'x v=1' --address host:port
+// sends the one line to that address; the summary counts in the
+// singular.
+func TestCLISendFlagsAfterLines(t *testing.T) {
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stdout, stderr, status := runCLI(t, nil, "send", "x v=1", "--address", conn.LocalAddr().String())
+	if status != 0 || stdout != "" {
+		t.Fatalf("got status %d, stdout %q, stderr %q", status, stdout, stderr)
+	}
+	oneLine(t, stderr, "pginflux send: 1 line in 1 datagram (6 bytes) to "+conn.LocalAddr().String())
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	n, _, err := conn.ReadFrom(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(buf[:n]); got != "x v=1\n" {
+		t.Errorf("got datagram %q, want %q", got, "x v=1\n")
+	}
+	// After "--" a flag is a line.
+	_, stderr, status = runCLI(t, nil, "send", "--address", conn.LocalAddr().String(), "--quiet", "--", "--address")
+	if status != 0 || stderr != "" {
+		t.Fatalf("send -- --address: got status %d, stderr %q", status, stderr)
+	}
+	n, _, err = conn.ReadFrom(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(buf[:n]); got != "--address\n" {
+		t.Errorf("got datagram %q, want %q", got, "--address\n")
+	}
+}
+
+// TestCLIVersion: --version prints the version on standard output;
+// PGINFLUX_VERSION, which images set to their own version, is not
+// pginflux's.
+func TestCLIVersion(t *testing.T) {
+	env := map[string]string{"PGINFLUX_VERSION": "1.2.3"}
+	stdout, stderr, status := runCLI(t, env, "--version")
+	if status != 0 || stderr != "" || stdout != "pginflux "+version+"\n" {
+		t.Errorf("got status %d, stdout %q, stderr %q; want pginflux %s", status, stdout, stderr, version)
+	}
+	if _, err := parseConfig(nil, func(k string) string { return env[k] }, &bytes.Buffer{}); err != nil {
+		t.Errorf("PGINFLUX_VERSION=1.2.3: %v", err)
+	}
+}
+
+// lockedBuffer is a log output that run's goroutines may share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestCLIDaemonStartsWithImageVariables runs the daemon with
+// PGINFLUX_VERSION set, as images do, and JSON logs: it starts (the
+// database is away, which it survives), stops on cancel, and its log
+// shows durations as "1s", not as nanoseconds.
+func TestCLIDaemonStartsWithImageVariables(t *testing.T) {
+	env := map[string]string{
+		"PGINFLUX_VERSION":      "1.2.3",
+		"PGINFLUX_LOG_FORMAT":   "json",
+		"PGINFLUX_DATABASE_URL": "host=" + t.TempDir() + " user=nobody dbname=none", // no server there
+	}
+	var log lockedBuffer
 	listening := make(chan net.Addr, 1)
-	testHookListening = func(a net.Addr) { listening <- a }
-	t.Cleanup(func() { testHookListening = nil })
+	testHookLogOutput, testHookListening = &log, func(a net.Addr) { listening <- a }
+	t.Cleanup(func() { testHookLogOutput, testHookListening = nil, nil })
 
 	ctx, cancel := context.WithCancel(t.Context())
-	p := &pginflux{cancel: cancel, done: make(chan error, 1)}
-	go func() { p.done <- run(ctx, args, func(string) string { return "" }) }()
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--udp-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0", "--shutdown-timeout", "5s"},
+			func(k string) string { return env[k] })
+	}()
 	select {
-	case p.addr = <-listening:
-	case err := <-p.done:
-		cancel()
-		t.Fatalf("pginflux stopped before listening: %v", err)
+	case <-listening:
+	case err := <-done:
+		t.Fatalf("pginflux stopped before listening: %v\nlog:\n%s", err, log.String())
 	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("pginflux did not start listening within 30s")
+		t.Fatalf("pginflux did not start listening within 30s; log:\n%s", log.String())
 	}
-	t.Cleanup(func() {
-		cancel()
-		<-p.done
-	})
-	return p
-}
-
-// stop is SIGTERM: it returns run's error once everything is written.
-func (p *pginflux) stop(t *testing.T) {
-	t.Helper()
-	p.cancel()
+	cancel()
 	select {
-	case err := <-p.done:
-		p.done <- err // for the cleanup
+	case err := <-done:
 		if err != nil {
-			t.Fatalf("run returned %v, want nil", err)
+			t.Fatalf("run: %v", err)
 		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("pginflux did not stop within 60s")
+	case <-time.After(30 * time.Second):
+		t.Fatal("pginflux did not stop within 30s")
 	}
-}
-
-func send(t *testing.T, addr net.Addr, datagrams ...string) {
-	t.Helper()
-	c, err := net.Dial("udp", addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	for _, d := range datagrams {
-		if _, err := c.Write([]byte(d)); err != nil {
-			t.Fatalf("send: %v", err)
+	found := map[string]bool{}
+	for line := range strings.SplitSeq(strings.TrimSpace(log.String()), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
 		}
-	}
-}
-
-// numberedDatagrams returns n distinct lines of measurement, ten a
-// datagram: line i has the integer field v=i and the timestamp
-// 1600000000000000000+1000i (a microsecond apart: distinct points), so
-// that loss and duplicates show in counts.
-func numberedDatagrams(measurement string, n int) []string {
-	var datagrams []string
-	for i := 0; i < n; i += 10 {
-		var b strings.Builder
-		for j := i; j < min(i+10, n); j++ {
-			fmt.Fprintf(&b, "%s,host=h%d v=%di %d\n", measurement, j%10, j, 1_600_000_000_000_000_000+int64(j)*1000)
-		}
-		datagrams = append(datagrams, b.String())
-	}
-	return datagrams
-}
-
-// waitRows polls until query returns want rows or a deadline passes.
-func waitRows(t *testing.T, pool *pgxpool.Pool, table string, want int) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var got int
-	for time.Now().Before(deadline) {
-		err := pool.QueryRow(t.Context(), "SELECT count(*) FROM "+table).Scan(&got)
-		if err == nil && got >= want {
-			if got > want {
-				t.Fatalf("%s has %d rows, want %d", table, got, want)
+		for key, want := range map[string]string{"flush_interval": "1s", "timeout": "5s"} {
+			if v, ok := entry[key]; ok {
+				found[key] = true
+				if v != want {
+					t.Errorf("%s: got %#v, want %q (%s)", key, v, want, line)
+				}
 			}
-			return
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("%s has %d rows after 20s, want %d", table, got, want)
+	if !found["flush_interval"] || !found["timeout"] {
+		t.Errorf("the log lacks flush_interval or timeout:\n%s", log.String())
+	}
 }
 
-type jsonbRow struct {
-	time   time.Time
-	tags   string
-	fields string
-}
-
-func readJSONB(t *testing.T, pool *pgxpool.Pool, table string) []jsonbRow {
-	t.Helper()
-	rows, err := pool.Query(t.Context(), "SELECT time, tags::text, fields::text FROM "+table+" ORDER BY time, fields::text")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (jsonbRow, error) {
-		var j jsonbRow
-		err := r.Scan(&j.time, &j.tags, &j.fields)
-		return j, err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
-func TestEndToEndJSONB(t *testing.T) {
-	pool, schema := pgtest.Schema(t)
-	p := start(t, schema, "--storage", "jsonb")
-	before := time.Now()
-
-	send(t, p.addr,
-		"cpu,host=a,cpu=cpu0 usage_idle=95.9,usage_user=2.0 1574753954000000000",
-		// One datagram mixing good and bad lines: only the good ones land.
-		strings.Join([]string{
-			"cpu,host=b,cpu=cpu1 usage_idle=90,usage_user=7.5 1574753955000000000",
-			"cpu,host=c usage_idle=", // no value
-			"mem,host=a used=123i,free=42u,ok=true,note=\"fine \\\"x\\\"\" 1574753956000000000",
-			"cpu,host=d",                         // no fields
-			"disk,host=a used=1i,nul=\"a\x00b\"", // NUL byte
-			"disk,host=a,path=/ used_percent=12.5",
-			"",
-		}, "\n"),
-	)
-
-	cpu := pgx.Identifier{schema, "cpu"}.Sanitize()
-	mem := pgx.Identifier{schema, "mem"}.Sanitize()
-	disk := pgx.Identifier{schema, "disk"}.Sanitize()
-	waitRows(t, pool, cpu, 2)
-	waitRows(t, pool, mem, 1)
-	waitRows(t, pool, disk, 1)
-
-	gotCPU := readJSONB(t, pool, cpu)
-	wantCPU := []jsonbRow{
-		{time.Unix(1574753954, 0), `{"cpu": "cpu0", "host": "a"}`, `{"usage_idle": 95.9, "usage_user": 2.0}`},
-		{time.Unix(1574753955, 0), `{"cpu": "cpu1", "host": "b"}`, `{"usage_idle": 90.0, "usage_user": 7.5}`},
-	}
-	compareRows(t, gotCPU, wantCPU)
-
-	gotMem := readJSONB(t, pool, mem)
-	wantMem := []jsonbRow{
-		{time.Unix(1574753956, 0), `{"host": "a"}`, `{"ok": true, "free": 42, "note": "fine \"x\"", "used": 123}`},
-	}
-	compareRows(t, gotMem, wantMem)
-
-	// A line without a timestamp gets the time it was received.
-	gotDisk := readJSONB(t, pool, disk)
-	if len(gotDisk) != 1 || gotDisk[0].tags != `{"host": "a", "path": "/"}` || gotDisk[0].fields != `{"used_percent": 12.5}` {
-		t.Fatalf("got %+v", gotDisk)
-	}
-	if d := gotDisk[0].time; d.Before(before.Add(-time.Second)) || d.After(time.Now().Add(time.Second)) {
-		t.Errorf("got time %v, want about now (%v)", d, before)
-	}
-	p.stop(t)
-
-	// The bad lines are kept, with their reason, for a person to look at.
-	rows, err := pool.Query(t.Context(), "SELECT reason, line, source FROM "+pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()+" ORDER BY line")
-	if err != nil {
-		t.Fatal(err)
-	}
-	type rej struct{ reason, line, source string }
-	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (rej, error) {
-		var x rej
-		return x, r.Scan(&x.reason, &x.line, &x.source)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []rej{
-		{"syntax", "cpu,host=c usage_idle=", ""},
-		{"syntax", "cpu,host=d", ""},
-		{"nul_byte", "disk,host=a used=1i,nul=\"a\ufffdb\"", ""},
-	}
-	if len(got) != len(want) {
-		t.Fatalf("got rejected %+v, want %+v", got, want)
-	}
-	for i := range got {
-		if got[i].reason != want[i].reason || got[i].line != want[i].line || !strings.HasPrefix(got[i].source, "127.0.0.1:") {
-			t.Errorf("rejected %d: got %+v, want %+v from 127.0.0.1", i, got[i], want[i])
+// TestLoggerDurations: both log formats write a duration as Go does.
+func TestLoggerDurations(t *testing.T) {
+	for format, want := range map[string]string{"json": `"wait":"1.5s"`, "text": "wait=1.5s"} {
+		var out bytes.Buffer
+		newLogger(&out, config.Config{LogFormat: format}, new(slog.LevelVar)).Info("m", "wait", 1500*time.Millisecond)
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("%s: got %q, want %s in it", format, out.String(), want)
 		}
 	}
 }
 
-// TestEndToEndColumns is the default storage: one typed column per tag and
-// field.
-func TestEndToEndColumns(t *testing.T) {
-	pool, schema := pgtest.Schema(t)
-	p := start(t, schema)
-	send(t, p.addr,
-		"cpu,host=a,cpu=cpu0 usage_idle=95.9,usage_user=2.0 1574753954000000000\n"+
-			"cpu,host=b,cpu=cpu1 usage_idle=90,usage_user=7.5,procs=12i 1574753955000000000\n"+
-			"cpu,host=c usage_idle=\n"+
-			"cpu,host=d usage_idle=\"not a number\" 1574753956000000000\n")
-	cpu := pgx.Identifier{schema, "cpu"}.Sanitize()
-	waitRows(t, pool, cpu, 3)
-	p.stop(t)
-	rows, err := pool.Query(t.Context(), "SELECT time, host, coalesce(cpu, '-'), coalesce(usage_idle, -1), coalesce(usage_user, -1), coalesce(procs, -1) FROM "+cpu+" ORDER BY time")
-	if err != nil {
+// envMainArgs carries the arguments of TestMainHelperProcess.
+const envMainArgs = "PGINFLUX_TEST_MAIN_ARGS"
+
+// TestMainHelperProcess is not a test: it is the binary's main() with
+// the arguments in envMainArgs, for TestMainExitStatus.
+func TestMainHelperProcess(t *testing.T) {
+	spec := os.Getenv(envMainArgs)
+	if spec == "" {
+		t.Skip("runs only as a child of TestMainExitStatus")
+	}
+	var args []string
+	if err := json.Unmarshal([]byte(spec), &args); err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for rows.Next() {
-		var tm time.Time
-		var host, c string
-		var idle, user float64
-		var procs int64
-		if err := rows.Scan(&tm, &host, &c, &idle, &user, &procs); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, fmt.Sprintf("%d %s %s %v %v %d", tm.Unix(), host, c, idle, user, procs))
+	os.Args = append([]string{"pginflux"}, args...)
+	main()
+}
+
+// TestMainExitStatus runs main() in a process of its own: its exit
+// status, and which stream gets what.
+func TestMainExitStatus(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		status     int
+		stdout     string // a part of it
+		stderrLine string // the one line of stderr; "" for none
+	}{
+		{name: "help", args: []string{"--help"}, status: 0, stdout: "Commands:"},
+		{name: "version", args: []string{"--version"}, status: 0, stdout: "pginflux " + version},
+		{name: "unknown flag", args: []string{"--no-such-flag"}, status: 2, stderrLine: "pginflux: unknown flag --no-such-flag (pginflux --help lists the flags)"},
+		{name: "send usage", args: []string{"send", "x v=1", "--address"}, status: 2, stderrLine: "pginflux: send: --address needs a value"},
+		{name: "failure", args: []string{"healthcheck", "--url", "::"}, status: 1, stderrLine: "pginflux: healthcheck: "},
 	}
-	want := []string{
-		"1574753954 a cpu0 95.9 2 -1",
-		"1574753955 b cpu1 90 7.5 12",
-		"1574753956 d - -1 -1 -1",
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	var reasons []string
-	rrows, err := pool.Query(t.Context(), "SELECT reason || ': ' || line FROM "+pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()+" ORDER BY reason")
-	if err != nil {
-		t.Fatal(err)
-	}
-	reasons, err = pgx.CollectRows(rrows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantReasons := []string{
-		"syntax: cpu,host=c usage_idle=",
-		`type_conflict: cpu,host=d usage_idle="not a number" 1574753956000000000`,
-	}
-	if strings.Join(reasons, "\n") != strings.Join(wantReasons, "\n") {
-		t.Errorf("got rejected\n%s\nwant\n%s", strings.Join(reasons, "\n"), strings.Join(wantReasons, "\n"))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec, err := json.Marshal(tt.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestMainHelperProcess$")
+			cmd.Env = append(os.Environ(), envMainArgs+"="+string(spec), "PGINFLUX_VERSION=1.2.3")
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err = cmd.Run()
+			status := 0
+			if exit, ok := err.(*exec.ExitError); ok {
+				status = exit.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if status != tt.status {
+				t.Errorf("got status %d, want %d; stderr %q", status, tt.status, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tt.stdout) {
+				t.Errorf("got stdout %q, want %q in it", stdout.String(), tt.stdout)
+			}
+			if tt.stdout == "" && stdout.Len() > 0 {
+				t.Errorf("got stdout %q, want nothing", stdout.String())
+			}
+			if tt.stderrLine == "" {
+				if stderr.Len() > 0 {
+					t.Errorf("got stderr %q, want nothing", stderr.String())
+				}
+				return
+			}
+			oneLine(t, stderr.String(), tt.stderrLine)
+		})
 	}
 }
 
-func compareRows(t *testing.T, got, want []jsonbRow) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("got %d rows %+v, want %d %+v", len(got), got, len(want), want)
-	}
-	for i := range got {
-		if !got[i].time.Equal(want[i].time) || got[i].tags != want[i].tags || got[i].fields != want[i].fields {
-			t.Errorf("row %d: got %+v, want %+v", i, got[i], want[i])
+// TestSetProcs: the daemon takes half the runtime's CPUs, at least one,
+// unless GOMAXPROCS is set.
+func TestSetProcs(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(before) })
+	for _, tt := range []struct{ runtime, want int }{{1, 1}, {2, 1}, {3, 1}, {8, 4}} {
+		runtime.GOMAXPROCS(tt.runtime)
+		if got := setProcs(func(string) string { return "" }); got != tt.want {
+			t.Errorf("%d CPUs: setProcs gave %d, want %d", tt.runtime, got, tt.want)
 		}
 	}
-}
-
-// TestShutdownWritesEverything sends rows that would wait in open batches
-// (the flush interval is an hour), stops pginflux as SIGTERM would right
-// after sending, and finds every row written.
-func TestShutdownWritesEverything(t *testing.T) {
-	pool, schema := pgtest.Schema(t)
-	p := start(t, schema, "--flush-interval", "1h", "--batch-size", "100000")
-	const n = 2000
-	send(t, p.addr, numberedDatagrams("shutdown", n)...)
-	// On loopback a sent datagram is in the socket's buffer when send
-	// returns; stopping at once proves that the readers drain what the
-	// kernel holds, and that open batches are written, before run returns.
-	p.stop(t)
-
-	var got, distinct int
-	table := pgx.Identifier{schema, "shutdown"}.Sanitize()
-	if err := pool.QueryRow(t.Context(), "SELECT count(*), count(DISTINCT v) FROM "+table).Scan(&got, &distinct); err != nil {
-		t.Fatal(err)
+	runtime.GOMAXPROCS(8)
+	env := func(k string) string {
+		if k == "GOMAXPROCS" {
+			return "8"
+		}
+		return ""
 	}
-	if got != n || distinct != n {
-		t.Fatalf("got %d rows (%d distinct), want %d", got, distinct, n)
+	if got := setProcs(env); got != 8 {
+		t.Errorf("GOMAXPROCS=8 set: setProcs gave %d, want 8 (the environment wins)", got)
 	}
 }
