@@ -17,6 +17,7 @@ import (
 	"github.com/pginflux/pginflux/internal/cli"
 	"github.com/pginflux/pginflux/internal/importer"
 	"github.com/pginflux/pginflux/sink"
+	"github.com/pginflux/pginflux/sink/schema"
 )
 
 func init() {
@@ -275,7 +276,7 @@ func openImportPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, erro
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
-	if r := sink.Refusal(pingErr); r != nil {
+	if r := schema.Refusal(pingErr); r != nil {
 		pool.Close()
 		return nil, fmt.Errorf("import: database %s: %w", cfg.Database, r)
 	}
@@ -286,7 +287,7 @@ func openImportPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, erro
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := sink.Preflight(pctx, pool, cfg.Schema); err != nil {
+	if err := schema.Preflight(pctx, pool, cfg.Schema); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("import: database %s: %w", cfg.Database, err)
 	}

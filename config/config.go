@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/pginflux/pginflux/parse"
-	"github.com/pginflux/pginflux/sink"
+	"github.com/pginflux/pginflux/sink/schema"
 )
 
 // Storage says how tags and fields are laid out in a measurement's table.
@@ -236,7 +236,7 @@ func options() []option {
 				}
 				v = string(b)
 			}
-			t, err := sink.ParseTemplate(v)
+			t, err := schema.ParseTemplate(v)
 			if err != nil {
 				return fmt.Errorf("not a valid template: %w", err)
 			}

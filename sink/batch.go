@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pginflux/pginflux/parse"
+	"github.com/pginflux/pginflux/sink/schema"
 )
 
 // batch is rows of one table waiting to be written. It is owned by one
@@ -24,7 +25,7 @@ type batch struct {
 	rowOrigin []uint32 // rowOrigin[i] indexes origins
 
 	// Columns storage: the batch's tag and field keys.
-	keys     []batchKey
+	keys     []schema.BatchKey
 	tagIDs   map[string]uint32
 	fieldIDs map[string]uint32
 	lastSeq  []uint32 // key ids of the last line, in its order

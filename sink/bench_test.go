@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pginflux/pginflux/parse"
+	"github.com/pginflux/pginflux/sink/schema"
 )
 
 // cpuLines returns n Telegraf-like cpu lines (2 tags, 10 floats).
@@ -84,21 +85,20 @@ func BenchmarkEncodeColumns(b *testing.B) {
 
 // benchTable makes the table a columns-storage sink would have made for
 // the points, without a database.
-func benchTable(bt *batch, pts []*parse.Point) (*typedTable, []*column) {
+func benchTable(bt *batch, pts []*parse.Point) (*schema.TypedTable, []*schema.Column) {
 	for _, p := range pts {
 		bt.appendTypedRow(p)
 		bt.ends = append(bt.ends, len(bt.buf))
 		bt.addOrigin(origin)
 	}
-	t := &typedTable{name: "cpu", ident: `"bench"."cpu"`, owned: map[colKey]*column{}, byName: map[string]*column{}}
+	t := schema.NewTypedTable("cpu", `"bench"."cpu"`)
 	for _, k := range bt.keys {
-		typ := colType{oid: oidFloat8, typmod: -1, name: "double precision"}
-		if k.tag {
-			typ = colType{oid: oidText, typmod: -1, name: "text"}
+		typ := schema.Type{OID: schema.OIDFloat8, Typmod: -1, Name: "double precision"}
+		if k.Tag {
+			typ = schema.Type{OID: schema.OIDText, Typmod: -1, Name: "text"}
 		}
-		key := colKey{tag: k.tag, key: k.name}
-		c := &column{name: k.name, typ: typ, owner: &key}
-		t.owned[key], t.byName[k.name] = c, c
+		key := k.Key
+		t.Add(&schema.Column{Name: k.Name, Type: typ, Owner: &key})
 	}
-	return t, t.columnsFor(bt.keys)
+	return t, t.ColumnsFor(bt.keys)
 }

@@ -9,71 +9,8 @@ import (
 	"unsafe"
 
 	"github.com/pginflux/pginflux/parse"
+	"github.com/pginflux/pginflux/sink/schema"
 )
-
-// PostgreSQL type OIDs of the column types pginflux can write.
-const (
-	oidBool        = 16
-	oidInt8        = 20
-	oidInt2        = 21
-	oidInt4        = 23
-	oidText        = 25
-	oidFloat4      = 700
-	oidFloat8      = 701
-	oidBPChar      = 1042
-	oidVarchar     = 1043
-	oidTimestamp   = 1114
-	oidTimestamptz = 1184
-	oidNumeric     = 1700
-	oidJSONB       = 3802
-)
-
-// colType is a column's type as the catalog reports it.
-type colType struct {
-	oid    uint32
-	typmod int32  // -1 when none
-	name   string // format_type(), for messages
-}
-
-// numericTypmod returns the precision and scale of a numeric(p,s)
-// column; ok is false for numeric without them. The scale is an 11-bit
-// signed number (PostgreSQL 15 allows a negative scale, and one above the
-// precision).
-func (t colType) numericTypmod() (precision, scale int, ok bool) {
-	if t.oid != oidNumeric || t.typmod < 4 {
-		return 0, 0, false
-	}
-	tm := t.typmod - 4
-	return int(tm>>16) & 0xffff, int((tm&0x7ff)^0x400) - 0x400, true
-}
-
-// timePrecision returns the fractional digits of seconds a timestamp(p)
-// or timestamptz(p) column keeps: p, or 6 without one.
-func (t colType) timePrecision() int {
-	if (t.oid == oidTimestamp || t.oid == oidTimestamptz) && t.typmod >= 0 && t.typmod < 6 {
-		return int(t.typmod)
-	}
-	return 6
-}
-
-// maxChars returns the length limit of a varchar(n) or char(n) column, or
-// -1.
-func (t colType) maxChars() int {
-	if (t.oid == oidVarchar || t.oid == oidBPChar) && t.typmod >= 4 {
-		return int(t.typmod - 4)
-	}
-	return -1
-}
-
-// writable reports whether pginflux knows how to encode values for t.
-func (t colType) writable() bool {
-	switch t.oid {
-	case oidBool, oidInt8, oidInt2, oidInt4, oidText, oidFloat4, oidFloat8,
-		oidBPChar, oidVarchar, oidNumeric, oidJSONB:
-		return true
-	}
-	return false
-}
 
 // Why a value did not fit its column: the closed set of reasons in the
 // rejected table and in pginflux_sink_rejected_values_total.
@@ -116,7 +53,7 @@ type value struct {
 //     whole numbers in range;
 //   - strings into text, varchar(n) and char(n) when not too long;
 //   - booleans into boolean only.
-func appendValue(b []byte, t colType, v value) ([]byte, *conflict) {
+func appendValue(b []byte, t schema.Type, v value) ([]byte, *conflict) {
 	switch v.kind {
 	case parse.Float:
 		return appendFloatAs(b, t, math.Float64frombits(v.num))
@@ -125,7 +62,7 @@ func appendValue(b []byte, t colType, v value) ([]byte, *conflict) {
 	case parse.Uint:
 		return appendUintAs(b, t, v.num)
 	case parse.Bool:
-		if t.oid != oidBool {
+		if t.OID != schema.OIDBool {
 			return b, typeConflict(v, t)
 		}
 		b = appendInt32(b, 1)
@@ -138,28 +75,28 @@ func appendValue(b []byte, t colType, v value) ([]byte, *conflict) {
 	}
 }
 
-func typeConflict(v value, t colType) *conflict {
-	return &conflict{reason: ReasonTypeConflict, detail: fmt.Sprintf("a %s value does not fit column type %s", v.kind, t.name)}
+func typeConflict(v value, t schema.Type) *conflict {
+	return &conflict{reason: ReasonTypeConflict, detail: fmt.Sprintf("a %s value does not fit column type %s", v.kind, t.Name)}
 }
 
-func outOfRange(text string, t colType) *conflict {
-	return &conflict{reason: ReasonOutOfRange, detail: fmt.Sprintf("%s does not fit column type %s exactly", text, t.name)}
+func outOfRange(text string, t schema.Type) *conflict {
+	return &conflict{reason: ReasonOutOfRange, detail: fmt.Sprintf("%s does not fit column type %s exactly", text, t.Name)}
 }
 
-func appendFloatAs(b []byte, t colType, f float64) ([]byte, *conflict) {
-	switch t.oid {
-	case oidFloat8:
+func appendFloatAs(b []byte, t schema.Type, f float64) ([]byte, *conflict) {
+	switch t.OID {
+	case schema.OIDFloat8:
 		b = appendInt32(b, 8)
 		return binary.BigEndian.AppendUint64(b, math.Float64bits(f)), nil
-	case oidFloat4:
+	case schema.OIDFloat4:
 		if !realHolds(f) {
 			return b, outOfRange(strconv.FormatFloat(f, 'g', -1, 64), t)
 		}
 		b = appendInt32(b, 4)
 		return binary.BigEndian.AppendUint32(b, math.Float32bits(float32(f))), nil
-	case oidNumeric:
+	case schema.OIDNumeric:
 		return appendNumericAs(b, t, strconv.AppendFloat(nil, f, 'e', -1, 64))
-	case oidInt8, oidInt4, oidInt2:
+	case schema.OIDInt8, schema.OIDInt4, schema.OIDInt2:
 		// Whole floats in range are exact: 2.0 into bigint is 2.
 		if f != math.Trunc(f) || f < -(1<<63) || f >= 1<<63 {
 			return b, outOfRange(strconv.FormatFloat(f, 'g', -1, 64), t)
@@ -169,31 +106,31 @@ func appendFloatAs(b []byte, t colType, f float64) ([]byte, *conflict) {
 	return b, typeConflict(value{kind: parse.Float}, t)
 }
 
-func appendIntAs(b []byte, t colType, i int64) ([]byte, *conflict) {
-	switch t.oid {
-	case oidInt8:
+func appendIntAs(b []byte, t schema.Type, i int64) ([]byte, *conflict) {
+	switch t.OID {
+	case schema.OIDInt8:
 		b = appendInt32(b, 8)
 		return binary.BigEndian.AppendUint64(b, uint64(i)), nil
-	case oidInt4:
+	case schema.OIDInt4:
 		if i < math.MinInt32 || i > math.MaxInt32 {
 			return b, outOfRange(strconv.FormatInt(i, 10), t)
 		}
 		b = appendInt32(b, 4)
 		return binary.BigEndian.AppendUint32(b, uint32(int32(i))), nil
-	case oidInt2:
+	case schema.OIDInt2:
 		if i < math.MinInt16 || i > math.MaxInt16 {
 			return b, outOfRange(strconv.FormatInt(i, 10), t)
 		}
 		b = appendInt32(b, 2)
 		return binary.BigEndian.AppendUint16(b, uint16(int16(i))), nil
-	case oidNumeric:
+	case schema.OIDNumeric:
 		return appendNumericAs(b, t, strconv.AppendInt(nil, i, 10))
-	case oidFloat8:
+	case schema.OIDFloat8:
 		if f := float64(i); f >= 1<<63 || int64(f) != i {
 			return b, outOfRange(strconv.FormatInt(i, 10), t)
 		}
 		return appendFloatAs(b, t, float64(i))
-	case oidFloat4:
+	case schema.OIDFloat4:
 		if f := float32(i); f >= 1<<63 || int64(f) != i {
 			return b, outOfRange(strconv.FormatInt(i, 10), t)
 		}
@@ -202,22 +139,22 @@ func appendIntAs(b []byte, t colType, i int64) ([]byte, *conflict) {
 	return b, typeConflict(value{kind: parse.Int}, t)
 }
 
-func appendUintAs(b []byte, t colType, u uint64) ([]byte, *conflict) {
-	switch t.oid {
-	case oidNumeric:
+func appendUintAs(b []byte, t schema.Type, u uint64) ([]byte, *conflict) {
+	switch t.OID {
+	case schema.OIDNumeric:
 		return appendNumericAs(b, t, strconv.AppendUint(nil, u, 10))
-	case oidFloat8:
+	case schema.OIDFloat8:
 		// 2^63 and other large powers of two are floats exactly.
 		if f := float64(u); f >= 1<<64 || uint64(f) != u {
 			return b, outOfRange(strconv.FormatUint(u, 10), t)
 		}
 		return appendFloatAs(b, t, float64(u))
-	case oidFloat4:
+	case schema.OIDFloat4:
 		if f := float32(u); f >= 1<<64 || uint64(f) != u {
 			return b, outOfRange(strconv.FormatUint(u, 10), t)
 		}
 		return appendFloatAs(b, t, float64(u))
-	case oidInt8, oidInt4, oidInt2:
+	case schema.OIDInt8, schema.OIDInt4, schema.OIDInt2:
 		if u > math.MaxInt64 {
 			return b, outOfRange(strconv.FormatUint(u, 10), t)
 		}
@@ -226,11 +163,11 @@ func appendUintAs(b []byte, t colType, u uint64) ([]byte, *conflict) {
 	return b, typeConflict(value{kind: parse.Uint}, t)
 }
 
-func appendStringAs(b []byte, t colType, v value) ([]byte, *conflict) {
-	switch t.oid {
-	case oidText, oidVarchar, oidBPChar:
-		if n := t.maxChars(); n >= 0 && utf8.RuneCount(v.str) > n {
-			return b, &conflict{reason: ReasonTooLong, detail: fmt.Sprintf("%d characters do not fit column type %s", utf8.RuneCount(v.str), t.name)}
+func appendStringAs(b []byte, t schema.Type, v value) ([]byte, *conflict) {
+	switch t.OID {
+	case schema.OIDText, schema.OIDVarchar, schema.OIDBPChar:
+		if n := t.MaxChars(); n >= 0 && utf8.RuneCount(v.str) > n {
+			return b, &conflict{reason: ReasonTooLong, detail: fmt.Sprintf("%d characters do not fit column type %s", utf8.RuneCount(v.str), t.Name)}
 		}
 		b = appendInt32(b, int32(len(v.str)))
 		return append(b, v.str...), nil
@@ -322,9 +259,9 @@ func (d decimal) fits(precision, scale int) bool {
 
 // appendNumericAs appends the decimal number in text (see parseDecimal)
 // as a column of numeric type t, or says why t cannot hold it exactly.
-func appendNumericAs(b []byte, t colType, text []byte) ([]byte, *conflict) {
+func appendNumericAs(b []byte, t schema.Type, text []byte) ([]byte, *conflict) {
 	d := parseDecimal(text)
-	if p, s, ok := t.numericTypmod(); ok && !d.fits(p, s) {
+	if p, s, ok := t.NumericTypmod(); ok && !d.fits(p, s) {
 		return b, outOfRange(string(text), t)
 	}
 	return appendDecimal(b, d), nil
@@ -377,21 +314,11 @@ func appendDecimal(b []byte, d decimal) []byte {
 // point of 12:00:00.7 to 12:00:01 in timestamp(0); flooring first keeps
 // the rule that times are floored to the column's resolution, as
 // appendTimestamp floors nanoseconds to microseconds.
-func appendTimeAs(b []byte, t colType, unixNanos int64) []byte {
-	unit := t.timeUnit()
+func appendTimeAs(b []byte, t schema.Type, unixNanos int64) []byte {
+	unit := t.TimeUnit()
 	if unit == 1 {
 		return appendTimestamp(b, unixNanos)
 	}
 	b = appendInt32(b, 8)
 	return binary.BigEndian.AppendUint64(b, uint64(floorUnit(floorMicros(unixNanos), unit)-pgEpochMicros))
-}
-
-// timeUnit returns the microseconds a timestamp column of t keeps as one
-// unit: 1, or 10^(6-p) for timestamp(p).
-func (t colType) timeUnit() int64 {
-	unit := int64(1)
-	for range 6 - t.timePrecision() {
-		unit *= 10
-	}
-	return unit
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 	"github.com/pginflux/pginflux/parse"
+	"github.com/pginflux/pginflux/sink/internal/dbtest"
+	"github.com/pginflux/pginflux/sink/schema"
 )
 
 // feed parses data as the daemon does and sends its points and rejected
@@ -52,13 +54,13 @@ func values(t *testing.T, pool *pgxpool.Pool, schema, storage, table string, key
 	t.Helper()
 	ident := pgx.Identifier{schema, table}.Sanitize()
 	if storage == StorageJSONB {
-		return query(t, pool, "SELECT fields::text FROM "+ident+" ORDER BY time")
+		return dbtest.Query(t, pool, "SELECT fields::text FROM "+ident+" ORDER BY time")
 	}
 	var cols []string
 	for _, k := range keys {
 		cols = append(cols, "coalesce("+pgx.Identifier{k}.Sanitize()+"::text, '∅')")
 	}
-	return query(t, pool, "SELECT "+strings.Join(cols, " || ' ' || ")+" FROM "+ident+" ORDER BY time")
+	return dbtest.Query(t, pool, "SELECT "+strings.Join(cols, " || ' ' || ")+" FROM "+ident+" ORDER BY time")
 }
 
 // TestUserColumnsExact: a table a user made with narrower types than
@@ -136,22 +138,22 @@ func TestUserColumnsExact(t *testing.T) {
 	wantRows = append(wantRows, "∅ ∅ ∅ ∅ ∅ ∅ 29", "∅ ∅ ∅ ∅ ∅ ∅ -29")
 	write(t, pool, schema, Config{}, lines...)
 
-	gotRows := query(t, pool, `SELECT coalesce(n::text, '∅') || ' ' || coalesce(r::text, '∅') || ' ' || coalesce(s::text, '∅') || ' ' ||
+	gotRows := dbtest.Query(t, pool, `SELECT coalesce(n::text, '∅') || ' ' || coalesce(r::text, '∅') || ' ' || coalesce(s::text, '∅') || ' ' ||
 		coalesce(i::text, '∅') || ' ' || coalesce(vc::text, '∅') || ' ' || coalesce(c::text, '∅') || ' ' || w FROM `+table+" ORDER BY time")
 	for i := range max(len(gotRows), len(wantRows)) {
 		if i >= len(gotRows) || i >= len(wantRows) || gotRows[i] != wantRows[i] {
 			t.Errorf("row %d: got %q, want %q", i, gotRows[i:min(i+1, len(gotRows))], wantRows[i:min(i+1, len(wantRows))])
 		}
 	}
-	got := rejectedLines(t, pool, schema)
-	equal(t, "rejected", sortedCopy(got), sortedCopy(wantRejected))
-	equal(t, "left alone", query(t, pool, "SELECT ts_field || ' ' || d_field || ' ' || dom FROM "+table+" WHERE w = 29"), []string{"5 x 1.5"})
+	got := dbtest.RejectedLines(t, pool, schema)
+	dbtest.Equal(t, "rejected", sortedCopy(got), sortedCopy(wantRejected))
+	dbtest.Equal(t, "left alone", dbtest.Query(t, pool, "SELECT ts_field || ' ' || d_field || ' ' || dom FROM "+table+" WHERE w = 29"), []string{"5 x 1.5"})
 
 	// A tag into a varchar(n) column, in a batch of its own (with a field
 	// of the same name in the batch, the tag would get the column).
 	write(t, pool, schema, Config{}, `m,vc=abcd w=30i 30000`, `m,vc=abc w=31i 31000`)
-	equal(t, "tags", query(t, pool, "SELECT coalesce(vc, '∅') FROM "+table+" WHERE w >= 30 ORDER BY w"), []string{"∅", "abc"})
-	equal(t, "tag rejected", rejectedLines(t, pool, schema)[len(wantRejected):], []string{"too_long: m,vc=abcd w=30i 30000"})
+	dbtest.Equal(t, "tags", dbtest.Query(t, pool, "SELECT coalesce(vc, '∅') FROM "+table+" WHERE w >= 30 ORDER BY w"), []string{"∅", "abc"})
+	dbtest.Equal(t, "tag rejected", dbtest.RejectedLines(t, pool, schema)[len(wantRejected):], []string{"too_long: m,vc=abcd w=30i 30000"})
 }
 
 func sortedCopy(s []string) []string {
@@ -170,14 +172,14 @@ func sortedCopy(s []string) []string {
 // PostgreSQL itself does with the same text: a value fits exactly when the
 // cast neither fails nor changes it.
 func TestNumericTypmod(t *testing.T) {
-	pool, schema := pgtest.Schema(t)
+	pool, sch := pgtest.Schema(t)
 	types := []string{"numeric(5,2)", "numeric(3,0)", "numeric(1,1)", "numeric(4)", "numeric(10,5)", "numeric(2,-2)", "numeric(2,4)"}
 	texts := []string{"0", "1", "-1", "9.99", "99.999", "123.45", "1234.5", "999", "1000", "0.1", "0.05", "0.001", "0.0001",
 		"1e+02", "1.5e+03", "1200", "99000", "100000", "1e-05", "2.5e-05", "-0.01", "12345.67891", "99999.99999", "0.0099"}
 	for i, typ := range types {
 		// The typmod as the catalog has it, from a table with a column of
 		// the type.
-		tm := pgx.Identifier{schema, fmt.Sprintf("tm%d", i)}.Sanitize()
+		tm := pgx.Identifier{sch, fmt.Sprintf("tm%d", i)}.Sanitize()
 		if _, err := pool.Exec(t.Context(), "CREATE TABLE "+tm+" (x "+typ+")"); err != nil {
 			// A negative scale, or one above the precision, needs
 			// PostgreSQL 15.
@@ -188,7 +190,7 @@ func TestNumericTypmod(t *testing.T) {
 		if err := pool.QueryRow(t.Context(), "SELECT atttypmod FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'x'", tm).Scan(&typmod); err != nil {
 			t.Fatal(err)
 		}
-		ct := colType{oid: oidNumeric, typmod: typmod, name: typ}
+		ct := schema.Type{OID: schema.OIDNumeric, Typmod: typmod, Name: typ}
 		for _, text := range texts {
 			var same bool
 			err := pool.QueryRow(t.Context(), "SELECT $1::numeric = $1::numeric::"+typ, text).Scan(&same)
@@ -221,7 +223,7 @@ func TestRealHolds(t *testing.T) {
 // TestUintIntoFloat: an unsigned integer above 2^63-1 that is a float
 // exactly goes into a double precision column.
 func TestUintIntoFloat(t *testing.T) {
-	f8 := colType{oid: oidFloat8, typmod: -1, name: "double precision"}
+	f8 := schema.Type{OID: schema.OIDFloat8, Typmod: -1, Name: "double precision"}
 	if _, cf := appendValue(nil, f8, value{kind: parse.Uint, num: 1 << 63}); cf != nil {
 		t.Errorf("2^63 into double precision: got %v", cf)
 	}
@@ -247,8 +249,8 @@ func TestTimePrecision(t *testing.T) {
 		{0, math.MinInt64, -9_223_372_037_000_000},
 	}
 	for _, tt := range tests {
-		for _, oid := range []uint32{oidTimestamptz, oidTimestamp} {
-			b := appendTimeAs(nil, colType{oid: oid, typmod: tt.typmod}, tt.nanos)
+		for _, oid := range []uint32{schema.OIDTimestamptz, schema.OIDTimestamp} {
+			b := appendTimeAs(nil, schema.Type{OID: oid, Typmod: tt.typmod}, tt.nanos)
 			got := int64(binary.BigEndian.Uint64(b[4:])) + pgEpochMicros
 			if got != tt.micros {
 				t.Errorf("timestamp(%d) of %d: got %d µs, want %d", tt.typmod, tt.nanos, got, tt.micros)
@@ -267,11 +269,11 @@ func TestJSONBFloatForm(t *testing.T) {
 	}, "\n"))
 	ident := pgx.Identifier{schema, "m"}.Sanitize()
 	// A float's text has a point; reading it back gives the same float64.
-	equal(t, "float form", query(t, pool, `SELECT strpos(fields->>'v', '.') > 0, (fields->>'v')::float8::text FROM `+ident+" ORDER BY time"), []string{
+	dbtest.Equal(t, "float form", dbtest.Query(t, pool, `SELECT strpos(fields->>'v', '.') > 0, (fields->>'v')::float8::text FROM `+ident+" ORDER BY time"), []string{
 		"true|2", "true|1000000", "true|1e+21", "true|1e+300", "true|-1.5e+16", "true|1.7976931348623157e+308",
 		"true|5e-324", "true|0", "true|1.2345678901234568e+20", "false|1000000", "true|1000000",
 	})
-	equal(t, "integer stays integer", query(t, pool, `SELECT fields->>'w' FROM `+ident+" WHERE fields ? 'w'"), []string{"1000000"})
+	dbtest.Equal(t, "integer stays integer", dbtest.Query(t, pool, `SELECT fields->>'w' FROM `+ident+" WHERE fields ? 'w'"), []string{"1000000"})
 }
 
 // TestRepeatedFieldKey: `v=1i,v="s"` keeps "s", and in columns storage the
@@ -285,16 +287,16 @@ func testRepeatedFieldKey(t *testing.T, storage string) {
 	if storage == StorageJSONB {
 		want = []string{`{"v": "s", "w": 2.0}`, `{"v": "y"}`}
 	}
-	equal(t, "values", values(t, pool, schema, storage, "m", "v", "w"), want)
+	dbtest.Equal(t, "values", values(t, pool, schema, storage, "m", "v", "w"), want)
 	if storage == StorageColumns {
-		equal(t, "columns", columns(t, pool, schema, "m")[2:], []string{"v text", "w double precision", "t text"})
+		dbtest.Equal(t, "columns", dbtest.Columns(t, pool, schema, "m")[2:], []string{"v text", "w double precision", "t text"})
 	}
 	var exists bool
 	if err := pool.QueryRow(t.Context(), "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()).Scan(&exists); err != nil {
 		t.Fatal(err)
 	}
 	if exists {
-		equal(t, "rejected", rejectedLines(t, pool, schema), nil)
+		dbtest.Equal(t, "rejected", dbtest.RejectedLines(t, pool, schema), nil)
 	}
 }
 
@@ -310,8 +312,8 @@ func testMultiLineRejected(t *testing.T, storage string) {
 	if storage == StorageJSONB {
 		want = []string{`{"v": 1.0}`, `{"v": 4.0}`}
 	}
-	equal(t, "values", values(t, pool, schema, storage, "m", "v"), want)
-	equal(t, "rejected", rejectedLines(t, pool, schema), []string{"syntax: " + bad})
+	dbtest.Equal(t, "values", values(t, pool, schema, storage, "m", "v"), want)
+	dbtest.Equal(t, "rejected", dbtest.RejectedLines(t, pool, schema), []string{"syntax: " + bad})
 }
 
 // TestForbiddenNumbers: numbers the line-protocol grammar forbids are
@@ -326,10 +328,10 @@ func testForbiddenNumbers(t *testing.T, storage string) {
 	if storage == StorageJSONB {
 		want = []string{`{"v": 10.0}`}
 	}
-	equal(t, "values", values(t, pool, schema, storage, "m", "v"), want)
+	dbtest.Equal(t, "values", values(t, pool, schema, storage, "m", "v"), want)
 	var wantRejected []string
 	for _, l := range bad {
 		wantRejected = append(wantRejected, "syntax: "+l)
 	}
-	equal(t, "rejected", sortedCopy(rejectedLines(t, pool, schema)), sortedCopy(wantRejected))
+	dbtest.Equal(t, "rejected", sortedCopy(dbtest.RejectedLines(t, pool, schema)), sortedCopy(wantRejected))
 }

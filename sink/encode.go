@@ -49,8 +49,9 @@ func endValue(b []byte, at int) []byte {
 }
 
 // appendJSONBRow appends one row of the jsonb layout in the column order
-// of jsonbColumns: time, tags, fields. When a line repeats a key, the
-// object repeats it too and jsonb keeps the last one, as InfluxDB does.
+// of schema.Catalog's jsonb tables: time, tags, fields. When a line
+// repeats a key, the object repeats it too and jsonb keeps the last one,
+// as InfluxDB does.
 func appendJSONBRow(b []byte, p *parse.Point) []byte {
 	b = appendInt16(b, 3)
 	b = appendTimestamp(b, p.Time)

@@ -3,6 +3,8 @@ package sink
 import (
 	"slices"
 	"time"
+
+	"github.com/pginflux/pginflux/sink/schema"
 )
 
 // Why rows are held rather than written, for /readyz, the log and HTTP's
@@ -39,7 +41,7 @@ func heldKey(b *batch) string {
 
 // blocked notes that b's rows are held because of err.
 func (s *Sink) blocked(b *batch, err error) {
-	temp := isTemporary(err)
+	temp := schema.IsTemporary(err)
 	if temp {
 		s.blockedBy.Store(&blockedReason{err})
 		s.down.Store(true)

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pginflux/pginflux/internal/plural"
+	"github.com/pginflux/pginflux/sink/schema"
 )
 
 // Write modes: how the tables pginflux creates are keyed.
@@ -56,17 +57,17 @@ func floorMicros(unixNanos int64) int64 {
 // planPoints fills pp for rows lo..hi-1 of b, bound for table: it finds
 // each row's tag set, its series id (registering new ones), and groups the
 // rows that are one point, in arrival order.
-func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b *batch, lo, hi int, table string, timeType colType) error {
+func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b *batch, lo, hi int, table string, timeType schema.Type) error {
 	// Times as the time column keeps them: rows apart by less are one
 	// point.
-	unit := timeType.timeUnit()
+	unit := timeType.TimeUnit()
 	columns := s.cfg.Storage == StorageColumns
 	n := hi - lo
 	pp.canon, pp.canonEnds = pp.canon[:0], pp.canonEnds[:0]
 	if columns {
 		pp.keyBytes = pp.keyBytes[:0]
 		for _, k := range b.keys {
-			pp.keyBytes = append(pp.keyBytes, []byte(k.name))
+			pp.keyBytes = append(pp.keyBytes, []byte(k.Name))
 		}
 	}
 	micros := pp.micros[:0]
@@ -101,17 +102,8 @@ func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b 
 	}
 
 	pp.sids = resize(pp.sids, n)
-	sc := s.catalog.seriesOf(table)
-	pp.miss = pp.miss[:0]
-	sc.mu.RLock()
-	for k := range n {
-		if id, ok := sc.ids[string(key(k))]; ok {
-			pp.sids[k] = id
-		} else {
-			pp.miss = append(pp.miss, k)
-		}
-	}
-	sc.mu.RUnlock()
+	sc := s.catalog.Series(table)
+	pp.miss = sc.Lookup(n, key, pp.sids, pp.miss[:0])
 	if len(pp.miss) > 0 {
 		uniq := make(map[string]int)
 		var tags []string
@@ -126,18 +118,11 @@ func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b 
 				}
 			}
 		}
-		ids, err := s.catalog.registerSeries(ctx, conn, table, tags)
+		ids, err := s.catalog.RegisterSeries(ctx, conn, table, tags)
 		if err != nil {
 			return err
 		}
-		sc.mu.Lock()
-		if len(sc.ids)+len(uniq) > maxCachedSeries {
-			clear(sc.ids)
-		}
-		for c, j := range uniq {
-			sc.ids[c] = ids[j]
-		}
-		sc.mu.Unlock()
+		sc.Store(uniq, ids)
 		for _, k := range pp.miss {
 			pp.sids[k] = ids[uniq[string(key(k))]]
 		}
@@ -279,7 +264,7 @@ func upsertSQL(ident, stage string, names []string, jsonb bool) string {
 				set = append(set, `"fields" = t."fields" || EXCLUDED."fields"`)
 				continue
 			}
-		case `"` + overflowColumn + `"`:
+		case `"` + schema.OverflowColumn + `"`:
 			set = append(set, n+` = CASE WHEN t.`+n+` IS NULL OR EXCLUDED.`+n+` IS NULL THEN coalesce(EXCLUDED.`+n+`, t.`+n+`) ELSE
 				jsonb_strip_nulls(jsonb_build_object('tags', nullif(coalesce(t.`+n+`->'tags', '{}') || coalesce(EXCLUDED.`+n+`->'tags', '{}'), '{}'),
 					'fields', nullif(coalesce(t.`+n+`->'fields', '{}') || coalesce(EXCLUDED.`+n+`->'fields', '{}'), '{}'))) END`)

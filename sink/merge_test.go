@@ -16,39 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
+	"github.com/pginflux/pginflux/sink/internal/dbtest"
+	"github.com/pginflux/pginflux/sink/schema"
 )
-
-// writeBatches writes each group of lines as a batch of its own, one after
-// the other (each committed before the next is added), through one sink.
-func writeBatches(t *testing.T, pool *pgxpool.Pool, cfg Config, groups ...[]string) *Metrics {
-	t.Helper()
-	cfg.Writers = 2
-	cfg.FlushInterval = time.Hour
-	if cfg.BatchSize == 0 {
-		cfg.BatchSize = 100_000
-	}
-	if cfg.RejectedTable == "" {
-		cfg.RejectedTable = "pginflux_rejected"
-	}
-	m := NewMetrics(nil)
-	s := New(pool, cfg, m, quiet)
-	b := s.NewBatcher()
-	for _, g := range groups {
-		tk := NewTicket()
-		for _, l := range g {
-			if b.addRow(line(t, l), origin, tk) {
-				b.waitRoom(t.Context())
-			}
-		}
-		b.Flush()
-		tk.Seal()
-		if _, err := tk.Wait(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	closeSink(t, s)
-	return m
-}
 
 // points reads a table as "tags|fields" lines, in both storage modes: the
 // columns given, or tags and fields as text for jsonb.
@@ -57,7 +27,7 @@ func points(t *testing.T, pool *pgxpool.Pool, schema, table, storage, cols strin
 	if storage == StorageJSONB {
 		cols = "tags::text, fields::text"
 	}
-	return query(t, pool, "SELECT extract(epoch from time)::bigint, "+cols+" FROM "+pgx.Identifier{schema, table}.Sanitize()+" ORDER BY time, 2, 3")
+	return dbtest.Query(t, pool, "SELECT extract(epoch from time)::bigint, "+cols+" FROM "+pgx.Identifier{schema, table}.Sanitize()+" ORDER BY time, 2, 3")
 }
 
 // TestPointMerge: the rows of one point — in one batch, in two batches,
@@ -91,7 +61,7 @@ func testPointMerge(t *testing.T, storage string) {
 			`2|{"host": "a", "zone": "z"}|{"free": 6, "used": 5}`,
 		}
 	}
-	equal(t, "points", points(t, pool, schema, "mem", storage, "host, zone, used, free, total, avail"), want)
+	dbtest.Equal(t, "points", points(t, pool, schema, "mem", storage, "host, zone, used, free, total, avail"), want)
 	if got := testutil.ToFloat64(m.MergedRows); got != 1 {
 		t.Errorf("rows merged in memory: got %v, want 1", got)
 	}
@@ -135,8 +105,8 @@ func testPointMergeManyInBatch(t *testing.T, storage string) {
 	if storage == StorageJSONB {
 		cols = "tags->>'host', coalesce(fields->>'f0', '∅'), coalesce(fields->>'f1', '∅'), coalesce(fields->>'f2', '∅'), coalesce(fields->>'f3', '∅')"
 	}
-	got := query(t, pool, "SELECT extract(epoch from time)::bigint, "+cols+" FROM "+pgx.Identifier{schema, "m"}.Sanitize()+" ORDER BY 1, 2")
-	equal(t, "points", got, sortedStrings(want))
+	got := dbtest.Query(t, pool, "SELECT extract(epoch from time)::bigint, "+cols+" FROM "+pgx.Identifier{schema, "m"}.Sanitize()+" ORDER BY 1, 2")
+	dbtest.Equal(t, "points", got, sortedStrings(want))
 }
 
 func sortedStrings(s []string) []string {
@@ -157,19 +127,19 @@ func TestNewTagKeyIsNewSeries(t *testing.T) {
 	cfg := Config{Schema: schema, Storage: StorageColumns}
 	writeBatches(t, pool, cfg, []string{"cpu,host=a v=1 1000000000", "cpu,host=b v=2 1000000000"})
 	indexes := func() []string {
-		return query(t, pool, "SELECT indexrelid::regclass::text || ' ' || pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = '"+
+		return dbtest.Query(t, pool, "SELECT indexrelid::regclass::text || ' ' || pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = '"+
 			pgx.Identifier{schema, "cpu"}.Sanitize()+"'::regclass")
 	}
 	before := indexes()
 	writeBatches(t, pool, cfg, []string{"cpu,host=a,zone=z v=3 1000000000", "cpu,host=a v=4 1000000000"})
-	equal(t, "indexes", indexes(), before)
-	equal(t, "rows", query(t, pool, "SELECT host, zone, v FROM "+pgx.Identifier{schema, "cpu"}.Sanitize()+" ORDER BY host, zone"),
+	dbtest.Equal(t, "indexes", indexes(), before)
+	dbtest.Equal(t, "rows", dbtest.Query(t, pool, "SELECT host, zone, v FROM "+pgx.Identifier{schema, "cpu"}.Sanitize()+" ORDER BY host, zone"),
 		[]string{"a|z|3", "a|∅|4", "b|∅|2"})
-	equal(t, "series", query(t, pool, "SELECT table_name, tags::text FROM "+pgx.Identifier{schema, seriesTable}.Sanitize()+" ORDER BY 2"),
+	dbtest.Equal(t, "series", dbtest.Query(t, pool, "SELECT table_name, tags::text FROM "+pgx.Identifier{schema, "pginflux_series"}.Sanitize()+" ORDER BY 2"),
 		[]string{`cpu|{"host": "a", "zone": "z"}`, `cpu|{"host": "a"}`, `cpu|{"host": "b"}`})
 	// The series table joins back to the rows.
-	equal(t, "join", query(t, pool, "SELECT s.tags->>'zone', c.v FROM "+pgx.Identifier{schema, "cpu"}.Sanitize()+" c JOIN "+
-		pgx.Identifier{schema, seriesTable}.Sanitize()+" s ON s.table_name = 'cpu' AND s.series_id = c.series_id WHERE s.tags @> '{\"zone\": \"z\"}'"),
+	dbtest.Equal(t, "join", dbtest.Query(t, pool, "SELECT s.tags->>'zone', c.v FROM "+pgx.Identifier{schema, "cpu"}.Sanitize()+" c JOIN "+
+		pgx.Identifier{schema, "pginflux_series"}.Sanitize()+" s ON s.table_name = 'cpu' AND s.series_id = c.series_id WHERE s.tags @> '{\"zone\": \"z\"}'"),
 		[]string{"z|3"})
 }
 
@@ -179,10 +149,8 @@ func TestNewTagKeyIsNewSeries(t *testing.T) {
 func TestSeriesCollision(t *testing.T) { bothStorages(t, testSeriesCollision) }
 
 func testSeriesCollision(t *testing.T, storage string) {
-	testHookSeriesHash = func([]byte) int64 { return 42 }
-	t.Cleanup(func() { testHookSeriesHash = nil })
 	pool, schema := pgtest.Schema(t)
-	cfg := Config{Schema: schema, Storage: storage}
+	cfg := Config{Schema: schema, Storage: storage, Seams: Seams{SeriesHash: func([]byte) int64 { return 42 }}}
 	m := writeBatches(t, pool, cfg, []string{"c,host=a v=1i 1000000000", "c,host=b v=2i 1000000000"})
 	// Another process, with a new tag set and the two known ones.
 	writeBatches(t, pool, cfg, []string{"c,host=c v=3i 1000000000", "c,host=b v=22i 1000000000", "c,host=a v=11i 2000000000"})
@@ -190,9 +158,9 @@ func testSeriesCollision(t *testing.T, storage string) {
 	if storage == StorageJSONB {
 		cols = "tags->>'host', fields->>'v'"
 	}
-	equal(t, "rows", query(t, pool, "SELECT extract(epoch from time)::bigint, "+cols+" FROM "+pgx.Identifier{schema, "c"}.Sanitize()+" ORDER BY 1, 2"),
+	dbtest.Equal(t, "rows", dbtest.Query(t, pool, "SELECT extract(epoch from time)::bigint, "+cols+" FROM "+pgx.Identifier{schema, "c"}.Sanitize()+" ORDER BY 1, 2"),
 		[]string{"1|a|1", "1|b|22", "1|c|3", "2|a|11"})
-	equal(t, "ids", query(t, pool, "SELECT series_id, tags->>'host' FROM "+pgx.Identifier{schema, seriesTable}.Sanitize()+" ORDER BY 1"),
+	dbtest.Equal(t, "ids", dbtest.Query(t, pool, "SELECT series_id, tags->>'host' FROM "+pgx.Identifier{schema, "pginflux_series"}.Sanitize()+" ORDER BY 1"),
 		[]string{"42|a", "43|b", "44|c"})
 	if got := testutil.ToFloat64(m.SeriesCollisions); got != 1 {
 		t.Errorf("collisions: got %v, want 1", got)
@@ -202,9 +170,8 @@ func testSeriesCollision(t *testing.T, storage string) {
 // TestConcurrentSeries: sinks registering the same and colliding tag sets
 // at once agree on one id per tag set.
 func TestConcurrentSeries(t *testing.T) {
-	testHookSeriesHash = func(b []byte) int64 { return int64(len(b) % 3) }
-	t.Cleanup(func() { testHookSeriesHash = nil })
 	pool, schema := pgtest.Schema(t)
+	hash := func(b []byte) int64 { return int64(len(b) % 3) }
 	var wg sync.WaitGroup
 	for k := range 4 {
 		wg.Go(func() {
@@ -212,13 +179,13 @@ func TestConcurrentSeries(t *testing.T) {
 			for i := range 50 {
 				lines = append(lines, fmt.Sprintf("s,host=h%d v%d=%di %d", i, k, i, 1_000_000_000))
 			}
-			writeBatches(t, pool, Config{Schema: schema, Storage: StorageColumns}, lines)
+			writeBatches(t, pool, Config{Schema: schema, Storage: StorageColumns, Seams: Seams{SeriesHash: hash}}, lines)
 		})
 	}
 	wg.Wait()
-	equal(t, "rows", query(t, pool, "SELECT count(*), count(DISTINCT series_id), count(v0), count(v1), count(v2), count(v3) FROM "+
+	dbtest.Equal(t, "rows", dbtest.Query(t, pool, "SELECT count(*), count(DISTINCT series_id), count(v0), count(v1), count(v2), count(v3) FROM "+
 		pgx.Identifier{schema, "s"}.Sanitize()), []string{"50|50|50|50|50|50"})
-	equal(t, "series", query(t, pool, "SELECT count(*), count(DISTINCT tags) FROM "+pgx.Identifier{schema, seriesTable}.Sanitize()), []string{"50|50"})
+	dbtest.Equal(t, "series", dbtest.Query(t, pool, "SELECT count(*), count(DISTINCT tags) FROM "+pgx.Identifier{schema, "pginflux_series"}.Sanitize()), []string{"50|50"})
 }
 
 // TestAppendMode: --write-mode append makes tables without a key, where a
@@ -229,11 +196,11 @@ func testAppendMode(t *testing.T, storage string) {
 	pool, schema := pgtest.Schema(t)
 	cfg := Config{Schema: schema, Storage: storage, WriteMode: WriteAppend}
 	writeBatches(t, pool, cfg, []string{"m,host=a v=1i 1000000000", "m,host=a w=1i 1000000000"}, []string{"m,host=a v=1i 1000000000"})
-	if got := count(t, pool, schema, "m"); got != 3 {
+	if got := dbtest.Count(t, pool, schema, "m"); got != 3 {
 		t.Errorf("rows: got %d, want 3", got)
 	}
-	for _, c := range columns(t, pool, schema, "m") {
-		if strings.HasPrefix(c, seriesColumn) {
+	for _, c := range dbtest.Columns(t, pool, schema, "m") {
+		if strings.HasPrefix(c, "series_id") {
 			t.Errorf("append table has column %s", c)
 		}
 	}
@@ -262,18 +229,18 @@ func TestPrecreatedKeys(t *testing.T) {
 	b := s.NewBatcher()
 	for range 2 {
 		for _, tbl := range []string{"keyed", "plain", "partial"} {
-			b.Add(line(t, tbl+",host=a v=1 1000000000"), origin)
-			b.Add(line(t, tbl+",host=a w=2i 1000000000"), origin)
+			b.Add(dbtest.Line(t, tbl+",host=a v=1 1000000000"), origin)
+			b.Add(dbtest.Line(t, tbl+",host=a w=2i 1000000000"), origin)
 		}
 		b.Flush()
 	}
 	closeSink(t, s)
 	for tbl, want := range map[string]int{"keyed": 1, "plain": 4, "partial": 4} {
-		if got := count(t, pool, schema, tbl); got != want {
+		if got := dbtest.Count(t, pool, schema, tbl); got != want {
 			t.Errorf("%s: got %d rows, want %d", tbl, got, want)
 		}
 	}
-	equal(t, "keyed", query(t, pool, "SELECT host, v, w FROM "+pgx.Identifier{schema, "keyed"}.Sanitize()), []string{"a|1|2"})
+	dbtest.Equal(t, "keyed", dbtest.Query(t, pool, "SELECT host, v, w FROM "+pgx.Identifier{schema, "keyed"}.Sanitize()), []string{"a|1|2"})
 	mu.Lock()
 	defer mu.Unlock()
 	said := func(tbl string) (n int) {
@@ -308,10 +275,7 @@ func TestPointMergePartitioned(t *testing.T) { bothStorages(t, testPointMergePar
 
 func testPointMergePartitioned(t *testing.T, storage string) {
 	pool, schema := pgtest.Schema(t)
-	tmpl, err := ParseTemplate("CREATE INDEX ON {{.Table}} USING brin ({{.TimeColumn}})")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tmpl := mustTemplate(t, "CREATE INDEX ON {{.Table}} USING brin ({{.TimeColumn}})")
 	day := int64(24 * time.Hour)
 	cfg := Config{Schema: schema, Storage: storage, PartitionBy: "day", CreateTableSQL: tmpl}
 	writeBatches(t, pool, cfg,
@@ -322,7 +286,7 @@ func testPointMergePartitioned(t *testing.T, storage string) {
 	if storage == StorageJSONB {
 		cols = "tags->>'host', fields->>'v', coalesce(fields->>'w', '∅')"
 	}
-	equal(t, "rows", query(t, pool, "SELECT extract(epoch from time)::bigint / 86400, "+cols+" FROM "+pgx.Identifier{schema, "p"}.Sanitize()+" ORDER BY 1"),
+	dbtest.Equal(t, "rows", dbtest.Query(t, pool, "SELECT extract(epoch from time)::bigint / 86400, "+cols+" FROM "+pgx.Identifier{schema, "p"}.Sanitize()+" ORDER BY 1"),
 		[]string{"1|a|1|1", "3|a|3|∅"})
 }
 
@@ -365,7 +329,7 @@ func TestCommitLostNoDuplicates(t *testing.T) {
 					t.Errorf("got %d rows (%d distinct times), want 601", rows, distinct)
 				}
 				if storage == StorageColumns {
-					if got := count(t, pool, schema, "pginflux_rejected"); got != 1 {
+					if got := dbtest.Count(t, pool, schema, "pginflux_rejected"); got != 1 {
 						t.Errorf("rejected: got %d rows, want 1", got)
 					}
 				}
@@ -383,14 +347,14 @@ func TestNameClash(t *testing.T) { bothStorages(t, testNameClash) }
 
 func testNameClash(t *testing.T, storage string) {
 	long := strings.Repeat("m", 70)
-	short := TableName(long)
+	short := schema.TableName(long)
 	for _, order := range [][]string{{long, short}, {short, long}} {
-		pool, schema := pgtest.Schema(t)
+		pool, sch := pgtest.Schema(t)
 		for i, m := range order {
-			writeBatches(t, pool, Config{Schema: schema, Storage: storage}, []string{fmt.Sprintf("%s,host=h v=%di 1000", m, i)})
+			writeBatches(t, pool, Config{Schema: sch, Storage: storage}, []string{fmt.Sprintf("%s,host=h v=%di 1000", m, i)})
 		}
-		got := query(t, pool, `SELECT c.relname || '|' || coalesce(obj_description(c.oid, 'pg_class'), '') FROM pg_class c
-			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '`+schema+`' AND c.relkind IN ('r', 'p') AND c.relname LIKE 'mmm%' ORDER BY 1`)
+		got := dbtest.Query(t, pool, `SELECT c.relname || '|' || coalesce(obj_description(c.oid, 'pg_class'), '') FROM pg_class c
+			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '`+sch+`' AND c.relkind IN ('r', 'p') AND c.relname LIKE 'mmm%' ORDER BY 1`)
 		if len(got) != 2 {
 			t.Fatalf("order %d: got tables %q, want two", len(order[0]), got)
 		}
@@ -398,7 +362,7 @@ func testNameClash(t *testing.T, storage string) {
 			var table string
 			for _, g := range got {
 				name, comment, _ := strings.Cut(g, "|")
-				if tableOwner(name, comment) == m {
+				if schema.TableOwner(name, comment) == m {
 					table = name
 				}
 			}
@@ -409,7 +373,7 @@ func testNameClash(t *testing.T, storage string) {
 			if storage == StorageJSONB {
 				v = "fields->>'v'"
 			}
-			equal(t, m[:5]+"...", query(t, pool, "SELECT "+v+" FROM "+pgx.Identifier{schema, table}.Sanitize()), []string{fmt.Sprint(i)})
+			dbtest.Equal(t, m[:5]+"...", dbtest.Query(t, pool, "SELECT "+v+" FROM "+pgx.Identifier{sch, table}.Sanitize()), []string{fmt.Sprint(i)})
 		}
 	}
 }
@@ -423,9 +387,16 @@ func TestNamedLikeOwnTables(t *testing.T) {
 		[]string{fmt.Sprintf("cpu,host=a v=1i %d", day)},
 		[]string{fmt.Sprintf("pginflux_series,host=a v=2i %d", day), fmt.Sprintf("cpu_p19700102,host=a v=3i %d", day), fmt.Sprintf("pginflux_commits v=4i %d", day)},
 	)
-	equal(t, "series", query(t, pool, "SELECT table_name FROM "+pgx.Identifier{schema, seriesTable}.Sanitize()+" WHERE table_name LIKE 'cpu%' ORDER BY 1"), []string{"cpu", candidateName("cpu_p19700102", 1)})
-	equal(t, "partition", query(t, pool, "SELECT host || v FROM "+pgx.Identifier{schema, "cpu_p19700102"}.Sanitize()), []string{"a1"})
-	equal(t, "measurements", query(t, pool, `SELECT obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	// The measurement cpu_p19700102 gets the next name (see
+	// schema.TableName), its partition-like name being taken.
+	other := dbtest.Query(t, pool, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = '`+schema+`' AND obj_description(c.oid, 'pg_class') = 'cpu_p19700102'`)
+	if len(other) != 1 || other[0] == "cpu_p19700102" {
+		t.Fatalf("tables serving cpu_p19700102: %q, want one of another name", other)
+	}
+	dbtest.Equal(t, "series", dbtest.Query(t, pool, "SELECT table_name FROM "+pgx.Identifier{schema, "pginflux_series"}.Sanitize()+" WHERE table_name LIKE 'cpu%' ORDER BY 1"), []string{"cpu", other[0]})
+	dbtest.Equal(t, "partition", dbtest.Query(t, pool, "SELECT host || v FROM "+pgx.Identifier{schema, "cpu_p19700102"}.Sanitize()), []string{"a1"})
+	dbtest.Equal(t, "measurements", dbtest.Query(t, pool, `SELECT obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = '`+schema+`' AND c.relkind IN ('r', 'p') AND obj_description(c.oid, 'pg_class') IN ('cpu_p19700102', 'pginflux_series', 'pginflux_commits') ORDER BY 1`),
 		[]string{"cpu_p19700102", "pginflux_commits", "pginflux_series"})
 }
@@ -440,7 +411,7 @@ func TestTimeColumnPrecision(t *testing.T) {
 	writeBatches(t, pool, Config{Schema: schema, Storage: StorageColumns},
 		[]string{"coarse,host=x a=1i 1700000000700000000", "coarse,host=x b=2i 1700000000300000000"},
 		[]string{"coarse,host=x a=3i 1700000000900000000"})
-	equal(t, "rows", query(t, pool, "SELECT extract(epoch from time)::text || ' ' || a || ' ' || b FROM "+table), []string{"1700000000.000000 3 2"})
+	dbtest.Equal(t, "rows", dbtest.Query(t, pool, "SELECT extract(epoch from time)::text || ' ' || a || ' ' || b FROM "+table), []string{"1700000000.000000 3 2"})
 }
 
 // TestDomainColumns: a column of a domain without constraints takes values
@@ -455,8 +426,8 @@ func TestDomainColumns(t *testing.T) {
 		"CREATE DOMAIN "+q("ts")+" AS timestamptz",
 		"CREATE TABLE "+q("d")+" (time "+q("ts")+" NOT NULL, v "+q("money2")+", w "+q("positive")+")")
 	write(t, pool, schema, Config{WriteMode: WriteAppend}, "d v=1.25,w=5i 1000", "d v=1.234,w=-1i 2000")
-	equal(t, "rows", query(t, pool, "SELECT concat_ws(' ', v, w, w_field) FROM "+q("d")+" ORDER BY time"), []string{"1.25 5", "-1"})
-	equal(t, "rejected", rejectedLines(t, pool, schema), []string{"out_of_range: d v=1.234 2000"})
+	dbtest.Equal(t, "rows", dbtest.Query(t, pool, "SELECT concat_ws(' ', v, w, w_field) FROM "+q("d")+" ORDER BY time"), []string{"1.25 5", "-1"})
+	dbtest.Equal(t, "rejected", dbtest.RejectedLines(t, pool, schema), []string{"out_of_range: d v=1.234 2000"})
 }
 
 // TestPointMergeOverflow: keys in the overflow column merge as fields do:
@@ -470,7 +441,7 @@ func TestPointMergeOverflow(t *testing.T) {
 		[]string{"o,host=h a=1i,b=2i,c=3i 1000"},
 		[]string{"o,host=h b=20i,d=4i 1000"},
 		[]string{"o,host=h a=10i 1000"})
-	equal(t, "row", query(t, pool, "SELECT a || ' ' || pginflux_overflow::text FROM "+pgx.Identifier{schema, "o"}.Sanitize()),
+	dbtest.Equal(t, "row", dbtest.Query(t, pool, "SELECT a || ' ' || pginflux_overflow::text FROM "+pgx.Identifier{schema, "o"}.Sanitize()),
 		[]string{`10 {"fields": {"b": 20, "c": 3, "d": 4}}`})
 }
 
@@ -487,7 +458,7 @@ func TestBatchKeepsPointWhole(t *testing.T) {
 		}
 	}
 	m := writeBatches(t, pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 10}, lines)
-	equal(t, "rows", query(t, pool, "SELECT count(*), count(a), count(b), count(c) FROM "+pgx.Identifier{schema, "w"}.Sanitize()), []string{"100|100|100|100"})
+	dbtest.Equal(t, "rows", dbtest.Query(t, pool, "SELECT count(*), count(a), count(b), count(c) FROM "+pgx.Identifier{schema, "w"}.Sanitize()), []string{"100|100|100|100"})
 	if got := testutil.ToFloat64(m.UpsertBatches); got != 0 {
 		t.Errorf("%v batches hit stored points, want none", got)
 	}
@@ -503,15 +474,15 @@ func TestMergedRejectAttribution(t *testing.T) {
 	first, second := NewTicket(), NewTicket()
 	o2 := Origin{Source: netip.MustParseAddrPort("192.0.2.2:2222"), Received: origin.Received}
 	b := s.NewBatcher()
-	b.addRow(line(t, "m,host=a v=1i,w=1i 1000"), origin, first)
+	b.addRow(dbtest.Line(t, "m,host=a v=1i,w=1i 1000"), origin, first)
 	b.Flush()
 	first.Seal()
 	if _, err := first.Wait(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	third := NewTicket()
-	b.addRow(line(t, "m,host=a w=2i 2000"), origin, third)
-	b.addRow(line(t, `m,host=a v="x" 2000`), o2, second)
+	b.addRow(dbtest.Line(t, "m,host=a w=2i 2000"), origin, third)
+	b.addRow(dbtest.Line(t, `m,host=a v="x" 2000`), o2, second)
 	b.Flush()
 	second.Seal()
 	third.Seal()
@@ -521,6 +492,6 @@ func TestMergedRejectAttribution(t *testing.T) {
 	if err2 != nil || err3 != nil || rej2 != 1 || rej3 != 0 {
 		t.Errorf("rejected rows told: second %d (%v), third %d (%v); want 1 and 0", rej2, err2, rej3, err3)
 	}
-	equal(t, "rejected", query(t, pool, "SELECT source || ' ' || line FROM "+pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()),
+	dbtest.Equal(t, "rejected", dbtest.Query(t, pool, "SELECT source || ' ' || line FROM "+pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()),
 		[]string{`192.0.2.2:2222 m,host=a v="x" 2000`})
 }

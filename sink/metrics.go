@@ -1,6 +1,10 @@
 package sink
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pginflux/pginflux/sink/schema"
+)
 
 // Reasons a row is dropped for good by the sink; the closed label set of
 // pginflux_sink_dropped_rows_total. Rows and values that could not be
@@ -31,39 +35,37 @@ var dropReasons = []string{DropPermanentError, DropAbandoned, ReasonRefused, Rea
 var rejectReasons = []string{"syntax", "out_of_range", "nul_byte", "invalid_utf8",
 	ReasonTypeConflict, ReasonTooLong, ReasonRefused, ReasonOverflow, ReasonTableMismatch, ReasonReservedName, ReasonCreateFailed, ReasonColumnFailed}
 
-// Metrics counts what the sink writes and drops. Safe for concurrent use.
+// Metrics counts what the sink writes and drops, and (its schema.Metrics)
+// what it creates. Safe for concurrent use.
 type Metrics struct {
-	RowsWritten       prometheus.Counter
-	BatchesWritten    prometheus.Counter
-	BatchDuration     prometheus.Histogram
-	RowsDropped       *prometheus.CounterVec // reason
-	CopyErrors        *prometheus.CounterVec // sqlstate_class
-	Retries           prometheus.Counter
-	TablesCreated     prometheus.Counter
-	ColumnsCreated    prometheus.Counter
-	PendingRows       prometheus.Gauge
-	Rejected          *prometheus.CounterVec // reason
-	OverflowValues    prometheus.Counter
-	Latency           prometheus.Histogram
-	PartitionsCreated prometheus.Counter
-	PartitionsDropped prometheus.Counter
-	SpooledRows       prometheus.Counter
-	ReplayedRows      prometheus.Counter
-	SpoolBytes        prometheus.Gauge
+	*schema.Metrics // tables, columns, partitions and series made
+
+	RowsWritten    prometheus.Counter
+	BatchesWritten prometheus.Counter
+	BatchDuration  prometheus.Histogram
+	RowsDropped    *prometheus.CounterVec // reason
+	CopyErrors     *prometheus.CounterVec // sqlstate_class
+	Retries        prometheus.Counter
+	PendingRows    prometheus.Gauge
+	Rejected       *prometheus.CounterVec // reason
+	OverflowValues prometheus.Counter
+	Latency        prometheus.Histogram
+	SpooledRows    prometheus.Counter
+	ReplayedRows   prometheus.Counter
+	SpoolBytes     prometheus.Gauge
 	// SpoolAppendErrors and SpoolCorruptSegments: see spool.go.
 	SpoolAppendErrors    prometheus.Counter
 	SpoolCorruptSegments prometheus.Counter
-	// Point identity: see merge.go and series.go.
-	MergedRows       prometheus.Counter
-	UpsertBatches    prometheus.Counter
-	SeriesRegistered prometheus.Counter
-	SeriesCollisions prometheus.Counter
+	// Point identity: see merge.go.
+	MergedRows    prometheus.Counter
+	UpsertBatches prometheus.Counter
 }
 
 // NewMetrics creates the sink's metrics and registers them with reg (nil
 // for none).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		Metrics: schema.NewMetrics(reg),
 		MergedRows: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pginflux_sink_merged_rows_total",
 			Help: "Rows merged in memory into an earlier row of the same point (measurement, tag set and time) of their batch.",
@@ -71,14 +73,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		UpsertBatches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pginflux_sink_upsert_batches_total",
 			Help: "Batches merged into points already stored, through a staging table and INSERT ... ON CONFLICT, instead of a plain COPY.",
-		}),
-		SeriesRegistered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pginflux_sink_series_registered_total",
-			Help: "Tag sets given a series id in the series table (pginflux_series).",
-		}),
-		SeriesCollisions: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pginflux_sink_series_collisions_total",
-			Help: "Series ids found taken by another tag set, so that the next number was used.",
 		}),
 		RowsWritten: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pginflux_sink_written_rows_total",
@@ -105,14 +99,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pginflux_sink_retries_total",
 			Help: "COPY attempts repeated after a temporary error.",
 		}),
-		TablesCreated: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pginflux_sink_created_tables_total",
-			Help: "Measurement tables created.",
-		}),
-		ColumnsCreated: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pginflux_sink_created_columns_total",
-			Help: "Columns added to measurement tables (columns storage).",
-		}),
 		PendingRows: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pginflux_sink_pending_rows",
 			Help: "Rows accepted by the sink and not yet committed or dropped.",
@@ -131,14 +117,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 	}
-	m.PartitionsCreated = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "pginflux_sink_created_partitions_total",
-		Help: "Partitions created (--partition-by), ahead of the data or on demand.",
-	})
-	m.PartitionsDropped = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "pginflux_sink_dropped_partitions_total",
-		Help: "Partitions dropped because they ended before --retention.",
-	})
 	m.SpooledRows = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pginflux_sink_spooled_rows_total",
 		Help: "Rows written to the spool (--spool-dir) because PostgreSQL could not take them then.",
@@ -167,10 +145,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.RowsWritten, m.BatchesWritten, m.BatchDuration, m.RowsDropped,
-			m.CopyErrors, m.Retries, m.TablesCreated, m.ColumnsCreated, m.PendingRows,
-			m.Rejected, m.OverflowValues, m.Latency, m.PartitionsCreated, m.PartitionsDropped,
+			m.CopyErrors, m.Retries, m.PendingRows,
+			m.Rejected, m.OverflowValues, m.Latency,
 			m.SpooledRows, m.ReplayedRows, m.SpoolBytes, m.SpoolAppendErrors, m.SpoolCorruptSegments,
-			m.MergedRows, m.UpsertBatches, m.SeriesRegistered, m.SeriesCollisions)
+			m.MergedRows, m.UpsertBatches)
 	}
 	return m
 }

@@ -10,37 +10,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
+	"github.com/pginflux/pginflux/sink/internal/dbtest"
 )
-
-func TestPeriods(t *testing.T) {
-	at := time.Date(2026, 11, 21, 15, 4, 5, 0, time.UTC) // a Saturday
-	tests := []struct {
-		by          string
-		start, next string
-		name        string
-	}{
-		{by: "day", start: "2026-11-21", next: "2026-11-22", name: "cpu_p20261121"},
-		{by: "week", start: "2026-11-16", next: "2026-11-23", name: "cpu_p20261116"},
-		{by: "month", start: "2026-11-01", next: "2026-12-01", name: "cpu_p202611"},
-	}
-	for _, tt := range tests {
-		p := newPartitioner(tt.by, "s")
-		s := p.start(at)
-		if got := s.Format(time.DateOnly); got != tt.start {
-			t.Errorf("%s: start got %s, want %s", tt.by, got, tt.start)
-		}
-		if got := p.next(s).Format(time.DateOnly); got != tt.next {
-			t.Errorf("%s: next got %s, want %s", tt.by, got, tt.next)
-		}
-		if got := p.partitionName("cpu", s); got != tt.name {
-			t.Errorf("%s: name got %s, want %s", tt.by, got, tt.name)
-		}
-	}
-}
 
 func partitions(t *testing.T, pool *pgxpool.Pool, schema, parent string) []string {
 	t.Helper()
-	return query(t, pool, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+	return dbtest.Query(t, pool, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = '`+pgx.Identifier{schema, parent}.Sanitize()+`'::regclass ORDER BY 1`)
 }
 
@@ -63,10 +38,10 @@ func TestPartitionsOnDemand(t *testing.T) {
 		}
 		b.Flush()
 		closeSink(t, s)
-		if got := count(t, pool, schema, "parted"); got != len(days) {
+		if got := dbtest.Count(t, pool, schema, "parted"); got != len(days) {
 			t.Errorf("got %d rows, want %d", got, len(days))
 		}
-		equal(t, "partitions", partitions(t, pool, schema, "parted"), []string{
+		dbtest.Equal(t, "partitions", partitions(t, pool, schema, "parted"), []string{
 			"parted_p19700101", "parted_p19700102", "parted_p20261120", "parted_p20261121", "parted_p20261122",
 			"parted_p20261125", "parted_p20261126", "parted_p22000601", "parted_p22000602",
 		})
@@ -86,7 +61,7 @@ func TestRetention(t *testing.T) {
 		b.Add(pt("kept", float64(ago), now.AddDate(0, 0, -ago).UnixNano()), origin)
 	}
 	b.Flush()
-	waitFor(t, func() bool { return tableRows(t, pool, schema, "kept") == 5 })
+	dbtest.WaitFor(t, func() bool { return dbtest.TryCount(t, pool, schema, "kept") == 5 })
 	// A partition someone else made is never dropped.
 	_, err := pool.Exec(t.Context(), fmt.Sprintf(`CREATE TABLE %s PARTITION OF %s FOR VALUES FROM ('2000-01-01') TO ('2000-01-02')`,
 		pgx.Identifier{schema, "mine"}.Sanitize(), pgx.Identifier{schema, "kept"}.Sanitize()))
@@ -97,10 +72,10 @@ func TestRetention(t *testing.T) {
 	closeSink(t, s)
 	// Ended by 2026-10-22T12:00: the days of 45 and 31 days ago and the
 	// days after them; the day of 30 days ago ends 2026-10-23, after.
-	equal(t, "partitions", partitions(t, pool, schema, "kept"), []string{
+	dbtest.Equal(t, "partitions", partitions(t, pool, schema, "kept"), []string{
 		"kept_p20261022", "kept_p20261023", "kept_p20261024", "kept_p20261121", "kept_p20261122", "mine",
 	})
-	equal(t, "rows", query(t, pool, "SELECT v FROM "+pgx.Identifier{schema, "kept"}.Sanitize()+" ORDER BY time"), []string{"30", "29", "0"})
+	dbtest.Equal(t, "rows", dbtest.Query(t, pool, "SELECT v FROM "+pgx.Identifier{schema, "kept"}.Sanitize()+" ORDER BY time"), []string{"30", "29", "0"})
 	if got := testutil.ToFloat64(m.PartitionsDropped); got != 3 {
 		t.Errorf("got %v dropped, want 3; created %v", got, testutil.ToFloat64(m.PartitionsCreated))
 	}
@@ -111,11 +86,8 @@ func TestRetention(t *testing.T) {
 func TestTemplate(t *testing.T) {
 	bothStorages(t, func(t *testing.T, storage string) {
 		pool, schema := pgtest.Schema(t)
-		tmpl, err := ParseTemplate(`CREATE INDEX ON {{.Table}} USING brin ({{.TimeColumn}});
+		tmpl := mustTemplate(t, `CREATE INDEX ON {{.Table}} USING brin ({{.TimeColumn}});
 			COMMENT ON COLUMN {{.Table}}.{{.TimeColumn}} IS {{.Measurement}}`)
-		if err != nil {
-			t.Fatal(err)
-		}
 		s := New(pool, Config{Schema: schema, Storage: storage, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1, CreateTableSQL: tmpl}, NewMetrics(nil), quiet)
 		b := s.NewBatcher()
 		b.Add(pt(`it's "odd"`, 1, 1000, "host=a"), origin)
@@ -124,7 +96,7 @@ func TestTemplate(t *testing.T) {
 		table := pgx.Identifier{schema, `it's "odd"`}.Sanitize()
 		var indexes int
 		var comment string
-		err = pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		err := pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 			JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = $1::regclass AND a.amname = 'brin'), col_description($1::regclass, 1)`, table).Scan(&indexes, &comment)
 		if err != nil {
 			t.Fatal(err)
@@ -139,10 +111,7 @@ func TestTemplate(t *testing.T) {
 // to the rejected table.
 func TestTemplateFails(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	tmpl, err := ParseTemplate(`SELECT 1/0`)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tmpl := mustTemplate(t, `SELECT 1/0`)
 	m := NewMetrics(nil)
 	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1,
 		CreateTableSQL: tmpl, RejectedTable: "pginflux_rejected"}, m, quiet)
@@ -151,21 +120,8 @@ func TestTemplateFails(t *testing.T) {
 	b.Add(pt("broken", 2, 2000), origin)
 	b.Flush()
 	closeSink(t, s)
-	equal(t, "tables", query(t, pool, "SELECT tablename FROM pg_tables WHERE schemaname = '"+schema+"' ORDER BY 1"), []string{"pginflux_commits", "pginflux_rejected"})
-	equal(t, "rejected", rejectedLines(t, pool, schema), []string{"create_failed: broken v=1 1000", "create_failed: broken v=2 2000"})
-}
-
-func TestParseTemplate(t *testing.T) {
-	if _, err := ParseTemplate("{{.NoSuchField}}"); err == nil {
-		t.Error("a template naming an unknown field parsed")
-	}
-	if _, err := ParseTemplate("{{"); err == nil {
-		t.Error("a broken template parsed")
-	}
-	d := templateData("m", "t", "$p$x")
-	if d.Measurement != "$p0$$p$x$p0$" {
-		t.Errorf("got %s", d.Measurement)
-	}
+	dbtest.Equal(t, "tables", dbtest.Query(t, pool, "SELECT tablename FROM pg_tables WHERE schemaname = '"+schema+"' ORDER BY 1"), []string{"pginflux_commits", "pginflux_rejected"})
+	dbtest.Equal(t, "rejected", dbtest.RejectedLines(t, pool, schema), []string{"create_failed: broken v=1 1000", "create_failed: broken v=2 2000"})
 }
 
 // TestPartitionDroppedBehindOurBack: a partition someone drops is made
@@ -179,14 +135,14 @@ func TestPartitionDroppedBehindOurBack(t *testing.T) {
 	day := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
 	b.Add(pt("gone", 1, day.UnixNano()), origin)
 	b.Flush()
-	waitFor(t, func() bool { return tableRows(t, pool, schema, "gone") == 1 })
+	dbtest.WaitFor(t, func() bool { return dbtest.TryCount(t, pool, schema, "gone") == 1 })
 	if _, err := pool.Exec(t.Context(), "DROP TABLE "+pgx.Identifier{schema, "gone_p202611"}.Sanitize()); err != nil {
 		t.Fatal(err)
 	}
 	b.Add(pt("gone", 2, day.Add(time.Hour).UnixNano()), origin)
 	b.Flush()
 	closeSink(t, s)
-	equal(t, "rows", query(t, pool, "SELECT v FROM "+pgx.Identifier{schema, "gone"}.Sanitize()), []string{"2"})
+	dbtest.Equal(t, "rows", dbtest.Query(t, pool, "SELECT v FROM "+pgx.Identifier{schema, "gone"}.Sanitize()), []string{"2"})
 	if got := testutil.ToFloat64(m.Rejected.WithLabelValues(ReasonRefused)); got != 0 {
 		t.Errorf("got %v refused rows, want 0", got)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pginflux/pginflux/parse"
+	"github.com/pginflux/pginflux/sink/schema"
 )
 
 // Planner tells what a sink would create for some points — tables and
@@ -78,7 +79,7 @@ func (pl *Planner) Plan(ctx context.Context) ([]PlannedTable, error) {
 	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		for _, m := range names {
 			b := pl.batches[m]
-			pt := PlannedTable{Measurement: m, Table: TableName(m), Rows: pl.rows[m]}
+			pt := PlannedTable{Measurement: m, Table: schema.TableName(m), Rows: pl.rows[m]}
 			ident := pgx.Identifier{pl.s.cfg.Schema, pt.Table}.Sanitize()
 			if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", ident).Scan(&pt.Exists); err != nil {
 				return err
@@ -87,32 +88,31 @@ func (pl *Planner) Plan(ctx context.Context) ([]PlannedTable, error) {
 				out = append(out, pt)
 				continue
 			}
-			t := &typedTable{name: pt.Table, ident: ident, owned: map[colKey]*column{}, byName: map[string]*column{}, attrs: 1}
-			t.byName["time"] = &column{name: "time"}
+			t := schema.NewTypedTable(pt.Table, ident)
+			t.Add(&schema.Column{Name: "time"})
 			if pl.s.cfg.WriteMode != WriteAppend {
-				t.byName[seriesColumn] = &column{name: seriesColumn}
-				t.attrs, t.point = 2, true
+				t.Add(&schema.Column{Name: schema.SeriesColumn})
+				t.Point = true
 			}
 			if pt.Exists {
 				var err error
-				if t, err = readTyped(ctx, tx, pt.Table, ident); err != nil {
+				if t, err = schema.ReadTyped(ctx, tx, pt.Table, ident); err != nil {
 					return err
 				}
 			}
-			cols := t.columnsFor(b.keys)
+			cols := t.ColumnsFor(b.keys)
 			for i, k := range b.keys {
 				if cols[i] != nil {
 					continue
 				}
-				if t.attrs >= pl.s.cfg.MaxColumns {
+				if t.Attrs >= pl.s.cfg.MaxColumns {
 					pt.Overflow++
 					continue
 				}
-				key := colKey{tag: k.tag, key: k.name}
-				c := &column{name: t.columnName(key), owner: &key}
-				t.owned[key], t.byName[c.name] = c, c
-				t.attrs++
-				pt.NewColumns = append(pt.NewColumns, PlannedColumn{Name: c.name, Type: newColumnType(k, pl.s.cfg.UintType), Tag: k.tag, Key: k.name})
+				key := k.Key
+				c := &schema.Column{Name: t.ColumnName(key), Owner: &key}
+				t.Add(c)
+				pt.NewColumns = append(pt.NewColumns, PlannedColumn{Name: c.Name, Type: schema.ColumnType(k, pl.s.cfg.UintType), Tag: k.Tag, Key: k.Name})
 			}
 			out = append(out, pt)
 		}

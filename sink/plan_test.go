@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
+	"github.com/pginflux/pginflux/sink/internal/dbtest"
 )
 
 // TestPlanTouchesNothing: a plan names the tables and columns writing
@@ -20,9 +21,9 @@ func TestPlanTouchesNothing(t *testing.T) {
 	}
 	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 10, FlushInterval: time.Hour, Writers: 1}, NewMetrics(nil), quiet)
 	pl := s.NewPlanner()
-	pl.Add(line(t, "old,host=a v=1.5,n=2i 1000"))
-	pl.Add(line(t, "old,host=b v=2.5 2000"))
-	pl.Add(line(t, "new,host=a,time=x host=1i 1000"))
+	pl.Add(dbtest.Line(t, "old,host=a v=1.5,n=2i 1000"))
+	pl.Add(dbtest.Line(t, "old,host=b v=2.5 2000"))
+	pl.Add(dbtest.Line(t, "new,host=a,time=x host=1i 1000"))
 	got, err := pl.Plan(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +43,6 @@ func TestPlanTouchesNothing(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
-	equal(t, "tables", query(t, pool, "SELECT tablename FROM pg_tables WHERE schemaname = '"+schema+"' ORDER BY 1"), []string{"old"})
-	equal(t, "columns of old", columns(t, pool, schema, "old"), []string{"time timestamp with time zone", "host text"})
+	dbtest.Equal(t, "tables", dbtest.Query(t, pool, "SELECT tablename FROM pg_tables WHERE schemaname = '"+schema+"' ORDER BY 1"), []string{"old"})
+	dbtest.Equal(t, "columns of old", dbtest.Columns(t, pool, schema, "old"), []string{"time timestamp with time zone", "host text"})
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pginflux/pginflux/sink/schema"
 )
 
 // The failure policy, in one place: no row is dropped for a reason that is
@@ -84,7 +86,7 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 				// A column whose type someone changed looks like bad
 				// data: look at the table again before blaming rows.
 				refreshed = true
-				s.catalog.forget(b.measurement, false)
+				s.forget(b.measurement, false)
 				continue
 			}
 			if n == 1 {
@@ -98,7 +100,7 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 			return
 		case errMismatch:
 			reason := ReasonTableMismatch
-			if errors.Is(err, errCreateFailed) {
+			if errors.Is(err, schema.ErrCreateFailed) {
 				reason = ReasonCreateFailed
 			}
 			if _, seen := s.mismatched.LoadOrStore(b.measurement, struct{}{}); !seen {
@@ -124,8 +126,8 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 			}
 		case errUndefined:
 			// Whatever went away is looked up (or made) again.
-			s.catalog.forget(b.measurement, schemaGone)
-			s.catalog.forgetOwn()
+			s.forget(b.measurement, schemaGone)
+			s.catalog.ForgetOwn()
 			if attempt == 1 {
 				continue
 			}
@@ -147,7 +149,7 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 		if !b.marked && s.spoolRows(b, lo, hi) {
 			return
 		}
-		if whole && !isTemporary(err) && s.park(b, attempt) {
+		if whole && !schema.IsTemporary(err) && s.park(b, attempt) {
 			// This table's trouble: the writer goes on with others.
 			return true
 		}
@@ -176,7 +178,7 @@ const columnHint = "--create-table-sql runs when a table is made, with a column 
 // pginflux knows more than the error says; else "".
 func (s *Sink) createHint(err error) string {
 	var pgErr *pgconn.PgError
-	if !errors.Is(err, errCreateFailed) || !errors.As(err, &pgErr) {
+	if !errors.Is(err, schema.ErrCreateFailed) || !errors.As(err, &pgErr) {
 		return ""
 	}
 	switch {
@@ -214,7 +216,7 @@ func backoff(attempt int) time.Duration {
 // tests; it never looks at error strings. schemaGone reports that the whole
 // schema is missing, not only a table.
 func classify(err error) (class errClass, schemaGone bool) {
-	if errors.Is(err, errTableMismatch) || errors.Is(err, errCreateFailed) {
+	if errors.Is(err, schema.ErrTableMismatch) || errors.Is(err, schema.ErrCreateFailed) {
 		return errMismatch, false
 	}
 	var pgErr *pgconn.PgError
@@ -245,24 +247,6 @@ func classify(err error) (class errClass, schemaGone bool) {
 		return errHold, false
 	}
 	return errHold, false
-}
-
-// isTemporary reports whether err is one a retry is expected to fix soon
-// (the server restarting, a lost connection), as opposed to one that needs
-// someone to act (a privilege, a read-only database).
-func isTemporary(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		if pgErr.Code == "53400" {
-			return false // a setting of the server's: someone must change it
-		}
-		switch pgErr.Code[:2] {
-		case "08", "40", "53", "57", "58":
-			return true
-		}
-		return false
-	}
-	return true
 }
 
 func sqlstateClass(err error) string {

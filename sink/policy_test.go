@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
+	"github.com/pginflux/pginflux/sink/internal/dbtest"
 )
 
 // holdCase is a fault that no row causes: rows must be held while it
@@ -91,7 +92,7 @@ func TestFaultsHoldRows(t *testing.T) {
 			// New connections see it at once; connections already open
 			// when they next look at their signals.
 			admin.Reset()
-			waitFor(t, func() bool { return query(t, admin, "SHOW default_transaction_read_only")[0] == "on" })
+			dbtest.WaitFor(t, func() bool { return dbtest.Query(t, admin, "SHOW default_transaction_read_only")[0] == "on" })
 		},
 		fix: func(t *testing.T, admin *pgxpool.Pool, schema string) { readWrite(t, admin) },
 	}, {
@@ -136,17 +137,17 @@ func testHold(t *testing.T, c holdCase) {
 	b := s.NewBatcher()
 	add := func(from, to int) {
 		for i := from; i < to; i++ {
-			b.Add(line(t, fmt.Sprintf("m,host=h%d v=%di %d", i%3, i, (i+1)*1000)), origin)
+			b.Add(dbtest.Line(t, fmt.Sprintf("m,host=h%d v=%di %d", i%3, i, (i+1)*1000)), origin)
 		}
 		b.Flush()
 	}
 	add(0, 100)
-	waitFor(t, func() bool { return tableRows(t, admin, schema, "m") == 100 })
+	dbtest.WaitFor(t, func() bool { return dbtest.TryCount(t, admin, schema, "m") == 100 })
 	c.breakIt(t, admin, schema)
 	add(100, 300)
 	if c.sqlstate != "" {
 		// Held: the writers keep failing, and say why.
-		waitFor(t, func() bool { return s.Blocked() != nil && testutil.ToFloat64(m.Retries) >= 2 })
+		dbtest.WaitFor(t, func() bool { return s.Blocked() != nil && testutil.ToFloat64(m.Retries) >= 2 })
 		var pgErr *pgconn.PgError
 		if err := s.Blocked(); !errors.As(err, &pgErr) || pgErr.Code != c.sqlstate {
 			t.Errorf("blocked by %v, want SQLSTATE %s", err, c.sqlstate)
@@ -207,7 +208,7 @@ func TestTriggerRefusesOneRow(t *testing.T) {
 	if rows != 296 {
 		t.Errorf("got %d rows, want 296 (300 less 42, 142, 242 and 13)", rows)
 	}
-	equal(t, "rejected", query(t, pool, "SELECT reason || ' ' || line FROM "+pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()+" ORDER BY line"), []string{
+	dbtest.Equal(t, "rejected", dbtest.Query(t, pool, "SELECT reason || ' ' || line FROM "+pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()+" ORDER BY line"), []string{
 		"refused m,host=h2 v=142i,w=142i 143000", "refused m,host=h2 v=242i,w=242i 243000",
 		"refused m,host=h2 v=42i,w=42i 43000", "refused m,host=h3 v=13i,w=13i 14000",
 	})
@@ -225,17 +226,17 @@ func TestRejectedTableDropped(t *testing.T) {
 	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1,
 		RejectedTable: "pginflux_rejected"}, m, quiet)
 	b := s.NewBatcher()
-	b.Add(line(t, "m v=1i 1000"), origin)
-	b.Add(line(t, `m v="x" 2000`), origin)
+	b.Add(dbtest.Line(t, "m v=1i 1000"), origin)
+	b.Add(dbtest.Line(t, `m v="x" 2000`), origin)
 	b.Flush()
-	waitFor(t, func() bool { return tableRows(t, pool, schema, "pginflux_rejected") == 1 })
+	dbtest.WaitFor(t, func() bool { return dbtest.TryCount(t, pool, schema, "pginflux_rejected") == 1 })
 	mustExec(t, pool, "DROP TABLE "+pgx.Identifier{schema, "pginflux_rejected"}.Sanitize())
-	b.Add(line(t, "m v=3i 3000"), origin)
-	b.Add(line(t, `m v="y" 4000`), origin)
+	b.Add(dbtest.Line(t, "m v=3i 3000"), origin)
+	b.Add(dbtest.Line(t, `m v="y" 4000`), origin)
 	b.Flush()
 	closeSink(t, s)
-	equal(t, "rows", query(t, pool, "SELECT v FROM "+pgx.Identifier{schema, "m"}.Sanitize()+" ORDER BY time"), []string{"1", "∅", "3", "∅"})
-	equal(t, "rejected", rejectedLines(t, pool, schema), []string{`type_conflict: m v="y" 4000`})
+	dbtest.Equal(t, "rows", dbtest.Query(t, pool, "SELECT v FROM "+pgx.Identifier{schema, "m"}.Sanitize()+" ORDER BY time"), []string{"1", "∅", "3", "∅"})
+	dbtest.Equal(t, "rejected", dbtest.RejectedLines(t, pool, schema), []string{`type_conflict: m v="y" 4000`})
 	if got := testutil.ToFloat64(m.RowsDropped.WithLabelValues(DropPermanentError)); got != 0 {
 		t.Errorf("dropped %v rows", got)
 	}
@@ -260,7 +261,7 @@ func TestTriggerDivertsRows(t *testing.T) {
 		lines = append(lines, fmt.Sprintf("m v=%di %d", i, (i+1)*1000))
 	}
 	m := write(t, pool, schema, Config{}, lines...)
-	equal(t, "rows", query(t, pool, "SELECT (SELECT count(*) FROM "+table+") || ' ' || (SELECT count(*) FROM "+other+")"), []string{"50 50"})
+	dbtest.Equal(t, "rows", dbtest.Query(t, pool, "SELECT (SELECT count(*) FROM "+table+") || ' ' || (SELECT count(*) FROM "+other+")"), []string{"50 50"})
 	if got := testutil.ToFloat64(m.Retries); got != 0 {
 		t.Errorf("%v retries", got)
 	}
@@ -290,12 +291,12 @@ func newHeldSink(t *testing.T) *heldSink {
 // add adds rows from..to-1 of measurement and hands them over.
 func (h *heldSink) add(measurement string, from, to int) {
 	for i := from; i < to; i++ {
-		h.b.Add(line(h.t, fmt.Sprintf("%s,host=h%d v=%di %d", measurement, i%3, i, (i+1)*1000)), origin)
+		h.b.Add(dbtest.Line(h.t, fmt.Sprintf("%s,host=h%d v=%di %d", measurement, i%3, i, (i+1)*1000)), origin)
 	}
 	h.b.Flush()
 }
 
-func (h *heldSink) rows(table string) int { return tableRows(h.t, h.admin, h.schema, table) }
+func (h *heldSink) rows(table string) int { return dbtest.TryCount(h.t, h.admin, h.schema, table) }
 
 func (h *heldSink) revoke(table string) {
 	ident := pgx.Identifier{h.schema, table}.Sanitize()
@@ -318,14 +319,14 @@ func TestOneTableHeld(t *testing.T) {
 	h := newHeldSink(t)
 	h.add("held", 0, 10)
 	h.add("fine", 0, 10)
-	waitFor(t, func() bool { return h.rows("held") == 10 && h.rows("fine") == 10 })
+	dbtest.WaitFor(t, func() bool { return h.rows("held") == 10 && h.rows("fine") == 10 })
 	h.revoke("held")
 
 	h.add("held", 10, 50) // four batches, two writers
-	waitFor(t, func() bool { return h.s.Blocked() != nil })
+	dbtest.WaitFor(t, func() bool { return h.s.Blocked() != nil })
 	for round := range 10 {
 		h.add("fine", 10+round*10, 20+round*10)
-		waitFor(t, func() bool { return h.rows("fine") == 20+round*10 })
+		dbtest.WaitFor(t, func() bool { return h.rows("fine") == 20+round*10 })
 		var pgErr *pgconn.PgError
 		if err := h.s.Blocked(); !errors.As(err, &pgErr) || pgErr.Code != "42501" {
 			t.Fatalf("after the other table's write %d: Blocked() = %v, want the held table's 42501", round, err)
@@ -339,8 +340,8 @@ func TestOneTableHeld(t *testing.T) {
 	}
 
 	h.grant("held")
-	waitFor(t, func() bool { return h.rows("held") == 50 })
-	waitFor(t, func() bool { return h.s.Blocked() == nil })
+	dbtest.WaitFor(t, func() bool { return h.rows("held") == 50 })
+	dbtest.WaitFor(t, func() bool { return h.s.Blocked() == nil })
 	closeSink(t, h.s)
 	if got := testutil.ToFloat64(h.m.RowsDropped.WithLabelValues(DropPermanentError)); got != 0 {
 		t.Errorf("dropped %v rows", got)
@@ -356,10 +357,10 @@ func TestParkedAtShutdown(t *testing.T) {
 		t.Run(fmt.Sprintf("fixed=%v", fixFirst), func(t *testing.T) {
 			h := newHeldSink(t)
 			h.add("held", 0, 10)
-			waitFor(t, func() bool { return h.rows("held") == 10 })
+			dbtest.WaitFor(t, func() bool { return h.rows("held") == 10 })
 			h.revoke("held")
 			h.add("held", 10, 50)
-			waitFor(t, func() bool { return h.s.Blocked() != nil && testutil.ToFloat64(h.m.Retries) >= 4 })
+			dbtest.WaitFor(t, func() bool { return h.s.Blocked() != nil && testutil.ToFloat64(h.m.Retries) >= 4 })
 			if fixFirst {
 				// Parked now; Close hands them back to the writers.
 				h.grant("held")

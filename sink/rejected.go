@@ -13,9 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pginflux/pginflux/parse"
+	"github.com/pginflux/pginflux/sink/schema"
 )
 
 // Origin is where and when the rows of a datagram (or request) came from.
@@ -25,21 +24,9 @@ type Origin struct {
 	Received time.Time
 }
 
-// The rejected table ("dead letters") holds every line, row or value that
-// pginflux accepted but could not store as it was: one row each, with a
-// line of line protocol that stores it again when sent back to pginflux
-// (after the cause, say a column type, is fixed).
-var rejectedColumns = []struct{ name, def string }{
-	{"received", "timestamptz NOT NULL"},
-	{"source", "text"},
-	{"measurement", "text"},
-	{"reason", "text NOT NULL"},
-	{"detail", "text"},
-	{"line", "text NOT NULL"},
-	{"raw", "bytea"},
-}
-
-// deadLetter is one row of the rejected table.
+// deadLetter is one row of the rejected table (see
+// schema.RejectedColumns): a line, row or value that pginflux accepted but
+// could not store as it was.
 type deadLetter struct {
 	origin      Origin
 	measurement string // "" when unknown (a line that did not parse)
@@ -52,7 +39,7 @@ type deadLetter struct {
 // A line that is not valid UTF-8 or holds NUL bytes (which text cannot
 // hold) is stored with those bytes replaced, and exactly in raw.
 func appendDeadLetter(b []byte, d *deadLetter) []byte {
-	b = appendInt16(b, int16(len(rejectedColumns)))
+	b = appendInt16(b, int16(len(schema.RejectedColumns)))
 	b = appendTimestamp(b, d.origin.Received.UnixNano())
 	if d.origin.Source.IsValid() {
 		b = appendText(b, d.origin.Source.String())
@@ -85,22 +72,6 @@ func appendDeadLetter(b []byte, d *deadLetter) []byte {
 func appendText(b []byte, s string) []byte {
 	b = appendInt32(b, int32(len(s)))
 	return append(b, s...)
-}
-
-func rejectedDDL(ident string) string {
-	cols := make([]string, len(rejectedColumns))
-	for i, c := range rejectedColumns {
-		cols[i] = pgx.Identifier{c.name}.Sanitize() + " " + c.def
-	}
-	return "CREATE TABLE " + ident + " (" + strings.Join(cols, ", ") + ")"
-}
-
-func rejectedCopySQL(ident string) string {
-	cols := make([]string, len(rejectedColumns))
-	for i, c := range rejectedColumns {
-		cols[i] = pgx.Identifier{c.name}.Sanitize()
-	}
-	return "COPY " + ident + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary)"
 }
 
 // lineWriter builds lines of line protocol, escaped as the syntax demands,

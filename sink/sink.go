@@ -4,8 +4,9 @@
 //
 // Producers (parsers) each own a Batcher, which encodes rows as they come
 // and hands full or old batches to the writers; the rows between a
-// Batcher and their commit are bounded (Config.MaxPendingRows). A table
-// with a point key holds one row per point (merge.go, series.go); the
+// Batcher and their commit are bounded (Config.MaxPendingRows). Tables,
+// columns and partitions are made by package schema, as rows need them. A
+// table with a point key holds one row per point (merge.go); the
 // writer (write.go) merges a batch's lines of one point in memory and
 // COPYs, falling back to INSERT ... ON CONFLICT for a batch that hits
 // stored points. The failure policy (policy.go): rows PostgreSQL refuses
@@ -17,6 +18,7 @@ package sink
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +32,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pginflux/pginflux/internal/plural"
+	"github.com/pginflux/pginflux/sink/schema"
 )
 
 // Storage modes: how tags and fields are laid out in a table.
@@ -58,7 +61,7 @@ type Config struct {
 	// rejected or dropped; producers wait while it is reached.
 	MaxPendingRows int
 	// CreateTableSQL, when not nil, runs after pginflux creates a table, in
-	// the same transaction (see ParseTemplate).
+	// the same transaction (see schema.ParseTemplate).
 	CreateTableSQL *template.Template
 	// PartitionBy makes new tables partitioned by range of time: "day",
 	// "week", "month", or "" for plain tables.
@@ -69,7 +72,37 @@ type Config struct {
 	// WriteMode is how the tables pginflux creates are keyed: WriteMerge
 	// (the default; one row per point) or WriteAppend.
 	WriteMode string
+	// Seams lets a test reach inside one sink; zero in production.
+	Seams Seams
 }
+
+// Seams are hooks for tests, set per Sink through Config.Seams: tests that
+// set them can run in parallel. Every field is nil (or false) in
+// production.
+type Seams struct {
+	// SeriesHash replaces the hash that proposes a tag set's series id,
+	// to force collisions.
+	SeriesHash func(tagsJSON []byte) int64
+}
+
+// catalogConfig is what the schema layer needs of c.
+func (c Config) catalogConfig() schema.Config {
+	return schema.Config{
+		Schema:         c.Schema,
+		MaxColumns:     c.MaxColumns,
+		UintType:       c.UintType,
+		RejectedTable:  c.RejectedTable,
+		CreateTableSQL: c.CreateTableSQL,
+		PartitionBy:    c.PartitionBy,
+		Merge:          c.WriteMode != WriteAppend,
+		SeriesHash:     c.Seams.SeriesHash,
+	}
+}
+
+// Validate reports settings of c that cannot work together, in words a
+// user can act on; nil when there are none (see schema.Validate). A sink
+// made with such a Config creates no table.
+func (c Config) Validate() error { return schema.Validate(c.PartitionBy, c.CreateTableSQL) }
 
 // UseSpool makes the sink keep on disk, in dir, the batches PostgreSQL
 // cannot take for now (a temporary error) or that the shutdown timeout
@@ -103,12 +136,15 @@ type Sink struct {
 	cfg          Config
 	metrics      *Metrics
 	log          *slog.Logger
-	catalog      *catalog
+	catalog      *schema.Catalog
 	rejectedName string
 
 	queue batchQueue
 	wg    sync.WaitGroup
 	limit *pendingLimit
+
+	streaksMu sync.Mutex
+	streaks   map[string]*upsertStreak // by table name
 
 	spool           *spool // nil without --spool-dir
 	maintenance     sync.WaitGroup
@@ -151,7 +187,7 @@ func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
 	if cfg.WriteMode == "" {
 		cfg.WriteMode = WriteMerge
 	}
-	if cfg.MaxColumns <= 1 || cfg.MaxColumns > maxAttributes-1 {
+	if cfg.MaxColumns <= 1 || cfg.MaxColumns > schema.MaxAttributes-1 {
 		cfg.MaxColumns = DefaultMaxColumns
 	}
 	if cfg.MaxPendingRows <= 0 {
@@ -163,9 +199,10 @@ func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
 		cfg:          cfg,
 		metrics:      m,
 		log:          log,
-		catalog:      newCatalog(cfg, m, log),
+		catalog:      schema.New(cfg.catalogConfig(), m.Metrics, log),
 		rejectedName: cfg.RejectedTable,
 		limit:        newPendingLimit(int64(cfg.MaxPendingRows)),
+		streaks:      make(map[string]*upsertStreak),
 
 		abandon:     ctx,
 		stopAbandon: cancel,
@@ -180,7 +217,7 @@ func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
 	for range cfg.Writers {
 		s.wg.Go(s.writer)
 	}
-	if s.catalog.partitions != nil {
+	if s.catalog.Partitions() != nil {
 		s.maintenance.Go(s.maintain)
 	}
 	return s
@@ -220,15 +257,16 @@ func (s *Sink) maintainOnce(now time.Time) {
 		return
 	}
 	defer conn.Release()
-	if err := s.catalog.ready(ctx, conn.Conn()); err != nil {
+	if err := s.catalog.Ready(ctx, conn.Conn()); err != nil {
 		s.log.Debug("partition upkeep: schema not ready", "err", err)
 		return
 	}
-	if err := s.catalog.partitions.loadPartitioned(ctx, conn.Conn()); err != nil {
+	parts := s.catalog.Partitions()
+	if err := parts.LoadPartitioned(ctx, conn.Conn()); err != nil {
 		s.log.Warn("partition upkeep failed", "err", err)
 		return
 	}
-	dropped, err := s.catalog.partitions.maintain(ctx, conn.Conn(), now, s.cfg.Retention, s.metrics)
+	dropped, err := parts.Maintain(ctx, conn.Conn(), now, s.cfg.Retention)
 	for _, d := range dropped {
 		s.log.Info("partition dropped by retention", "schema", s.cfg.Schema, "partition", d, "retention", s.cfg.Retention)
 	}
@@ -425,11 +463,38 @@ func (s *Sink) refuse(w *writerState, b *batch, r int, reason string, cause erro
 
 // ensurePartitions makes the partitions rows lo..hi-1 of b need.
 func (s *Sink) ensurePartitions(ctx context.Context, conn *pgx.Conn, b *batch, lo, hi int, table string) error {
-	p := s.catalog.partitions
+	p := s.catalog.Partitions()
 	if p == nil {
 		return nil
 	}
-	return p.ensure(ctx, conn, table, p.rowTimes(b, lo, hi, s.cfg.Storage == StorageColumns), s.metrics)
+	return p.Ensure(ctx, conn, table, rowPeriods(p, b, lo, hi, s.cfg.Storage == StorageColumns))
+}
+
+// rowPeriods returns the distinct period starts (see schema.Partitions)
+// of rows lo..hi-1 of b.
+func rowPeriods(p *schema.Partitions, b *batch, lo, hi int, columns bool) []time.Time {
+	seen := map[int64]bool{}
+	var out []time.Time
+	for r := lo; r < hi; r++ {
+		start := 0
+		if r > 0 {
+			start = b.ends[r-1]
+		}
+		var t time.Time
+		if columns {
+			t = time.Unix(0, int64(binary.BigEndian.Uint64(b.buf[start:])))
+		} else {
+			// int16 count | int32 8 | int64 microseconds since 2000
+			micros := int64(binary.BigEndian.Uint64(b.buf[start+6:])) + pgEpochMicros
+			t = time.UnixMicro(micros)
+		}
+		s := p.Start(t)
+		if !seen[s.Unix()] {
+			seen[s.Unix()] = true
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // copyRows sends one binary COPY of n encoded rows. PostgreSQL may report

@@ -3,125 +3,22 @@ package sink
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"math"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 	"github.com/pginflux/pginflux/parse"
+	"github.com/pginflux/pginflux/sink/internal/dbtest"
+	"github.com/pginflux/pginflux/sink/schema"
 )
-
-func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// minInt64Bits is math.MinInt64 as Field.Num holds it.
-const minInt64Bits = 1 << 63
-
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// pt builds a point: tags as "k=v" pairs, one float field v.
-func pt(measurement string, v float64, unixNanos int64, tags ...string) *parse.Point {
-	p := &parse.Point{Measurement: []byte(measurement), Time: unixNanos}
-	for _, kv := range tags {
-		k, val, _ := strings.Cut(kv, "=")
-		p.Tags = append(p.Tags, parse.Tag{Key: []byte(k), Value: []byte(val)})
-	}
-	p.Fields = []parse.Field{{Key: []byte("v"), Kind: parse.Float, Num: math.Float64bits(v)}}
-	return p
-}
-
-// origin is where the test's rows come from.
-var origin = Origin{Source: netip.MustParseAddrPort("192.0.2.1:5555"), Received: time.Unix(1_700_000_000, 0)}
-
-func newSink(t *testing.T, pool *pgxpool.Pool, schema, storage string) (*Sink, *Metrics) {
-	t.Helper()
-	m := NewMetrics(nil)
-	s := New(pool, Config{Schema: schema, Storage: storage, BatchSize: 100_000, FlushInterval: time.Hour, Writers: 2,
-		RejectedTable: "pginflux_rejected"}, m, quiet)
-	return s, m
-}
-
-// bothStorages runs f as a subtest for each storage mode.
-func bothStorages(t *testing.T, f func(t *testing.T, storage string)) {
-	for _, st := range []string{StorageJSONB, StorageColumns} {
-		t.Run(st, func(t *testing.T) { f(t, st) })
-	}
-}
-
-// rejectedRow is one row of the rejected table.
-type rejectedRow struct {
-	source, measurement, reason, line string
-}
-
-func readRejected(t *testing.T, pool *pgxpool.Pool, schema string) []rejectedRow {
-	t.Helper()
-	rows, err := pool.Query(t.Context(), "SELECT coalesce(source, ''), coalesce(measurement, ''), reason, line FROM "+
-		pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()+" ORDER BY line")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (rejectedRow, error) {
-		var x rejectedRow
-		return x, r.Scan(&x.source, &x.measurement, &x.reason, &x.line)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
-func closeSink(t *testing.T, s *Sink) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	if err := s.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func count(t *testing.T, pool *pgxpool.Pool, schema, table string) int {
-	t.Helper()
-	var n int
-	if err := pool.QueryRow(t.Context(), "SELECT count(*) FROM "+pgx.Identifier{schema, table}.Sanitize()).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-func TestTableName(t *testing.T) {
-	short := strings.Repeat("a", 63)
-	if got := TableName(short); got != short {
-		t.Errorf("got %q, want the 63-byte name unchanged", got)
-	}
-	long1 := strings.Repeat("a", 63) + "1"
-	long2 := strings.Repeat("a", 63) + "2"
-	n1, n2 := TableName(long1), TableName(long2)
-	if n1 == n2 {
-		t.Errorf("two long names sharing 63 bytes map to one table %q", n1)
-	}
-	if n1 != TableName(long1) {
-		t.Error("not deterministic")
-	}
-	for _, n := range []string{n1, n2, TableName(strings.Repeat("é", 40))} {
-		if len(n) > 63 || !utf8.ValidString(n) {
-			t.Errorf("%q: %d bytes, valid UTF-8 %v", n, len(n), utf8.ValidString(n))
-		}
-	}
-	if want := strings.Repeat("a", 50) + "_"; !strings.HasPrefix(n1, want) || len(n1) != 63 {
-		t.Errorf("got %q, want 50 bytes of the name, _, 12 hex digits", n1)
-	}
-}
 
 func TestJSONEncoding(t *testing.T) {
 	tests := []struct {
@@ -199,15 +96,15 @@ func TestValuesRoundTrip(t *testing.T) {
 func TestHostileNames(t *testing.T) { bothStorages(t, testHostileNames) }
 
 func testHostileNames(t *testing.T, storage string) {
-	pool, schema := pgtest.Schema(t)
-	if _, err := pool.Exec(t.Context(), "CREATE TABLE "+pgx.Identifier{schema, "y"}.Sanitize()+" (a int)"); err != nil {
+	pool, sch := pgtest.Schema(t)
+	if _, err := pool.Exec(t.Context(), "CREATE TABLE "+pgx.Identifier{sch, "y"}.Sanitize()+" (a int)"); err != nil {
 		t.Fatal(err)
 	}
-	injection := fmt.Sprintf(`x"; DROP TABLE "%s".y; --`, schema)
+	injection := fmt.Sprintf(`x"; DROP TABLE "%s".y; --`, sch)
 	long := "a.very.long.measurement.name." + strings.Repeat("Ünïcødé ", 10)
 	names := []string{injection, long, "Mixed Case.dots;semi", "cpu", "CPU", "'single'"}
 
-	s, _ := newSink(t, pool, schema, storage)
+	s, _ := newSink(t, pool, sch, storage)
 	b := s.NewBatcher()
 	for i, n := range names {
 		b.Add(pt(n, float64(i), int64(i)), origin)
@@ -216,16 +113,16 @@ func testHostileNames(t *testing.T, storage string) {
 	closeSink(t, s)
 
 	for _, n := range names {
-		if got := count(t, pool, schema, TableName(n)); got != 1 {
+		if got := dbtest.Count(t, pool, sch, schema.TableName(n)); got != 1 {
 			t.Errorf("%q: got %d rows, want 1", n, got)
 		}
 	}
-	if got := count(t, pool, schema, "y"); got != 0 {
+	if got := dbtest.Count(t, pool, sch, "y"); got != 0 {
 		t.Errorf("table y: got %d rows", got)
 	}
 	var comment string
 	err := pool.QueryRow(t.Context(), "SELECT obj_description($1::regclass, 'pg_class')",
-		pgx.Identifier{schema, TableName(long)}.Sanitize()).Scan(&comment)
+		pgx.Identifier{sch, schema.TableName(long)}.Sanitize()).Scan(&comment)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +156,7 @@ func testConcurrentCreation(t *testing.T, storage string) {
 	}
 	wg.Wait()
 	for i := range tables {
-		if got, want := count(t, pool, schema, fmt.Sprintf("race%d", i)), perSink*sinks/tables; got != want {
+		if got, want := dbtest.Count(t, pool, schema, fmt.Sprintf("race%d", i)), perSink*sinks/tables; got != want {
 			t.Errorf("race%d: got %d rows, want %d", i, got, want)
 		}
 	}
@@ -284,14 +181,14 @@ func TestRefusedRowIsolated(t *testing.T) {
 	}
 	b.Flush()
 	closeSink(t, s)
-	if got := count(t, pool, schema, "checked"); got != n-1 {
+	if got := dbtest.Count(t, pool, schema, "checked"); got != n-1 {
 		t.Errorf("got %d rows, want %d", got, n-1)
 	}
 	if got := testutil.ToFloat64(m.Rejected.WithLabelValues(ReasonRefused)); got != 1 {
 		t.Errorf("got %v refused rows, want 1", got)
 	}
-	want := []rejectedRow{{source: "192.0.2.1:5555", measurement: "checked", reason: ReasonRefused, line: `checked,host=a\ b v=4567 4567000`}}
-	if got := readRejected(t, pool, schema); !slices.Equal(got, want) {
+	want := []dbtest.Rejected{{Source: "192.0.2.1:5555", Measurement: "checked", Reason: ReasonRefused, Line: `checked,host=a\ b v=4567 4567000`}}
+	if got := dbtest.ReadRejected(t, pool, schema); !slices.Equal(got, want) {
 		t.Errorf("got rejected %+v, want %+v", got, want)
 	}
 	if got := testutil.ToFloat64(m.RowsWritten); got != n-1 {
@@ -317,10 +214,10 @@ func TestTableMismatch(t *testing.T) {
 	if got := testutil.ToFloat64(m.Rejected.WithLabelValues(ReasonTableMismatch)); got != 2 {
 		t.Errorf("got %v table_mismatch rows, want 2", got)
 	}
-	if got := len(readRejected(t, pool, schema)); got != 2 {
+	if got := len(dbtest.ReadRejected(t, pool, schema)); got != 2 {
 		t.Errorf("got %d rows in the rejected table, want 2", got)
 	}
-	if got := count(t, pool, schema, "fine"); got != 1 {
+	if got := dbtest.Count(t, pool, schema, "fine"); got != 1 {
 		t.Errorf("got %d rows in fine, want 1", got)
 	}
 }
@@ -335,35 +232,15 @@ func testTableDroppedMeanwhile(t *testing.T, storage string) {
 	b := s.NewBatcher()
 	b.Add(pt("gone", 1, 1), origin)
 	b.Flush()
-	waitFor(t, func() bool { return tableRows(t, pool, schema, "gone") == 1 })
+	dbtest.WaitFor(t, func() bool { return dbtest.TryCount(t, pool, schema, "gone") == 1 })
 	if _, err := pool.Exec(t.Context(), "DROP TABLE "+pgx.Identifier{schema, "gone"}.Sanitize()); err != nil {
 		t.Fatal(err)
 	}
 	b.Add(pt("gone", 2, 2), origin)
 	b.Flush()
 	closeSink(t, s)
-	if got := count(t, pool, schema, "gone"); got != 1 {
+	if got := dbtest.Count(t, pool, schema, "gone"); got != 1 {
 		t.Errorf("got %d rows, want 1", got)
-	}
-}
-
-func tableRows(t *testing.T, pool *pgxpool.Pool, schema, table string) int {
-	var n int
-	err := pool.QueryRow(t.Context(), "SELECT count(*) FROM "+pgx.Identifier{schema, table}.Sanitize()).Scan(&n)
-	if err != nil {
-		return -1
-	}
-	return n
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 20s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -415,7 +292,7 @@ func TestPendingLimitHolds(t *testing.T) {
 		}
 		b.Flush()
 	}()
-	waitFor(t, func() bool { return testutil.ToFloat64(m.PendingRows) >= 101 })
+	dbtest.WaitFor(t, func() bool { return testutil.ToFloat64(m.PendingRows) >= 101 })
 	select {
 	case <-done:
 		t.Fatalf("the producer added all %d rows past a limit of 100", added.Load())
@@ -452,7 +329,7 @@ func TestPendingLimitLosesNothing(t *testing.T) {
 		closeSink(t, s)
 		total := 0
 		for i := range 3 {
-			total += count(t, pool, schema, fmt.Sprintf("limited%d", i))
+			total += dbtest.Count(t, pool, schema, fmt.Sprintf("limited%d", i))
 		}
 		if total != 5000 {
 			t.Errorf("got %d rows, want 5000", total)

@@ -102,7 +102,6 @@ func parseSegment(name string) (segment, bool) {
 const (
 	spoolSegmentMax = 8 << 20
 	spoolVersion    = 1
-	markerTable     = "pginflux_spool"
 	segmentTagBytes = 8
 	corruptSuffix   = ".corrupt"
 )

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
+	"github.com/pginflux/pginflux/sink/internal/dbtest"
 )
 
 // spoolBatch is a batch of n rows of measurement m, values from first on.
@@ -243,10 +244,10 @@ func TestSpoolDiskFull(t *testing.T) {
 	if err := c.UseSpool(dir, 1<<30); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return len(segmentFiles(t, dir)) == 0 })
+	dbtest.WaitFor(t, func() bool { return len(segmentFiles(t, dir)) == 0 })
 	closeSink(t, c)
 	want := fmt.Sprintf("%d|%d", k*25, k*25)
-	equal(t, "rows", query(t, pool, "SELECT count(*), count(DISTINCT time) FROM "+pgx.Identifier{schema, "full"}.Sanitize()), []string{want})
+	dbtest.Equal(t, "rows", dbtest.Query(t, pool, "SELECT count(*), count(DISTINCT time) FROM "+pgx.Identifier{schema, "full"}.Sanitize()), []string{want})
 	if got := testutil.ToFloat64(up.SpoolCorruptSegments); got != 0 {
 		t.Errorf("%v corrupt segments", got)
 	}
@@ -257,8 +258,14 @@ func TestSpoolDiskFull(t *testing.T) {
 // run as replayed, though their numbers start again at 1.
 func TestSpoolStaleMarkers(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	markers := pgx.Identifier{schema, markerTable}.Sanitize()
-	if _, err := pool.Exec(t.Context(), markerDDL(markers)); err != nil {
+	markers := pgx.Identifier{schema, "pginflux_spool"}.Sanitize()
+	conn, err := pool.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = newCatalog(schema).MarkersReady(t.Context(), conn.Conn())
+	conn.Release()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pool.Exec(t.Context(), "CREATE RULE keep AS ON DELETE TO "+markers+" DO INSTEAD NOTHING"); err != nil {
@@ -284,15 +291,15 @@ func TestSpoolStaleMarkers(t *testing.T) {
 		if err := c.UseSpool(dir, 1<<30); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, func() bool { return len(segmentFiles(t, dir)) == 0 })
+		dbtest.WaitFor(t, func() bool { return len(segmentFiles(t, dir)) == 0 })
 		closeSink(t, c)
 	}
 	spoolAndReplay("first")
 	spoolAndReplay("second")
 	for _, m := range []string{"first", "second"} {
-		equal(t, m, query(t, pool, "SELECT count(*), count(DISTINCT time) FROM "+pgx.Identifier{schema, m}.Sanitize()), []string{"500|500"})
+		dbtest.Equal(t, m, dbtest.Query(t, pool, "SELECT count(*), count(DISTINCT time) FROM "+pgx.Identifier{schema, m}.Sanitize()), []string{"500|500"})
 	}
-	equal(t, "markers", query(t, pool, "SELECT count(DISTINCT spool) FROM "+markers), []string{"2"})
+	dbtest.Equal(t, "markers", dbtest.Query(t, pool, "SELECT count(DISTINCT spool) FROM "+markers), []string{"2"})
 }
 
 // TestSpoolCorruptSegmentKept: a segment damaged in the middle is written
@@ -324,7 +331,7 @@ func TestSpoolCorruptSegmentKept(t *testing.T) {
 	if err := c.UseSpool(dir, 1<<30); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return len(must(sp.segments())) == 0 })
+	dbtest.WaitFor(t, func() bool { return len(must(sp.segments())) == 0 })
 	closeSink(t, c)
 	if got := testutil.ToFloat64(m.SpoolCorruptSegments); got != 1 {
 		t.Errorf("got %v corrupt segments, want 1", got)
@@ -332,8 +339,8 @@ func TestSpoolCorruptSegmentKept(t *testing.T) {
 	if _, err := os.Stat(sp.segPath(g) + corruptSuffix); err != nil {
 		t.Errorf("the damaged segment was not kept: %v", err)
 	}
-	equal(t, "damaged", query(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "damaged"}.Sanitize()), []string{"10"})
-	equal(t, "torn", query(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "torn"}.Sanitize()), []string{"10"})
+	dbtest.Equal(t, "damaged", dbtest.Query(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "damaged"}.Sanitize()), []string{"10"})
+	dbtest.Equal(t, "torn", dbtest.Query(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "torn"}.Sanitize()), []string{"10"})
 }
 
 // spoolThree opens a spool in dir and appends three records of 10 rows of

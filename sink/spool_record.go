@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pginflux/pginflux/parse"
+	"github.com/pginflux/pginflux/sink/schema"
 )
 
 // encodeBatch appends rows lo..hi-1 of b, with what they need to be
@@ -42,13 +43,13 @@ func encodeBatch(out []byte, b *batch, lo, hi int) []byte {
 	}
 	u32(len(b.keys))
 	for _, k := range b.keys {
-		str(k.name)
+		str(k.Name)
 		tag := byte(0)
-		if k.tag {
+		if k.Tag {
 			tag = 1
 		}
-		out = append(out, tag, byte(k.first))
-		for _, c := range k.counts {
+		out = append(out, tag, byte(k.First))
+		for _, c := range k.Counts {
 			u32(int(c))
 		}
 	}
@@ -86,18 +87,18 @@ func decodeBatch(p []byte) (b *batch, err error) {
 	}
 	nk := u32()
 	for id := range nk {
-		k := batchKey{name: string(bytesOf())}
-		k.tag = p[i] == 1
-		k.first = parse.Kind(p[i+1])
+		k := schema.BatchKey{Key: schema.Key{Name: string(bytesOf())}}
+		k.Tag = p[i] == 1
+		k.First = parse.Kind(p[i+1])
 		i += 2
-		for c := range k.counts {
-			k.counts[c] = uint32(u32())
+		for c := range k.Counts {
+			k.Counts[c] = uint32(u32())
 		}
 		b.keys = append(b.keys, k)
-		if k.tag {
-			b.tagIDs[k.name] = uint32(id)
+		if k.Tag {
+			b.tagIDs[k.Name] = uint32(id)
 		} else {
-			b.fieldIDs[k.name] = uint32(id)
+			b.fieldIDs[k.Name] = uint32(id)
 		}
 	}
 	if len(b.ends) > 0 && b.ends[len(b.ends)-1] != len(b.buf) {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pginflux/pginflux/sink/schema"
 )
 
 // spoolMark names the record a replayed batch came from.
@@ -16,13 +18,6 @@ type spoolMark struct {
 	// base is the record's row where the batch's row 0 is: 0, or the row
 	// a refused row came from when it goes to the rejected table alone.
 	base int
-}
-
-// markerDDL makes the table of replayed records.
-func markerDDL(ident string) string {
-	return "CREATE TABLE IF NOT EXISTS " + ident + ` (spool text NOT NULL, segment bigint NOT NULL, record bigint NOT NULL,
-		lo int NOT NULL, hi int NOT NULL, replayed timestamptz NOT NULL DEFAULT now(),
-		PRIMARY KEY (spool, segment, record, lo, hi))`
 }
 
 // errPartlyReplayed says part of a replayed record's rows were written
@@ -36,7 +31,7 @@ var errPartlyReplayed = errors.New("part of the spool record was replayed before
 func (s *Sink) replayed(ctx context.Context, conn *pgx.Conn, m *spoolMark, lo, hi int) (full, partial bool, err error) {
 	var exact, inner int
 	err = conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE lo = $4 AND hi = $5), count(*) FROM `+
-		pgx.Identifier{s.cfg.Schema, markerTable}.Sanitize()+
+		pgx.Identifier{s.cfg.Schema, schema.MarkerTable}.Sanitize()+
 		` WHERE spool = $1 AND segment = $2 AND record = $3 AND lo >= $4 AND hi <= $5`,
 		m.spool, m.segment, m.item, lo+m.base, hi+m.base).Scan(&exact, &inner)
 	if err != nil {
@@ -82,10 +77,7 @@ func (s *Sink) replayAll(w *writerState) error {
 	if err != nil {
 		return err
 	}
-	err = s.catalog.ready(ctx, conn.Conn())
-	if err == nil {
-		_, err = conn.Exec(ctx, markerDDL(pgx.Identifier{s.cfg.Schema, markerTable}.Sanitize()))
-	}
+	err = s.catalog.MarkersReady(ctx, conn.Conn())
 	conn.Release()
 	if err != nil {
 		return fmt.Errorf("prepare the spool's marker table: %w", err)
@@ -136,7 +128,7 @@ func (s *Sink) replayAll(w *writerState) error {
 		// segment, which no other segment can match (its tag is its
 		// own), so they are harmless.
 		if c, err := s.pool.Acquire(ctx); err == nil {
-			_, err = c.Exec(ctx, "DELETE FROM "+pgx.Identifier{s.cfg.Schema, markerTable}.Sanitize()+
+			_, err = c.Exec(ctx, "DELETE FROM "+pgx.Identifier{s.cfg.Schema, schema.MarkerTable}.Sanitize()+
 				" WHERE spool = $1 AND segment = $2", key, g.seq)
 			c.Release()
 			if err != nil {

@@ -14,12 +14,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
+	"github.com/pginflux/pginflux/sink/internal/dbtest"
 )
 
 func TestSpoolRecordRoundTrip(t *testing.T) {
 	b := &batch{measurement: "m", tagIDs: map[string]uint32{}, fieldIDs: map[string]uint32{}}
 	for i, l := range []string{"m,host=a v=1,s=\"x\" 1000", "m,host=b v=2i 2000", "m v=true 3000"} {
-		b.appendTypedRow(line(t, l))
+		b.appendTypedRow(dbtest.Line(t, l))
 		b.ends = append(b.ends, len(b.buf))
 		b.addOrigin(Origin{Source: origin.Source, Received: time.Unix(int64(i), 0)})
 	}
@@ -68,7 +69,7 @@ func TestSpoolOutageThenRestart(t *testing.T) {
 		for i := range 500 {
 			b.Add(pt(fmt.Sprintf("spooled%d", i%2), float64(i), int64(i+1)*1000), origin)
 		}
-		b.Add(line(t, `spooled0 v="conflict" 999000`), origin)
+		b.Add(dbtest.Line(t, `spooled0 v="conflict" 999000`), origin)
 		b.Flush()
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
@@ -87,16 +88,16 @@ func TestSpoolOutageThenRestart(t *testing.T) {
 		if err := c.UseSpool(dir, 1<<30); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, func() bool { return len(segmentFiles(t, dir)) == 0 })
+		dbtest.WaitFor(t, func() bool { return len(segmentFiles(t, dir)) == 0 })
 		closeSink(t, c)
-		equal(t, "rows", query(t, pool, fmt.Sprintf(`SELECT (SELECT count(*) FROM %[1]s.spooled0) + (SELECT count(*) FROM %[1]s.spooled1),
+		dbtest.Equal(t, "rows", dbtest.Query(t, pool, fmt.Sprintf(`SELECT (SELECT count(*) FROM %[1]s.spooled0) + (SELECT count(*) FROM %[1]s.spooled1),
 			(SELECT count(DISTINCT time) FROM %[1]s.spooled0) + (SELECT count(DISTINCT time) FROM %[1]s.spooled1)`, pgx.Identifier{schema}.Sanitize())),
 			[]string{map[string]string{StorageColumns: "501|501", StorageJSONB: "501|501"}[storage]})
 		if got := testutil.ToFloat64(up.ReplayedRows); got != 501 {
 			t.Errorf("got %v replayed rows, want 501", got)
 		}
 		if storage == StorageColumns {
-			equal(t, "rejected", rejectedLines(t, pool, schema), []string{`type_conflict: spooled0 v="conflict" 999000`})
+			dbtest.Equal(t, "rejected", dbtest.RejectedLines(t, pool, schema), []string{`type_conflict: spooled0 v="conflict" 999000`})
 		}
 	})
 }
@@ -128,7 +129,7 @@ func TestSpoolCrashMidReplay(t *testing.T) {
 		if err := c.UseSpool(dir, 1<<30); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, func() bool { return replayed.Load() >= stopAfter })
+		dbtest.WaitFor(t, func() bool { return replayed.Load() >= stopAfter })
 		closeSink(t, c)
 		testHookReplayed = nil
 		if len(segmentFiles(t, dir)) == 0 {
@@ -139,9 +140,9 @@ func TestSpoolCrashMidReplay(t *testing.T) {
 	if err := c.UseSpool(dir, 1<<30); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return len(segmentFiles(t, dir)) == 0 })
+	dbtest.WaitFor(t, func() bool { return len(segmentFiles(t, dir)) == 0 })
 	closeSink(t, c)
-	equal(t, "rows", query(t, pool, "SELECT count(*), count(DISTINCT time) FROM "+pgx.Identifier{schema, "crash"}.Sanitize()), []string{"400|400"})
+	dbtest.Equal(t, "rows", dbtest.Query(t, pool, "SELECT count(*), count(DISTINCT time) FROM "+pgx.Identifier{schema, "crash"}.Sanitize()), []string{"400|400"})
 	if entries, _ := os.ReadDir(dir); !slices.ContainsFunc(entries, func(e os.DirEntry) bool { return e.Name() == "ID" }) {
 		t.Error("the spool lost its ID")
 	}

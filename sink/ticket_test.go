@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
+	"github.com/pginflux/pginflux/sink/internal/dbtest"
 )
 
 // TestSharedTickets: concurrent requests share batches, each waits for its
@@ -23,10 +24,10 @@ func TestSharedTickets(t *testing.T) {
 			tk := NewTicket()
 			pr := sh.Begin()
 			for i := range 100 {
-				pr.Add(line(t, fmt.Sprintf("req,k=k%d v=%di %d", k, i, (k*100+i+1)*1000)), origin, tk)
+				pr.Add(dbtest.Line(t, fmt.Sprintf("req,k=k%d v=%di %d", k, i, (k*100+i+1)*1000)), origin, tk)
 			}
 			if k == 3 {
-				pr.Add(line(t, `req,k=k3 v="oops" 999999000`), origin, tk)
+				pr.Add(dbtest.Line(t, `req,k=k3 v="oops" 999999000`), origin, tk)
 			}
 			pr.End()
 			tk.Seal()
@@ -69,7 +70,7 @@ func TestTicketLost(t *testing.T) {
 	if full, down := s.Saturated(); full {
 		t.Errorf("got full %v down %v, want not full", full, down)
 	}
-	waitFor(t, func() bool { _, down := s.Saturated(); return down })
+	dbtest.WaitFor(t, func() bool { _, down := s.Saturated(); return down })
 	s.Abandon()
 	if _, err := tk.Wait(t.Context()); err == nil {
 		t.Error("got no error for abandoned rows")
@@ -97,7 +98,7 @@ func TestSetLimits(t *testing.T) {
 	for i := range 6 {
 		b.Add(pt("reloaded", 1, int64(i)*1000), origin)
 	}
-	waitFor(t, func() bool { return tableRows(t, pool, schema, "reloaded") == 5 })
+	dbtest.WaitFor(t, func() bool { return dbtest.TryCount(t, pool, schema, "reloaded") == 5 })
 	b.Flush()
 	closeSink(t, s)
 }
@@ -122,7 +123,7 @@ func TestProducerStopsWhenContextEnds(t *testing.T) {
 	var err error
 	for i := range 1000 {
 		added++
-		if err = pr.Add(line(t, fmt.Sprintf("m v=%di %d", i, (i+1)*1000)), origin, nil); err != nil {
+		if err = pr.Add(dbtest.Line(t, fmt.Sprintf("m v=%di %d", i, (i+1)*1000)), origin, nil); err != nil {
 			break
 		}
 	}

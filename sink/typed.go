@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pginflux/pginflux/parse"
+	"github.com/pginflux/pginflux/sink/schema"
 )
 
 // In columns storage a batch cannot hold final COPY rows: which columns a
@@ -23,14 +24,6 @@ import (
 // A tag value has kind kindTag.
 const kindTag parse.Kind = 0
 
-// batchKey is one tag or field key of a batch.
-type batchKey struct {
-	name   string
-	tag    bool
-	first  parse.Kind
-	counts [parse.Bool + 1]uint32 // values seen, by kind
-}
-
 // keyID returns the number of a key in b's key list, adding it when new.
 func (b *batch) keyID(tag bool, key []byte, kind parse.Kind) uint32 {
 	ids := b.fieldIDs
@@ -40,11 +33,11 @@ func (b *batch) keyID(tag bool, key []byte, kind parse.Kind) uint32 {
 	id, ok := ids[string(key)]
 	if !ok {
 		id = uint32(len(b.keys))
-		b.keys = append(b.keys, batchKey{name: string(key), tag: tag})
-		ids[b.keys[id].name] = id
-		b.keys[id].first = kind
+		b.keys = append(b.keys, schema.BatchKey{Key: schema.Key{Name: string(key), Tag: tag}})
+		ids[b.keys[id].Name] = id
+		b.keys[id].First = kind
 	}
-	b.keys[id].counts[kind]++
+	b.keys[id].Counts[kind]++
 	return id
 }
 
@@ -54,8 +47,8 @@ func (b *batch) keyID(tag bool, key []byte, kind parse.Kind) uint32 {
 func (b *batch) seqID(i int, tag bool, key []byte, kind parse.Kind) uint32 {
 	if i < len(b.lastSeq) {
 		if id := b.lastSeq[i]; int(id) < len(b.keys) {
-			if k := &b.keys[id]; k.tag == tag && k.name == string(key) {
-				k.counts[kind]++
+			if k := &b.keys[id]; k.Tag == tag && k.Name == string(key) {
+				k.Counts[kind]++
 				return id
 			}
 		}
@@ -125,43 +118,6 @@ func decodeTypedRow(buf []byte, vals []typedValue) (unixNanos int64, _ []typedVa
 	return unixNanos, vals
 }
 
-// newColumnType returns the type pginflux gives a new column for a key,
-// from the values the batch holds for it. A tag is text. A field is typed
-// by the line-protocol type of most of its values (on a tie, of the first
-// one), numbers counting together: double precision when any of them is a
-// float, numeric when any is unsigned (bigint with --uint64-type bigint
-// and no signed ones), bigint otherwise; text for strings, boolean for
-// booleans. Values of another type are then conflicts.
-func newColumnType(k batchKey, uintType string) string {
-	if k.tag {
-		return "text"
-	}
-	c := k.counts
-	numbers := c[parse.Float] + c[parse.Int] + c[parse.Uint]
-	family := map[parse.Kind]uint32{parse.Float: numbers, parse.Int: numbers, parse.Uint: numbers,
-		parse.String: c[parse.String], parse.Bool: c[parse.Bool]}
-	win := k.first
-	for _, kind := range []parse.Kind{parse.Float, parse.String, parse.Bool} {
-		if family[kind] > family[win] {
-			win = kind
-		}
-	}
-	switch win {
-	case parse.String:
-		return "text"
-	case parse.Bool:
-		return "boolean"
-	}
-	switch {
-	case c[parse.Float] > 0:
-		return "double precision"
-	case c[parse.Uint] > 0 && (uintType != "bigint" || c[parse.Int] > 0):
-		return "numeric"
-	default:
-		return "bigint"
-	}
-}
-
 // encoded is a range of a batch's rows in final binary COPY form, with the
 // dead letters for values that did not fit.
 type encoded struct {
@@ -181,22 +137,19 @@ func (e *encoded) reset() {
 	e.overflowed = 0
 }
 
-// overflowColumn holds, as jsonb, the keys of a table at --max-columns.
-const overflowColumn = "pginflux_overflow"
-
 // encodeTyped encodes rows lo..hi-1 of b into e for table t, where
 // keyCols[id] is the column of key id of b, or nil for none (the overflow
 // column, or the rejected table when there is none). For a table with a
 // point key, pts gives each row's series id and the rows that are one
 // point: they become one row, a later value of a key replacing an earlier
 // one; pts is nil for other tables.
-func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*column, pts *pointPlan) {
+func encodeTyped(e *encoded, b *batch, lo, hi int, t *schema.TypedTable, keyCols []*schema.Column, pts *pointPlan) {
 	e.reset()
 	// Which COPY column, if any, each key of the batch goes to: the
 	// columns list holds time first, then each column the batch uses once.
 	slot := make([]int, len(b.keys)) // -1: overflow; -2: rejected, the column failed
-	var cols []*column
-	index := make(map[*column]int)
+	var cols []*schema.Column
+	index := make(map[*schema.Column]int)
 	for id := range b.keys {
 		c := keyCols[id]
 		if c == nil {
@@ -216,25 +169,25 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*col
 		if s != -1 {
 			continue
 		}
-		if _, failed := t.failed[colKey{b.keys[id].tag, b.keys[id].name}]; failed {
+		if _, failed := t.Failed[b.keys[id].Key]; failed {
 			slot[id] = -2 // to the rejected table, never the overflow column
-		} else if t.overflow != nil {
+		} else if t.Overflow != nil {
 			useOverflow = true
 		}
 	}
 	names := make([]string, 0, len(cols)+3)
 	names = append(names, pgx.Identifier{"time"}.Sanitize())
 	if pts != nil {
-		names = append(names, pgx.Identifier{seriesColumn}.Sanitize())
+		names = append(names, pgx.Identifier{schema.SeriesColumn}.Sanitize())
 	}
 	for _, c := range cols {
-		names = append(names, pgx.Identifier{c.name}.Sanitize())
+		names = append(names, pgx.Identifier{c.Name}.Sanitize())
 	}
 	if useOverflow {
-		names = append(names, pgx.Identifier{overflowColumn}.Sanitize())
+		names = append(names, pgx.Identifier{schema.OverflowColumn}.Sanitize())
 	}
 	e.names = names
-	e.copySQL = "COPY " + t.ident + " (" + strings.Join(names, ", ") + ") FROM STDIN (FORMAT binary)"
+	e.copySQL = "COPY " + t.Ident + " (" + strings.Join(names, ", ") + ") FROM STDIN (FORMAT binary)"
 
 	ncols := len(names)
 	present := make([]int, len(cols)+1) // index in vals of the value for each column, or -1
@@ -300,7 +253,7 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*col
 			e.dead[from-lo] = append(e.dead[from-lo], d)
 		}
 		e.rows = appendInt16(e.rows, int16(ncols))
-		e.rows = appendTimeAs(e.rows, t.timeType, ts)
+		e.rows = appendTimeAs(e.rows, t.TimeType, ts)
 		if pts != nil {
 			e.rows = appendInt32(e.rows, 8)
 			e.rows = binary.BigEndian.AppendUint64(e.rows, uint64(pts.sids[r-lo]))
@@ -316,22 +269,22 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*col
 			// The common cases inline: a float into double precision, a
 			// tag or string into unbounded text.
 			switch {
-			case v.kind == parse.Float && c.typ.oid == oidFloat8:
+			case v.kind == parse.Float && c.Type.OID == schema.OIDFloat8:
 				e.rows = append(e.rows, 0, 0, 0, 8)
 				e.rows = binary.BigEndian.AppendUint64(e.rows, v.num)
 				continue
-			case (v.kind == kindTag || v.kind == parse.String) && c.typ.oid == oidText:
+			case (v.kind == kindTag || v.kind == parse.String) && c.Type.OID == schema.OIDText:
 				e.rows = appendInt32(e.rows, int32(len(v.str)))
 				e.rows = append(e.rows, v.str...)
 				continue
 			}
 			var cf *conflict
-			e.rows, cf = appendValue(e.rows, c.typ, *v)
+			e.rows, cf = appendValue(e.rows, c.Type, *v)
 			if cf != nil {
 				e.rows = appendInt32(e.rows, -1)
 				k := b.keys[vals[j].key]
-				detail := keyRole(k.tag) + " " + quoteKey(k.name) + " into column " + quoteKey(c.name) + ": " + cf.detail
-				if k.tag {
+				detail := k.Role() + " " + quoteKey(k.Name) + " into column " + quoteKey(c.Name) + ": " + cf.detail
+				if k.Tag {
 					// The row lands without the tag; the rejected
 					// table gets the whole line.
 					rejectLine(cf.reason, detail, -1)
@@ -353,12 +306,12 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *typedTable, keyCols []*col
 		default:
 			for _, j := range over {
 				k := b.keys[vals[j].key]
-				rejectLine(ReasonOverflow, keyRole(k.tag)+" "+quoteKey(k.name)+": the table is at --max-columns", j)
+				rejectLine(ReasonOverflow, k.Role()+" "+quoteKey(k.Name)+": the table is at --max-columns", j)
 			}
 		}
 		for _, j := range failed {
 			k := b.keys[vals[j].key]
-			rejectLine(ReasonColumnFailed, keyRole(k.tag)+" "+quoteKey(k.name)+": "+t.failed[colKey{k.tag, k.name}], j)
+			rejectLine(ReasonColumnFailed, k.Role()+" "+quoteKey(k.Name)+": "+t.Failed[k.Key], j)
 		}
 		e.ends = append(e.ends, len(e.rows))
 	}
@@ -376,7 +329,7 @@ var testHookNoFastRow bool
 // COPY form there. It reports false, having appended nothing, for any
 // other row, which takes the general path. pos is scratch space, a slot
 // per column.
-func fastRow(e *encoded, b *batch, r, lo int, t *typedTable, slot []int, cols []*column, pos []int, pts *pointPlan, ncols int, useOverflow bool) bool {
+func fastRow(e *encoded, b *batch, r, lo int, t *schema.TypedTable, slot []int, cols []*schema.Column, pos []int, pts *pointPlan, ncols int, useOverflow bool) bool {
 	for i := range pos {
 		pos[i] = -1
 	}
@@ -418,7 +371,7 @@ func fastRow(e *encoded, b *batch, r, lo int, t *typedTable, slot []int, cols []
 	}
 	rowStart := len(e.rows)
 	out := appendInt16(e.rows, int16(ncols))
-	out = appendTimeAs(out, t.timeType, ts)
+	out = appendTimeAs(out, t.TimeType, ts)
 	if pts != nil {
 		out = appendInt32(out, 8)
 		out = binary.BigEndian.AppendUint64(out, uint64(pts.sids[r-lo]))
@@ -431,11 +384,11 @@ func fastRow(e *encoded, b *batch, r, lo int, t *typedTable, slot []int, cols []
 		}
 		kind := parse.Kind(buf[p])
 		switch {
-		case kind == parse.Float && c.typ.oid == oidFloat8:
+		case kind == parse.Float && c.Type.OID == schema.OIDFloat8:
 			out = append(out, 0, 0, 0, 8)
 			out = append(out, buf[p+1:p+9]...)
 			continue
-		case (kind == kindTag || kind == parse.String) && c.typ.oid == oidText:
+		case (kind == kindTag || kind == parse.String) && c.Type.OID == schema.OIDText:
 			out = append(out, buf[p+1:p+5+int(binary.BigEndian.Uint32(buf[p+1:]))]...)
 			continue
 		}
@@ -446,7 +399,7 @@ func fastRow(e *encoded, b *batch, r, lo int, t *typedTable, slot []int, cols []
 			v.num = binary.BigEndian.Uint64(buf[p+1:])
 		}
 		var cf *conflict
-		if out, cf = appendValue(out, c.typ, v); cf != nil {
+		if out, cf = appendValue(out, c.Type, v); cf != nil {
 			e.rows = out[:rowStart] // the general path rejects the value
 			return false
 		}
@@ -456,13 +409,6 @@ func fastRow(e *encoded, b *batch, r, lo int, t *typedTable, slot []int, cols []
 	}
 	e.rows = out
 	return true
-}
-
-func keyRole(tag bool) string {
-	if tag {
-		return "tag"
-	}
-	return "field"
 }
 
 func quoteKey(s string) string { return pgx.Identifier{s}.Sanitize() }
@@ -477,21 +423,21 @@ func appendOverflow(b []byte, bt *batch, over []typedValue) []byte {
 		n := 0
 		for _, tv := range over {
 			k := bt.keys[tv.key]
-			if k.tag != tags {
+			if k.Tag != tags {
 				continue
 			}
 			if n == 0 {
 				if groups > 0 {
 					b = append(b, ',')
 				}
-				b = appendJSONString(b, []byte(keyRole(tags)+"s"))
+				b = appendJSONString(b, []byte(schema.Key{Tag: tags}.Role()+"s"))
 				b = append(b, ':', '{')
 				groups++
 			} else {
 				b = append(b, ',')
 			}
 			n++
-			b = appendJSONString(b, []byte(k.name))
+			b = appendJSONString(b, []byte(k.Name))
 			b = append(b, ':')
 			if tags {
 				b = appendJSONString(b, tv.v.str)
@@ -513,17 +459,17 @@ func appendOverflow(b []byte, bt *batch, over []typedValue) []byte {
 func rowLine(lw *lineWriter, b *batch, vals []typedValue, ts int64, only int) []byte {
 	lw.start(b.measurement)
 	for i, tv := range vals {
-		if k := b.keys[tv.key]; k.tag && !slices.ContainsFunc(vals[:i], func(o typedValue) bool { return o.key == tv.key }) {
-			lw.tag([]byte(k.name), tv.v.str)
+		if k := b.keys[tv.key]; k.Tag && !slices.ContainsFunc(vals[:i], func(o typedValue) bool { return o.key == tv.key }) {
+			lw.tag([]byte(k.Name), tv.v.str)
 		}
 	}
 	first := true
 	for i, tv := range vals {
 		k := b.keys[tv.key]
-		if k.tag || (only >= 0 && i != only) {
+		if k.Tag || (only >= 0 && i != only) {
 			continue
 		}
-		lw.field(first, []byte(k.name), tv.v)
+		lw.field(first, []byte(k.Name), tv.v)
 		first = false
 	}
 	return lw.end(ts)

@@ -2,17 +2,16 @@ package sink
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pginflux/pginflux/internal/plural"
+	"github.com/pginflux/pginflux/sink/schema"
 )
 
 // attempt writes rows lo..hi-1 of b in one transaction, with the values
@@ -54,56 +53,56 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 	)
 	switch {
 	case b.rejected:
-		t, err := s.catalog.rejectedTable(ctx, conn.Conn())
+		t, err := s.catalog.RejectedTable(ctx, conn.Conn())
 		if err != nil {
 			return err
 		}
-		rows, copySQL, target = b.rowBytes(lo, hi), t.copySQL, t.name
+		rows, copySQL, target = b.rowBytes(lo, hi), t.CopySQL, t.Name
 	case s.cfg.Storage == StorageColumns:
-		t := s.catalog.cachedTyped(b.measurement)
-		var cols []*column
+		t := s.catalog.CachedTyped(b.measurement)
+		var cols []*schema.Column
 		if t != nil {
-			cols = t.columnsFor(b.keys)
+			cols = t.ColumnsFor(b.keys)
 		}
-		if t == nil || t.needsDDL(b.keys, cols, s.cfg.MaxColumns) {
-			if t, err = s.catalog.ensureTyped(ctx, conn.Conn(), b.measurement, b.keys); err != nil {
+		if t == nil || t.NeedsDDL(b.keys, cols, s.cfg.MaxColumns) {
+			if t, err = s.catalog.EnsureTyped(ctx, conn.Conn(), b.measurement, b.keys); err != nil {
 				return err
 			}
-			cols = t.columnsFor(b.keys)
+			cols = t.ColumnsFor(b.keys)
 		}
-		if err := s.ensurePartitions(ctx, conn.Conn(), b, lo, hi, t.name); err != nil {
+		if err := s.ensurePartitions(ctx, conn.Conn(), b, lo, hi, t.Name); err != nil {
 			return err
 		}
 		var pts *pointPlan
-		if t.point {
-			if err := s.planPoints(ctx, conn.Conn(), &w.pts, b, lo, hi, t.name, t.timeType); err != nil {
+		if t.Point {
+			if err := s.planPoints(ctx, conn.Conn(), &w.pts, b, lo, hi, t.Name, t.TimeType); err != nil {
 				return err
 			}
 			pts, n = &w.pts, w.pts.rows
 		} else {
-			s.catalog.noKey(t.name)
+			s.catalog.NoKey(t.Name)
 		}
 		encodeTyped(&w.enc, b, lo, hi, t, cols, pts)
-		rows, copySQL, target, ident, dead, names, point = w.enc.rows, w.enc.copySQL, t.name, t.ident, w.enc.dead, w.enc.names, t.point
+		rows, copySQL, target, ident, dead, names, point = w.enc.rows, w.enc.copySQL, t.Name, t.Ident, w.enc.dead, w.enc.names, t.Point
 	default:
-		t, err := s.catalog.lookup(ctx, conn.Conn(), b.measurement)
+		t, err := s.catalog.Lookup(ctx, conn.Conn(), b.measurement)
 		if err != nil {
 			return err
 		}
-		if err := s.ensurePartitions(ctx, conn.Conn(), b, lo, hi, t.name); err != nil {
+		if err := s.ensurePartitions(ctx, conn.Conn(), b, lo, hi, t.Name); err != nil {
 			return err
 		}
-		if t.point {
-			if err := s.planPoints(ctx, conn.Conn(), &w.pts, b, lo, hi, t.name, colType{oid: oidTimestamptz, typmod: -1}); err != nil {
+		if t.Point {
+			if err := s.planPoints(ctx, conn.Conn(), &w.pts, b, lo, hi, t.Name, schema.Type{OID: schema.OIDTimestamptz, Typmod: -1}); err != nil {
 				return err
 			}
-			encodeJSONBPoints(&w.enc, b, lo, hi, &w.pts, t.ident)
+			encodeJSONBPoints(&w.enc, b, lo, hi, &w.pts, t.Ident)
 			rows, copySQL, n, names = w.enc.rows, w.enc.copySQL, w.pts.rows, w.enc.names
 		} else {
-			s.catalog.noKey(t.name)
-			rows, copySQL, names = b.rowBytes(lo, hi), t.copySQL, jsonbNames
+			s.catalog.NoKey(t.Name)
+			rows, copySQL, names = b.rowBytes(lo, hi), t.CopySQL, jsonbNames
 		}
-		target, ident, point = t.name, t.ident, t.point
+		target, ident, point = t.Name, t.Ident, t.Point
 	}
 
 	w.dl = w.dl[:0]
@@ -126,7 +125,7 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 		b.commitID = rand.Int64N(1<<63-1) + 1
 	}
 	if b.mark == nil && b.uncertain && b.marked {
-		done, err := s.catalog.commitMarked(ctx, conn.Conn(), b.commitID, lo, hi)
+		done, err := s.catalog.CommitMarked(ctx, conn.Conn(), b.commitID, lo, hi)
 		if err != nil {
 			return err
 		}
@@ -138,25 +137,25 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 		}
 	}
 	if marked {
-		if err := s.catalog.commitsReady(ctx, conn.Conn()); err != nil {
+		if err := s.catalog.CommitsReady(ctx, conn.Conn()); err != nil {
 			return err
 		}
-		marked = !s.catalog.commitsOff.Load()
+		marked = !s.catalog.CommitsOff()
 		// From now on a failure may come after this attempt's commit.
 		b.marked = b.marked || marked
 	}
-	var rt *table
+	var rt *schema.Table
 	if ndead > 0 {
-		if rt, err = s.catalog.rejectedTable(ctx, conn.Conn()); err != nil {
+		if rt, err = s.catalog.RejectedTable(ctx, conn.Conn()); err != nil {
 			return err
 		}
 	}
 
-	var sc *seriesCache
+	var sc *upsertStreak
 	upsert := false
 	staged := false // rows of a table without a point key go through INSERT (see isRemoteCopyError)
 	if point {
-		sc = s.catalog.seriesOf(target)
+		sc = s.streakOf(target)
 		upsert = sc.useUpsert()
 	}
 	for {
@@ -180,17 +179,17 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 					return fmt.Errorf("copy %s into %s: %w", plural.Count(n, "row"), target, err)
 				}
 				if ndead > 0 {
-					if err := copyRows(ctx, tx.Conn().PgConn(), rt.copySQL, w.dl, ndead); err != nil {
-						return fmt.Errorf("copy %s into %s: %w", plural.Count(ndead, "row"), rt.name, err)
+					if err := copyRows(ctx, tx.Conn().PgConn(), rt.CopySQL, w.dl, ndead); err != nil {
+						return fmt.Errorf("copy %s into %s: %w", plural.Count(ndead, "row"), rt.Name, err)
 					}
 				}
 				if m := b.mark; m != nil {
-					_, err := tx.Exec(ctx, "INSERT INTO "+pgx.Identifier{s.cfg.Schema, markerTable}.Sanitize()+
+					_, err := tx.Exec(ctx, "INSERT INTO "+pgx.Identifier{s.cfg.Schema, schema.MarkerTable}.Sanitize()+
 						" (spool, segment, record, lo, hi) VALUES ($1, $2, $3, $4, $5)", m.spool, m.segment, m.item, lo+m.base, hi+m.base)
 					return err
 				}
 				if marked {
-					return s.catalog.markCommit(ctx, tx, b.commitID, lo, hi)
+					return s.catalog.MarkCommit(ctx, tx, b.commitID, lo, hi)
 				}
 				return nil
 			})
@@ -291,9 +290,38 @@ const (
 	maxUpsertStreak = 32
 )
 
+// upsertStreak says whether batches of a table go through a staging table
+// straight away. Safe for concurrent use.
+type upsertStreak struct {
+	upsertsLeft, streak atomic.Int32
+}
+
+// streakOf returns the upsert streak of a table.
+func (s *Sink) streakOf(table string) *upsertStreak {
+	s.streaksMu.Lock()
+	defer s.streaksMu.Unlock()
+	st := s.streaks[table]
+	if st == nil {
+		st = new(upsertStreak)
+		s.streaks[table] = st
+	}
+	return st
+}
+
+// forget drops what is known of a measurement's table, or of every table
+// and the schema (see schema.Catalog.Forget).
+func (s *Sink) forget(measurement string, schemaToo bool) {
+	s.catalog.Forget(measurement, schemaToo)
+	if schemaToo {
+		s.streaksMu.Lock()
+		clear(s.streaks)
+		s.streaksMu.Unlock()
+	}
+}
+
 // useUpsert reports whether the next batch of the table should merge
 // through a staging table straight away.
-func (sc *seriesCache) useUpsert() bool {
+func (sc *upsertStreak) useUpsert() bool {
 	for {
 		left := sc.upsertsLeft.Load()
 		if left <= 0 {
@@ -306,106 +334,11 @@ func (sc *seriesCache) useUpsert() bool {
 }
 
 // collided notes a COPY that hit existing points.
-func (sc *seriesCache) collided() {
+func (sc *upsertStreak) collided() {
 	streak := min(max(sc.streak.Load()*2, minUpsertStreak), maxUpsertStreak)
 	sc.streak.Store(streak)
 	sc.upsertsLeft.Store(streak)
 }
 
 // fastOK notes a COPY that hit no existing point.
-func (sc *seriesCache) fastOK() { sc.streak.Store(0) }
-
-// commitTable holds a marker of each committed batch of a table without a
-// point key, for a day, so that a retry after a connection lost during
-// the commit can tell whether the commit happened.
-const commitTable = "pginflux_commits"
-
-// commitKeep is how long commit markers are kept, and cleanEvery how often
-// old ones are deleted.
-const (
-	commitKeep       = 24 * time.Hour
-	commitCleanEvery = 10 * time.Minute
-)
-
-// commitsReady makes the commit marker table, once, and deletes old
-// markers every commitCleanEvery. Writers that come meanwhile wait for the
-// one making it.
-func (c *catalog) commitsReady(ctx context.Context, conn *pgx.Conn) error {
-	now := time.Now().UnixNano()
-	if last := c.commitsCleaned.Load(); last != 0 && now-last < int64(commitCleanEvery) {
-		return nil
-	}
-	c.commitsMu.Lock()
-	defer c.commitsMu.Unlock()
-	last := c.commitsCleaned.Load()
-	if last != 0 && now-last < int64(commitCleanEvery) {
-		return nil // another writer did it meanwhile
-	}
-	ident := pgx.Identifier{c.schema, commitTable}.Sanitize()
-	if last != 0 {
-		if _, err := conn.Exec(ctx, "DELETE FROM "+ident+" WHERE committed < now() - $1::interval", strconv.Itoa(int(commitKeep.Seconds()))+" seconds"); err != nil {
-			c.log.Debug("could not delete old commit markers", "err", err)
-		}
-		c.commitsCleaned.Store(now)
-		return nil
-	}
-	if err := c.ready(ctx, conn); err != nil {
-		return err
-	}
-	usable := false
-	_, err := c.createOwn(ctx, conn, commitTable, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, commitDDL(ident))
-		return err
-	})
-	if err == nil {
-		err = conn.QueryRow(ctx, "SELECT has_table_privilege($1, 'SELECT, INSERT')", ident).Scan(&usable)
-	}
-	if isInsufficientPrivilege(err) {
-		err, usable = nil, false
-	}
-	if err != nil {
-		return err
-	}
-	if !usable {
-		c.commitsOff.Store(true)
-		c.log.Warn("cannot create or use the commit marker table; without it, a batch of a table without a point key retried after a connection lost during its commit may be written twice (create it as in the README, Least privilege)",
-			"schema", c.schema, "table", commitTable)
-	}
-	c.commitsCleaned.Store(now)
-	return nil
-}
-
-// commitDDL makes the commit marker table.
-func commitDDL(ident string) string {
-	return "CREATE TABLE IF NOT EXISTS " + ident +
-		" (batch bigint NOT NULL, lo int NOT NULL, hi int NOT NULL, committed timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (batch, lo, hi))"
-}
-
-// isInsufficientPrivilege reports SQLSTATE 42501.
-func isInsufficientPrivilege(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "42501"
-}
-
-// markCommit records, in tx, that rows lo..hi-1 of batch id are committed.
-func (c *catalog) markCommit(ctx context.Context, tx pgx.Tx, id int64, lo, hi int) error {
-	_, err := tx.Exec(ctx, "INSERT INTO "+pgx.Identifier{c.schema, commitTable}.Sanitize()+" (batch, lo, hi) VALUES ($1, $2, $3)", id, lo, hi)
-	return err
-}
-
-// commitMarked reports whether rows lo..hi-1 of batch id were committed
-// by an earlier attempt.
-func (c *catalog) commitMarked(ctx context.Context, conn *pgx.Conn, id int64, lo, hi int) (bool, error) {
-	// Looked up before commitsReady could delete old markers.
-	var done bool
-	err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+pgx.Identifier{c.schema, commitTable}.Sanitize()+
-		" WHERE batch = $1 AND lo <= $2 AND hi >= $3)", id, lo, hi).Scan(&done)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
-		return false, nil // no marker table: no marker
-	}
-	if err != nil {
-		return false, fmt.Errorf("look up commit markers: %w", err)
-	}
-	return done, nil
-}
+func (sc *upsertStreak) fastOK() { sc.streak.Store(0) }

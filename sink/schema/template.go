@@ -1,4 +1,4 @@
-package sink
+package schema
 
 import (
 	"bytes"
@@ -61,15 +61,15 @@ func dollarQuote(s string) string {
 	return tag + s + tag
 }
 
-// Validate reports settings of c that cannot work together, in words a
-// user can act on; nil when there are none. One so far: --partition-by
-// with a --create-table-sql that calls TimescaleDB's create_hypertable.
-// --partition-by makes every new table PARTITION BY RANGE (time), and
-// TimescaleDB makes no hypertable of a partitioned table (SQLSTATE 42809,
-// "table is already partitioned"). A sink made with such a Config creates
-// no table: see runTemplate.
-func (c Config) Validate() error {
-	if c.PartitionBy != "" && makesHypertables(c.CreateTableSQL) {
+// Validate reports settings that cannot work together, in words a user
+// can act on; nil when there are none. One so far: --partition-by
+// (partitionBy) with a --create-table-sql (tmpl) that calls TimescaleDB's
+// create_hypertable. --partition-by makes every new table PARTITION BY
+// RANGE (time), and TimescaleDB makes no hypertable of a partitioned table
+// (SQLSTATE 42809, "table is already partitioned"). A Catalog made with
+// such a Config creates no table: see runTemplate.
+func Validate(partitionBy string, tmpl *template.Template) error {
+	if partitionBy != "" && makesHypertables(tmpl) {
 		return errors.New("--partition-by and --create-table-sql: the template calls create_hypertable, and TimescaleDB makes no hypertable of a table that --partition-by has made partitioned; use one or the other (a hypertable is partitioned by time already)")
 	}
 	return nil
@@ -91,21 +91,21 @@ func makesHypertables(t *template.Template) bool {
 
 // runTemplate runs the table template for a table just created, in the
 // transaction that created it: a failing template leaves no table.
-func (c *catalog) runTemplate(ctx context.Context, tx pgx.Tx, table, measurement string) error {
+func (c *Catalog) runTemplate(ctx context.Context, tx pgx.Tx, table, measurement string) error {
 	if c.template == nil {
 		return nil
 	}
 	if c.refused != nil {
-		// The configuration cannot work (see Config.Validate): no table is
+		// The configuration cannot work (see Validate): no table is
 		// made, and its rows go to the rejected table, replayable.
-		return fmt.Errorf("--create-table-sql for %s: %w: %w", pgx.Identifier{c.schema, table}.Sanitize(), c.refused, errCreateFailed)
+		return fmt.Errorf("--create-table-sql for %s: %w: %w", pgx.Identifier{c.schema, table}.Sanitize(), c.refused, ErrCreateFailed)
 	}
 	var sql bytes.Buffer
 	if err := c.template.Execute(&sql, templateData(c.schema, table, measurement)); err != nil {
 		return fmt.Errorf("--create-table-sql: %w", err)
 	}
 	if _, err := tx.Exec(ctx, sql.String()); err != nil {
-		return fmt.Errorf("--create-table-sql for %s: %w: %w", pgx.Identifier{c.schema, table}.Sanitize(), err, errCreateFailed)
+		return fmt.Errorf("--create-table-sql for %s: %w: %w", pgx.Identifier{c.schema, table}.Sanitize(), err, ErrCreateFailed)
 	}
 	return nil
 }

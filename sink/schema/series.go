@@ -1,4 +1,4 @@
-package sink
+package schema
 
 import (
 	"cmp"
@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -28,11 +27,11 @@ import (
 // processes. A tag key that appears later makes new tag sets, hence new
 // ids: no index over the tag columns is ever rebuilt.
 
-// seriesTable is the schema's table of series ids.
-const seriesTable = "pginflux_series"
+// SeriesTable is the schema's table of series ids.
+const SeriesTable = "pginflux_series"
 
-// seriesColumn is the column holding a row's series id.
-const seriesColumn = "series_id"
+// SeriesColumn is the column holding a row's series id.
+const SeriesColumn = "series_id"
 
 // maxSeriesProbes bounds the ids tried for one tag set: a collision of 63
 // bits of SHA-256 is never expected, so more than a few means something
@@ -43,52 +42,74 @@ const maxSeriesProbes = 64
 // past it, the cache starts again (ids are looked up in the series table).
 const maxCachedSeries = 1 << 20
 
-// testHookSeriesHash, when set, replaces the hash that proposes a tag set's
-// id: tests use it to force collisions.
-var testHookSeriesHash func(tagsJSON []byte) int64
-
-// seriesHash proposes the id of a tag set: 63 bits of its SHA-256.
-func seriesHash(tagsJSON []byte) int64 {
-	if testHookSeriesHash != nil {
-		return testHookSeriesHash(tagsJSON)
+// seriesHash proposes the id of a tag set: 63 bits of its SHA-256, or
+// what Config.SeriesHash says in a test.
+func (c *Catalog) seriesHash(tagsJSON []byte) int64 {
+	if c.testSeriesHash != nil {
+		return c.testSeriesHash(tagsJSON)
 	}
 	sum := sha256.Sum256(tagsJSON)
 	return int64(binary.BigEndian.Uint64(sum[:]) >> 1)
 }
 
-// seriesCache maps the canonical tag sets of one table to their ids. Safe
-// for concurrent use.
-type seriesCache struct {
+// Series maps the tag sets of one table, each in a canonical form the
+// sink chooses, to their ids: a cache of the series table. Safe for
+// concurrent use.
+type Series struct {
 	mu  sync.RWMutex
 	ids map[string]int64
-
-	// Whether batches of the table go through a staging table straight
-	// away (see useUpsert).
-	upsertsLeft, streak atomic.Int32
 }
 
-// seriesOf returns the cache of a table.
-func (c *catalog) seriesOf(table string) *seriesCache {
+// Lookup sets ids[k] to the id of tag set key(k), for each k below n that
+// the cache knows, and appends the others to miss, which it returns.
+func (s *Series) Lookup(n int, key func(k int) []byte, ids []int64, miss []int) []int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for k := range n {
+		if id, ok := s.ids[string(key(k))]; ok {
+			ids[k] = id
+		} else {
+			miss = append(miss, k)
+		}
+	}
+	return miss
+}
+
+// Store remembers ids from RegisterSeries: uniq maps each canonical tag
+// set to its index in ids. Past maxCachedSeries the cache starts again.
+func (s *Series) Store(uniq map[string]int, ids []int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.ids)+len(uniq) > maxCachedSeries {
+		clear(s.ids)
+	}
+	for c, j := range uniq {
+		s.ids[c] = ids[j]
+	}
+}
+
+// Series returns the cache of a table's series ids.
+func (c *Catalog) Series(table string) *Series {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	sc := c.series[table]
 	if sc == nil {
-		sc = &seriesCache{ids: make(map[string]int64)}
+		sc = &Series{ids: make(map[string]int64)}
 		c.series[table] = sc
 	}
 	return sc
 }
 
 // seriesReady makes sure the series table exists, once.
-func (c *catalog) seriesReady(ctx context.Context, conn *pgx.Conn) error {
+func (c *Catalog) seriesReady(ctx context.Context, conn *pgx.Conn) error {
 	c.mu.Lock()
 	ready := c.seriesMade
 	c.mu.Unlock()
 	if ready {
 		return nil
 	}
-	ident := pgx.Identifier{c.schema, seriesTable}.Sanitize()
-	_, err := c.createOwn(ctx, conn, seriesTable, func(tx pgx.Tx) error {
+	ident := pgx.Identifier{c.schema, SeriesTable}.Sanitize()
+	_, err := c.createOwn(ctx, conn, SeriesTable, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `CREATE TABLE `+ident+` (
 			table_name text NOT NULL,
 			series_id bigint NOT NULL,
@@ -111,14 +132,14 @@ func (c *catalog) seriesReady(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// registerSeries returns the ids of tag sets of a table (each a JSON
+// RegisterSeries returns the ids of tag sets of a table (each a JSON
 // object with sorted keys), registering the new ones. An id found taken by
 // another tag set is never shared: the next number is tried.
-func (c *catalog) registerSeries(ctx context.Context, conn *pgx.Conn, table string, tags []string) ([]int64, error) {
+func (c *Catalog) RegisterSeries(ctx context.Context, conn *pgx.Conn, table string, tags []string) ([]int64, error) {
 	if err := c.seriesReady(ctx, conn); err != nil {
 		return nil, err
 	}
-	ident := pgx.Identifier{c.schema, seriesTable}.Sanitize()
+	ident := pgx.Identifier{c.schema, SeriesTable}.Sanitize()
 	ids := make([]int64, len(tags))
 	found := make([]bool, len(tags))
 
@@ -143,7 +164,7 @@ func (c *catalog) registerSeries(ctx context.Context, conn *pgx.Conn, table stri
 	for i := range tags {
 		if !found[i] {
 			todo = append(todo, i)
-			ids[i] = seriesHash([]byte(tags[i]))
+			ids[i] = c.seriesHash([]byte(tags[i]))
 		}
 	}
 	for probe := 0; len(todo) > 0; probe++ {
@@ -197,65 +218,4 @@ func (c *catalog) registerSeries(ctx context.Context, conn *pgx.Conn, table stri
 		todo = next
 	}
 	return ids, nil
-}
-
-// canonicalTags appends the canonical form of a tag set to out: the tags
-// sorted by key, a repeated key keeping its last value, each as key, NUL,
-// value, NUL (neither holds NUL bytes). keys and vals are parallel; order
-// is scratch space, returned for reuse.
-func canonicalTags(out []byte, order []int, keys, vals [][]byte) ([]byte, []int) {
-	order = order[:0]
-	for i := range keys {
-		// Insertion sort, stable: tag sets are small and nearly always
-		// sorted already.
-		j := len(order)
-		order = append(order, i)
-		for j > 0 && string(keys[order[j-1]]) > string(keys[i]) {
-			order[j] = order[j-1]
-			j--
-		}
-		order[j] = i
-	}
-	for n, i := range order {
-		if n+1 < len(order) && string(keys[order[n+1]]) == string(keys[i]) {
-			continue // the later one wins
-		}
-		out = append(out, keys[i]...)
-		out = append(out, 0)
-		out = append(out, vals[i]...)
-		out = append(out, 0)
-	}
-	return out, order
-}
-
-// canonicalJSON turns a canonical tag set (see canonicalTags) into the JSON
-// object the series table keeps.
-func canonicalJSON(canon []byte) string {
-	out := []byte{'{'}
-	first := true
-	for len(canon) > 0 {
-		k := indexNUL(canon)
-		key := canon[:k]
-		canon = canon[k+1:]
-		v := indexNUL(canon)
-		val := canon[:v]
-		canon = canon[v+1:]
-		if !first {
-			out = append(out, ',')
-		}
-		first = false
-		out = appendJSONString(out, key)
-		out = append(out, ':')
-		out = appendJSONString(out, val)
-	}
-	return string(append(out, '}'))
-}
-
-func indexNUL(b []byte) int {
-	for i, c := range b {
-		if c == 0 {
-			return i
-		}
-	}
-	return len(b)
 }

@@ -1,4 +1,4 @@
-package sink
+package schema
 
 import (
 	"context"
@@ -61,15 +61,15 @@ func candidateName(measurement string, k int) string {
 	return hashedName(measurement, strconv.Itoa(k)+"\x00"+measurement)
 }
 
-// tableOwner tells, from a table's name and comment, which measurement a
+// TableOwner tells, from a table's name and comment, which measurement a
 // table pginflux made serves: the measurement its comment names when the
 // name is one of that measurement's names, else the name itself (a
 // measurement of at most 63 bytes has a table of its own name, and no
 // comment of pginflux's; a comment someone else gave it names no
 // measurement of that table).
-func tableOwner(name, comment string) string {
+func TableOwner(name, comment string) string {
 	switch {
-	case name == seriesTable || name == commitTable || name == markerTable,
+	case name == SeriesTable || name == commitTable || name == MarkerTable,
 		strings.HasPrefix(comment, "pginflux partition "), strings.HasPrefix(comment, "pginflux: "):
 		// pginflux's own tables and partitions serve no measurement.
 		return "\x00pginflux"
@@ -88,7 +88,7 @@ func tableOwner(name, comment string) string {
 // serves another measurement (a long name's shortened form that happens
 // to equal a short measurement name, or the other way round); then the
 // next candidate. exists says the table is there already.
-func (c *catalog) claimName(ctx context.Context, tx pgx.Tx, measurement string) (name string, exists bool, err error) {
+func (c *Catalog) claimName(ctx context.Context, tx pgx.Tx, measurement string) (name string, exists bool, err error) {
 	for k := range maxNameTries {
 		name = candidateName(measurement, k)
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pginflux:"+c.schema+"."+name); err != nil {
@@ -99,9 +99,9 @@ func (c *catalog) claimName(ctx context.Context, tx pgx.Tx, measurement string) 
 		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL, obj_description(to_regclass($1), 'pg_class')", ident).Scan(&exists, &comment); err != nil {
 			return "", false, err
 		}
-		owner := tableOwner(name, "")
+		owner := TableOwner(name, "")
 		if comment != nil {
-			owner = tableOwner(name, *comment)
+			owner = TableOwner(name, *comment)
 		}
 		// pginflux's own tables' names are taken, made yet or not.
 		if (!exists && owner == name) || owner == measurement {
@@ -121,7 +121,7 @@ func (c *catalog) claimName(ctx context.Context, tx pgx.Tx, measurement string) 
 
 // nameOf returns the table name of a measurement as last claimed. The
 // caller holds c.mu.
-func (c *catalog) nameOf(measurement string) string {
+func (c *Catalog) nameOf(measurement string) string {
 	if n, ok := c.names[measurement]; ok {
 		return n
 	}

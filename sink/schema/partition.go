@@ -1,8 +1,7 @@
-package sink
+package schema
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -20,24 +19,25 @@ import (
 // written, so that no row ever fails for a missing partition. With
 // --retention, partitions wholly older than that are dropped.
 
-// partitioner knows the partitions of the tables of one sink. Safe for
+// Partitions knows the partitions of the tables of one Catalog. Safe for
 // concurrent use.
-type partitioner struct {
-	by     string // "day", "week" or "month"
-	schema string
+type Partitions struct {
+	by      string // "day", "week" or "month"
+	schema  string
+	metrics *Metrics
 
 	mu    sync.Mutex
 	known map[string]map[int64]bool // parent table name -> partition starts (Unix s) known to exist
 	plain map[string]bool           // tables that exist and are not partitioned: left alone
 }
 
-func newPartitioner(by, schema string) *partitioner {
-	return &partitioner{by: by, schema: schema, known: map[string]map[int64]bool{}, plain: map[string]bool{}}
+func newPartitions(by, schema string, m *Metrics) *Partitions {
+	return &Partitions{by: by, schema: schema, metrics: m, known: map[string]map[int64]bool{}, plain: map[string]bool{}}
 }
 
-// start returns the start of the period holding t, in UTC: midnight, the
+// Start returns the start of the period holding t, in UTC: midnight, the
 // Monday of an ISO week, or the first of a month.
-func (p *partitioner) start(t time.Time) time.Time {
+func (p *Partitions) Start(t time.Time) time.Time {
 	t = t.UTC()
 	d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 	switch p.by {
@@ -50,7 +50,7 @@ func (p *partitioner) start(t time.Time) time.Time {
 }
 
 // next returns the start of the period after the one starting at start.
-func (p *partitioner) next(start time.Time) time.Time {
+func (p *Partitions) next(start time.Time) time.Time {
 	switch p.by {
 	case "week":
 		return start.AddDate(0, 0, 7)
@@ -63,7 +63,7 @@ func (p *partitioner) next(start time.Time) time.Time {
 // partitionName names the partition of table starting at start:
 // <table>_p<YYYYMMDD> (<table>_p<YYYYMM> by month), shortened as table
 // names are when over 63 bytes.
-func (p *partitioner) partitionName(table string, start time.Time) string {
+func (p *Partitions) partitionName(table string, start time.Time) string {
 	layout := "20060102"
 	if p.by == "month" {
 		layout = "200601"
@@ -76,38 +76,12 @@ func (p *partitioner) partitionName(table string, start time.Time) string {
 }
 
 // partitionedDDL is the clause that makes a new table partitioned.
-func (p *partitioner) partitionedDDL() string { return " PARTITION BY RANGE (time)" }
+func (p *Partitions) partitionedDDL() string { return " PARTITION BY RANGE (time)" }
 
-// rowTimes returns the distinct period starts of rows lo..hi-1 of b.
-func (p *partitioner) rowTimes(b *batch, lo, hi int, columns bool) []time.Time {
-	seen := map[int64]bool{}
-	var out []time.Time
-	for r := lo; r < hi; r++ {
-		start := 0
-		if r > 0 {
-			start = b.ends[r-1]
-		}
-		var t time.Time
-		if columns {
-			t = time.Unix(0, int64(binary.BigEndian.Uint64(b.buf[start:])))
-		} else {
-			// int16 count | int32 8 | int64 microseconds since 2000
-			micros := int64(binary.BigEndian.Uint64(b.buf[start+6:])) + pgEpochMicros
-			t = time.UnixMicro(micros)
-		}
-		s := p.start(t)
-		if !seen[s.Unix()] {
-			seen[s.Unix()] = true
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// ensure makes the partitions of table for the periods starting at starts,
-// and for the period after each, unless known to exist. A table that is
-// not partitioned (made by a user, say) is left alone.
-func (p *partitioner) ensure(ctx context.Context, conn *pgx.Conn, table string, starts []time.Time, m *Metrics) error {
+// Ensure makes the partitions of table for the periods starting at starts
+// (from Start), and for the period after each, unless known to exist. A
+// table that is not partitioned (made by a user, say) is left alone.
+func (p *Partitions) Ensure(ctx context.Context, conn *pgx.Conn, table string, starts []time.Time) error {
 	p.mu.Lock()
 	if p.plain[table] {
 		p.mu.Unlock()
@@ -141,7 +115,7 @@ func (p *partitioner) ensure(ctx context.Context, conn *pgx.Conn, table string, 
 		known[s.Unix()] = true
 		p.mu.Unlock()
 		if created {
-			m.PartitionsCreated.Inc()
+			p.metrics.PartitionsCreated.Inc()
 		}
 	}
 	return nil
@@ -149,7 +123,7 @@ func (p *partitioner) ensure(ctx context.Context, conn *pgx.Conn, table string, 
 
 // create makes one partition under the table's advisory lock. A range
 // already covered by a partition someone else made is fine.
-func (p *partitioner) create(ctx context.Context, conn *pgx.Conn, table string, start time.Time) (created, partitioned bool, err error) {
+func (p *Partitions) create(ctx context.Context, conn *pgx.Conn, table string, start time.Time) (created, partitioned bool, err error) {
 	parent := pgx.Identifier{p.schema, table}.Sanitize()
 	name := p.partitionName(table, start)
 	ident := pgx.Identifier{p.schema, name}.Sanitize()
@@ -194,7 +168,7 @@ func (p *partitioner) create(ctx context.Context, conn *pgx.Conn, table string, 
 
 // forget drops what is known of the partitions of table ("" for all), so
 // that they are checked again: someone may have dropped them.
-func (p *partitioner) forget(table string) {
+func (p *Partitions) forget(table string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if table == "" {
@@ -232,10 +206,11 @@ func parsePartitionEnd(comment string) (time.Time, bool) {
 	return end, err == nil
 }
 
-// maintain makes the partitions of the current and next period for every
+// Maintain makes the partitions of the current and next period for every
 // partitioned table it knows, and drops pginflux's partitions that ended
-// retention or more before now (none when retention is 0).
-func (p *partitioner) maintain(ctx context.Context, conn *pgx.Conn, now time.Time, retention time.Duration, m *Metrics) (dropped []string, err error) {
+// retention or more before now (none when retention is 0). dropped names
+// the partitions it dropped, also when it fails later.
+func (p *Partitions) Maintain(ctx context.Context, conn *pgx.Conn, now time.Time, retention time.Duration) (dropped []string, err error) {
 	p.mu.Lock()
 	var tables []string
 	for t := range p.known {
@@ -245,7 +220,7 @@ func (p *partitioner) maintain(ctx context.Context, conn *pgx.Conn, now time.Tim
 	}
 	p.mu.Unlock()
 	for _, t := range tables {
-		if err := p.ensure(ctx, conn, t, []time.Time{p.start(now)}, m); err != nil {
+		if err := p.Ensure(ctx, conn, t, []time.Time{p.Start(now)}); err != nil {
 			return nil, err
 		}
 	}
@@ -300,7 +275,7 @@ func (p *partitioner) maintain(ctx context.Context, conn *pgx.Conn, now time.Tim
 			continue
 		}
 		dropped = append(dropped, pt.name)
-		m.PartitionsDropped.Inc()
+		p.metrics.PartitionsDropped.Inc()
 		p.mu.Lock()
 		for s := range p.known[pt.parent] {
 			if !time.Unix(s, 0).After(now.Add(-retention)) {
@@ -312,9 +287,9 @@ func (p *partitioner) maintain(ctx context.Context, conn *pgx.Conn, now time.Tim
 	return dropped, nil
 }
 
-// loadPartitioned learns the partitioned tables of the schema, so that
+// LoadPartitioned learns the partitioned tables of the schema, so that
 // partitions are made ahead for them after a restart too.
-func (p *partitioner) loadPartitioned(ctx context.Context, conn *pgx.Conn) error {
+func (p *Partitions) LoadPartitioned(ctx context.Context, conn *pgx.Conn) error {
 	rows, err := conn.Query(ctx, `SELECT c.relname FROM pg_partitioned_table pt
 		JOIN pg_class c ON c.oid = pt.partrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND `+byTimeRange, p.schema)

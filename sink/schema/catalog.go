@@ -1,4 +1,4 @@
-package sink
+package schema
 
 import (
 	"context"
@@ -13,39 +13,64 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// table is what the writers need to know of a measurement's table.
-type table struct {
-	name    string // the table's name in PostgreSQL (see TableName)
-	ident   string // schema and name, quoted
-	copySQL string
-	point   bool // the table has a point key (see hasPointKey)
+// Table is what the writers need to know of a measurement's table in
+// jsonb storage, or of the rejected table. It is never changed once made.
+type Table struct {
+	Name    string // the table's name in PostgreSQL (see TableName)
+	Ident   string // schema and name, quoted
+	CopySQL string // the COPY of a row as the sink encodes it
+	Point   bool   // the table has a point key (see hasPointKey)
 }
 
-// errTableMismatch marks a table that exists with a layout pginflux cannot
+// ErrTableMismatch marks a table that exists with a layout pginflux cannot
 // write into. No retry fixes it.
-var errTableMismatch = errors.New("table layout does not match the storage mode")
+var ErrTableMismatch = errors.New("table layout does not match the storage mode")
 
-// errCreateFailed marks a table that could not be created because the
+// ErrCreateFailed marks a table that could not be created because the
 // --create-table-sql template failed; its rows go to the rejected table.
-var errCreateFailed = errors.New("the table template failed")
+var ErrCreateFailed = errors.New("the table template failed")
 
-// catalog creates the schema and the measurement tables and remembers the
+// Config is what a Catalog needs of the sink's configuration.
+type Config struct {
+	Schema     string // the schema of every table
+	MaxColumns int    // a table's columns at most (see sink.Config.MaxColumns)
+	// UintType is the type of new columns for unsigned fields: "numeric"
+	// or "bigint".
+	UintType string
+	// RejectedTable is the name of the rejected table in Schema.
+	RejectedTable string
+	// CreateTableSQL, when not nil, runs after a table is created, in the
+	// same transaction (see ParseTemplate).
+	CreateTableSQL *template.Template
+	// PartitionBy makes new tables partitioned by range of time: "day",
+	// "week", "month", or "" for plain tables.
+	PartitionBy string
+	// Merge gives the tables pginflux makes a point key.
+	Merge bool
+	// SeriesHash, for tests, replaces the hash that proposes a tag set's
+	// series id (to force collisions); nil in production.
+	SeriesHash func(tagsJSON []byte) int64
+}
+
+// Catalog creates the schema and the measurement tables and remembers the
 // ones it has seen. Safe for concurrent use.
 //
 // DDL on one table is serialized across every pginflux process by a
 // transaction-level advisory lock on "pginflux:<schema>.<table>", so that
 // two processes seeing a new measurement at once both succeed.
-type catalog struct {
+type Catalog struct {
 	schema       string
 	maxColumns   int
 	uintType     string
 	rejectedName string
 	metrics      *Metrics
 	log          *slog.Logger
+	// testSeriesHash: see Config.SeriesHash.
+	testSeriesHash func(tagsJSON []byte) int64
 
 	template   *template.Template // --create-table-sql, or nil
-	refused    error              // why no table may be made (see Config.Validate), or nil
-	partitions *partitioner       // --partition-by, or nil
+	refused    error              // why no table may be made (see Validate), or nil
+	partitions *Partitions        // --partition-by, or nil
 	merge      bool               // new tables get a point key
 
 	commitsMu      sync.Mutex   // held while the commit marker table is made or cleaned
@@ -55,60 +80,63 @@ type catalog struct {
 
 	mu          sync.Mutex
 	schemaReady bool
-	tables      map[string]*table      // jsonb storage, by measurement name
-	typed       map[string]*typedTable // columns storage, by measurement name
-	rejected    *table
-	series      map[string]*seriesCache // by table name
-	names       map[string]string       // measurement -> table name, when not TableName's
+	tables      map[string]*Table      // jsonb storage, by measurement name
+	typed       map[string]*TypedTable // columns storage, by measurement name
+	rejected    *Table
+	series      map[string]*Series // by table name
+	names       map[string]string  // measurement -> table name, when not TableName's
 	seriesMade  bool
 }
 
-func newCatalog(cfg Config, m *Metrics, log *slog.Logger) *catalog {
-	var parts *partitioner
+// New returns the catalog of cfg.Schema. A configuration that cannot
+// work (see Validate) is logged: such a catalog makes no table.
+func New(cfg Config, m *Metrics, log *slog.Logger) *Catalog {
+	var parts *Partitions
 	if cfg.PartitionBy != "" {
-		parts = newPartitioner(cfg.PartitionBy, cfg.Schema)
+		parts = newPartitions(cfg.PartitionBy, cfg.Schema, m)
 	}
-	refused := cfg.Validate()
+	refused := Validate(cfg.PartitionBy, cfg.CreateTableSQL)
 	if refused != nil {
 		log.Error("pginflux's configuration cannot work; it creates no table, and rows of measurements without one go to the rejected table (fix the flags, then restart pginflux)",
 			"schema", cfg.Schema, "err", refused)
 	}
-	return &catalog{
-		refused:      refused,
-		template:     cfg.CreateTableSQL,
-		partitions:   parts,
-		schema:       cfg.Schema,
-		maxColumns:   cfg.MaxColumns,
-		uintType:     cfg.UintType,
-		rejectedName: cfg.RejectedTable,
-		merge:        cfg.WriteMode != WriteAppend,
-		series:       make(map[string]*seriesCache),
-		names:        make(map[string]string),
-		metrics:      m,
-		log:          log,
-		tables:       make(map[string]*table),
-		typed:        make(map[string]*typedTable),
+	return &Catalog{
+		testSeriesHash: cfg.SeriesHash,
+		refused:        refused,
+		template:       cfg.CreateTableSQL,
+		partitions:     parts,
+		schema:         cfg.Schema,
+		maxColumns:     cfg.MaxColumns,
+		uintType:       cfg.UintType,
+		rejectedName:   cfg.RejectedTable,
+		merge:          cfg.Merge,
+		series:         make(map[string]*Series),
+		names:          make(map[string]string),
+		metrics:        m,
+		log:            log,
+		tables:         make(map[string]*Table),
+		typed:          make(map[string]*TypedTable),
 	}
 }
 
-// jsonbColumns is the layout of a table in jsonb storage, in the order rows
-// are encoded by appendJSONBRow.
+// jsonbColumns is the layout of a table in jsonb storage, in the order the
+// sink encodes rows.
 var jsonbColumns = []struct{ name, typ string }{
 	{"time", "timestamptz"},
 	{"tags", "jsonb"},
 	{"fields", "jsonb"},
 }
 
-// lookup returns the table of a measurement, creating it (and the schema)
-// when needed, on conn.
-func (c *catalog) lookup(ctx context.Context, conn *pgx.Conn, measurement string) (*table, error) {
+// Lookup returns the jsonb-storage table of a measurement, creating it
+// (and the schema) when needed, on conn.
+func (c *Catalog) Lookup(ctx context.Context, conn *pgx.Conn, measurement string) (*Table, error) {
 	c.mu.Lock()
 	t, ok := c.tables[measurement]
 	c.mu.Unlock()
 	if ok {
 		return t, nil
 	}
-	if err := c.ready(ctx, conn); err != nil {
+	if err := c.Ready(ctx, conn); err != nil {
 		return nil, err
 	}
 	t, err := c.ensureTable(ctx, conn, measurement)
@@ -121,10 +149,10 @@ func (c *catalog) lookup(ctx context.Context, conn *pgx.Conn, measurement string
 	return t, nil
 }
 
-// forget drops what is known of a measurement's table (or of all tables and
+// Forget drops what is known of a measurement's table (or of all tables and
 // the schema, when someone dropped them), so that the next lookup checks
 // again.
-func (c *catalog) forget(measurement string, schemaToo bool) {
+func (c *Catalog) Forget(measurement string, schemaToo bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if schemaToo {
@@ -147,10 +175,10 @@ func (c *catalog) forget(measurement string, schemaToo bool) {
 	}
 }
 
-// forgetOwn drops what is known of pginflux's own tables (the rejected,
+// ForgetOwn drops what is known of pginflux's own tables (the rejected,
 // series and commit marker tables), so that the next use checks, and makes
 // them again when someone dropped them.
-func (c *catalog) forgetOwn() {
+func (c *Catalog) ForgetOwn() {
 	c.mu.Lock()
 	c.rejected = nil
 	c.seriesMade = false
@@ -160,15 +188,15 @@ func (c *catalog) forgetOwn() {
 }
 
 // partitionClause makes new tables partitioned when asked to.
-func (c *catalog) partitionClause() string {
+func (c *Catalog) partitionClause() string {
 	if c.partitions == nil {
 		return ""
 	}
 	return c.partitions.partitionedDDL()
 }
 
-// ready makes sure the schema exists, once.
-func (c *catalog) ready(ctx context.Context, conn *pgx.Conn) error {
+// Ready makes sure the schema exists, once.
+func (c *Catalog) Ready(ctx context.Context, conn *pgx.Conn) error {
 	c.mu.Lock()
 	ready := c.schemaReady
 	c.mu.Unlock()
@@ -178,15 +206,15 @@ func (c *catalog) ready(ctx context.Context, conn *pgx.Conn) error {
 	return c.ensureSchema(ctx, conn)
 }
 
-// rejectedTable returns the rejected table, creating it when missing.
-func (c *catalog) rejectedTable(ctx context.Context, conn *pgx.Conn) (*table, error) {
+// RejectedTable returns the rejected table, creating it when missing.
+func (c *Catalog) RejectedTable(ctx context.Context, conn *pgx.Conn) (*Table, error) {
 	c.mu.Lock()
 	t := c.rejected
 	c.mu.Unlock()
 	if t != nil {
 		return t, nil
 	}
-	if err := c.ready(ctx, conn); err != nil {
+	if err := c.Ready(ctx, conn); err != nil {
 		return nil, err
 	}
 	ident := pgx.Identifier{c.schema, c.rejectedName}.Sanitize()
@@ -202,7 +230,7 @@ func (c *catalog) rejectedTable(ctx context.Context, conn *pgx.Conn) (*table, er
 	if created {
 		c.log.Info("rejected table created", "schema", c.schema, "table", c.rejectedName)
 	}
-	t = &table{name: c.rejectedName, copySQL: rejectedCopySQL(ident)}
+	t = &Table{Name: c.rejectedName, Ident: ident, CopySQL: rejectedCopySQL(ident)}
 	c.mu.Lock()
 	c.rejected = t
 	c.mu.Unlock()
@@ -212,7 +240,7 @@ func (c *catalog) rejectedTable(ctx context.Context, conn *pgx.Conn) (*table, er
 // createOwn makes one of pginflux's own tables, name in the schema, when
 // it is missing: make runs in a transaction under the table's DDL lock,
 // after a look at the catalog. created says it was made now.
-func (c *catalog) createOwn(ctx context.Context, conn *pgx.Conn, name string, make func(tx pgx.Tx) error) (created bool, err error) {
+func (c *Catalog) createOwn(ctx context.Context, conn *pgx.Conn, name string, make func(tx pgx.Tx) error) (created bool, err error) {
 	ident := pgx.Identifier{c.schema, name}.Sanitize()
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "pginflux:"+c.schema+"."+name); err != nil {
@@ -234,7 +262,7 @@ func (c *catalog) createOwn(ctx context.Context, conn *pgx.Conn, name string, ma
 	return created, nil
 }
 
-func (c *catalog) ensureSchema(ctx context.Context, conn *pgx.Conn) error {
+func (c *Catalog) ensureSchema(ctx context.Context, conn *pgx.Conn) error {
 	var exists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", c.schema).Scan(&exists); err != nil {
 		return fmt.Errorf("look up schema %s: %w", c.schema, err)
@@ -260,7 +288,7 @@ func (c *catalog) ensureSchema(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-func (c *catalog) ensureTable(ctx context.Context, conn *pgx.Conn, measurement string) (*table, error) {
+func (c *Catalog) ensureTable(ctx context.Context, conn *pgx.Conn, measurement string) (*Table, error) {
 	var name, ident string
 	created := false
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
@@ -278,7 +306,7 @@ func (c *catalog) ensureTable(ctx context.Context, conn *pgx.Conn, measurement s
 			cols[i] = pgx.Identifier{col.name}.Sanitize() + " " + col.typ + " NOT NULL"
 		}
 		if c.merge {
-			cols = append(cols[:1], append([]string{seriesColumn + " bigint NOT NULL"}, cols[1:]...)...)
+			cols = append(cols[:1], append([]string{SeriesColumn + " bigint NOT NULL"}, cols[1:]...)...)
 			cols = append(cols, pointKeyDDL)
 		}
 		if _, err := tx.Exec(ctx, "CREATE TABLE "+ident+" ("+strings.Join(cols, ", ")+")"+c.partitionClause()); err != nil {
@@ -308,18 +336,18 @@ func (c *catalog) ensureTable(ctx context.Context, conn *pgx.Conn, measurement s
 	for i, col := range jsonbColumns {
 		cols[i] = pgx.Identifier{col.name}.Sanitize()
 	}
-	return &table{
-		name:    name,
-		ident:   ident,
-		point:   point,
-		copySQL: "COPY " + ident + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary)",
+	return &Table{
+		Name:    name,
+		Ident:   ident,
+		Point:   point,
+		CopySQL: "COPY " + ident + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary)",
 	}, nil
 }
 
 // checkColumns makes sure a table, perhaps made by a user beforehand, has
 // the columns the binary rows are encoded for. Extra columns are fine when
 // they have defaults or allow NULL.
-func (c *catalog) checkColumns(ctx context.Context, conn *pgx.Conn, ident string) error {
+func (c *Catalog) checkColumns(ctx context.Context, conn *pgx.Conn, ident string) error {
 	rows, err := conn.Query(ctx, `SELECT attname, format_type(atttypid, atttypmod)
 		FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`, ident)
 	if err != nil {
@@ -351,7 +379,7 @@ func (c *catalog) checkColumns(ctx context.Context, conn *pgx.Conn, ident string
 		}
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("table %s: %s: %w", ident, strings.Join(problems, "; "), errTableMismatch)
+		return fmt.Errorf("table %s: %s: %w", ident, strings.Join(problems, "; "), ErrTableMismatch)
 	}
 	return nil
 }
@@ -362,7 +390,7 @@ func (c *catalog) checkColumns(ctx context.Context, conn *pgx.Conn, ident string
 // time order go to the right edge of the index (PostgreSQL's fast path
 // for rising keys): the server spends less on them than with series_id
 // first.
-const pointKeyDDL = "PRIMARY KEY (time, " + seriesColumn + ")"
+const pointKeyDDL = "PRIMARY KEY (time, " + SeriesColumn + ")"
 
 // hasPointKey reports whether a table has a point key pginflux can merge
 // into: a bigint column series_id and a unique, immediate, valid index (a
@@ -386,9 +414,9 @@ func hasPointKey(ctx context.Context, q interface {
 	return ok, nil
 }
 
-// noKey says once per table, in merge mode, that a table without a point
+// NoKey says once per table, in merge mode, that a table without a point
 // key is written in append mode.
-func (c *catalog) noKey(table string) {
+func (c *Catalog) NoKey(table string) {
 	if !c.merge {
 		return
 	}
@@ -397,3 +425,10 @@ func (c *catalog) noKey(table string) {
 			"schema", c.schema, "table", table)
 	}
 }
+
+// Partitions returns what the catalog knows of partitions, or nil without
+// --partition-by.
+func (c *Catalog) Partitions() *Partitions { return c.partitions }
+
+// Schema returns the name of the catalog's schema.
+func (c *Catalog) Schema() string { return c.schema }

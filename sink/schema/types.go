@@ -1,0 +1,79 @@
+package schema
+
+// PostgreSQL type OIDs of the column types pginflux can write.
+const (
+	OIDBool        = 16
+	OIDInt8        = 20
+	OIDInt2        = 21
+	OIDInt4        = 23
+	OIDText        = 25
+	OIDFloat4      = 700
+	OIDFloat8      = 701
+	OIDBPChar      = 1042
+	OIDVarchar     = 1043
+	OIDTimestamp   = 1114
+	OIDTimestamptz = 1184
+	OIDNumeric     = 1700
+	OIDJSONB       = 3802
+)
+
+// Type is a column's type as the catalog reports it.
+type Type struct {
+	OID    uint32
+	Typmod int32  // -1 when none
+	Name   string // format_type(), for messages
+}
+
+// Timestamptz is the type of the time column of the tables pginflux makes.
+var Timestamptz = Type{OID: OIDTimestamptz, Typmod: -1, Name: "timestamp with time zone"}
+
+// NumericTypmod returns the precision and scale of a numeric(p,s)
+// column; ok is false for numeric without them. The scale is an 11-bit
+// signed number (PostgreSQL 15 allows a negative scale, and one above the
+// precision).
+func (t Type) NumericTypmod() (precision, scale int, ok bool) {
+	if t.OID != OIDNumeric || t.Typmod < 4 {
+		return 0, 0, false
+	}
+	tm := t.Typmod - 4
+	return int(tm>>16) & 0xffff, int((tm&0x7ff)^0x400) - 0x400, true
+}
+
+// TimePrecision returns the fractional digits of seconds a timestamp(p)
+// or timestamptz(p) column keeps: p, or 6 without one.
+func (t Type) TimePrecision() int {
+	if (t.OID == OIDTimestamp || t.OID == OIDTimestamptz) && t.Typmod >= 0 && t.Typmod < 6 {
+		return int(t.Typmod)
+	}
+	return 6
+}
+
+// TimeUnit returns the microseconds a timestamp column of t keeps as one
+// unit: 1, or 10^(6-p) for timestamp(p).
+func (t Type) TimeUnit() int64 {
+	unit := int64(1)
+	for range 6 - t.TimePrecision() {
+		unit *= 10
+	}
+	return unit
+}
+
+// MaxChars returns the length limit of a varchar(n) or char(n) column, or
+// -1.
+func (t Type) MaxChars() int {
+	if (t.OID == OIDVarchar || t.OID == OIDBPChar) && t.Typmod >= 4 {
+		return int(t.Typmod - 4)
+	}
+	return -1
+}
+
+// Writable reports whether the sink knows how to encode values for t: a
+// column of another type serves no key.
+func (t Type) Writable() bool {
+	switch t.OID {
+	case OIDBool, OIDInt8, OIDInt2, OIDInt4, OIDText, OIDFloat4, OIDFloat8,
+		OIDBPChar, OIDVarchar, OIDNumeric, OIDJSONB:
+		return true
+	}
+	return false
+}
