@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/internal/devtools/loadgen"
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
@@ -30,14 +30,11 @@ func bench(t *testing.T, args ...string) (string, error) {
 // finds every one stored, and pginflux's counters agreeing.
 func TestBenchEndToEnd(t *testing.T) {
 	_, schema := pgtest.Schema(t)
-	httpAddr := make(chan net.Addr, 1)
-	testHookHTTPListening = func(a net.Addr) { httpAddr <- a }
-	t.Cleanup(func() { testHookHTTPListening = nil })
-	p := start(t, schema, "--http-address", "127.0.0.1:0")
-	metricsURL := "http://" + (<-httpAddr).String() + "/metrics"
+	p := daemontest.Start(t, schema)
+	metricsURL := p.Base + "/metrics"
 
 	out, err := bench(t,
-		"--address", p.addr.String(),
+		"--address", p.UDP.String(),
 		"--database-url", pgtest.ConnString(t),
 		"--schema", schema,
 		"--lines", "5000",
@@ -87,7 +84,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	}
 	// A second run counts only its own rows; without --pid, pginflux's
 	// memory comes from its process metrics.
-	out, err = bench(t, "--address", p.addr.String(), "--database-url", pgtest.ConnString(t),
+	out, err = bench(t, "--address", p.UDP.String(), "--database-url", pgtest.ConnString(t),
 		"--schema", schema, "--lines", "1000", "--rate", "20000", "--metrics-url", metricsURL)
 	if err != nil {
 		t.Fatalf("second bench: %v", err)
@@ -142,9 +139,9 @@ func TestBenchFlags(t *testing.T) {
 // and gets the ratio of the two.
 func TestBenchCeilingAndFindMax(t *testing.T) {
 	_, schema := pgtest.Schema(t)
-	p := start(t, schema, "--http-address", "")
+	p := daemontest.Start(t, schema, "--http-address", "")
 	out, err := bench(t,
-		"--address", p.addr.String(),
+		"--address", p.UDP.String(),
 		"--database-url", pgtest.ConnString(t),
 		"--schema", schema,
 		"--metrics-url", "",

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pginflux/pginflux/config"
 	"github.com/pginflux/pginflux/internal/cli"
+	"github.com/pginflux/pginflux/internal/daemon"
 	"github.com/pginflux/pginflux/internal/importer"
 	"github.com/pginflux/pginflux/sink"
 	"github.com/pginflux/pginflux/sink/schema"
@@ -225,7 +226,7 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 	if rep != nil {
 		logOut = rep
 	}
-	log := newLogger(logOut, o.cfg, new(slog.LevelVar))
+	log := o.cfg.Logger(logOut, new(slog.LevelVar))
 
 	pool, err := openImportPool(ctx, o.cfg)
 	if err != nil {
@@ -263,7 +264,7 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 // importSinkConfig is the daemon's sink configuration, without retention:
 // an import of history must not drop what it writes.
 func importSinkConfig(cfg config.Config) sink.Config {
-	c := sinkConfig(cfg)
+	c := cfg.Sink()
 	c.Retention = 0
 	return c
 }
@@ -272,7 +273,7 @@ func importSinkConfig(cfg config.Config) sink.Config {
 // receiving while PostgreSQL is away, an import that cannot reach it has
 // nothing to do: it stops at once.
 func openImportPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
-	pool, pingErr, err := openPool(ctx, cfg, "pginflux import")
+	pool, pingErr, err := daemon.OpenPool(ctx, cfg, "pginflux import")
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}

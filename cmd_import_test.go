@@ -6,13 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -482,42 +480,5 @@ func TestImportConcurrentProcesses(t *testing.T) {
 	}
 	if rejected {
 		t.Error("something was rejected")
-	}
-}
-
-// TestREADMEImportFlags: every pginflux flag the README's "Importing
-// history" section names outside its code blocks is a flag of pginflux
-// import, except the one it says import does not take.
-func TestREADMEImportFlags(t *testing.T) {
-	b, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(b), "\n## Importing history\n")
-	if !ok {
-		t.Fatal(`README.md has no section "Importing history"`)
-	}
-	if i := strings.Index(section, "\n## "); i >= 0 {
-		section = section[:i]
-	}
-	section = regexp.MustCompile("(?s)```.*?```").ReplaceAllString(section, "")
-	var usage bytes.Buffer
-	if _, err := parseImportFlags([]string{"--help"}, func(string) string { return "" }, &usage); !errors.Is(err, flag.ErrHelp) {
-		t.Fatalf("--help: got %v", err)
-	}
-	named := regexp.MustCompile("`(--[a-z0-9-]+)").FindAllStringSubmatch(section, -1)
-	if len(named) < 10 {
-		t.Fatalf("found only %d flags in the section", len(named))
-	}
-	for _, m := range named {
-		if m[1] == "--retention" {
-			continue
-		}
-		if !strings.Contains(usage.String(), "\n  "+m[1]+" ") && !strings.Contains(usage.String(), "\n  "+m[1]+"\n") {
-			t.Errorf("README.md names %s, which pginflux import does not take", m[1])
-		}
-	}
-	if strings.Contains(usage.String(), "\n  --retention") {
-		t.Error("pginflux import takes --retention, which the README says it does not")
 	}
 }

@@ -83,7 +83,7 @@ func writeDaemonUsage(w io.Writer, flags string) {
 	fmt.Fprintf(w, "  %-12s %s\n", "help", "this text, or a command's (pginflux help send)")
 	fmt.Fprint(w, "\nFlags of the daemon, anywhere on the command line; each but --version also\n"+
 		"read from the environment variable shown, which a flag overrides, or from the\n"+
-		"file of such variables named by "+configFileEnv+" (read again on SIGHUP):\n")
+		"file of such variables named by "+config.FileEnv+" (read again on SIGHUP):\n")
 	fmt.Fprint(w, flags)
 	fmt.Fprint(w, "\nExit status: 0 after a clean stop, 1 for a failure, 2 for bad flags or environment.\n")
 }

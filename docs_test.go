@@ -1,34 +1,21 @@
 package main
 
 import (
-	"os"
+	"bytes"
+	"errors"
+	"flag"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-)
 
-// readmeSection returns the text of the README section "## title".
-func readmeSection(t *testing.T, title string) string {
-	t.Helper()
-	b, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(b), "\n## "+title+"\n")
-	if !ok {
-		t.Fatalf("README.md has no section %q", title)
-	}
-	if i := strings.Index(section, "\n## "); i >= 0 {
-		section = section[:i]
-	}
-	return section
-}
+	"github.com/pginflux/pginflux/internal/devtools/doccheck"
+)
 
 // TestREADMEQuickstart: the Quickstart is two commands, make run and
 // make test, and the Makefile has both.
 func TestREADMEQuickstart(t *testing.T) {
-	blocks := regexp.MustCompile("(?s)```\n(.*?)```").FindAllStringSubmatch(readmeSection(t, "Quickstart"), -1)
+	blocks := regexp.MustCompile("(?s)```\n(.*?)```").FindAllStringSubmatch(doccheck.Section(t, "README.md", "Quickstart"), -1)
 	var got []string
 	for _, b := range blocks {
 		got = append(got, strings.TrimSpace(b[1]))
@@ -36,10 +23,7 @@ func TestREADMEQuickstart(t *testing.T) {
 	if want := []string{"make run", "make test"}; !slices.Equal(got, want) {
 		t.Errorf("the Quickstart's commands are %q, want %q", got, want)
 	}
-	makefile, err := os.ReadFile("Makefile")
-	if err != nil {
-		t.Fatal(err)
-	}
+	makefile := []byte(doccheck.Read(t, "Makefile"))
 	for _, target := range []string{"run", "test", "build"} {
 		if !regexp.MustCompile(`(?m)^` + target + `:`).Match(makefile) {
 			t.Errorf("the Makefile has no target %s", target)
@@ -50,7 +34,7 @@ func TestREADMEQuickstart(t *testing.T) {
 // TestREADMECommands: the README's table of commands lists every
 // command pginflux has, and no other.
 func TestREADMECommands(t *testing.T) {
-	section := readmeSection(t, "Configuration")
+	section := doccheck.Section(t, "README.md", "Configuration")
 	var listed []string
 	for _, m := range regexp.MustCompile("(?m)^\\| `pginflux ([a-z]+)` \\|").FindAllStringSubmatch(section, -1) {
 		listed = append(listed, m[1])
@@ -58,5 +42,32 @@ func TestREADMECommands(t *testing.T) {
 	slices.Sort(listed)
 	if have := sortedCommands(); !slices.Equal(listed, have) {
 		t.Errorf("the README lists commands %q, pginflux has %q", listed, have)
+	}
+}
+
+// TestREADMEImportFlags: every pginflux flag the README's "Importing
+// history" section names outside its code blocks is a flag of pginflux
+// import, except the one it says import does not take.
+func TestREADMEImportFlags(t *testing.T) {
+	section := doccheck.Section(t, "README.md", "Importing history")
+	section = regexp.MustCompile("(?s)```.*?```").ReplaceAllString(section, "")
+	var usage bytes.Buffer
+	if _, err := parseImportFlags([]string{"--help"}, func(string) string { return "" }, &usage); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: got %v", err)
+	}
+	named := regexp.MustCompile("`(--[a-z0-9-]+)").FindAllStringSubmatch(section, -1)
+	if len(named) < 10 {
+		t.Fatalf("found only %d flags in the section", len(named))
+	}
+	for _, m := range named {
+		if m[1] == "--retention" {
+			continue
+		}
+		if !strings.Contains(usage.String(), "\n  "+m[1]+" ") && !strings.Contains(usage.String(), "\n  "+m[1]+"\n") {
+			t.Errorf("README.md names %s, which pginflux import does not take", m[1])
+		}
+	}
+	if strings.Contains(usage.String(), "\n  --retention") {
+		t.Error("pginflux import takes --retention, which the README says it does not")
 	}
 }

@@ -4,18 +4,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
+	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pginflux/pginflux/config"
+	"github.com/pginflux/pginflux/internal/devtools/daemontest"
+	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // runCLI runs pginflux's command line as main does, with env as the whole
 // environment and nothing on standard input, and returns what it wrote
@@ -173,27 +178,9 @@ func TestCLIVersion(t *testing.T) {
 	if status != 0 || stderr != "" || stdout != "pginflux "+version+"\n" {
 		t.Errorf("got status %d, stdout %q, stderr %q; want pginflux %s", status, stdout, stderr, version)
 	}
-	if _, err := parseConfig(nil, func(k string) string { return env[k] }, &bytes.Buffer{}); err != nil {
+	if _, err := config.Load(nil, func(k string) string { return env[k] }, &bytes.Buffer{}); err != nil {
 		t.Errorf("PGINFLUX_VERSION=1.2.3: %v", err)
 	}
-}
-
-// lockedBuffer is a log output that run's goroutines may share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestCLIDaemonStartsWithImageVariables runs the daemon with
@@ -201,41 +188,20 @@ func (l *lockedBuffer) String() string {
 // database is away, which it survives), stops on cancel, and its log
 // shows durations as "1s", not as nanoseconds.
 func TestCLIDaemonStartsWithImageVariables(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{
 		"PGINFLUX_VERSION":      "1.2.3",
 		"PGINFLUX_LOG_FORMAT":   "json",
 		"PGINFLUX_DATABASE_URL": "host=" + t.TempDir() + " user=nobody dbname=none", // no server there
 	}
-	var log lockedBuffer
-	listening := make(chan net.Addr, 1)
-	testHookLogOutput, testHookListening = &log, func(a net.Addr) { listening <- a }
-	t.Cleanup(func() { testHookLogOutput, testHookListening = nil, nil })
-
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--udp-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0", "--shutdown-timeout", "5s"},
-			func(k string) string { return env[k] })
-	}()
-	select {
-	case <-listening:
-	case err := <-done:
-		t.Fatalf("pginflux stopped before listening: %v\nlog:\n%s", err, log.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("pginflux did not start listening within 30s; log:\n%s", log.String())
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("pginflux did not stop within 30s")
+	d := startCLI(t, []string{"--udp-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0", "--shutdown-timeout", "5s"},
+		func(k string) string { return env[k] })
+	d.log.WaitFor(t, `"msg":"listening"`)
+	if err := d.stop(t); err != nil {
+		t.Fatalf("run: %v", err)
 	}
 	found := map[string]bool{}
-	for line := range strings.SplitSeq(strings.TrimSpace(log.String()), "\n") {
+	for line := range strings.SplitSeq(strings.TrimSpace(d.log.String()), "\n") {
 		var entry map[string]any
 		if err := json.Unmarshal([]byte(line), &entry); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
@@ -250,18 +216,62 @@ func TestCLIDaemonStartsWithImageVariables(t *testing.T) {
 		}
 	}
 	if !found["flush_interval"] || !found["timeout"] {
-		t.Errorf("the log lacks flush_interval or timeout:\n%s", log.String())
+		t.Errorf("the log lacks flush_interval or timeout:\n%s", d.log)
 	}
 }
 
-// TestLoggerDurations: both log formats write a duration as Go does.
-func TestLoggerDurations(t *testing.T) {
-	for format, want := range map[string]string{"json": `"wait":"1.5s"`, "text": "wait=1.5s"} {
-		var out bytes.Buffer
-		newLogger(&out, config.Config{LogFormat: format}, new(slog.LevelVar)).Info("m", "wait", 1500*time.Millisecond)
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("%s: got %q, want %s in it", format, out.String(), want)
-		}
+// cliDaemon is the daemon run by runIO, as main runs it.
+type cliDaemon struct {
+	log    *daemontest.Log
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startCLI runs the daemon through runIO with args and getenv, its log
+// captured, until stop or the test's end.
+func startCLI(t *testing.T, args []string, getenv func(string) string) *cliDaemon {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	d := &cliDaemon{log: &daemontest.Log{}, cancel: cancel, done: make(chan error, 1)}
+	go func() { d.done <- runIO(ctx, args, getenv, strings.NewReader(""), io.Discard, d.log) }()
+	t.Cleanup(func() { cancel(); <-d.done; d.done <- nil })
+	return d
+}
+
+// stop ends the daemon as SIGTERM does and returns run's error.
+func (d *cliDaemon) stop(t *testing.T) error {
+	t.Helper()
+	d.cancel()
+	select {
+	case err := <-d.done:
+		d.done <- err // for the cleanup
+		return err
+	case <-time.After(time.Minute):
+		t.Fatalf("pginflux did not stop within a minute\n%s", d.log)
+		return nil
+	}
+}
+
+// TestSIGHUPReloads: a SIGHUP makes the running daemon read its
+// configuration again (what a reload does is TestReload's, in
+// internal/daemon), and does not end the process.
+func TestSIGHUPReloads(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pginflux.env")
+	if err := os.WriteFile(file, []byte("PGINFLUX_BATCH_SIZE=100\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{config.FileEnv: file, "PGINFLUX_DATABASE_URL": "host=" + t.TempDir() + " user=nobody dbname=none"}
+	d := startCLI(t, []string{"--udp-address", "127.0.0.1:0", "--http-address", ""}, func(k string) string { return env[k] })
+	d.log.WaitFor(t, `msg=listening`)
+	if err := os.WriteFile(file, []byte("PGINFLUX_BATCH_SIZE=200\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	d.log.WaitFor(t, `msg="setting changed" setting=batch-size old=100 new=200`)
+	if err := d.stop(t); err != nil {
+		t.Fatalf("run: %v", err)
 	}
 }
 

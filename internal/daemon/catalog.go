@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -205,7 +205,7 @@ func (w *httpWrites) measurementOf(name, comment string) (string, bool) {
 		return "", false
 	}
 	// A shortened name is the start of the measurement's, "_" and 12 hex
-	// digits (sink.TableName); the comment holds the whole name.
+	// digits (schema.TableName); the comment holds the whole name.
 	if n := len(name) - 13; comment != "" && n > 0 && name[n] == '_' && strings.HasPrefix(comment, name[:n]) {
 		if _, err := hex.DecodeString(name[n+1:]); err == nil {
 			return comment, true

@@ -1,4 +1,4 @@
-package main
+package daemon_test
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pginflux/pginflux/internal/daemon"
+	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
@@ -50,11 +52,12 @@ const (
 	citusByHost     = "SELECT create_distributed_table({{.TableLiteral}}, 'host')"
 )
 
-// startCitus runs pginflux against the coordinator of c, writing into
-// schema, its log captured, with a short flush interval and extra flags.
-func startCitus(t *testing.T, c *pgtest.CitusCluster, schema string, extra ...string) (*pginflux, string, *logBuffer) {
-	t.Helper()
-	return startLoggedAs(t, c.ConnString(), schema, nil, append([]string{"--flush-interval", "20ms"}, extra...)...)
+// citusDaemon starts pginflux on the coordinator of c. A write waits for
+// its commit as long as that takes (a minute at most): Citus answers
+// slowly on a busy machine, and a 503 at the default 5 seconds would tell
+// the machine's speed, not pginflux's answer.
+func citusDaemon(c *pgtest.CitusCluster) daemontest.Config {
+	return daemontest.Config{ConnString: c.ConnString(), Options: daemon.Options{CommitTimeout: time.Minute}}
 }
 
 // citusWrite posts lines to /write (with query, such as "?db=x") and fails
@@ -174,7 +177,7 @@ func TestCitusDistributedTables(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			pool, schema := c.Schema(t)
-			_, base, _ := startCitus(t, c, schema, tt.flags...)
+			base := citusDaemon(c).Start(t, schema, tt.flags...).Base
 			table := pgx.Identifier{schema, "cpu"}.Sanitize()
 
 			// 200 points, then the same points with another field (as
@@ -265,12 +268,13 @@ func TestCitusDistributedTables(t *testing.T) {
 	// to do; a pginflux in append mode then takes them back.
 	t.Run("by a tag in merge mode", func(t *testing.T) {
 		pool, schema := c.Schema(t)
-		p, base, logs := startCitus(t, c, schema, "--create-table-sql", citusByHost)
+		p := citusDaemon(c).Start(t, schema, "--create-table-sql", citusByHost)
+		base, logs := p.Base, p.Log
 		lines := citusLines("cpu", 0, 50, "", "usage")
 		if a := citusWrite(t, base, "", http.StatusBadRequest, lines...); !strings.Contains(a.body, "pginflux_rejected") {
 			t.Errorf("answer %q: want it to name the rejected table", a.body)
 		}
-		logs.waitFor(t, `level=ERROR msg="cannot create or write into the table; its rows go to the rejected table.*SQLSTATE 0A000.*hint="if --create-table-sql distributes the table with Citus: in --write-mode merge .*distribute by series_id`)
+		logs.WaitFor(t, `level=ERROR msg="cannot create or write into the table; its rows go to the rejected table.*SQLSTATE 0A000.*hint="if --create-table-sql distributes the table with Citus: in --write-mode merge .*distribute by series_id`)
 		rejected := pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()
 		if n := citusInt(t, pool, "SELECT count(*) FROM "+rejected+" WHERE reason = 'create_failed'"); n != 50 {
 			t.Fatalf("%d rows in the rejected table as create_failed, want 50", n)
@@ -278,10 +282,10 @@ func TestCitusDistributedTables(t *testing.T) {
 		if n := citusInt(t, pool, "SELECT count(*) FROM pg_class WHERE oid = to_regclass($1)", pgx.Identifier{schema, "cpu"}.Sanitize()); n != 0 {
 			t.Error("the table was made")
 		}
-		p.stop(t)
+		p.Stop(t)
 
 		// As the hint says: append mode, and the rejected lines sent again.
-		_, base, _ = startCitus(t, c, schema, "--write-mode", "append", "--create-table-sql", citusByHost)
+		base = citusDaemon(c).Start(t, schema, "--write-mode", "append", "--create-table-sql", citusByHost).Base
 		replay := citusStrings(t, pool, "SELECT line FROM "+rejected+" WHERE reason = 'create_failed' ORDER BY line")
 		citusWrite(t, base, "", http.StatusNoContent, replay...)
 		table := pgx.Identifier{schema, "cpu"}.Sanitize()
@@ -299,9 +303,10 @@ func TestCitusDistributedTables(t *testing.T) {
 	// to the rejected table, and the log says why.
 	t.Run("distribution tag missing", func(t *testing.T) {
 		pool, schema := c.Schema(t)
-		_, base, logs := startCitus(t, c, schema, "--write-mode", "append", "--create-table-sql", citusByHost)
+		pi := citusDaemon(c).Start(t, schema, "--write-mode", "append", "--create-table-sql", citusByHost)
+		base, logs := pi.Base, pi.Log
 		citusWrite(t, base, "", http.StatusBadRequest, "nohost,zone=z v=1i 1700000000000000000")
-		logs.waitFor(t, `level=ERROR msg="cannot create or write into the table; its rows go to the rejected table.*measurement=nohost.*SQLSTATE 42703.*hint="--create-table-sql runs when a table is made`)
+		logs.WaitFor(t, `level=ERROR msg="cannot create or write into the table; its rows go to the rejected table.*measurement=nohost.*SQLSTATE 42703.*hint="--create-table-sql runs when a table is made`)
 		rejected := pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()
 		if n := citusInt(t, pool, "SELECT count(*) FROM "+rejected+" WHERE reason = 'create_failed'"); n != 1 {
 			t.Errorf("%d rows in the rejected table as create_failed, want 1", n)
@@ -328,7 +333,7 @@ func TestCitusDistributedTables(t *testing.T) {
 					t.Fatalf("%s: %v", s, err)
 				}
 			}
-			_, base, _ := startCitus(t, c, schema)
+			base := citusDaemon(c).Start(t, schema).Base
 			var lines []string
 			for i := range 100 {
 				v := i
@@ -378,7 +383,7 @@ func TestCitusSchemaSharding(t *testing.T) {
 	c := pgtest.Citus(t)
 	pool := c.Pool(t)
 	url := c.ConnString() + " options='-c citus.enable_schema_based_sharding=on'"
-	_, base, _ := startLoggedAs(t, url, "metrics", nil, "--flush-interval", "20ms", "--schema-from-db")
+	base := daemontest.Config{ConnString: url}.Start(t, "metrics", "--schema-from-db").Base
 
 	dbs := []string{"telegraf", "app"}
 	for _, db := range dbs {
@@ -461,9 +466,10 @@ func TestCitusConcurrentProcesses(t *testing.T) {
 	)
 	var bases []string
 	for range procs {
-		_, addr := startChild(t, []string{"--database-url", c.ConnString(), "--schema", schema,
-			"--create-table-sql", citusBySeriesID, "--flush-interval", "20ms"})
-		bases = append(bases, "http://"+addr)
+		child := daemontest.StartChild(t, "--database-url", c.ConnString(), "--schema", schema,
+			"--udp-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0",
+			"--create-table-sql", citusBySeriesID, "--flush-interval", "20ms")
+		bases = append(bases, child.Base(t))
 	}
 
 	var wg sync.WaitGroup
@@ -599,7 +605,8 @@ func TestCitusWorkerStopped(t *testing.T) {
 			if tt.spool {
 				flags = append(flags, "--spool-dir", t.TempDir())
 			}
-			p, base, logs := startCitus(t, c, schema, flags...)
+			p := daemontest.Config{ConnString: c.ConnString()}.Start(t, schema, flags...)
+			base, logs := p.Base, p.Log
 			w := c.Workers[tt.worker]
 			t.Cleanup(func() {
 				// Running again, whatever happened to the test.
@@ -618,24 +625,24 @@ func TestCitusWorkerStopped(t *testing.T) {
 				if err := stop(t.Context()); err != nil {
 					t.Fatal(err)
 				}
-				t.Log(logs.waitFor(t, `msg="(database unavailable|cannot write to PostgreSQL); holding rows and retrying".*`))
+				t.Log(logs.WaitFor(t, `msg="(database unavailable|cannot write to PostgreSQL); holding rows and retrying".*`))
 				if err := w.Start(t.Context()); err != nil {
 					t.Fatal(err)
 				}
 			})
 			table := pgx.Identifier{schema, "stopped"}.Sanitize()
-			waitRows(t, pool, table, n)
+			daemontest.WaitRows(t, pool, table, n)
 			if rows, distinct := countRows(t, pool, table); rows != n || distinct != n {
 				t.Errorf("got %d rows (%d distinct), want %d: lost or duplicated rows", rows, distinct, n)
 			}
-			logs.waitFor(t, `msg="database available again"`)
+			logs.WaitFor(t, `msg="database available again"`)
 			checkCitusShards(t, c, table, n, true)
-			if v := metric(t, base, "pginflux_sink_retries_total", nil); v == 0 && !tt.spool {
+			if v := daemontest.Metric(t, base, "pginflux_sink_retries_total", nil); v == 0 && !tt.spool {
 				t.Error("pginflux_sink_retries_total is 0: no write met the stopped worker, the test proved nothing")
 			}
 			for _, name := range []string{"pginflux_sink_dropped_rows_total", "pginflux_ingest_dropped_datagrams_total",
 				"pginflux_udp_kernel_dropped_datagrams_total", "pginflux_sink_rejected_total"} {
-				if v := metric(t, base, name, nil); v != 0 {
+				if v := daemontest.Metric(t, base, name, nil); v != 0 {
 					t.Errorf("%s: got %v, want 0", name, v)
 				}
 			}
@@ -647,13 +654,13 @@ func TestCitusWorkerStopped(t *testing.T) {
 			if tt.spool {
 				// Replayed each in a transaction with its marker in the
 				// coordinator's pginflux_spool.
-				spooled := metric(t, base, "pginflux_sink_spooled_rows_total", nil)
-				replayed := waitMetric(t, base, "pginflux_sink_replayed_rows_total", nil, spooled)
+				spooled := daemontest.Metric(t, base, "pginflux_sink_spooled_rows_total", nil)
+				replayed := daemontest.WaitMetric(t, base, "pginflux_sink_replayed_rows_total", nil, spooled)
 				if spooled == 0 || replayed != spooled {
 					t.Errorf("%v rows spooled, %v replayed: want some (else no write met the stopped worker), all replayed", spooled, replayed)
 				}
 			}
-			p.stop(t)
+			p.Stop(t)
 		})
 	}
 }

@@ -1,10 +1,9 @@
-package main
+package daemon_test
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -17,9 +16,8 @@ import (
 	influxhttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 	influxdb1 "github.com/influxdata/influxdb1-client/v2"
 	"github.com/jackc/pgx/v5"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/pginflux/pginflux/ingest/httpapi"
+	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
@@ -38,7 +36,7 @@ const clientToken = "client-test-token"
 // writes it on its retry.
 func TestClientV2(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	_, base := startWriter(t, schema, "--http-token", clientToken, "--max-pending-rows", "1")
+	base := daemontest.Start(t, schema, "--flush-interval", "1h", "--http-token", clientToken, "--max-pending-rows", "1").Base
 	ctx := t.Context()
 	client := influxdb2.NewClientWithOptions(base, clientToken, influxdb2.DefaultOptions().
 		SetPrecision(time.Second).SetBatchSize(1).SetFlushInterval(60_000).
@@ -49,7 +47,7 @@ func TestClientV2(t *testing.T) {
 		t.Errorf("Ping: got %v, %v", ok, err)
 	}
 	health, err := client.Health(ctx)
-	if err != nil || health.Name != "pginflux" || health.Status != "pass" || health.Version == nil || *health.Version != version {
+	if err != nil || health.Name != "pginflux" || health.Status != "pass" || health.Version == nil || *health.Version != daemontest.Version {
 		t.Errorf("Health: got %+v, %v", health, err)
 	} else if health.Checks == nil || len(*health.Checks) != 1 || (*health.Checks)[0].Name != "postgresql" {
 		t.Errorf("Health: got checks %+v, want postgresql", health.Checks)
@@ -145,7 +143,7 @@ func waitPending(t *testing.T, base string, want float64) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if v, _ := sample(scrape(t, base), "pginflux_sink_pending_rows", nil); v == want {
+		if v, _ := daemontest.Sample(daemontest.Scrape(t, base), "pginflux_sink_pending_rows", nil); v == want {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -156,7 +154,7 @@ func waitPending(t *testing.T, base string, want float64) {
 }
 
 // TestClientV1 drives pginflux with influxdb1-client: Ping reports the
-// version; CREATE DATABASE makes a schema (--schema-from-db) that SHOW
+// daemontest.Version; CREATE DATABASE makes a schema (--schema-from-db) that SHOW
 // DATABASES then lists; a batch written into it is committed; SHOW
 // MEASUREMENTS lists its measurements, not pginflux's own tables, and a
 // long name whole; SHOW RETENTION POLICIES and Grafana's "Save & test"
@@ -167,15 +165,16 @@ func TestClientV1(t *testing.T) {
 	t.Cleanup(func() {
 		_, _ = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{db}.Sanitize()+" CASCADE")
 	})
-	p, base := startWriter(t, schema, "--http-token", clientToken, "--schema-from-db", "--retention", "720h", "--partition-by", "day")
+	p := daemontest.Start(t, schema, "--flush-interval", "1h", "--http-token", clientToken, "--schema-from-db", "--retention", "720h", "--partition-by", "day")
+	base := p.Base
 	client, err := influxdb1.NewHTTPClient(influxdb1.HTTPConfig{Addr: base, Username: "telegraf", Password: clientToken, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
 
-	if _, v, err := client.Ping(0); err != nil || v != "pginflux-"+version {
-		t.Errorf("Ping: got version %q, %v", v, err)
+	if _, v, err := client.Ping(0); err != nil || v != "pginflux-"+daemontest.Version {
+		t.Errorf("Ping: got daemontest.Version %q, %v", v, err)
 	}
 	query := func(q, on string) [][]any {
 		t.Helper()
@@ -279,7 +278,7 @@ func TestClientV1(t *testing.T) {
 		len(grafana.Results[0].Series) != 1 || grafana.Results[0].Series[0].Name != "measurements" || len(grafana.Results[0].Series[0].Values) != 3 {
 		t.Errorf("Grafana's test: got %d %+v, %v, want 3 measurements", hr.StatusCode, grafana, err)
 	}
-	p.stop(t)
+	p.Stop(t)
 }
 
 // TestClientV3WriteLP drives /api/v3/write_lp as InfluxDB 3 Core's
@@ -289,7 +288,7 @@ func TestClientV1(t *testing.T) {
 // the commit, and the rows come.
 func TestClientV3WriteLP(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	_, base := startWriter(t, schema, "--http-token", clientToken)
+	base := daemontest.Start(t, schema, "--flush-interval", "1h", "--http-token", clientToken).Base
 	auth := []string{"Authorization", "Bearer " + clientToken}
 	v3 := base + "/api/v3/write_lp?db=" + url.QueryEscape(schema)
 
@@ -359,24 +358,11 @@ func TestClientV3WriteLP(t *testing.T) {
 
 // TestClientHealthDown: with PostgreSQL unreachable, the v2 client's
 // Health is an error carrying the reason (503, status "fail"), Ready too,
-// while Ping still answers: the probes pginflux's HTTP server is given
-// (probes), on a pool that cannot connect.
+// while Ping still answers.
 func TestClientHealthDown(t *testing.T) {
-	var r readiness
-	r.pool.Store(pgtest.Unreachable(t))
-	r.listening.Store(true)
-	ready, checks := probes(&r)
-	srv, err := httpapi.Listen(httpapi.Config{Address: "127.0.0.1:0", Registry: prometheus.NewRegistry(), Version: version,
-		Ready: ready, Checks: checks}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-
-	client := influxdb2.NewClient("http://"+srv.Addr().String(), "")
+	t.Parallel()
+	p := daemontest.Config{ConnString: daemontest.Unreachable}.Start(t, "unused")
+	client := influxdb2.NewClient(p.Base, "")
 	defer client.Close()
 	if ok, err := client.Ping(t.Context()); !ok || err != nil {
 		t.Errorf("Ping: got %v, %v, want true", ok, err)

@@ -1,4 +1,4 @@
-package main
+package daemon_test
 
 import (
 	"fmt"
@@ -12,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pginflux/pginflux/config"
+	"github.com/pginflux/pginflux/internal/devtools/daemontest"
+	"github.com/pginflux/pginflux/internal/devtools/doccheck"
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
@@ -27,7 +31,7 @@ type telegrafOutput struct {
 // section of the given title, and the section's text.
 func readmeTelegrafOutputs(t *testing.T, title string) ([]telegrafOutput, string) {
 	t.Helper()
-	section := readmeSection(t, title)
+	section := doccheck.Section(t, "README.md", title)
 	var outs []telegrafOutput
 	header := regexp.MustCompile(`^\[\[(outputs\.[a-z0-9_]+)\]\]$`)
 	kv := regexp.MustCompile(`^([a-z_]+)\s*=\s*(\[?"[^"]*"\]?|true|false)\s*(#.*)?$`)
@@ -67,7 +71,8 @@ func TestREADMETelegrafConfigs(t *testing.T) {
 
 	pool, schema := pgtest.Schema(t)
 	const token = "readme-token"
-	p, base, tcpAddr := startTCP(t, schema, "--http-token", token)
+	p := daemontest.Start(t, schema, "--tcp-address", "127.0.0.1:0", "--http-token", token)
+	base, tcpAddr := p.Base, p.TCP
 	withToken := func(s string) string { return strings.ReplaceAll(s, "${PGINFLUX_HTTP_TOKEN}", token) }
 	baseURL, _ := url.Parse(base)
 
@@ -142,7 +147,7 @@ func TestREADMETelegrafConfigs(t *testing.T) {
 	for count(t, pool, schema, "readme", "true") < len(outs) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	p.stop(t)
+	p.Stop(t)
 	if n := count(t, pool, schema, "readme", "true"); n != len(outs) {
 		t.Errorf("got %d rows, want %d, one per output", n, len(outs))
 	}
@@ -152,4 +157,35 @@ func basicAuth(user, password string) string {
 	r, _ := http.NewRequest("GET", "/", nil)
 	r.SetBasicAuth(user, password)
 	return r.Header.Get("Authorization")
+}
+
+// TestTableConversion runs the README's recipe that converts a table made
+// in append mode (as earlier versions made them) to one with a point key,
+// then writes into it: the old rows of a point were merged, and new
+// writes merge into them.
+func TestTableConversion(t *testing.T) {
+	_, after, ok := strings.Cut(doccheck.Read(t, "README.md"), "To convert")
+	if !ok {
+		t.Fatal("README has no conversion recipe")
+	}
+	_, after, _ = strings.Cut(after, "```sql\n")
+	recipe, _, _ := strings.Cut(after, "```")
+	pool, schema := pgtest.Schema(t)
+	recipe = strings.ReplaceAll(recipe, "metrics.", pgx.Identifier{schema}.Sanitize()+".")
+
+	p := daemontest.Start(t, schema, "--write-mode", "append")
+	daemontest.Send(t, p.UDP, "cpu,host=a,cpu=cpu0 usage_idle=90 1000000000\ncpu,host=a,cpu=cpu0 usage_user=5 1000000000\ncpu,host=b,cpu=cpu0 usage_idle=80 1000000000\n")
+	table := pgx.Identifier{schema, "cpu"}.Sanitize()
+	daemontest.WaitRows(t, pool, table, 3)
+	p.Stop(t)
+	if _, err := pool.Exec(t.Context(), recipe); err != nil {
+		t.Fatalf("the recipe: %v\n%s", err, recipe)
+	}
+	sel := "SELECT concat_ws('|', host, usage_idle, usage_user) FROM " + table + " ORDER BY host"
+	pollRows(t, pool, sel, "a|90|5", "b|80")
+
+	p = daemontest.Start(t, schema)
+	daemontest.Send(t, p.UDP, "cpu,cpu=cpu0,host=a usage_user=6 1000000000\ncpu,host=c,cpu=cpu0 usage_idle=70 1000000000\n")
+	pollRows(t, pool, sel, "a|90|6", "b|80", "c|70")
+	p.Stop(t)
 }

@@ -1,4 +1,4 @@
-package main
+package daemon_test
 
 import (
 	"context"
@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 	"github.com/pginflux/pginflux/ingest/pipeline"
+	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 	"github.com/pginflux/pginflux/parse"
 	"github.com/pginflux/pginflux/sink"
 )

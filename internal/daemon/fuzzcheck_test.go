@@ -1,4 +1,4 @@
-package main
+package daemon_test
 
 // How FuzzUDPToPostgres matches what PostgreSQL holds with what the
 // parser saw.
@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/parse"
 	"github.com/pginflux/pginflux/sink"
 )
@@ -437,7 +438,7 @@ func checkCounters(t *testing.T, storage string, reg *prometheus.Registry, want 
 		byName[mf.GetName()] = mf
 	}
 	value := func(name string, labels map[string]string) float64 {
-		v, _ := sample(byName, name, labels)
+		v, _ := daemontest.Sample(byName, name, labels)
 		return v
 	}
 	if n := value("pginflux_sink_dropped_rows_total", nil); n != 0 {

@@ -1,4 +1,4 @@
-package main
+package daemon_test
 
 // How FuzzUDPToPostgres reads back what PostgreSQL holds.
 

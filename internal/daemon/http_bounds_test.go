@@ -1,16 +1,11 @@
-package main
+package daemon_test
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pginflux/pginflux/ingest/httpapi"
+	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
@@ -62,7 +58,7 @@ func TestWriteAnsweredWhileDatabaseDown(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_, base := startWriter(t, schema, extra...)
+			base := daemontest.Start(t, schema, append([]string{"--flush-interval", "1h"}, extra...)...).Base
 			if !tc.downFirst {
 				if a := post(t, nil, base+"/write", []byte("bound v=0i 1000\n")); a.code != http.StatusNoContent {
 					t.Fatalf("before the stop: got %d %q", a.code, a.body)
@@ -104,7 +100,10 @@ func TestSlowClientsMemory(t *testing.T) {
 	_, schema := pgtest.Schema(t)
 	for _, flags := range [][]string{nil, {"--http-max-writes", "2000", "--http-max-connections", "4096"}} {
 		t.Run(strings.Join(append([]string{"defaults"}, flags...), " "), func(t *testing.T) {
-			pid, addr := startChild(t, append([]string{"--database-url", pgtest.ConnString(t), "--schema", schema}, flags...))
+			child := daemontest.StartChild(t, append([]string{"--database-url", pgtest.ConnString(t), "--schema", schema,
+				"--udp-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0"}, flags...)...)
+			addr := strings.TrimPrefix(child.Base(t), "http://")
+			pid := child.Cmd.Process.Pid
 			var answered, refused atomic.Int64
 			var wg sync.WaitGroup
 			for range slowClients {
@@ -138,68 +137,6 @@ func TestSlowClientsMemory(t *testing.T) {
 				t.Errorf("peak RSS %d MiB, want at most 200 MiB", hwm>>20)
 			}
 		})
-	}
-}
-
-// startChild runs pginflux with args (and UDP and HTTP on free loopback
-// ports) in a process of its own, and returns its pid and HTTP address.
-// It is killed at cleanup.
-func startChild(t *testing.T, args []string) (pid int, httpAddr string) {
-	t.Helper()
-	spec, err := json.Marshal(append([]string{"--udp-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0"}, args...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	child := exec.Command(os.Args[0], "-test.run=^TestDaemonHelperProcess$", "-test.count=1")
-	child.Env = append(os.Environ(), envDaemonChild+"="+string(spec))
-	stderr, err := child.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		child.Process.Kill()
-		child.Wait()
-	})
-	addrs := make(chan string, 1)
-	var log bytes.Buffer
-	var logMu sync.Mutex
-	go func() {
-		re := regexp.MustCompile(`transport=http address=(\S+)`)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logMu.Lock()
-			log.WriteString(sc.Text() + "\n")
-			logMu.Unlock()
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addrs <- m[1]
-			}
-		}
-	}()
-	select {
-	case a := <-addrs:
-		// Serving HTTP comes before taking writes: wait for those.
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			resp, err := http.Get("http://" + a + "/readyz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return child.Process.Pid, a
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the child was not ready within 30s: %v", err)
-			}
-			time.Sleep(20 * time.Millisecond) // polling the child's start
-		}
-	case <-time.After(30 * time.Second):
-		logMu.Lock()
-		defer logMu.Unlock()
-		t.Fatalf("the child did not serve HTTP within 30s:\n%s", log.String())
-		return 0, ""
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -19,22 +19,18 @@ import (
 	"github.com/pginflux/pginflux/sink"
 )
 
-// maxSchemas bounds the schemas /write writes into with --schema-from-db,
-// the default one included: each has a sink of its own (writers, a limit
-// of pending rows, a cache of its tables). A variable for tests.
-var maxSchemas = 64
-
 // httpWrites is what /write, /api/v2/write and /api/v3/write_lp write
-// through, and what /query asks about them (httpcatalog.go): a shared
+// through, and what /query asks about them (catalog.go): a shared
 // batcher on the sink of --schema, and with --schema-from-db one sink and
 // batcher more for each other schema a request names, made on first use.
 // It is made before the HTTP server, which serves before the sink exists:
 // until open it answers that pginflux is starting, and once stopping
 // begins that it is stopping. Safe for concurrent use.
 type httpWrites struct {
-	cfg     config.Config
-	metrics *pipeline.StreamMetrics
-	log     *slog.Logger
+	cfg        config.Config
+	maxSchemas int // with --schema-from-db, the default one included
+	metrics    *pipeline.StreamMetrics
+	log        *slog.Logger
 
 	mu       sync.Mutex
 	state    writesState
@@ -65,18 +61,17 @@ type schemaWrites struct {
 // newHTTPWrites returns the writes of a pginflux with configuration cfg,
 // answering "starting" until open, or nil when HTTP is disabled. Its
 // metrics go to reg.
-func newHTTPWrites(cfg config.Config, reg prometheus.Registerer, log *slog.Logger) *httpWrites {
+func newHTTPWrites(cfg config.Config, maxSchemas int, reg prometheus.Registerer, log *slog.Logger) *httpWrites {
 	if cfg.HTTPAddress == "" {
 		return nil
 	}
-	return &httpWrites{cfg: cfg, metrics: pipeline.NewStreamMetrics(reg, "http"), log: log, schemas: make(map[string]*schemaWrites)}
+	return &httpWrites{cfg: cfg, maxSchemas: maxSchemas, metrics: pipeline.NewStreamMetrics(reg, "http"), log: log, schemas: make(map[string]*schemaWrites)}
 }
 
 // open starts taking writes into s, the sink of --schema, made from
 // sinkCfg with metrics m; sinks of other schemas are made the same way on
-// pool. Once ctx ends, requests are answered that pginflux is stopping.
-// A nil w (HTTP disabled) does nothing.
-func (w *httpWrites) open(ctx context.Context, pool *pgxpool.Pool, s *sink.Sink, sinkCfg sink.Config, m *sink.Metrics) {
+// pool. A nil w (HTTP disabled) does nothing.
+func (w *httpWrites) open(pool *pgxpool.Pool, s *sink.Sink, sinkCfg sink.Config, m *sink.Metrics) {
 	if w == nil {
 		return
 	}
@@ -89,15 +84,7 @@ func (w *httpWrites) open(ctx context.Context, pool *pgxpool.Pool, s *sink.Sink,
 	w.schemas[w.cfg.Schema] = w.newSchema(w.cfg.Schema, s, false)
 	w.state = writesOpen
 	w.mu.Unlock()
-	context.AfterFunc(ctx, w.beginStop)
-	if testHookWritesOpen != nil {
-		testHookWritesOpen()
-	}
 }
-
-// testHookWritesOpen, when set, is called once /write takes writes, so
-// that tests of a pginflux without UDP know when it is ready.
-var testHookWritesOpen func()
 
 func (w *httpWrites) newSchema(schema string, s *sink.Sink, own bool) *schemaWrites {
 	sh := s.NewShared()
@@ -109,8 +96,11 @@ func (w *httpWrites) newSchema(schema string, s *sink.Sink, own bool) *schemaWri
 }
 
 // setLimits applies a reload to the sinks of other schemas, made and to be
-// made.
+// made. A nil w does nothing.
 func (w *httpWrites) setLimits(batchSize int, flushInterval time.Duration, maxPendingRows int) {
+	if w == nil {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.sinkCfg.BatchSize, w.sinkCfg.FlushInterval, w.sinkCfg.MaxPendingRows = batchSize, flushInterval, maxPendingRows
@@ -122,8 +112,11 @@ func (w *httpWrites) setLimits(batchSize int, flushInterval time.Duration, maxPe
 }
 
 // beginStop makes every request from now on answer that pginflux is
-// stopping; those under way go on.
+// stopping; those under way go on. A nil w does nothing.
 func (w *httpWrites) beginStop() {
+	if w == nil {
+		return
+	}
 	w.mu.Lock()
 	w.state = writesStopping
 	w.mu.Unlock()
@@ -132,7 +125,11 @@ func (w *httpWrites) beginStop() {
 // stop waits for the requests under way, then hands what their batchers
 // hold to the sinks and closes the sinks it made, abandoning what they
 // still hold when ctx ends. The sink of --schema is left to its owner.
+// A nil w does nothing.
 func (w *httpWrites) stop(ctx context.Context) error {
+	if w == nil {
+		return nil
+	}
 	w.beginStop()
 	w.inflight.Wait()
 	w.mu.Lock()
@@ -171,9 +168,9 @@ func (w *httpWrites) schemaLocked(db string) (*schemaWrites, error) {
 	if err := validSchema(schema); err != nil {
 		return nil, fmt.Errorf("%w: database %q cannot name a schema (--schema-from-db): %v", httpapi.ErrInvalid, db, err)
 	}
-	if len(w.schemas) >= maxSchemas {
+	if len(w.schemas) >= w.maxSchemas {
 		return nil, fmt.Errorf("%w: database %q would be schema number %d, and pginflux writes into at most %d (--schema-from-db)",
-			httpapi.ErrInvalid, db, len(w.schemas)+1, maxSchemas)
+			httpapi.ErrInvalid, db, len(w.schemas)+1, w.maxSchemas)
 	}
 	cfg := w.sinkCfg
 	cfg.Schema = schema

@@ -1,6 +1,6 @@
 //go:build !race
 
-package main
+package daemon_test
 
 // raceEnabled says the race detector is on: it multiplies memory use, so
 // memory bounds are only reported then.

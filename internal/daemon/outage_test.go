@@ -1,4 +1,4 @@
-package main
+package daemon_test
 
 import (
 	"net"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
@@ -17,13 +18,14 @@ import (
 func TestOutageHoldsMaxPendingRows(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	cluster := pgtest.Cluster(t)
-	p, base, _ := startLogged(t, schema, nil, "--flush-interval", "20ms", "--batch-size", "500", "--max-pending-rows", "30000")
+	p := daemontest.Start(t, schema, "--batch-size", "500", "--max-pending-rows", "30000")
+	base := p.Base
 	keepRunning(t, cluster)
 	if err := cluster.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	const n, perDatagram = 25_000, 10
-	conn, err := net.Dial("udp", p.addr.String())
+	conn, err := net.Dial("udp", p.UDP.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,17 +43,17 @@ func TestOutageHoldsMaxPendingRows(t *testing.T) {
 		}
 	}
 	tick.Stop()
-	waitMetric(t, base, "pginflux_sink_pending_rows", nil, n)
-	if v := metric(t, base, "pginflux_ingest_dropped_datagrams_total", nil); v != 0 {
+	daemontest.WaitMetric(t, base, "pginflux_sink_pending_rows", nil, n)
+	if v := daemontest.Metric(t, base, "pginflux_ingest_dropped_datagrams_total", nil); v != 0 {
 		t.Errorf("dropped %v datagrams below --max-pending-rows", v)
 	}
 	if err := cluster.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	table := pgx.Identifier{schema, "outage"}.Sanitize()
-	waitRows(t, pool, table, n)
+	daemontest.WaitRows(t, pool, table, n)
 	if rows, distinct := countRows(t, pool, table); rows != n || distinct != n {
 		t.Errorf("got %d rows (%d distinct), want %d", rows, distinct, n)
 	}
-	p.stop(t)
+	p.Stop(t)
 }

@@ -1,4 +1,4 @@
-package main
+package daemon_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
@@ -22,7 +23,7 @@ import (
 // point once.
 func TestWriteAnsweredWhilePendingFull(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	_, base, _ := startLogged(t, schema, nil, "--max-pending-rows", "20", "--batch-size", "5", "--flush-interval", "20ms")
+	base := daemontest.Start(t, schema, "--max-pending-rows", "20", "--batch-size", "5").Base
 	if a := post(t, nil, base+"/write", []byte("cpu,host=h0 v=0i 1\n")); a.code != http.StatusNoContent {
 		t.Fatalf("first write: %d %s", a.code, a.body)
 	}

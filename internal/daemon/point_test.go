@@ -1,9 +1,8 @@
-package main
+package daemon_test
 
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
@@ -42,7 +42,8 @@ func TestPointIdentityEndToEnd(t *testing.T) {
 	for _, storage := range []string{"columns", "jsonb"} {
 		t.Run(storage, func(t *testing.T) {
 			pool, schema := pgtest.Schema(t)
-			p, base := startWriter(t, schema, "--storage", storage, "--flush-interval", "20ms")
+			p := daemontest.Start(t, schema, "--storage", storage)
+			base := p.Base
 			sel := func(table string) string {
 				// The row as JSON: a column not made yet is no error.
 				cols := "r.host, r.used, r.free, r.total"
@@ -55,9 +56,9 @@ func TestPointIdentityEndToEnd(t *testing.T) {
 			}
 
 			// Over UDP, as Telegraf's influxdb output splits a wide point.
-			send(t, p.addr, "mem,host=a used=1i,free=2i 1000000000\n")
+			daemontest.Send(t, p.UDP, "mem,host=a used=1i,free=2i 1000000000\n")
 			pollRows(t, pool, sel("mem"), "1|a|1|2")
-			send(t, p.addr, "mem,host=a total=3i 1000000000\n")
+			daemontest.Send(t, p.UDP, "mem,host=a total=3i 1000000000\n")
 			pollRows(t, pool, sel("mem"), "1|a|1|2|3")
 
 			// Over HTTP, two requests, then one field again, then a resend.
@@ -74,7 +75,7 @@ func TestPointIdentityEndToEnd(t *testing.T) {
 				}
 			}
 			pollRows(t, pool, sel("web"), "2|a|1|2|3", "2|b|7")
-			p.stop(t)
+			p.Stop(t)
 			var n int
 			if err := pool.QueryRow(t.Context(), "SELECT count(*) FROM "+pgx.Identifier{schema, "web"}.Sanitize()).Scan(&n); err != nil || n != 2 {
 				t.Errorf("web: %d rows (%v), want 2", n, err)
@@ -95,8 +96,8 @@ func TestCrashMidStreamNoDuplicates(t *testing.T) {
 			// The test cluster commits asynchronously (synchronous_commit
 			// off), which a crash may undo; pginflux's sessions here commit
 			// as a durable server does.
-			p, base, logs := startLoggedAs(t, pgtest.ConnString(t)+" options='-c synchronous_commit=on'", schema, nil,
-				"--flush-interval", "20ms", "--write-mode", mode, "--batch-size", "500")
+			p := daemontest.Config{ConnString: pgtest.ConnString(t) + " options='-c synchronous_commit=on'"}.Start(t, schema, "--write-mode", mode, "--batch-size", "500")
+			base, logs := p.Base, p.Log
 			defer func() {
 				if t.Failed() {
 					t.Logf("log:\n%s", logs)
@@ -114,20 +115,20 @@ func TestCrashMidStreamNoDuplicates(t *testing.T) {
 				}
 			})
 			table := pgx.Identifier{schema, "crash"}.Sanitize()
-			waitRows(t, pool, table, n)
+			daemontest.WaitRows(t, pool, table, n)
 			if rows, distinct := countRows(t, pool, table); rows != n || distinct != n {
 				t.Errorf("got %d rows (%d distinct), want %d: lost or duplicated rows", rows, distinct, n)
 			}
-			if v := metric(t, base, "pginflux_sink_retries_total", nil); v == 0 {
+			if v := daemontest.Metric(t, base, "pginflux_sink_retries_total", nil); v == 0 {
 				t.Error("pginflux_sink_retries_total is 0: no write met the crash, the test proved nothing")
 			}
 			for _, name := range []string{"pginflux_sink_dropped_rows_total", "pginflux_ingest_dropped_datagrams_total",
 				"pginflux_udp_kernel_dropped_datagrams_total", "pginflux_sink_rejected_total"} {
-				if v := metric(t, base, name, nil); v != 0 {
+				if v := daemontest.Metric(t, base, name, nil); v != 0 {
 					t.Errorf("%s: got %v, want 0", name, v)
 				}
 			}
-			p.stop(t)
+			p.Stop(t)
 		})
 	}
 }
@@ -138,7 +139,7 @@ func TestCrashMidStreamNoDuplicates(t *testing.T) {
 func TestResendAfterTimeoutNoDuplicates(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	cluster := pgtest.Cluster(t)
-	_, base := startWriter(t, schema, "--flush-interval", "20ms")
+	base := daemontest.Start(t, schema).Base
 	keepRunning(t, cluster)
 	var body strings.Builder
 	for i := range 1000 {
@@ -183,39 +184,4 @@ func TestResendAfterTimeoutNoDuplicates(t *testing.T) {
 		}
 		break
 	}
-}
-
-// TestTableConversion runs the README's recipe that converts a table made
-// in append mode (as earlier versions made them) to one with a point key,
-// then writes into it: the old rows of a point were merged, and new
-// writes merge into them.
-func TestTableConversion(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, after, ok := strings.Cut(string(readme), "To convert")
-	if !ok {
-		t.Fatal("README has no conversion recipe")
-	}
-	_, after, _ = strings.Cut(after, "```sql\n")
-	recipe, _, _ := strings.Cut(after, "```")
-	pool, schema := pgtest.Schema(t)
-	recipe = strings.ReplaceAll(recipe, "metrics.", pgx.Identifier{schema}.Sanitize()+".")
-
-	p := start(t, schema, "--write-mode", "append")
-	send(t, p.addr, "cpu,host=a,cpu=cpu0 usage_idle=90 1000000000\ncpu,host=a,cpu=cpu0 usage_user=5 1000000000\ncpu,host=b,cpu=cpu0 usage_idle=80 1000000000\n")
-	table := pgx.Identifier{schema, "cpu"}.Sanitize()
-	waitRows(t, pool, table, 3)
-	p.stop(t)
-	if _, err := pool.Exec(t.Context(), recipe); err != nil {
-		t.Fatalf("the recipe: %v\n%s", err, recipe)
-	}
-	sel := "SELECT concat_ws('|', host, usage_idle, usage_user) FROM " + table + " ORDER BY host"
-	pollRows(t, pool, sel, "a|90|5", "b|80")
-
-	p = start(t, schema)
-	send(t, p.addr, "cpu,cpu=cpu0,host=a usage_user=6 1000000000\ncpu,host=c,cpu=cpu0 usage_idle=70 1000000000\n")
-	pollRows(t, pool, sel, "a|90|6", "b|80", "c|70")
-	p.stop(t)
 }

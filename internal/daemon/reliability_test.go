@@ -1,110 +1,25 @@
-package main
+package daemon_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pginflux/pginflux/config"
+	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/internal/devtools/pgcluster"
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
-
-// logBuffer collects the daemon's log. Safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// waitFor polls the log until it holds a line matching re, and returns
-// that line.
-func (l *logBuffer) waitFor(t *testing.T, re string) string {
-	t.Helper()
-	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if m := rx.FindString(l.String()); m != "" {
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line matching %q after 20s; the log:\n%s", re, l.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// startLogged runs pginflux as start does, with getenv as its environment
-// (start has none), its log captured and HTTP on a free port. args come
-// after start's usual ones, minus --flush-interval and --log-level, which
-// the environment may then set (the command line would win over it).
-func startLogged(t *testing.T, schema string, getenv func(string) string, extra ...string) (*pginflux, string, *logBuffer) {
-	t.Helper()
-	return startLoggedAs(t, pgtest.ConnString(t), schema, getenv, extra...)
-}
-
-func startLoggedAs(t *testing.T, connString, schema string, getenv func(string) string, extra ...string) (*pginflux, string, *logBuffer) {
-	t.Helper()
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
-	args := append([]string{
-		"--database-url", connString,
-		"--schema", schema,
-		"--udp-address", "127.0.0.1:0",
-		"--udp-readers", "2",
-		"--http-address", "127.0.0.1:0",
-	}, extra...)
-	logs := &logBuffer{}
-	testHookLogOutput = logs
-	listening := make(chan net.Addr, 1)
-	testHookListening = func(a net.Addr) { listening <- a }
-	httpAddr := make(chan net.Addr, 1)
-	testHookHTTPListening = func(a net.Addr) { httpAddr <- a }
-	t.Cleanup(func() { testHookLogOutput, testHookListening, testHookHTTPListening = nil, nil, nil })
-
-	ctx, cancel := context.WithCancel(t.Context())
-	p := &pginflux{cancel: cancel, done: make(chan error, 1)}
-	go func() { p.done <- run(ctx, args, getenv) }()
-	select {
-	case p.addr = <-listening:
-	case err := <-p.done:
-		cancel()
-		t.Fatalf("pginflux stopped before listening: %v\n%s", err, logs)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("pginflux did not start listening within 30s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-p.done
-	})
-	return p, "http://" + (<-httpAddr).String(), logs
-}
 
 // keepRunning makes sure the shared cluster runs when the test ends,
 // whatever happens to the test.
@@ -117,30 +32,6 @@ func keepRunning(t *testing.T, c *pgcluster.Cluster) {
 			t.Errorf("start PostgreSQL again: %v", err)
 		}
 	})
-}
-
-// waitMetric polls /metrics until the sample of name with labels reaches
-// want (cmp >=), and returns the value seen.
-func waitMetric(t *testing.T, base, name string, labels map[string]string, want float64) float64 {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		v, _ := sample(scrape(t, base), name, labels)
-		if v >= want {
-			return v
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s%v is %v after 20s, want %v", name, labels, v, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// metric returns the current value of a sample.
-func metric(t *testing.T, base, name string, labels map[string]string) float64 {
-	t.Helper()
-	v, _ := sample(scrape(t, base), name, labels)
-	return v
 }
 
 // distinctLines returns n distinct lines of measurement m, packed
@@ -177,34 +68,35 @@ func TestDatabaseDownAtStart(t *testing.T) {
 	if err := cluster.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	p, base, logs := startLogged(t, schema, nil, "--flush-interval", "20ms")
+	p := daemontest.Start(t, schema)
+	base, logs := p.Base, p.Log
 	// Back before pginflux stops (cleanups run last first), so that it
 	// does not wait out its shutdown timeout.
 	keepRunning(t, cluster)
 
 	// Logged before listening.
-	logs.waitFor(t, `level=INFO msg="starting pginflux".*`)
-	logs.waitFor(t, `level=WARN msg="database not reachable yet; receiving anyway and retrying".* err=.*`)
+	logs.WaitFor(t, `level=INFO msg="starting pginflux".*`)
+	logs.WaitFor(t, `level=WARN msg="database not reachable yet; receiving anyway and retrying".* err=.*`)
 	body := waitStatus(t, base+"/readyz", http.StatusServiceUnavailable)
 	if !strings.HasPrefix(body, "database unreachable: ") {
 		t.Errorf("/readyz: got %q, want the reason", body)
 	}
 
 	const n = 1000
-	send(t, p.addr, distinctLines("downatstart", n, 10)...)
+	daemontest.Send(t, p.UDP, distinctLines("downatstart", n, 10)...)
 	// Every row is held, none lost, while the writers retry.
-	waitMetric(t, base, "pginflux_sink_pending_rows", nil, n)
-	logs.waitFor(t, `level=WARN msg="database unavailable; holding rows and retrying".*`)
+	daemontest.WaitMetric(t, base, "pginflux_sink_pending_rows", nil, n)
+	logs.WaitFor(t, `level=WARN msg="database unavailable; holding rows and retrying".*`)
 
 	if err := cluster.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	table := pgx.Identifier{schema, "downatstart"}.Sanitize()
-	waitRows(t, pool, table, n)
+	daemontest.WaitRows(t, pool, table, n)
 	if rows, distinct := countRows(t, pool, table); rows != n || distinct != n {
 		t.Errorf("got %d rows (%d distinct), want %d", rows, distinct, n)
 	}
-	logs.waitFor(t, `level=INFO msg="database available again"`)
+	logs.WaitFor(t, `level=INFO msg="database available again"`)
 	waitStatus(t, base+"/readyz", http.StatusOK)
 	for _, c := range []struct {
 		name   string
@@ -214,11 +106,11 @@ func TestDatabaseDownAtStart(t *testing.T) {
 		{"pginflux_ingest_dropped_datagrams_total", nil},
 		{"pginflux_udp_kernel_dropped_datagrams_total", nil},
 	} {
-		if v := metric(t, base, c.name, c.labels); v != 0 {
+		if v := daemontest.Metric(t, base, c.name, c.labels); v != 0 {
 			t.Errorf("%s: got %v, want 0", c.name, v)
 		}
 	}
-	p.stop(t)
+	p.Stop(t)
 }
 
 // TestDatabaseRestartMidStream restarts PostgreSQL while a paced sender
@@ -228,7 +120,8 @@ func TestDatabaseDownAtStart(t *testing.T) {
 func TestDatabaseRestartMidStream(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	cluster := pgtest.Cluster(t)
-	p, base, _ := startLogged(t, schema, nil, "--flush-interval", "20ms")
+	p := daemontest.Start(t, schema)
+	base := p.Base
 	keepRunning(t, cluster)
 
 	const n, perDatagram = 20_000, 10
@@ -241,28 +134,28 @@ func TestDatabaseRestartMidStream(t *testing.T) {
 	})
 
 	table := pgx.Identifier{schema, "restart"}.Sanitize()
-	waitRows(t, pool, table, n)
+	daemontest.WaitRows(t, pool, table, n)
 	if rows, distinct := countRows(t, pool, table); rows != n || distinct != n {
 		t.Errorf("got %d rows (%d distinct), want %d: lost or duplicated rows", rows, distinct, n)
 	}
-	if v := metric(t, base, "pginflux_sink_retries_total", nil); v == 0 {
+	if v := daemontest.Metric(t, base, "pginflux_sink_retries_total", nil); v == 0 {
 		t.Error("pginflux_sink_retries_total is 0: no COPY met the restart, the test proved nothing")
 	}
 	for _, name := range []string{"pginflux_sink_dropped_rows_total", "pginflux_ingest_dropped_datagrams_total",
 		"pginflux_udp_kernel_dropped_datagrams_total", "pginflux_sink_rejected_total"} {
-		if v := metric(t, base, name, nil); v != 0 {
+		if v := daemontest.Metric(t, base, name, nil); v != 0 {
 			t.Errorf("%s: got %v, want 0", name, v)
 		}
 	}
-	p.stop(t)
+	p.Stop(t)
 }
 
 // streamBreaking sends datagrams to p, 5 every 10 ms (2,000 take about
 // 4 s), and calls breakIt a third of the way through; it returns once all
 // are sent.
-func streamBreaking(t *testing.T, p *pginflux, datagrams []string, breakIt func()) {
+func streamBreaking(t *testing.T, p *daemontest.Instance, datagrams []string, breakIt func()) {
 	t.Helper()
-	conn, err := net.Dial("udp", p.addr.String())
+	conn, err := net.Dial("udp", p.UDP.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,24 +198,18 @@ func TestShutdownWhileDatabaseDown(t *testing.T) {
 	cluster := pgtest.Cluster(t)
 	keepRunning(t, cluster)
 	const timeout = time.Second
-	p, base, logs := startLogged(t, schema, nil, "--flush-interval", "20ms", "--shutdown-timeout", timeout.String())
+	p := daemontest.Start(t, schema, "--shutdown-timeout", timeout.String())
+	base, logs := p.Base, p.Log
 	if err := cluster.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 
 	const n = 500
-	send(t, p.addr, distinctLines("abandoned", n, 10)...)
-	waitMetric(t, base, "pginflux_sink_pending_rows", nil, n)
+	daemontest.Send(t, p.UDP, distinctLines("abandoned", n, 10)...)
+	daemontest.WaitMetric(t, base, "pginflux_sink_pending_rows", nil, n)
 
 	start := time.Now()
-	p.cancel()
-	var err error
-	select {
-	case err = <-p.done:
-		p.done <- err // for the cleanup
-	case <-time.After(timeout + 10*time.Second):
-		t.Fatalf("run did not return within %v of SIGTERM", timeout+10*time.Second)
-	}
+	err := p.Close()
 	took := time.Since(start)
 	if err != nil {
 		t.Errorf("run returned %v, want nil (exit 0)", err)
@@ -331,7 +218,7 @@ func TestShutdownWhileDatabaseDown(t *testing.T) {
 	if took < timeout || took > timeout+5*time.Second {
 		t.Errorf("run returned %v after SIGTERM, want between %v and %v", took, timeout, timeout+5*time.Second)
 	}
-	line := logs.waitFor(t, `level=ERROR msg="stopped with rows not written".*`)
+	line := logs.WaitFor(t, `level=ERROR msg="stopped with rows not written".*`)
 	if !strings.Contains(line, "abandoned_rows="+strconv.Itoa(n)) ||
 		!strings.Contains(line, fmt.Sprintf("shutdown timeout passed: %d rows were not written", n)) {
 		t.Errorf("got %q, want %d abandoned rows", line, n)
@@ -342,21 +229,22 @@ func TestShutdownWhileDatabaseDown(t *testing.T) {
 // is dropped and counted, and one from an allowed source is written.
 func TestUDPAllowEndToEnd(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	p, base, _ := startLogged(t, schema, nil, "--flush-interval", "20ms", "--udp-allow", "127.0.0.2/32, 10.0.0.0/8")
+	p := daemontest.Start(t, schema, "--udp-allow", "127.0.0.2/32, 10.0.0.0/8")
+	base := p.Base
 
-	send(t, p.addr, "allowed v=1i 1000000000") // from 127.0.0.1
+	daemontest.Send(t, p.UDP, "allowed v=1i 1000000000") // from 127.0.0.1
 	c, err := net.ListenPacket("udp", "127.0.0.2:0")
 	if err != nil {
 		t.Skipf("cannot bind 127.0.0.2: %v", err)
 	}
 	defer c.Close()
-	if _, err := c.WriteTo([]byte("allowed v=2i 2000000000"), p.addr); err != nil {
+	if _, err := c.WriteTo([]byte("allowed v=2i 2000000000"), p.UDP); err != nil {
 		t.Fatal(err)
 	}
 	table := pgx.Identifier{schema, "allowed"}.Sanitize()
-	waitRows(t, pool, table, 1)
-	waitMetric(t, base, "pginflux_udp_denied_datagrams_total", nil, 1)
-	p.stop(t)
+	daemontest.WaitRows(t, pool, table, 1)
+	daemontest.WaitMetric(t, base, "pginflux_udp_denied_datagrams_total", nil, 1)
+	p.Stop(t)
 
 	var v int64
 	if err := pool.QueryRow(t.Context(), "SELECT v FROM "+table).Scan(&v); err != nil {
@@ -371,11 +259,11 @@ func TestUDPAllowEndToEnd(t *testing.T) {
 	}
 }
 
-// TestReloadOnSIGHUP changes settings in the file PGINFLUX_CONFIG_FILE
-// names and sends SIGHUP: the batch size and log level change at once,
+// TestReload changes settings in the file PGINFLUX_CONFIG_FILE names
+// and reloads, as SIGHUP does: the batch size and log level change at once,
 // a setting that needs a restart is named, and a broken file changes
 // nothing.
-func TestReloadOnSIGHUP(t *testing.T) {
+func TestReload(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	file := filepath.Join(t.TempDir(), "pginflux.env")
 	write := func(s string) {
@@ -387,35 +275,23 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	// Nothing is written before a reload: no batch fills, none gets old.
 	write("# pginflux settings\nPGINFLUX_BATCH_SIZE=100000\nPGINFLUX_FLUSH_INTERVAL=1h\nPGINFLUX_LOG_LEVEL=warn\n")
 	getenv := func(k string) string {
-		if k == configFileEnv {
+		if k == config.FileEnv {
 			return file
 		}
 		return ""
 	}
-	reloaded := make(chan error, 1)
-	testHookReloaded = func(err error) { reloaded <- err }
-	t.Cleanup(func() { testHookReloaded = nil })
-	p, base, logs := startLogged(t, schema, getenv, "--udp-readers", "1", "--parsers", "1")
-	hup := func() error {
-		t.Helper()
-		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case err := <-reloaded:
-			return err
-		case <-time.After(20 * time.Second):
-			t.Fatal("no reload within 20s of SIGHUP")
-			return nil
-		}
-	}
+	p := daemontest.Config{Getenv: getenv}.Start(t, schema, "--udp-readers", "1", "--parsers", "1")
+	base, logs := p.Base, p.Log
+	// Reload is what SIGHUP does (TestSIGHUPReloads in package main).
+	hup := p.Reload
+
 	table := pgx.Identifier{schema, "reload"}.Sanitize()
 	line := func(i int) string {
 		return fmt.Sprintf("reload,host=a v=%di %d", i, 1_700_000_000_000_000_000+int64(i)*1000)
 	}
 
-	send(t, p.addr, line(1), line(2), line(3))
-	waitMetric(t, base, "pginflux_parse_lines_total", map[string]string{"transport": "udp"}, 3)
+	daemontest.Send(t, p.UDP, line(1), line(2), line(3))
+	daemontest.WaitMetric(t, base, "pginflux_parse_lines_total", map[string]string{"transport": "udp"}, 3)
 	if strings.Contains(logs.String(), "level=INFO") {
 		t.Errorf("info lines logged at level warn:\n%s", logs)
 	}
@@ -424,15 +300,15 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if err := hup(); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
-	logs.waitFor(t, `msg="setting changed" setting=log-level old=WARN new=DEBUG`)
-	logs.waitFor(t, `msg="setting changed" setting=batch-size old=100000 new=5`)
-	logs.waitFor(t, `level=WARN msg="changed settings need a restart to take effect; running on with their old values" settings=writers`)
+	logs.WaitFor(t, `msg="setting changed" setting=log-level old=WARN new=DEBUG`)
+	logs.WaitFor(t, `msg="setting changed" setting=batch-size old=100000 new=5`)
+	logs.WaitFor(t, `level=WARN msg="changed settings need a restart to take effect; running on with their old values" settings=writers`)
 	// The open batch of 3 rows fills at the new size of 5.
-	send(t, p.addr, line(4), line(5))
-	waitRows(t, pool, table, 5)
+	daemontest.Send(t, p.UDP, line(4), line(5))
+	daemontest.WaitRows(t, pool, table, 5)
 	// Debug lines show now.
-	send(t, p.addr, "reload,host=a v=")
-	logs.waitFor(t, `level=DEBUG msg="rejected a line"`)
+	daemontest.Send(t, p.UDP, "reload,host=a v=")
+	logs.WaitFor(t, `level=DEBUG msg="rejected a line"`)
 
 	// A broken file: an error, and the settings stay.
 	write("PGINFLUX_BATCH_SIZE=five\n")
@@ -443,10 +319,10 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if err := hup(); err == nil || !strings.Contains(err.Error(), "line 1: not KEY=VALUE") {
 		t.Errorf("reload of a bad line: got %v, want an error naming the line", err)
 	}
-	logs.waitFor(t, `level=ERROR msg="cannot reload the configuration; running on with the current one"`)
-	send(t, p.addr, line(6), line(7), line(8), line(9), line(10))
-	waitRows(t, pool, table, 10)
-	p.stop(t)
+	logs.WaitFor(t, `level=ERROR msg="cannot reload the configuration; running on with the current one"`)
+	daemontest.Send(t, p.UDP, line(6), line(7), line(8), line(9), line(10))
+	daemontest.WaitRows(t, pool, table, 10)
+	p.Stop(t)
 }
 
 // TestMinimalPrivileges runs pginflux as a role that is no superuser and
@@ -487,11 +363,12 @@ func TestMinimalPrivileges(t *testing.T) {
 	}
 
 	t.Run("create", func(t *testing.T) {
-		p, _, logs := startLoggedAs(t, cluster.ConnString("postgres")+" user="+role, schema, nil, "--flush-interval", "20ms")
-		send(t, p.addr, "minpriv,host=a v=1i,s=\"x\" 1000000000\nminpriv,host=b v=2i 2000000000\nminpriv,host=c v=\n")
-		waitRows(t, pool, pgx.Identifier{schema, "minpriv"}.Sanitize(), 2)
-		waitRows(t, pool, pgx.Identifier{schema, "pginflux_rejected"}.Sanitize(), 1)
-		p.stop(t)
+		p := daemontest.Config{ConnString: cluster.ConnString("postgres") + " user=" + role}.Start(t, schema)
+		logs := p.Log
+		daemontest.Send(t, p.UDP, "minpriv,host=a v=1i,s=\"x\" 1000000000\nminpriv,host=b v=2i 2000000000\nminpriv,host=c v=\n")
+		daemontest.WaitRows(t, pool, pgx.Identifier{schema, "minpriv"}.Sanitize(), 2)
+		daemontest.WaitRows(t, pool, pgx.Identifier{schema, "pginflux_rejected"}.Sanitize(), 1)
+		p.Stop(t)
 		var owner string
 		if err := pool.QueryRow(t.Context(), "SELECT tableowner FROM pg_tables WHERE schemaname = $1 AND tablename = 'minpriv'", schema).Scan(&owner); err != nil {
 			t.Fatal(err)
@@ -512,13 +389,13 @@ func TestMinimalPrivileges(t *testing.T) {
 		} {
 			admin(sql)
 		}
-		p, base, _ := startLoggedAs(t, cluster.ConnString("postgres")+" user="+roleRO, schema, nil,
-			"--flush-interval", "20ms", "--rejected-table", "")
-		send(t, p.addr, "preset,host=a v=1i 1000000000\npreset,host=b v=2i 2000000000\n")
-		waitRows(t, pool, pgx.Identifier{schema, "preset"}.Sanitize(), 2)
-		if v := metric(t, base, "pginflux_sink_dropped_rows_total", nil); v != 0 {
+		p := daemontest.Config{ConnString: cluster.ConnString("postgres") + " user=" + roleRO}.Start(t, schema, "--rejected-table", "")
+		base := p.Base
+		daemontest.Send(t, p.UDP, "preset,host=a v=1i 1000000000\npreset,host=b v=2i 2000000000\n")
+		daemontest.WaitRows(t, pool, pgx.Identifier{schema, "preset"}.Sanitize(), 2)
+		if v := daemontest.Metric(t, base, "pginflux_sink_dropped_rows_total", nil); v != 0 {
 			t.Errorf("dropped rows: got %v, want 0", v)
 		}
-		p.stop(t)
+		p.Stop(t)
 	})
 }

@@ -1,19 +1,15 @@
-package main
+package daemon_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"strconv"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
@@ -33,34 +29,17 @@ func TestReplicasShareUDPPort(t *testing.T) {
 	udpAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(udpPort))
 
 	type replica struct {
-		cmd  *exec.Cmd
-		out  *logBuffer
+		*daemontest.Child
 		base string
 	}
-	var replicas [2]*replica
+	var replicas [2]replica
 	for i := range replicas {
-		httpAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "tcp")))
-		args, err := json.Marshal([]string{"--database-url", pgtest.ConnString(t), "--schema", schema,
-			"--udp-address", udpAddr, "--udp-readers", "1", "--http-address", httpAddr,
-			"--flush-interval", "20ms", "--log-level", "warn"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := &replica{out: &logBuffer{}, base: "http://" + httpAddr}
-		r.cmd = exec.Command(os.Args[0], "-test.run=^TestDaemonHelperProcess$", "-test.count=1")
-		r.cmd.Env = append(os.Environ(), envDaemonChild+"="+string(args))
-		r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
-		if err := r.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			r.cmd.Process.Kill()
-			r.cmd.Wait()
-		})
-		replicas[i] = r
+		replicas[i].Child = daemontest.StartChild(t, "--database-url", pgtest.ConnString(t), "--schema", schema,
+			"--udp-address", udpAddr, "--udp-readers", "1", "--http-address", "127.0.0.1:0",
+			"--flush-interval", "20ms", "--log-level", "info")
 	}
-	for i, r := range replicas {
-		waitReady(t, r.base, fmt.Sprintf("replica %d", i), r.out)
+	for i := range replicas {
+		replicas[i].base = replicas[i].Base(t)
 	}
 
 	// 40 datagrams, each from a socket of its own: 40 source ports.
@@ -77,10 +56,10 @@ func TestReplicasShareUDPPort(t *testing.T) {
 	}
 	sendFromNewPorts(0, 40)
 	table := pgx.Identifier{schema, "shared"}.Sanitize()
-	waitRows(t, pool, table, 40)
+	daemontest.WaitRows(t, pool, table, 40)
 	var got [2]float64
 	for i, r := range replicas {
-		got[i] = metric(t, r.base, "pginflux_udp_received_datagrams_total", nil)
+		got[i] = daemontest.Metric(t, r.base, "pginflux_udp_received_datagrams_total", nil)
 	}
 	t.Logf("datagrams received by each replica: %v", got)
 	if got[0] == 0 || got[1] == 0 || got[0]+got[1] != 40 {
@@ -99,15 +78,10 @@ func TestReplicasShareUDPPort(t *testing.T) {
 	}
 	// Rolling restart: the first one stops (SIGTERM: it drains and
 	// writes what it holds); the port is the second's alone.
-	if err := replicas[0].cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := replicas[0].cmd.Wait(); err != nil {
-		t.Fatalf("replica 0 after SIGTERM: %v\n%s", err, replicas[0].out)
-	}
+	replicas[0].Stop(t)
 	sendFromNewPorts(40, 40)
-	waitRows(t, pool, table, 80)
-	if n := metric(t, replicas[1].base, "pginflux_udp_received_datagrams_total", nil); n != got[1]+40 {
+	daemontest.WaitRows(t, pool, table, 80)
+	if n := daemontest.Metric(t, replicas[1].base, "pginflux_udp_received_datagrams_total", nil); n != got[1]+40 {
 		t.Errorf("replica 1 received %v datagrams in all, want %v: the 40 sent after the other stopped", n, got[1]+40)
 	}
 
@@ -137,23 +111,4 @@ func freePort(t *testing.T, network string) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// waitReady waits for base/readyz to answer 200.
-func waitReady(t *testing.T, base, what string, out *logBuffer) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready within 30 s: %v\n%s", what, err, out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

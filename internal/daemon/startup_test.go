@@ -1,8 +1,7 @@
-package main
+package daemon_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
@@ -57,21 +57,14 @@ func TestRefusedAtStart(t *testing.T) {
 			[]string{"schema pginflux_new_" + suffix + " does not exist", "may not create it"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-			defer cancel()
-			logs := &logBuffer{}
-			testHookLogOutput = logs
-			defer func() { testHookLogOutput = nil }()
+			// Start's error is no usage error: pginflux exits 1 for it.
 			start := time.Now()
-			err := run(ctx, []string{"--database-url", tc.conn, "--schema", tc.schema,
-				"--udp-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0"}, func(string) string { return "" })
+			p, err := daemontest.Config{ConnString: tc.conn}.TryStart(t, tc.schema)
 			took := time.Since(start)
-			if err == nil || ctx.Err() != nil {
-				t.Fatalf("run: got %v after %v, want a refusal at once", err, took)
+			if err == nil {
+				t.Fatalf("Start: got nil after %v, want a refusal at once", took)
 			}
-			if errors.As(err, new(usageError)) {
-				t.Errorf("got a usage error (exit status 2): %v", err)
-			}
+			logs := p.Log
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not say %q", err, w)

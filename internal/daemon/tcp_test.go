@@ -1,7 +1,6 @@
-package main
+package daemon_test
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -13,34 +12,19 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 	"github.com/pginflux/pginflux/internal/devtools/testcert"
 )
-
-// startTCP is startOps with TCP on a free loopback port too; it returns
-// the TCP address as well.
-func startTCP(t *testing.T, schema string, extra ...string) (*pginflux, string, string) {
-	t.Helper()
-	tcpAddr := make(chan net.Addr, 1)
-	testHookTCPListening = func(a net.Addr) { tcpAddr <- a }
-	t.Cleanup(func() { testHookTCPListening = nil })
-	p, base := startOps(t, schema, append([]string{"--tcp-address", "127.0.0.1:0"}, extra...)...)
-	select {
-	case a := <-tcpAddr:
-		return p, base, a.String()
-	default:
-		t.Fatal("pginflux listens on UDP but did not report its TCP address")
-		return nil, "", ""
-	}
-}
 
 // TestTCPEndToEnd: many connections at once all land; a line over
 // --max-line-size is rejected while the rest of its connection's lines
 // land; an idle connection is closed.
 func TestTCPEndToEnd(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	p, base, addr := startTCP(t, schema, "--max-line-size", "1KiB", "--tcp-idle-timeout", "1s")
-	before := scrape(t, base)
+	p := daemontest.Start(t, schema, "--tcp-address", "127.0.0.1:0", "--max-line-size", "1KiB", "--tcp-idle-timeout", "1s")
+	base, addr := p.Base, p.TCP
+	before := daemontest.Scrape(t, base)
 
 	const conns, lines = 20, 100
 	var wg sync.WaitGroup
@@ -67,7 +51,7 @@ func TestTCPEndToEnd(t *testing.T) {
 	}
 	wg.Wait()
 	table := pgx.Identifier{schema, "tcpmany"}.Sanitize()
-	waitRows(t, pool, table, conns*lines)
+	daemontest.WaitRows(t, pool, table, conns*lines)
 	var distinct int
 	if err := pool.QueryRow(t.Context(), "SELECT count(DISTINCT (conn, v)) FROM "+table).Scan(&distinct); err != nil {
 		t.Fatal(err)
@@ -78,7 +62,7 @@ func TestTCPEndToEnd(t *testing.T) {
 
 	// The long line is kept, cut, in the rejected table.
 	rejected := pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()
-	waitRows(t, pool, rejected, 1)
+	daemontest.WaitRows(t, pool, rejected, 1)
 	var reason, detail, line, source string
 	if err := pool.QueryRow(t.Context(), "SELECT reason, detail, line, source FROM "+rejected).Scan(&reason, &detail, &line, &source); err != nil {
 		t.Fatal(err)
@@ -99,7 +83,7 @@ func TestTCPEndToEnd(t *testing.T) {
 		t.Errorf("idle connection: got %v, want EOF when pginflux closes it", err)
 	}
 
-	after := scrape(t, base)
+	after := daemontest.Scrape(t, base)
 	tcp := map[string]string{"transport": "tcp"}
 	for _, c := range []struct {
 		name   string
@@ -112,20 +96,21 @@ func TestTCPEndToEnd(t *testing.T) {
 		{"pginflux_tcp_closed_connections_total", map[string]string{"reason": "idle"}, 1},
 		{"pginflux_tcp_closed_connections_total", map[string]string{"reason": "client"}, conns},
 	} {
-		a, _ := sample(after, c.name, c.labels)
-		b, _ := sample(before, c.name, c.labels)
+		a, _ := daemontest.Sample(after, c.name, c.labels)
+		b, _ := daemontest.Sample(before, c.name, c.labels)
 		if a-b != c.want {
 			t.Errorf("%s%v moved by %v, want %v", c.name, c.labels, a-b, c.want)
 		}
 	}
-	p.stop(t)
+	p.Stop(t)
 }
 
 // TestTCPShutdown: lines sent on a connection that stays open are written
 // when pginflux stops, though the flush interval is an hour.
 func TestTCPShutdown(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	p, _, addr := startTCP(t, schema, "--flush-interval", "1h", "--batch-size", "100000")
+	p := daemontest.Start(t, schema, "--tcp-address", "127.0.0.1:0", "--flush-interval", "1h", "--batch-size", "100000")
+	addr := p.TCP
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +124,7 @@ func TestTCPShutdown(t *testing.T) {
 	if _, err := io.WriteString(conn, b.String()); err != nil {
 		t.Fatal(err)
 	}
-	p.stop(t)
+	p.Stop(t)
 	var got int
 	if err := pool.QueryRow(t.Context(), "SELECT count(DISTINCT v) FROM "+pgx.Identifier{schema, "tcpstop"}.Sanitize()).Scan(&got); err != nil {
 		t.Fatal(err)
@@ -153,25 +138,9 @@ func TestTCPShutdown(t *testing.T) {
 func TestOnlyTCP(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	certFile, keyFile, roots := testcert.Files(t)
-	tcpAddr := make(chan net.Addr, 1)
-	testHookTCPListening = func(a net.Addr) { tcpAddr <- a }
-	t.Cleanup(func() { testHookTCPListening = nil })
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--database-url", pgtest.ConnString(t), "--schema", schema, "--udp-address", "",
-			"--http-address", "", "--tcp-address", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile,
-			"--log-level", "warn"}, func(string) string { return "" })
-	}()
-	var addr string
-	select {
-	case a := <-tcpAddr:
-		addr = a.String()
-	case err := <-done:
-		t.Fatalf("run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("no TCP address within 30s")
-	}
+	p := daemontest.Start(t, schema, "--udp-address", "", "--http-address", "", "--tcp-address", "127.0.0.1:0",
+		"--tls-cert", certFile, "--tls-key", keyFile)
+	addr := p.TCP
 	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots})
 	if err != nil {
 		t.Fatal(err)
@@ -180,9 +149,6 @@ func TestOnlyTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn.Close()
-	waitRows(t, pool, pgx.Identifier{schema, "onlytcp"}.Sanitize(), 2)
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("run: %v", err)
-	}
+	daemontest.WaitRows(t, pool, pgx.Identifier{schema, "onlytcp"}.Sanitize(), 2)
+	p.Stop(t)
 }

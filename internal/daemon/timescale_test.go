@@ -1,11 +1,11 @@
-package main
+package daemon_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,9 +18,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pginflux/pginflux/config"
+	"github.com/pginflux/pginflux/internal/daemon"
+	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/internal/devtools/pgcluster"
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
+	"github.com/pginflux/pginflux/internal/importer"
 	"github.com/pginflux/pginflux/sink"
+	"github.com/pginflux/pginflux/sink/schema"
 )
 
 // hypertableRecipe is the README's --create-table-sql recipe for
@@ -108,13 +113,13 @@ func (ts *timescale) exec(t *testing.T, sql string, args ...any) {
 
 // start runs pginflux on the TimescaleDB server as role (postgres when
 // empty), with its log captured.
-func (ts *timescale) start(t *testing.T, schema, role string, extra ...string) (*pginflux, string, *logBuffer) {
+func (ts *timescale) start(t *testing.T, schema, role string, extra ...string) *daemontest.Instance {
 	t.Helper()
 	conn := ts.conn
 	if role != "" {
 		conn += " user=" + role
 	}
-	return startLoggedAs(t, conn, schema, nil, append([]string{"--flush-interval", "20ms"}, extra...)...)
+	return daemontest.Config{ConnString: conn}.Start(t, schema, extra...)
 }
 
 // write POSTs lines to /write and wants 204: committed.
@@ -222,7 +227,7 @@ func equalRows(t *testing.T, what string, got, want []string) {
 
 // wantNothingRejected checks that the schema's rejected table is empty or
 // absent, and that the log has no held rows.
-func (ts *timescale) wantNothingRejected(t *testing.T, schema string, logs ...*logBuffer) {
+func (ts *timescale) wantNothingRejected(t *testing.T, schema string, logs ...*daemontest.Log) {
 	t.Helper()
 	if n := count(t, ts.pool, schema, "pginflux_rejected", ""); n != 0 {
 		t.Errorf("%d rows in the rejected table: %q", n, queryRows(t, ts.pool, "SELECT reason || ': ' || detail FROM "+pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()))
@@ -243,7 +248,8 @@ func (ts *timescale) wantNothingRejected(t *testing.T, schema string, logs ...*l
 func (ts *timescale) testRecipe(t *testing.T) {
 	schema := ts.schema(t)
 	cpu := pgx.Identifier{schema, "cpu"}.Sanitize()
-	p, base, logs := ts.start(t, schema, "", "--create-table-sql", hypertableRecipe)
+	p := ts.start(t, schema, "", "--create-table-sql", hypertableRecipe)
+	base, logs := p.Base, p.Log
 
 	write(t, base, line("cpu,host=a", "usage_idle=1,usage_user=2", 0), line("cpu,host=b", "usage_idle=3", 0))
 	write(t, base, line("cpu,host=a", "usage_idle=5", 8*tsDay))
@@ -256,23 +262,24 @@ func (ts *timescale) testRecipe(t *testing.T) {
 	// Compression enabled, the chunks not compressed yet.
 	ts.exec(t, "ALTER TABLE "+cpu+" SET (timescaledb.compress, timescaledb.compress_segmentby = 'series_id')")
 	write(t, base, line("cpu,host=a,dc=d1", "usage_idle=14,load=3i", 3*tsSec))
-	p.stop(t)
+	p.Stop(t)
 	ts.compressChunks(t, cpu)
 
 	// A new pginflux, so that its first batches take the fast path (a
 	// plain COPY) rather than the staging table that the collision above
 	// left it using for a while.
-	p, base, logs2 := ts.start(t, schema, "")
+	p = ts.start(t, schema, "")
+	base, logs2 := p.Base, p.Log
 	// A new point into a compressed chunk, bringing a new tag and a new
 	// field: ADD COLUMN on a hypertable with compressed chunks.
 	write(t, base, line("cpu,host=a,rack=r1", "usage_idle=10,temp=1.5", 2*tsSec))
-	if n := metric(t, base, "pginflux_sink_upsert_batches_total", nil); n != 0 {
+	if n := daemontest.Metric(t, base, "pginflux_sink_upsert_batches_total", nil); n != 0 {
 		t.Fatalf("%v batches merged through the staging table, want 0: a new point is a plain COPY", n)
 	}
 	// A point sent again with another value: the COPY fails on the key
 	// (checked in the compressed chunk), and the batch is merged.
 	write(t, base, line("cpu,host=a", "usage_idle=11,usage_user=2", 0))
-	if n := metric(t, base, "pginflux_sink_upsert_batches_total", nil); n != 1 {
+	if n := daemontest.Metric(t, base, "pginflux_sink_upsert_batches_total", nil); n != 1 {
 		t.Fatalf("%v batches merged through the staging table, want 1", n)
 	}
 	// The second half of a point whose first half was compressed.
@@ -284,7 +291,7 @@ func (ts *timescale) testRecipe(t *testing.T) {
 	for range 2 {
 		write(t, base, line("cpu,host=b", "usage_user=4", 0), line("cpu,host=e", "usage_user=13", 8*tsDay))
 	}
-	p.stop(t)
+	p.Stop(t)
 
 	equalRows(t, "cpu", ts.rows(t, cpu, "host", "zone", "dc", "rack", "usage_idle", "usage_user", "procs", "load", "temp"), []string{
 		"1704067200|a||||11|2|||",
@@ -306,12 +313,13 @@ func (ts *timescale) testRecipe(t *testing.T) {
 func (ts *timescale) testJSONB(t *testing.T) {
 	schema := ts.schema(t)
 	cpu := pgx.Identifier{schema, "cpu"}.Sanitize()
-	p, base, logs := ts.start(t, schema, "", "--storage", "jsonb", "--create-table-sql", leanHypertableRecipe)
+	p := ts.start(t, schema, "", "--storage", "jsonb", "--create-table-sql", leanHypertableRecipe)
+	base, logs := p.Base, p.Log
 	write(t, base, line("cpu,host=a", "idle=1,user=2", 0), line("cpu,host=b", "idle=3", 0))
 	write(t, base, line("cpu,host=a", "idle=5", 8*tsDay))
 	ts.wantHypertable(t, cpu, "PRIMARY KEY (\"time\", series_id)")
 	ts.wantIndexes(t, cpu, 1)
-	p.stop(t)
+	p.Stop(t)
 	ts.compress(t, cpu, "")
 	// TimescaleDB chose to segment by series_id, from the key.
 	if got := queryRows(t, ts.pool, `SELECT DISTINCT coalesce(segmentby, '') || ' ' || coalesce(orderby, '')
@@ -319,9 +327,10 @@ func (ts *timescale) testJSONB(t *testing.T) {
 		t.Errorf("segmentby and orderby: %q, want series_id and time DESC", got)
 	}
 
-	p, base, logs2 := ts.start(t, schema, "", "--storage", "jsonb")
+	p = ts.start(t, schema, "", "--storage", "jsonb")
+	base, logs2 := p.Base, p.Log
 	write(t, base, line("cpu,host=a,zone=z", "idle=6,procs=7i", 0))
-	if n := metric(t, base, "pginflux_sink_upsert_batches_total", nil); n != 0 {
+	if n := daemontest.Metric(t, base, "pginflux_sink_upsert_batches_total", nil); n != 0 {
 		t.Fatalf("%v batches merged through the staging table, want 0", n)
 	}
 	write(t, base, line("cpu,host=a", "idle=11", 0))
@@ -329,10 +338,10 @@ func (ts *timescale) testJSONB(t *testing.T) {
 	write(t, base, line("cpu,host=e", "idle=12", 8*tsDay))
 	write(t, base, line("cpu,host=e", "user=13", 8*tsDay))
 	write(t, base, line("cpu,host=e", "user=13", 8*tsDay))
-	if n := metric(t, base, "pginflux_sink_upsert_batches_total", nil); n < 1 {
+	if n := daemontest.Metric(t, base, "pginflux_sink_upsert_batches_total", nil); n < 1 {
 		t.Fatalf("%v batches merged through the staging table, want some", n)
 	}
-	p.stop(t)
+	p.Stop(t)
 
 	got := queryRows(t, ts.pool, "SELECT concat_ws(' ', extract(epoch from time)::bigint, tags, fields) AS r FROM "+cpu+" ORDER BY r")
 	equalRows(t, "cpu", got, []string{
@@ -372,19 +381,21 @@ func (ts *timescale) testUserHypertable(t *testing.T) {
 	ts.exec(t, "SELECT create_hypertable($1::regclass, by_range('time'))", mem)
 	ts.exec(t, "ALTER TABLE "+mem+" SET (timescaledb.compress, timescaledb.compress_segmentby = 'series_id')")
 
-	p, base, logs := ts.start(t, schema, "")
+	p := ts.start(t, schema, "")
+	base, logs := p.Base, p.Log
 	// Into the compressed chunk, with a new tag and a new field.
 	write(t, base, line("cpu,host=a,cpu=cpu0", "usage_idle=95.5,usage_user=2", tsSec))
 	write(t, base, line("mem,host=a", "used=1i", 0), line("mem,host=b", "used=2i", 0))
-	logs.waitFor(t, `the table has no point key.*table=cpu`)
-	p.stop(t)
+	logs.WaitFor(t, `the table has no point key.*table=cpu`)
+	p.Stop(t)
 	ts.compressChunks(t, mem)
 
-	p, base, logs2 := ts.start(t, schema, "")
+	p = ts.start(t, schema, "")
+	base, logs2 := p.Base, p.Log
 	write(t, base, line("cpu,host=b,cpu=cpu1", "usage_idle=90,usage_user=7.5", 2*tsSec))
 	write(t, base, line("mem,host=a", "used=3i,free=4i", 0)) // sent again, with a new field
 	write(t, base, line("mem,host=b", "free=5i", 0))         // the other half of a point
-	p.stop(t)
+	p.Stop(t)
 
 	equalRows(t, "cpu", ts.rows(t, cpu, "host", "cpu", "usage_idle", "usage_user", "note"), []string{
 		"1704067200|old||1||from telegraf",
@@ -429,10 +440,8 @@ func (ts *timescale) testImport(t *testing.T) {
 	first := export("used", "free")
 	imp := func(path string) {
 		t.Helper()
-		_, stderr, err := runImportCommand(t, nil, "--database-url", ts.conn, "--schema", schema,
-			"--create-table-sql", hypertableRecipe, "--progress", "never", path)
-		if err != nil {
-			t.Fatalf("import %s: %v\n%s", path, err, stderr)
+		if err := importFile(t, path, "--database-url", ts.conn, "--schema", schema, "--create-table-sql", hypertableRecipe); err != nil {
+			t.Fatalf("import %s: %v", path, err)
 		}
 	}
 	check := func(cols string, want string) {
@@ -488,9 +497,10 @@ func (ts *timescale) testTwoProcesses(t *testing.T) {
 	shared := pgx.Identifier{schema, "shared"}.Sanitize()
 	const n = 15 // requests per process and round
 	var bases []string
-	var logs []*logBuffer
+	var logs []*daemontest.Log
 	for range 2 {
-		_, base, l := ts.start(t, schema, "", "--create-table-sql", hypertableRecipe)
+		pi := ts.start(t, schema, "", "--create-table-sql", hypertableRecipe)
+		base, l := pi.Base, pi.Log
 		bases, logs = append(bases, base), append(logs, l)
 	}
 	round := func(fields func(proc, i int) string) {
@@ -542,7 +552,7 @@ func waitReadyz(t *testing.T, base, want string) string {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, body := get(t, http.MethodGet, base+"/readyz")
+		resp, body := daemontest.Get(t, http.MethodGet, base+"/readyz")
 		if resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(body, want) {
 			return body
 		}
@@ -564,14 +574,15 @@ func (ts *timescale) testDMLDecompressionOff(t *testing.T) {
 	ts.exec(t, "CREATE ROLE ts_nodml LOGIN SUPERUSER")
 	ts.exec(t, "ALTER ROLE ts_nodml SET timescaledb.enable_dml_decompression = off")
 	t.Cleanup(func() { ts.pool.Exec(context.Background(), "DROP ROLE ts_nodml") })
-	p, base, logs := ts.start(t, schema, "ts_nodml", "--create-table-sql", hypertableRecipe)
+	p := ts.start(t, schema, "ts_nodml", "--create-table-sql", hypertableRecipe)
+	base, logs := p.Base, p.Log
 	write(t, base, line("cpu,host=a", "v=1", 0))
 	ts.compress(t, cpu, "series_id")
 
-	send(t, p.addr, line("cpu,host=a", "v=2", tsSec)+"\n"+line("cpu,host=a", "w=3", 0)+"\n")
+	daemontest.Send(t, p.UDP, line("cpu,host=a", "v=2", tsSec)+"\n"+line("cpu,host=a", "w=3", 0)+"\n")
 	body := waitReadyz(t, base, "SQLSTATE 0A000")
 	t.Logf("/readyz: %s", body)
-	logs.waitFor(t, `cannot write to PostgreSQL; holding rows and retrying.*sqlstate_class=0A`)
+	logs.WaitFor(t, `cannot write to PostgreSQL; holding rows and retrying.*sqlstate_class=0A`)
 	if got := ts.rows(t, cpu, "v", "w"); len(got) != 1 {
 		t.Fatalf("rows while held: %q, want the first one only", got)
 	}
@@ -579,7 +590,7 @@ func (ts *timescale) testDMLDecompressionOff(t *testing.T) {
 	ts.exec(t, "SELECT decompress_chunk(c) FROM show_chunks($1::regclass) c", cpu)
 	pollRows(t, ts.pool, "SELECT concat_ws('|', extract(epoch from time)::bigint, v, w) AS r FROM "+cpu+" ORDER BY r",
 		"1704067200|1|3", "1704067201|2")
-	p.stop(t)
+	p.Stop(t)
 	ts.wantNothingRejected(t, schema)
 }
 
@@ -600,7 +611,8 @@ func (ts *timescale) testDecompressionLimit(t *testing.T) {
 	cpu := pgx.Identifier{schema, "cpu"}.Sanitize()
 	ts.exec(t, "CREATE ROLE ts_limit LOGIN SUPERUSER")
 	t.Cleanup(func() { ts.pool.Exec(context.Background(), "DROP ROLE ts_limit") })
-	p, base, logs := ts.start(t, schema, "ts_limit", "--create-table-sql", hypertableRecipe)
+	p := ts.start(t, schema, "ts_limit", "--create-table-sql", hypertableRecipe)
+	base, logs := p.Base, p.Log
 	const hosts, times = 110, 1000
 	var lines []string // in time order, as a live stream comes
 	for i := range times {
@@ -640,7 +652,7 @@ func (ts *timescale) testDecompressionLimit(t *testing.T) {
 	body := waitReadyz(t, base, "SQLSTATE 53400")
 	t.Logf("/readyz: %s", body)
 	// A setting to change, not an outage: the log says "cannot write".
-	logs.waitFor(t, `cannot write to PostgreSQL; holding rows and retrying" sqlstate_class=53`)
+	logs.WaitFor(t, `cannot write to PostgreSQL; holding rows and retrying" sqlstate_class=53`)
 	if n := count(t, ts.pool, schema, "cpu", "x IS NOT NULL"); n != 0 {
 		t.Fatalf("%d rows have x while the batch is held, want none", n)
 	}
@@ -654,7 +666,7 @@ func (ts *timescale) testDecompressionLimit(t *testing.T) {
 	if err := <-answer; err != nil && !strings.Contains(err.Error(), "503") {
 		t.Errorf("the request held meanwhile: %v, want 204 or 503", err)
 	}
-	p.stop(t)
+	p.Stop(t)
 	ts.wantCompressed(t, cpu)
 	ts.wantNothingRejected(t, schema)
 }
@@ -666,11 +678,11 @@ func (ts *timescale) testDecompressionLimit(t *testing.T) {
 // measurements go to the rejected table, replayable, and nothing is
 // written into a measurement table.
 func (ts *timescale) testPartitionByRefused(t *testing.T) {
-	recipe, err := sink.ParseTemplate(hypertableRecipe)
+	recipe, err := schema.ParseTemplate(hypertableRecipe)
 	if err != nil {
 		t.Fatal(err)
 	}
-	brin, err := sink.ParseTemplate("CREATE INDEX ON {{.Table}} USING brin ({{.TimeColumn}});")
+	brin, err := schema.ParseTemplate("CREATE INDEX ON {{.Table}} USING brin ({{.TimeColumn}});")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -694,41 +706,57 @@ func (ts *timescale) testPartitionByRefused(t *testing.T) {
 	}
 
 	schema := ts.schema(t)
-	args := []string{"--database-url", ts.conn, "--schema", schema, "--udp-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0",
-		"--flush-interval", "20ms", "--partition-by", "day", "--create-table-sql", hypertableRecipe}
-	logs := &logBuffer{}
-	testHookLogOutput = logs
-	listening := make(chan net.Addr, 1)
-	testHookListening = func(a net.Addr) { listening <- a }
-	httpAddr := make(chan net.Addr, 1)
-	testHookHTTPListening = func(a net.Addr) { httpAddr <- a }
-	t.Cleanup(func() { testHookLogOutput, testHookListening, testHookHTTPListening = nil, nil, nil })
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, func(string) string { return "" }) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		done <- nil
-	})
 	tables := func() []string {
 		return queryRows(t, ts.pool, "SELECT relname::text FROM pg_class WHERE relnamespace = $1::regnamespace AND relkind IN ('r', 'p') ORDER BY 1", schema)
 	}
-	select {
-	case err := <-done:
-		// Refused at start, before connecting (the configuration's
-		// check): nothing made at all.
-		done <- err
-		if err == nil || !strings.Contains(err.Error(), "--partition-by") || !strings.Contains(err.Error(), "create_hypertable") {
-			t.Fatalf("run returned %v, want an error naming --partition-by and create_hypertable", err)
-		}
-		if got := tables(); len(got) != 0 {
-			t.Errorf("tables made: %q", got)
-		}
-		return
-	case <-listening:
-		t.Fatal("pginflux started with --partition-by and a create_hypertable template; want it refused at start")
-	case <-time.After(30 * time.Second):
-		t.Fatal("pginflux neither listened nor stopped within 30s")
+	// Refused at start, before connecting (the configuration's check):
+	// nothing made at all.
+	_, err = daemontest.Config{ConnString: ts.conn}.TryStart(t, schema, "--partition-by", "day", "--create-table-sql", hypertableRecipe)
+	if err == nil || !strings.Contains(err.Error(), "--partition-by") || !strings.Contains(err.Error(), "create_hypertable") {
+		t.Fatalf("Start returned %v, want an error naming --partition-by and create_hypertable", err)
 	}
+	if got := tables(); len(got) != 0 {
+		t.Errorf("tables made: %q", got)
+	}
+}
+
+// importFile imports the file at path as pginflux import does with the
+// flags args (the command is tested in package main).
+func importFile(t *testing.T, path string, args ...string) error {
+	t.Helper()
+	cfg, err := config.Parse(args, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, pingErr, err := daemon.OpenPool(t.Context(), cfg, "pginflux import")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if pingErr != nil {
+		return pingErr
+	}
+	in, err := importer.File(path)
+	if err != nil {
+		return err
+	}
+	sc := cfg.Sink()
+	sc.Retention = 0
+	im := importer.New(pool, importer.Config{Sink: sc, Precision: cfg.Precision, Parsers: cfg.Parsers}, slog.New(slog.DiscardHandler))
+	_, err = im.Run(t.Context(), []importer.Input{in})
+	return err
+}
+
+// queryRows returns the one text column of each row of sql.
+func queryRows(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) []string {
+	t.Helper()
+	rows, err := pool.Query(t.Context(), sql, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return got
 }

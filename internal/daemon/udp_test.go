@@ -1,9 +1,7 @@
-package main
+package daemon_test
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,117 +9,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
-
-func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// pginflux is a running run(): the real program path on a free port.
-type pginflux struct {
-	addr   net.Addr
-	cancel context.CancelFunc
-	done   chan error
-}
-
-// start runs pginflux against the test database in schema, with UDP on a
-// free loopback port. Tests using it must not run in parallel (the
-// listening hook is package state).
-func start(t *testing.T, schema string, extra ...string) *pginflux {
-	t.Helper()
-	args := append([]string{
-		"--database-url", pgtest.ConnString(t),
-		"--schema", schema,
-		"--udp-address", "127.0.0.1:0",
-		"--udp-readers", "2",
-		"--flush-interval", "20ms",
-		"--log-level", "warn",
-		"--http-address", "127.0.0.1:0",
-	}, extra...)
-	listening := make(chan net.Addr, 1)
-	testHookListening = func(a net.Addr) { listening <- a }
-	t.Cleanup(func() { testHookListening = nil })
-
-	ctx, cancel := context.WithCancel(t.Context())
-	p := &pginflux{cancel: cancel, done: make(chan error, 1)}
-	go func() { p.done <- run(ctx, args, func(string) string { return "" }) }()
-	select {
-	case p.addr = <-listening:
-	case err := <-p.done:
-		cancel()
-		t.Fatalf("pginflux stopped before listening: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("pginflux did not start listening within 30s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-p.done
-	})
-	return p
-}
-
-// stop is SIGTERM: it returns run's error once everything is written.
-func (p *pginflux) stop(t *testing.T) {
-	t.Helper()
-	p.cancel()
-	select {
-	case err := <-p.done:
-		p.done <- err // for the cleanup
-		if err != nil {
-			t.Fatalf("run returned %v, want nil", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("pginflux did not stop within 60s")
-	}
-}
-
-func send(t *testing.T, addr net.Addr, datagrams ...string) {
-	t.Helper()
-	c, err := net.Dial("udp", addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	for _, d := range datagrams {
-		if _, err := c.Write([]byte(d)); err != nil {
-			t.Fatalf("send: %v", err)
-		}
-	}
-}
-
-// numberedDatagrams returns n distinct lines of measurement, ten a
-// datagram: line i has the integer field v=i and the timestamp
-// 1600000000000000000+1000i (a microsecond apart: distinct points), so
-// that loss and duplicates show in counts.
-func numberedDatagrams(measurement string, n int) []string {
-	var datagrams []string
-	for i := 0; i < n; i += 10 {
-		var b strings.Builder
-		for j := i; j < min(i+10, n); j++ {
-			fmt.Fprintf(&b, "%s,host=h%d v=%di %d\n", measurement, j%10, j, 1_600_000_000_000_000_000+int64(j)*1000)
-		}
-		datagrams = append(datagrams, b.String())
-	}
-	return datagrams
-}
-
-// waitRows polls until query returns want rows or a deadline passes.
-func waitRows(t *testing.T, pool *pgxpool.Pool, table string, want int) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var got int
-	for time.Now().Before(deadline) {
-		err := pool.QueryRow(t.Context(), "SELECT count(*) FROM "+table).Scan(&got)
-		if err == nil && got >= want {
-			if got > want {
-				t.Fatalf("%s has %d rows, want %d", table, got, want)
-			}
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s has %d rows after 20s, want %d", table, got, want)
-}
 
 type jsonbRow struct {
 	time   time.Time
@@ -148,10 +38,10 @@ func readJSONB(t *testing.T, pool *pgxpool.Pool, table string) []jsonbRow {
 
 func TestEndToEndJSONB(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	p := start(t, schema, "--storage", "jsonb")
+	p := daemontest.Start(t, schema, "--storage", "jsonb")
 	before := time.Now()
 
-	send(t, p.addr,
+	daemontest.Send(t, p.UDP,
 		"cpu,host=a,cpu=cpu0 usage_idle=95.9,usage_user=2.0 1574753954000000000",
 		// One datagram mixing good and bad lines: only the good ones land.
 		strings.Join([]string{
@@ -168,9 +58,9 @@ func TestEndToEndJSONB(t *testing.T) {
 	cpu := pgx.Identifier{schema, "cpu"}.Sanitize()
 	mem := pgx.Identifier{schema, "mem"}.Sanitize()
 	disk := pgx.Identifier{schema, "disk"}.Sanitize()
-	waitRows(t, pool, cpu, 2)
-	waitRows(t, pool, mem, 1)
-	waitRows(t, pool, disk, 1)
+	daemontest.WaitRows(t, pool, cpu, 2)
+	daemontest.WaitRows(t, pool, mem, 1)
+	daemontest.WaitRows(t, pool, disk, 1)
 
 	gotCPU := readJSONB(t, pool, cpu)
 	wantCPU := []jsonbRow{
@@ -193,7 +83,7 @@ func TestEndToEndJSONB(t *testing.T) {
 	if d := gotDisk[0].time; d.Before(before.Add(-time.Second)) || d.After(time.Now().Add(time.Second)) {
 		t.Errorf("got time %v, want about now (%v)", d, before)
 	}
-	p.stop(t)
+	p.Stop(t)
 
 	// The bad lines are kept, with their reason, for a person to look at.
 	rows, err := pool.Query(t.Context(), "SELECT reason, line, source FROM "+pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()+" ORDER BY line")
@@ -227,15 +117,15 @@ func TestEndToEndJSONB(t *testing.T) {
 // field.
 func TestEndToEndColumns(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	p := start(t, schema)
-	send(t, p.addr,
+	p := daemontest.Start(t, schema)
+	daemontest.Send(t, p.UDP,
 		"cpu,host=a,cpu=cpu0 usage_idle=95.9,usage_user=2.0 1574753954000000000\n"+
 			"cpu,host=b,cpu=cpu1 usage_idle=90,usage_user=7.5,procs=12i 1574753955000000000\n"+
 			"cpu,host=c usage_idle=\n"+
 			"cpu,host=d usage_idle=\"not a number\" 1574753956000000000\n")
 	cpu := pgx.Identifier{schema, "cpu"}.Sanitize()
-	waitRows(t, pool, cpu, 3)
-	p.stop(t)
+	daemontest.WaitRows(t, pool, cpu, 3)
+	p.Stop(t)
 	rows, err := pool.Query(t.Context(), "SELECT time, host, coalesce(cpu, '-'), coalesce(usage_idle, -1), coalesce(usage_user, -1), coalesce(procs, -1) FROM "+cpu+" ORDER BY time")
 	if err != nil {
 		t.Fatal(err)
@@ -294,13 +184,13 @@ func compareRows(t *testing.T, got, want []jsonbRow) {
 // after sending, and finds every row written.
 func TestShutdownWritesEverything(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	p := start(t, schema, "--flush-interval", "1h", "--batch-size", "100000")
+	p := daemontest.Start(t, schema, "--flush-interval", "1h", "--batch-size", "100000")
 	const n = 2000
-	send(t, p.addr, numberedDatagrams("shutdown", n)...)
+	daemontest.Send(t, p.UDP, numberedDatagrams("shutdown", n)...)
 	// On loopback a sent datagram is in the socket's buffer when send
 	// returns; stopping at once proves that the readers drain what the
 	// kernel holds, and that open batches are written, before run returns.
-	p.stop(t)
+	p.Stop(t)
 
 	var got, distinct int
 	table := pgx.Identifier{schema, "shutdown"}.Sanitize()

@@ -1,4 +1,4 @@
-package main
+package daemon_test
 
 import (
 	"bytes"
@@ -6,10 +6,8 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,17 +18,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pginflux/pginflux/internal/daemon"
+	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 	"github.com/pginflux/pginflux/internal/devtools/testcert"
 )
-
-// startWriter is startOps for the write endpoints: pginflux with UDP and
-// HTTP on free ports, a short flush interval that no request waits for,
-// and extra flags.
-func startWriter(t *testing.T, schema string, extra ...string) (*pginflux, string) {
-	t.Helper()
-	return startOps(t, schema, append([]string{"--flush-interval", "1h"}, extra...)...)
-}
 
 // answer is an HTTP answer read whole.
 type answer struct {
@@ -116,7 +108,7 @@ func count(t *testing.T, pool *pgxpool.Pool, schema, table, where string) int {
 // gzip, v1 and v2, sequential and concurrent.
 func TestWriteCommitted(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	_, base := startWriter(t, schema)
+	base := daemontest.Start(t, schema, "--flush-interval", "1h").Base
 	total := 0
 	for i := range 20 {
 		var b strings.Builder
@@ -160,7 +152,7 @@ func TestWriteCommitted(t *testing.T) {
 // (PostgreSQL keeps microseconds: nanoseconds are floored away).
 func TestWritePrecision(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	_, base := startWriter(t, schema)
+	base := daemontest.Start(t, schema, "--flush-interval", "1h").Base
 	const sec = 1_700_000_000
 	cases := []struct {
 		api, precision string
@@ -214,7 +206,8 @@ func TestWritePrecision(t *testing.T) {
 // hold are answered the same way.
 func TestWritePartial(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	p, base := startWriter(t, schema, "--max-line-size", "1KiB")
+	p := daemontest.Start(t, schema, "--flush-interval", "1h", "--max-line-size", "1KiB")
+	base := p.Base
 	long := "partial,host=g usage=7 " + strings.Repeat("9", 1100)
 	for i, api := range []string{"/write?db=telegraf", "/api/v2/write?bucket=telegraf"} {
 		// The good lines of each request are points of their own (a
@@ -266,7 +259,7 @@ func TestWritePartial(t *testing.T) {
 		t.Errorf("reserved name: got %d %q", a.code, a.body)
 	}
 
-	p.stop(t)
+	p.Stop(t)
 	rows, err := pool.Query(t.Context(), "SELECT reason, detail, line FROM "+pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()+" ORDER BY detail, reason")
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +297,7 @@ func TestWritePartial(t *testing.T) {
 func TestWriteAuth(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	const token = "t0ken-of-the-test"
-	_, base := startWriter(t, schema, "--http-token", token)
+	base := daemontest.Start(t, schema, "--flush-interval", "1h", "--http-token", token).Base
 	// Each accepted request writes a point of its own.
 	line := func(i int) []byte { return fmt.Appendf(nil, "auth v=1i %d\n", 1_700_000_000_000_000_000+int64(i)*1000) }
 	for _, c := range []struct {
@@ -354,7 +347,7 @@ func TestWriteAuth(t *testing.T) {
 		t.Errorf("got %d rows, want %d", n, ok)
 	}
 	// Operational endpoints need no token.
-	if resp, _ := get(t, http.MethodGet, base+"/metrics"); resp.StatusCode != http.StatusOK {
+	if resp, _ := daemontest.Get(t, http.MethodGet, base+"/metrics"); resp.StatusCode != http.StatusOK {
 		t.Errorf("/metrics: got %s, want 200 without a token", resp.Status)
 	}
 }
@@ -364,7 +357,7 @@ func TestWriteAuth(t *testing.T) {
 // is written.
 func TestWriteTooLarge(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	_, base := startWriter(t, schema, "--http-max-body", "4KiB")
+	base := daemontest.Start(t, schema, "--flush-interval", "1h", "--http-max-body", "4KiB").Base
 	var b strings.Builder
 	for i := 0; b.Len() <= 4096; i++ {
 		fmt.Fprintf(&b, "large v=%di %d\n", i, 1_700_000_000_000_000_000+int64(i)*1000)
@@ -402,7 +395,7 @@ func waitGauge(t *testing.T, base, name string, want float64) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		v, _ := sample(scrape(t, base), name, nil)
+		v, _ := daemontest.Sample(daemontest.Scrape(t, base), name, nil)
 		if v >= want {
 			return
 		}
@@ -438,7 +431,7 @@ func lockTable(t *testing.T, pool *pgxpool.Pool, schema, table string) (release 
 // its 204 once they are committed.
 func TestWriteSaturated(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	_, base := startWriter(t, schema, "--max-pending-rows", "1")
+	base := daemontest.Start(t, schema, "--flush-interval", "1h", "--max-pending-rows", "1").Base
 	if a := post(t, nil, base+"/write", []byte("sat v=1i 1000\n")); a.code != http.StatusNoContent {
 		t.Fatalf("got %d %q", a.code, a.body)
 	}
@@ -476,7 +469,7 @@ func TestWriteSaturated(t *testing.T) {
 func TestWriteDatabaseDown(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	cluster := pgtest.Cluster(t)
-	_, base := startWriter(t, schema)
+	base := daemontest.Start(t, schema, "--flush-interval", "1h").Base
 	if a := post(t, nil, base+"/write", []byte("down v=1i 1000\n")); a.code != http.StatusNoContent {
 		t.Fatalf("got %d %q", a.code, a.body)
 	}
@@ -513,7 +506,7 @@ func TestWriteDatabaseDown(t *testing.T) {
 	if err := cluster.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	waitRows(t, pool, pgx.Identifier{schema, "down"}.Sanitize(), 2)
+	daemontest.WaitRows(t, pool, pgx.Identifier{schema, "down"}.Sanitize(), 2)
 	if n := count(t, pool, schema, "down", "true"); n != 2 {
 		t.Errorf("got %d rows, want 2", n)
 	}
@@ -524,13 +517,13 @@ func TestWriteDatabaseDown(t *testing.T) {
 // get 501.
 func TestQueryEndpoint(t *testing.T) {
 	_, schema := pgtest.Schema(t)
-	_, base := startWriter(t, schema)
+	base := daemontest.Start(t, schema, "--flush-interval", "1h").Base
 	form := url.Values{"q": {`CREATE DATABASE "telegraf"`}}.Encode()
 	a := post(t, nil, base+"/query", []byte(form), "Content-Type", "application/x-www-form-urlencoded")
 	if a.code != http.StatusOK || a.body != `{"results":[{"statement_id":0}]}`+"\n" {
 		t.Errorf("CREATE DATABASE: got %d %q", a.code, a.body)
 	}
-	resp, body := get(t, http.MethodGet, base+"/query?q="+url.QueryEscape("SELECT * FROM cpu"))
+	resp, body := daemontest.Get(t, http.MethodGet, base+"/query?q="+url.QueryEscape("SELECT * FROM cpu"))
 	if resp.StatusCode != http.StatusNotImplemented || !strings.Contains(body, `"error":"pginflux does not serve queries`) {
 		t.Errorf("SELECT: got %s %q, want 501", resp.Status, body)
 	}
@@ -542,10 +535,8 @@ func TestQueryEndpoint(t *testing.T) {
 func TestSchemaFromDB(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	_, other := pgtest.Schema(t)
-	old := maxSchemas
-	maxSchemas = 2
-	t.Cleanup(func() { maxSchemas = old })
-	p, base := startWriter(t, schema, "--schema-from-db")
+	p := daemontest.Config{Options: daemon.Options{MaxSchemas: 2}}.Start(t, schema, "--flush-interval", "1h", "--schema-from-db")
+	base := p.Base
 	for i, c := range []struct{ target, want string }{
 		{"/write?db=" + url.QueryEscape(other), other},
 		{"/api/v2/write?org=o&bucket=" + url.QueryEscape(other), other},
@@ -571,7 +562,7 @@ func TestSchemaFromDB(t *testing.T) {
 	if a.code != http.StatusBadRequest || !strings.Contains(a.message(t), "cannot name a schema") {
 		t.Errorf("pg_catalog: got %d %q, want 400", a.code, a.body)
 	}
-	p.stop(t) // closes the sink of the other schema
+	p.Stop(t) // closes the sink of the other schema
 }
 
 // TestWriteWhileStopping: once stopping begins, /write answers 503, while
@@ -579,7 +570,8 @@ func TestSchemaFromDB(t *testing.T) {
 // answers, and pginflux exits once all is written.
 func TestWriteWhileStopping(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	p, base := startWriter(t, schema)
+	p := daemontest.Start(t, schema, "--flush-interval", "1h")
+	base := p.Base
 	if a := post(t, nil, base+"/write", []byte("stopping v=1i 1000\n")); a.code != http.StatusNoContent {
 		t.Fatalf("got %d %q", a.code, a.body)
 	}
@@ -587,7 +579,7 @@ func TestWriteWhileStopping(t *testing.T) {
 	held := make(chan answer, 1)
 	go func() { held <- post(t, nil, base+"/write", []byte("stopping v=2i 2000\n")) }()
 	waitGauge(t, base, "pginflux_sink_pending_rows", 1)
-	p.cancel()
+	go p.Close() // as SIGTERM; p.Stop below waits for it
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		a := post(t, nil, base+"/write", []byte("late v=1i 1\n"))
 		if a.code == http.StatusServiceUnavailable && strings.Contains(a.message(t), "stopping") {
@@ -597,14 +589,14 @@ func TestWriteWhileStopping(t *testing.T) {
 			t.Fatalf("got %d %q after 20s, want 503: stopping", a.code, a.body)
 		}
 	}
-	if resp, _ := get(t, http.MethodGet, base+"/metrics"); resp.StatusCode != http.StatusOK {
+	if resp, _ := daemontest.Get(t, http.MethodGet, base+"/metrics"); resp.StatusCode != http.StatusOK {
 		t.Errorf("/metrics while stopping: got %s", resp.Status)
 	}
 	release()
 	if a := <-held; a.code != http.StatusNoContent {
 		t.Errorf("the request under way: got %d %q, want 204", a.code, a.body)
 	}
-	p.stop(t)
+	p.Stop(t)
 	if n := count(t, pool, schema, "stopping", "true"); n != 2 {
 		t.Errorf("got %d rows, want 2", n)
 	}
@@ -615,7 +607,7 @@ func TestWriteWhileStopping(t *testing.T) {
 func TestHTTPS(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	certFile, keyFile, roots := testcert.Files(t)
-	_, base := startWriter(t, schema, "--tls-cert", certFile, "--tls-key", keyFile)
+	base := daemontest.Start(t, schema, "--flush-interval", "1h", "--tls-cert", certFile, "--tls-key", keyFile).Base
 	tlsBase := "https://" + strings.TrimPrefix(base, "http://")
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	defer client.CloseIdleConnections()
@@ -640,56 +632,14 @@ func TestHTTPS(t *testing.T) {
 			t.Error("plain HTTP is served besides HTTPS")
 		}
 	}
-
-	// pginflux healthcheck, as the image runs it, with the daemon's
-	// environment.
-	env := func(k string) string {
-		switch k {
-		case "PGINFLUX_HTTP_ADDRESS":
-			return strings.TrimPrefix(base, "http://")
-		case "PGINFLUX_TLS_CERT":
-			return certFile
-		}
-		return ""
-	}
-	if err := run(t.Context(), []string{"healthcheck"}, env); err != nil {
-		t.Errorf("healthcheck over https: %v", err)
-	}
-	if err := run(t.Context(), []string{"healthcheck", "--url", tlsBase + "/readyz"}, func(string) string { return "" }); err != nil {
-		t.Errorf("healthcheck --url https: %v", err)
-	}
 }
 
 // TestOnlyHTTP: pginflux runs with neither UDP nor TCP, taking writes over
 // HTTP alone; with nothing at all to listen on, it refuses to start.
 func TestOnlyHTTP(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
-	httpAddr := make(chan net.Addr, 1)
-	opened := make(chan struct{}, 1)
-	testHookHTTPListening = func(a net.Addr) { httpAddr <- a }
-	testHookWritesOpen = func() { opened <- struct{}{} }
-	t.Cleanup(func() { testHookHTTPListening, testHookWritesOpen = nil, nil })
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--database-url", pgtest.ConnString(t), "--schema", schema, "--udp-address", "",
-			"--http-address", "127.0.0.1:0", "--log-level", "warn"}, func(string) string { return "" })
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	var base string
-	select {
-	case a := <-httpAddr:
-		base = "http://" + a.String()
-	case err := <-done:
-		t.Fatalf("run: %v", err)
-	}
-	select {
-	case <-opened:
-	case err := <-done:
-		t.Fatalf("run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("writes not open within 30s")
-	}
+	// Start returns once writes are open.
+	base := daemontest.Start(t, schema, "--udp-address", "").Base
 	if a := post(t, nil, base+"/write", []byte("onlyhttp v=1i 1\n")); a.code != http.StatusNoContent {
 		t.Fatalf("got %d %q", a.code, a.body)
 	}
@@ -700,9 +650,9 @@ func TestOnlyHTTP(t *testing.T) {
 		t.Errorf("/readyz: got %q", body)
 	}
 
-	err := run(t.Context(), []string{"--database-url", pgtest.ConnString(t), "--udp-address", "", "--http-address", ""}, func(string) string { return "" })
-	var usage usageError
-	if err == nil || !errors.As(err, &usage) || !strings.Contains(err.Error(), "nothing to listen on") {
-		t.Errorf("nothing enabled: got %v, want a usage error", err)
+	// pginflux says it is a usage error (TestCLIUsageErrors).
+	_, err := daemontest.Config{}.TryStart(t, schema, "--udp-address", "", "--http-address", "")
+	if err == nil || !strings.Contains(err.Error(), "nothing to listen on") {
+		t.Errorf("nothing enabled: got %v, want nothing to listen on", err)
 	}
 }
