@@ -56,16 +56,18 @@ type batch struct {
 	rowTicket []int32 // rowTicket[i] indexes tickets, or -1
 }
 
-// idleBatches keeps batches for reuse, a few: after a burst (an outage,
-// an overload) the batches it held go back to the garbage collector
-// instead of pinning their buffers, as a sync.Pool would until enough
-// allocation makes the collector run.
-var idleBatches = make(chan *batch, 16)
+// idleBatches keeps a sink's batches for reuse, a few: after a burst (an
+// outage, an overload) the batches it held go back to the garbage
+// collector instead of pinning their buffers, as a sync.Pool would until
+// enough allocation makes the collector run. Safe for concurrent use.
+type idleBatches struct{ ch chan *batch }
 
-// getBatch returns an empty batch.
-func getBatch() *batch {
+func newIdleBatches() *idleBatches { return &idleBatches{ch: make(chan *batch, 16)} }
+
+// get returns an empty batch.
+func (ib *idleBatches) get() *batch {
 	select {
-	case b := <-idleBatches:
+	case b := <-ib.ch:
 		return b
 	default:
 		return new(batch)
@@ -96,7 +98,9 @@ func (b *batch) addOrigin(o Origin) {
 // pinning its memory among the idle ones.
 const maxPooledBatch = 8 << 20
 
-func releaseBatch(b *batch) {
+// put empties b and keeps it for reuse, unless outsized or enough are
+// kept already.
+func (ib *idleBatches) put(b *batch) {
 	if cap(b.buf) > maxPooledBatch {
 		return
 	}
@@ -117,7 +121,7 @@ func releaseBatch(b *batch) {
 	b.tickets = b.tickets[:0]
 	b.rowTicket = b.rowTicket[:0]
 	select {
-	case idleBatches <- b:
+	case ib.ch <- b:
 	default:
 	}
 }
@@ -164,7 +168,7 @@ func (bt *Batcher) addRow(p *parse.Point, o Origin, t *Ticket) (over bool) {
 		ok = false
 	}
 	if !ok {
-		b = getBatch()
+		b = bt.s.idle.get()
 		b.measurement = string(p.Measurement)
 		b.opened = time.Now()
 		bt.open[b.measurement] = b
@@ -252,7 +256,7 @@ func (bt *Batcher) rejectRow(line []byte, measurement, reason, detail string, o 
 	}
 	b := bt.rejected
 	if b == nil {
-		b = getBatch()
+		b = bt.s.idle.get()
 		b.rejected = true
 		b.opened = time.Now()
 		bt.rejected = b

@@ -300,14 +300,13 @@ func TestCommitLostNoDuplicates(t *testing.T) {
 			bothStorages(t, func(t *testing.T, storage string) {
 				// The first two commits are lost.
 				var asked, lost atomic.Int32
-				testHookCommitLost = func() bool {
+				commitLost := func() bool {
 					if asked.Add(1) <= 2 {
 						lost.Add(1)
 						return true
 					}
 					return false
 				}
-				t.Cleanup(func() { testHookCommitLost = nil })
 				pool, schema := pgtest.Schema(t)
 				var g1, g2 []string
 				for i := range 300 {
@@ -317,7 +316,7 @@ func TestCommitLostNoDuplicates(t *testing.T) {
 				// In columns storage, a value its column cannot hold puts a
 				// rejected row in the same transaction too.
 				g2 = append(g2, `m,host=x v="not a number" 1`)
-				m := writeBatches(t, pool, Config{Schema: schema, Storage: storage, WriteMode: mode}, g1, g2)
+				m := writeBatches(t, pool, Config{Schema: schema, Storage: storage, WriteMode: mode, Seams: Seams{CommitLost: commitLost}}, g1, g2)
 				if lost.Load() < 2 {
 					t.Fatalf("%d commits lost, want 2", lost.Load())
 				}

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"text/template"
@@ -83,6 +84,19 @@ type Seams struct {
 	// SeriesHash replaces the hash that proposes a tag set's series id,
 	// to force collisions.
 	SeriesHash func(tagsJSON []byte) int64
+	// NoFastRow makes every row of columns storage take the general
+	// encoding path, to compare fastRow with it.
+	NoFastRow bool
+	// CommitLost is asked after each attempt that committed; true makes
+	// the attempt fail as if the connection broke before the commit was
+	// confirmed.
+	CommitLost func() bool
+	// SpoolWrite writes a record's bytes to a spool segment in place of
+	// f.Write, to fail as a full disk would.
+	SpoolWrite func(f *os.File, p []byte) (int, error)
+	// Replayed is called after each replayed spool record; true stops the
+	// replay there, as a crash would.
+	Replayed func(segment, item int64) bool
 }
 
 // catalogConfig is what the schema layer needs of c.
@@ -114,6 +128,7 @@ func (s *Sink) UseSpool(dir string, maxBytes int64) error {
 	if err != nil {
 		return err
 	}
+	sp.write = s.cfg.Seams.SpoolWrite
 	s.spool = sp
 	s.metrics.SpoolBytes.Set(float64(sp.size))
 	s.maintenance.Go(s.replay)
@@ -142,6 +157,8 @@ type Sink struct {
 	queue batchQueue
 	wg    sync.WaitGroup
 	limit *pendingLimit
+
+	idle *idleBatches
 
 	streaksMu sync.Mutex
 	streaks   map[string]*upsertStreak // by table name
@@ -203,6 +220,7 @@ func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
 		rejectedName: cfg.RejectedTable,
 		limit:        newPendingLimit(int64(cfg.MaxPendingRows)),
 		streaks:      make(map[string]*upsertStreak),
+		idle:         newIdleBatches(),
 
 		abandon:     ctx,
 		stopAbandon: cancel,
@@ -347,8 +365,15 @@ type writerState struct {
 	replayFailed bool
 }
 
-func (s *Sink) writer() {
+// newWriterState returns what a writer (or the replayer) reuses.
+func (s *Sink) newWriterState() *writerState {
 	w := new(writerState)
+	w.enc.noFastRow = s.cfg.Seams.NoFastRow
+	return w
+}
+
+func (s *Sink) writer() {
+	w := s.newWriterState()
 	for {
 		b, ok := s.queue.pop()
 		if !ok {
@@ -360,7 +385,7 @@ func (s *Sink) writer() {
 			continue // parked: back in the queue later
 		}
 		s.metrics.BatchDuration.Observe(time.Since(start).Seconds())
-		releaseBatch(b)
+		s.idle.put(b)
 	}
 }
 
@@ -444,7 +469,7 @@ func (s *Sink) refuse(w *writerState, b *batch, r int, reason string, cause erro
 	} else {
 		d.line = jsonbRowLine(b.measurement, b.rowBytes(r, r+1))
 	}
-	rb := getBatch()
+	rb := s.idle.get()
 	rb.rejected = true
 	if m := b.mark; m != nil {
 		// Replayed: the row's marker goes with its rejected row, so that
@@ -458,7 +483,7 @@ func (s *Sink) refuse(w *writerState, b *batch, r int, reason string, cause erro
 	// The row stays pending as the rejected table's row.
 	s.writeRange(w, rb, 0, 1, true)
 	s.metrics.Rejected.WithLabelValues(reason).Inc()
-	releaseBatch(rb)
+	s.idle.put(rb)
 }
 
 // ensurePartitions makes the partitions rows lo..hi-1 of b need.

@@ -63,7 +63,9 @@ type spool struct {
 	// appends until then.
 	metrics      *Metrics
 	appendErrors int
-	appended     int64 // rows appended since the spool opened
+	// write, for tests, replaces f.Write of a record (Seams.SpoolWrite).
+	write    func(f *os.File, p []byte) (int, error)
+	appended int64 // rows appended since the spool opened
 }
 
 // segment names one segment file.
@@ -232,10 +234,6 @@ func (sp *spool) setMetrics(m *Metrics) {
 	sp.appendErrors = 0
 }
 
-// testHookSpoolWrite, when set, writes a record's bytes to a segment in
-// place of f.Write, so that tests can fail appends as a full disk would.
-var testHookSpoolWrite func(f *os.File, p []byte) (int, error)
-
 // append writes rows lo..hi-1 of b as one record, durably. It returns
 // false, and writes nothing, when the spool would grow past its limit; on
 // an error nothing of the record is left to replay, unless the truncation
@@ -267,8 +265,8 @@ func (sp *spool) append(b *batch, lo, hi int) (bool, error) {
 		sp.countAppendErrorLocked()
 		return false, fmt.Errorf("open spool segment: %w", err)
 	}
-	if testHookSpoolWrite != nil {
-		_, err = testHookSpoolWrite(f, frame)
+	if sp.write != nil {
+		_, err = sp.write(f, frame)
 	} else {
 		_, err = f.Write(frame)
 	}

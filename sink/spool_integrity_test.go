@@ -66,7 +66,7 @@ func TestSpoolFailedAppendLeavesNothing(t *testing.T) {
 	sp.setMetrics(m)
 	fail := map[int]bool{2: true, 3: true, 6: true}
 	n := 0
-	testHookSpoolWrite = func(f *os.File, p []byte) (int, error) {
+	sp.write = func(f *os.File, p []byte) (int, error) {
 		n++
 		if fail[n] {
 			w, _ := f.Write(p[:len(p)/2])
@@ -74,7 +74,6 @@ func TestSpoolFailedAppendLeavesNothing(t *testing.T) {
 		}
 		return f.Write(p)
 	}
-	t.Cleanup(func() { testHookSpoolWrite = nil })
 	var want []int
 	for i := range 8 {
 		ok, err := sp.append(spoolBatch(t, "m", i*10, 10), 0, 10)

@@ -40,15 +40,11 @@ func (s *Sink) replayed(ctx context.Context, conn *pgx.Conn, m *spoolMark, lo, h
 	return exact > 0, inner > 0, nil
 }
 
-// testHookReplayed, when set, is called after each replayed record; true
-// stops the replay there as a crash would.
-var testHookReplayed func(segment, item int64) bool
-
 // replay writes what the spool holds whenever something was spooled, and
 // every few seconds, until the sink closes.
 func (s *Sink) replay() {
 	s.spool.setMetrics(s.metrics)
-	w := new(writerState)
+	w := s.newWriterState()
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	for {
@@ -102,7 +98,7 @@ func (s *Sink) replayAll(w *writerState) error {
 			s.metrics.PendingRows.Add(float64(n))
 			s.limit.addN(n)
 			s.writeRange(w, r.b, 0, n, false)
-			if testHookReplayed != nil && testHookReplayed(g.seq, r.index) {
+			if crash := s.cfg.Seams.Replayed; crash != nil && crash(g.seq, r.index) {
 				return nil // a crash, for tests: nothing after this happens
 			}
 		}

@@ -124,14 +124,14 @@ func TestSpoolCrashMidReplay(t *testing.T) {
 
 	for _, stopAfter := range []int64{3, 11} {
 		var replayed atomic.Int64
-		testHookReplayed = func(_, _ int64) bool { return replayed.Add(1) >= stopAfter }
-		c := New(pool, cfg, NewMetrics(nil), quiet)
+		crashing := cfg
+		crashing.Seams.Replayed = func(_, _ int64) bool { return replayed.Add(1) >= stopAfter }
+		c := New(pool, crashing, NewMetrics(nil), quiet)
 		if err := c.UseSpool(dir, 1<<30); err != nil {
 			t.Fatal(err)
 		}
 		dbtest.WaitFor(t, func() bool { return replayed.Load() >= stopAfter })
 		closeSink(t, c)
-		testHookReplayed = nil
 		if len(segmentFiles(t, dir)) == 0 {
 			t.Fatal("the crashed replay removed its segment")
 		}

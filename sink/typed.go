@@ -128,6 +128,8 @@ type encoded struct {
 	dead    [][]deadLetter // dead[i]: values of batch row lo+i that went to the rejected table
 	// overflowed counts values put in the overflow column.
 	overflowed int
+	// noFastRow makes every row take the general path (Seams.NoFastRow).
+	noFastRow bool
 }
 
 func (e *encoded) reset() {
@@ -202,7 +204,7 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *schema.TypedTable, keyCols
 		if pts != nil && !pts.head[r-lo] {
 			continue // merged into its point's first row
 		}
-		if !testHookNoFastRow && fastRow(e, b, r, lo, t, slot, cols, pos, pts, ncols, useOverflow) {
+		if !e.noFastRow && fastRow(e, b, r, lo, t, slot, cols, pos, pts, ncols, useOverflow) {
 			e.ends = append(e.ends, len(e.rows))
 			continue
 		}
@@ -316,10 +318,6 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *schema.TypedTable, keyCols
 		e.ends = append(e.ends, len(e.rows))
 	}
 }
-
-// testHookNoFastRow, set by tests, makes every row take the general path,
-// to compare fastRow with it.
-var testHookNoFastRow bool
 
 // fastRow encodes row r of b (with, for a point, its later rows) as
 // encodeTyped does, for the common row: every value has a column and each

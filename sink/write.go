@@ -216,7 +216,7 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 	if err != nil {
 		return err
 	}
-	if testHookCommitLost != nil && testHookCommitLost() {
+	if lost := s.cfg.Seams.CommitLost; lost != nil && lost() {
 		return fmt.Errorf("the connection broke before the commit was confirmed (test): %w", io.ErrUnexpectedEOF)
 	}
 	if point && !upsert {
@@ -238,11 +238,6 @@ func (s *Sink) attempt(ctx context.Context, w *writerState, b *batch, lo, hi int
 	}
 	return nil
 }
-
-// testHookCommitLost, when set, is asked after each attempt that
-// committed; true makes the attempt fail as if the connection broke before
-// the commit was confirmed.
-var testHookCommitLost func() bool
 
 // committed counts rows lo..hi-1 of b as committed and ends their tickets;
 // dead says which of them have values in the rejected table.

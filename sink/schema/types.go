@@ -24,9 +24,6 @@ type Type struct {
 	Name   string // format_type(), for messages
 }
 
-// Timestamptz is the type of the time column of the tables pginflux makes.
-var Timestamptz = Type{OID: OIDTimestamptz, Typmod: -1, Name: "timestamp with time zone"}
-
 // NumericTypmod returns the precision and scale of a numeric(p,s)
 // column; ok is false for numeric without them. The scale is an 11-bit
 // signed number (PostgreSQL 15 allows a negative scale, and one above the
