@@ -31,25 +31,25 @@ func TestREADMEQuickstart(t *testing.T) {
 	}
 }
 
-// TestREADMECommands: the README's table of commands lists every
+// TestDocsCommands: docs/configuration.md's table of commands lists every
 // command pginflux has, and no other.
-func TestREADMECommands(t *testing.T) {
-	section := doccheck.Section(t, "README.md", "Configuration")
+func TestDocsCommands(t *testing.T) {
+	section := doccheck.Section(t, "docs/configuration.md", "Commands")
 	var listed []string
 	for _, m := range regexp.MustCompile("(?m)^\\| `pginflux ([a-z]+)` \\|").FindAllStringSubmatch(section, -1) {
 		listed = append(listed, m[1])
 	}
 	slices.Sort(listed)
 	if have := sortedCommands(); !slices.Equal(listed, have) {
-		t.Errorf("the README lists commands %q, pginflux has %q", listed, have)
+		t.Errorf("docs/configuration.md lists commands %q, pginflux has %q", listed, have)
 	}
 }
 
-// TestREADMEImportFlags: every pginflux flag the README's "Importing
+// TestDocsImportFlags: every pginflux flag docs/import.md's "Importing
 // history" section names outside its code blocks is a flag of pginflux
 // import, except the one it says import does not take.
-func TestREADMEImportFlags(t *testing.T) {
-	section := doccheck.Section(t, "README.md", "Importing history")
+func TestDocsImportFlags(t *testing.T) {
+	section := doccheck.Section(t, "docs/import.md", "Importing history")
 	section = regexp.MustCompile("(?s)```.*?```").ReplaceAllString(section, "")
 	var usage bytes.Buffer
 	if _, err := parseImportFlags([]string{"--help"}, func(string) string { return "" }, &usage); !errors.Is(err, flag.ErrHelp) {
@@ -64,10 +64,10 @@ func TestREADMEImportFlags(t *testing.T) {
 			continue
 		}
 		if !strings.Contains(usage.String(), "\n  "+m[1]+" ") && !strings.Contains(usage.String(), "\n  "+m[1]+"\n") {
-			t.Errorf("README.md names %s, which pginflux import does not take", m[1])
+			t.Errorf("docs/import.md names %s, which pginflux import does not take", m[1])
 		}
 	}
 	if strings.Contains(usage.String(), "\n  --retention") {
-		t.Error("pginflux import takes --retention, which the README says it does not")
+		t.Error("pginflux import takes --retention, which docs/import.md says it does not")
 	}
 }

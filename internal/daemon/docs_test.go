@@ -27,11 +27,11 @@ type telegrafOutput struct {
 	settings map[string]string
 }
 
-// readmeTelegrafOutputs returns the Telegraf outputs shown in the README
-// section of the given title, and the section's text.
-func readmeTelegrafOutputs(t *testing.T, title string) ([]telegrafOutput, string) {
+// telegrafOutputs returns the Telegraf outputs shown in the section of
+// the given title of the doc at path, and the section's text.
+func telegrafOutputs(t *testing.T, path, title string) ([]telegrafOutput, string) {
 	t.Helper()
-	section := doccheck.Section(t, "README.md", title)
+	section := doccheck.Section(t, path, title)
 	var outs []telegrafOutput
 	header := regexp.MustCompile(`^\[\[(outputs\.[a-z0-9_]+)\]\]$`)
 	kv := regexp.MustCompile(`^([a-z_]+)\s*=\s*(\[?"[^"]*"\]?|true|false)\s*(#.*)?$`)
@@ -46,33 +46,51 @@ func readmeTelegrafOutputs(t *testing.T, title string) ([]telegrafOutput, string
 				m := kv.FindStringSubmatch(line)
 				outs[len(outs)-1].settings[m[1]] = strings.Trim(m[2], `[]"`)
 			default:
-				t.Errorf("README.md: cannot read %q in a Telegraf example", line)
+				t.Errorf("%s: cannot read %q in a Telegraf example", path, line)
 			}
 		}
 	}
 	return outs, section
 }
 
-// TestREADMETelegrafConfigs: the Telegraf outputs of "Writing over HTTP and
-// TCP" point at the ports and paths pginflux serves, and work against a
-// running pginflux used as Telegraf uses them.
-func TestREADMETelegrafConfigs(t *testing.T) {
-	outs, section := readmeTelegrafOutputs(t, "Writing over HTTP and TCP")
-	f, _ := config.Lookup("http-address")
-	_, httpPort, err := net.SplitHostPort(f.Default)
-	if err != nil {
-		t.Fatal(err)
+// TestDocsTelegrafConfigs: the Telegraf outputs the docs show point at
+// the ports and paths pginflux serves, and work against a running
+// pginflux used as Telegraf uses them: the README's two, and the page on
+// writing's InfluxDB 1.x, 2.x and TCP outputs.
+func TestDocsTelegrafConfigs(t *testing.T) {
+	for _, tt := range []struct {
+		path, title string
+		want        []string
+	}{
+		{"README.md", "Sending from Telegraf", []string{"outputs.influxdb", "outputs.socket_writer"}},
+		{"docs/writing.md", "Writing over HTTP and TCP", []string{"outputs.influxdb", "outputs.influxdb_v2", "outputs.socket_writer"}},
+	} {
+		t.Run(tt.path, func(t *testing.T) {
+			t.Parallel()
+			outs, section := telegrafOutputs(t, tt.path, tt.title)
+			checkTelegrafOutputs(t, outs, section, tt.want)
+		})
 	}
-	m := regexp.MustCompile(`--tcp-address :(\d+)`).FindStringSubmatch(section)
-	if m == nil {
-		t.Fatal("the section shows no --tcp-address")
+}
+
+// checkTelegrafOutputs writes a line as each of outs would, and wants a
+// row for each and every output of want among them.
+func checkTelegrafOutputs(t *testing.T, outs []telegrafOutput, section string, want []string) {
+	httpPort := defaultPort(t, "http-address")
+	udpPort := defaultPort(t, "udp-address")
+	tcpPort := ""
+	if m := regexp.MustCompile(`--tcp-address :(\d+)`).FindStringSubmatch(section); m != nil {
+		tcpPort = m[1]
 	}
-	tcpPort := m[1]
 
 	pool, schema := pgtest.Schema(t)
 	const token = "readme-token"
-	p := daemontest.Start(t, schema, "--tcp-address", "127.0.0.1:0", "--http-token", token)
-	base, tcpAddr := p.Base, p.TCP
+	args := []string{"--tcp-address", "127.0.0.1:0"}
+	if strings.Contains(section, "${PGINFLUX_HTTP_TOKEN}") {
+		args = append(args, "--http-token", token)
+	}
+	p := daemontest.Start(t, schema, args...)
+	base, tcpAddr, udpAddr := p.Base, p.TCP, p.UDP
 	withToken := func(s string) string { return strings.ReplaceAll(s, "${PGINFLUX_HTTP_TOKEN}", token) }
 	baseURL, _ := url.Parse(base)
 
@@ -122,21 +140,26 @@ func TestREADMETelegrafConfigs(t *testing.T) {
 			}
 		case "outputs.socket_writer":
 			u, err := url.Parse(s["address"])
-			if err != nil || u.Scheme != "tcp" || u.Port() != tcpPort || s["data_format"] != "influx" {
-				t.Errorf("socket_writer: address %q data_format %q, want tcp on port %s and influx", s["address"], s["data_format"], tcpPort)
-				continue
+			switch {
+			case err != nil || s["data_format"] != "influx":
+				t.Errorf("socket_writer: address %q data_format %q, want influx", s["address"], s["data_format"])
+			case u.Scheme == "tcp" && u.Port() == tcpPort:
+				c, err := net.Dial("tcp", tcpAddr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.WriteString(c, line)
+				c.Close()
+			case u.Scheme == "udp" && u.Port() == udpPort:
+				daemontest.Send(t, udpAddr, line)
+			default:
+				t.Errorf("socket_writer: address %q, want tcp on port %s (the section's --tcp-address) or udp on %s", s["address"], tcpPort, udpPort)
 			}
-			c, err := net.Dial("tcp", tcpAddr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.WriteString(c, line)
-			c.Close()
 		default:
 			t.Errorf("unexpected %s", o.name)
 		}
 	}
-	for _, name := range []string{"outputs.influxdb", "outputs.influxdb_v2", "outputs.socket_writer"} {
+	for _, name := range want {
 		if !seen[name] {
 			t.Errorf("the section shows no %s", name)
 		}
@@ -153,20 +176,31 @@ func TestREADMETelegrafConfigs(t *testing.T) {
 	}
 }
 
+// defaultPort returns the port of the default of the flag name.
+func defaultPort(t *testing.T, name string) string {
+	t.Helper()
+	f, _ := config.Lookup(name)
+	_, port, err := net.SplitHostPort(f.Default)
+	if err != nil {
+		t.Fatalf("--%s's default %q: %v", name, f.Default, err)
+	}
+	return port
+}
+
 func basicAuth(user, password string) string {
 	r, _ := http.NewRequest("GET", "/", nil)
 	r.SetBasicAuth(user, password)
 	return r.Header.Get("Authorization")
 }
 
-// TestTableConversion runs the README's recipe that converts a table made
+// TestTableConversion runs the recipe of docs/tables.md that converts a table made
 // in append mode (as earlier versions made them) to one with a point key,
 // then writes into it: the old rows of a point were merged, and new
 // writes merge into them.
 func TestTableConversion(t *testing.T) {
-	_, after, ok := strings.Cut(doccheck.Read(t, "README.md"), "To convert")
+	_, after, ok := strings.Cut(doccheck.Section(t, "docs/tables.md", "Converting a table"), "To convert")
 	if !ok {
-		t.Fatal("README has no conversion recipe")
+		t.Fatal("docs/tables.md has no conversion recipe")
 	}
 	_, after, _ = strings.Cut(after, "```sql\n")
 	recipe, _, _ := strings.Cut(after, "```")
@@ -188,4 +222,17 @@ func TestTableConversion(t *testing.T) {
 	daemontest.Send(t, p.UDP, "cpu,cpu=cpu0,host=a usage_user=6 1000000000\ncpu,host=c,cpu=cpu0 usage_idle=70 1000000000\n")
 	pollRows(t, pool, sel, "a|90|6", "b|80", "c|70")
 	p.Stop(t)
+}
+
+// TestDocsTableRecipes: the --create-table-sql recipes of docs/tables.md
+// are, word for word, those the TimescaleDB and Citus tests run.
+func TestDocsTableRecipes(t *testing.T) {
+	t.Parallel()
+	section := doccheck.Section(t, "docs/tables.md", "Table templates")
+	recipes := strings.Join(doccheck.CodeBlocks(section, "sql"), "\n")
+	for _, r := range []string{hypertableRecipe, brinRecipe, citusBySeriesID} {
+		if !strings.Contains(recipes, r) {
+			t.Errorf("docs/tables.md's recipes lack %q", r)
+		}
+	}
 }

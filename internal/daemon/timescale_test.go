@@ -28,13 +28,16 @@ import (
 	"github.com/pginflux/pginflux/sink/schema"
 )
 
-// hypertableRecipe is the README's --create-table-sql recipe for
-// TimescaleDB, word for word.
+// hypertableRecipe is the --create-table-sql recipe of docs/tables.md for
+// TimescaleDB, word for word (TestDocsTableRecipes).
 const hypertableRecipe = "SELECT create_hypertable({{.TableLiteral}}, {{.TimeColumnLiteral}}, migrate_data => true);"
 
 // leanHypertableRecipe makes hypertables with the newer by_range API and
 // without TimescaleDB's index on time: pginflux's point key starts with
 // time already.
+// brinRecipe is docs/tables.md's recipe of a BRIN index on time.
+const brinRecipe = "CREATE INDEX ON {{.Table}} USING brin ({{.TimeColumn}});"
+
 const leanHypertableRecipe = "SELECT create_hypertable({{.TableLiteral}}, by_range({{.TimeColumnLiteral}}), create_default_indexes => false);"
 
 // tsT0 is 2024-01-01T00:00:00Z in nanoseconds, and tsDay a day: points at
@@ -682,7 +685,7 @@ func (ts *timescale) testPartitionByRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	brin, err := schema.ParseTemplate("CREATE INDEX ON {{.Table}} USING brin ({{.TimeColumn}});")
+	brin, err := schema.ParseTemplate(brinRecipe)
 	if err != nil {
 		t.Fatal(err)
 	}
