@@ -173,6 +173,36 @@ func BenchmarkParserMixed(b *testing.B) {
 	reportLines(b, lines)
 }
 
+// BenchmarkParserNumbers parses lines whose numbers are not the plain
+// decimals plainFloat takes: exponents, leading zeros, integers and
+// unsigned integers, and long mantissas, which the fast path's general
+// number parsers (parseFloatPlain, parseInt, parseUint) take.
+func BenchmarkParserNumbers(b *testing.B) {
+	var buf bytes.Buffer
+	for i := range benchLinesPerBuffer {
+		fmt.Fprintf(&buf, "sensor,id=s%d temp=2.%de1,pressure=1.01325E+5,small=-6.5e-%d,lead=00%d.25,count=%di,bytes=%du,ratio=0.12345678901234%d,big=9007199254740993%d %d\n",
+			i, i, i+1, i, i*1000, i*4096, i, i, 1574753954000000000+int64(i)*1e9)
+	}
+	data := buf.Bytes()
+	p := NewParser(Nanosecond)
+	now := time.Now()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		p.Reset(data, now)
+		for {
+			_, err := p.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	reportLines(b, benchLinesPerBuffer)
+}
+
 // reportLines reports the rate of a benchmark that parses lines lines per
 // iteration, in lines/s and ns/line.
 func reportLines(b *testing.B, lines int) {
