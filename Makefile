@@ -1,8 +1,11 @@
-# pginflux — see README.md. `make run` and `make test` are the Quickstart.
+# pginflux — see README.md (users) and CONTRIBUTING.md (engineers).
+# `make run` and `make test` are the Quickstart.
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 ARGS    ?=
+# staticcheck, pinned: `go run` fetches this version from the module proxy.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build docker run test vet lint fuzz bench clean
 
@@ -24,16 +27,16 @@ run: build
 	$(GO) build -o bin/devrun ./internal/devtools/devrun
 	./bin/devrun -- ./bin/pginflux $(ARGS)
 
-# Every test, with the race detector, against a throwaway PostgreSQL (or
-# PGINFLUX_TEST_DATABASE_URL).
-test:
-	$(GO) vet ./...
+# The linters, then every test with the race detector, against a
+# throwaway PostgreSQL (or PGINFLUX_TEST_DATABASE_URL). CI runs this.
+test: lint
 	$(GO) test -race -count=1 ./...
 
+# gofmt, go vet and staticcheck: each must print nothing.
 lint:
-	gofmt -l . | tee /dev/stderr | (! read)
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@latest ./...
+	$(GO) run $(STATICCHECK) ./...
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParser -fuzztime=60s ./parse/
