@@ -188,6 +188,7 @@ type benchOutput struct {
 	RatioToCeiling float64                `json:"ratio_to_ceiling,omitempty"` // pginflux's rows/s over CeilingRate
 }
 
+// runBench is "pginflux bench [flags]".
 func runBench(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
 	f, err := parseBenchFlags(args, getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
@@ -196,9 +197,45 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, _ 
 	if err != nil {
 		return commandUsageError("bench", err)
 	}
+	cfg, err := f.loadConfig(ctx, stderr)
+	if err != nil {
+		return commandUsageError("bench", err)
+	}
+	out := benchOutput{CeilingRate: f.ceilingRate}
+	if f.ceiling {
+		if err := f.runCeiling(ctx, cfg, &out); err != nil {
+			return err
+		}
+	}
+	var pginfluxRate float64
+	switch {
+	case f.findMax:
+		if pginfluxRate, err = f.runFindMax(ctx, cfg, &out, stderr); err != nil {
+			return err
+		}
+	case !f.ceiling:
+		res, err := loadgen.Run(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		out.Run = res
+		if res.Stored != nil && res.Stored.Lost == 0 {
+			pginfluxRate = res.Stored.Rate
+		}
+	}
+	if out.CeilingRate > 0 && pginfluxRate > 0 {
+		out.RatioToCeiling = pginfluxRate / out.CeilingRate
+	}
+	return writeBenchOutput(stdout, &out, f.json)
+}
+
+// loadConfig checks the targets the flags name (loopback only, unless
+// --allow-remote) and returns the load generator's configuration, its
+// progress going to progress. Its errors are usage errors.
+func (f *benchFlags) loadConfig(ctx context.Context, progress io.Writer) (loadgen.Config, error) {
 	w, err := loadgen.NewWorkload(f.workload, f.hosts, f.series)
 	if err != nil {
-		return commandUsageError("bench", fmt.Errorf("--workload: %w", err))
+		return loadgen.Config{}, fmt.Errorf("--workload: %w", err)
 	}
 	w = w.SplitInto(f.split)
 	rowsPerPoint := 1
@@ -208,33 +245,30 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, _ 
 	resolver := net.DefaultResolver
 	addr, err := loadgen.ResolveUDP(ctx, resolver, f.address, f.allowRemote)
 	if err != nil {
-		return commandUsageError("bench", fmt.Errorf("--address: %w", err))
+		return loadgen.Config{}, fmt.Errorf("--address: %w", err)
 	}
 	var db *pgx.ConnConfig
 	if f.databaseURL != "" {
 		if db, err = pgx.ParseConfig(f.databaseURL); err != nil {
 			// Never repeat the string: it may hold a password.
-			return commandUsageError("bench", fmt.Errorf("--database-url: not a valid connection string: %s", config.ConnStringProblem(f.databaseURL, err)))
+			return loadgen.Config{}, fmt.Errorf("--database-url: not a valid connection string: %s", config.ConnStringProblem(f.databaseURL, err))
 		}
 		if err := loadgen.CheckDatabase(ctx, resolver, &db.Config, f.allowRemote); err != nil {
-			return commandUsageError("bench", fmt.Errorf("--database-url: %w", err))
+			return loadgen.Config{}, fmt.Errorf("--database-url: %w", err)
 		}
 	}
 	client := &http.Client{Transport: &http.Transport{DialContext: loadgen.LoopbackDialer().DialContext}}
 	if f.allowRemote {
 		client = &http.Client{}
 	}
-	if f.httpURL != "" {
-		if err := loadgen.CheckURL(ctx, resolver, f.httpURL, f.allowRemote); err != nil {
-			return commandUsageError("bench", fmt.Errorf("--http-url: %w", err))
+	for _, u := range []struct{ flag, url string }{{"--http-url", f.httpURL}, {"--metrics-url", f.metricsURL}} {
+		if u.url == "" {
+			continue
+		}
+		if err := loadgen.CheckURL(ctx, resolver, u.url, f.allowRemote); err != nil {
+			return loadgen.Config{}, fmt.Errorf("%s: %w", u.flag, err)
 		}
 	}
-	if f.metricsURL != "" {
-		if err := loadgen.CheckURL(ctx, resolver, f.metricsURL, f.allowRemote); err != nil {
-			return commandUsageError("bench", fmt.Errorf("--metrics-url: %w", err))
-		}
-	}
-	progress := stderr
 	cfg := loadgen.Config{
 		Send: loadgen.SendConfig{
 			Address:          addr,
@@ -260,73 +294,60 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, _ 
 		PID:          f.pid,
 		Progress:     progress,
 	}
-	if err := cfg.Send.Validate(); err != nil {
-		return commandUsageError("bench", err)
-	}
-
-	var out benchOutput
-	out.CeilingRate = f.ceilingRate
-	storages := strings.Split(f.storage, ",")
-	if f.ceiling {
-		c, err := loadgen.Ceiling(ctx, loadgen.CeilingConfig{
-			Database:  db,
-			Schema:    f.schema + "_ceiling",
-			Workload:  w,
-			Rows:      f.lines,
-			Storages:  storages,
-			Writers:   f.writers,
-			BatchSize: f.batchSize,
-			Duration:  f.duration,
-			Progress:  progress,
-		})
-		if err != nil {
-			return err
-		}
-		out.Ceiling = c
-		if best := c.Best(storages[0]); best != nil && out.CeilingRate == 0 {
-			out.CeilingRate = best.Rate
-		}
-	}
-	var pginfluxRate float64
-	switch {
-	case f.findMax:
-		fm := loadgen.FindMaxConfig{
-			Run:          cfg,
-			StepDuration: f.stepDuration,
-			Factor:       f.stepFactor,
-			MaxSteps:     f.maxSteps,
-			Precision:    f.stepPrecision,
-		}
-		if fm.Run.Send.Rate == 0 {
-			fm.Run.Send.Rate = 50000
-		}
-		res, err := loadgen.FindMax(ctx, fm)
-		if res != nil {
-			out.FindMax = res
-			pginfluxRate = res.BestRate
-		}
-		if err != nil && res == nil {
-			return err
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "pginflux bench: %v\n", err)
-		}
-	case !f.ceiling:
-		res, err := loadgen.Run(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		out.Run = res
-		if res.Stored != nil && res.Stored.Lost == 0 {
-			pginfluxRate = res.Stored.Rate
-		}
-	}
-	if out.CeilingRate > 0 && pginfluxRate > 0 {
-		out.RatioToCeiling = pginfluxRate / out.CeilingRate
-	}
-	return writeBenchOutput(stdout, &out, f.json)
+	return cfg, cfg.Send.Validate()
 }
 
+// runCeiling measures the ceiling into out: the same rows COPYed straight
+// from memory, in each --storage.
+func (f *benchFlags) runCeiling(ctx context.Context, cfg loadgen.Config, out *benchOutput) error {
+	storages := strings.Split(f.storage, ",")
+	c, err := loadgen.Ceiling(ctx, loadgen.CeilingConfig{
+		Database:  cfg.Database,
+		Schema:    f.schema + "_ceiling",
+		Workload:  cfg.Send.Workload,
+		Rows:      f.lines,
+		Storages:  storages,
+		Writers:   f.writers,
+		BatchSize: f.batchSize,
+		Duration:  f.duration,
+		Progress:  cfg.Progress,
+	})
+	if err != nil {
+		return err
+	}
+	out.Ceiling = c
+	if best := c.Best(storages[0]); best != nil && out.CeilingRate == 0 {
+		out.CeilingRate = best.Rate
+	}
+	return nil
+}
+
+// runFindMax steps the rate to the highest lossless one, into out, and
+// returns that rate. A search cut short still reports its steps: its
+// error is then written to stderr.
+func (f *benchFlags) runFindMax(ctx context.Context, cfg loadgen.Config, out *benchOutput, stderr io.Writer) (float64, error) {
+	fm := loadgen.FindMaxConfig{
+		Run:          cfg,
+		StepDuration: f.stepDuration,
+		Factor:       f.stepFactor,
+		MaxSteps:     f.maxSteps,
+		Precision:    f.stepPrecision,
+	}
+	if fm.Run.Send.Rate == 0 {
+		fm.Run.Send.Rate = 50000
+	}
+	res, err := loadgen.FindMax(ctx, fm)
+	if res == nil {
+		return 0, err
+	}
+	out.FindMax = res
+	if err != nil {
+		fmt.Fprintf(stderr, "pginflux bench: %v\n", err)
+	}
+	return res.BestRate, nil
+}
+
+// writeBenchOutput writes out as text, or as JSON with --json.
 func writeBenchOutput(w io.Writer, out *benchOutput, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)

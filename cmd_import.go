@@ -82,6 +82,37 @@ func (f *stringFlag) IsBoolFlag() bool   { return f.isBool }
 // parseImportFlags parses import's command line and environment. For
 // --help it writes the usage to usageOut and returns flag.ErrHelp.
 func parseImportFlags(args []string, getenv func(string) string, usageOut io.Writer) (*importOptions, error) {
+	o := &importOptions{}
+	fs, shared := o.flagSet()
+	files, err := cli.Parse(fs, args)
+	if errors.Is(err, cli.ErrHelp) {
+		writeImportUsage(usageOut, fs, shared)
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	onCommandLine := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
+
+	var errs []error
+	if o.cfg, err = importConfig(shared, onCommandLine, getenv); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, o.fromEnv(onCommandLine, getenv)...)
+	if err := checkImportFiles(files); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	o.files = files
+	return o, nil
+}
+
+// flagSet returns import's flags: the daemon's it shares, whose values
+// it returns by name for config.Parse to check, and its own, into o.
+func (o *importOptions) flagSet() (*flag.FlagSet, map[string]*stringFlag) {
 	fs := flag.NewFlagSet("pginflux import", flag.ContinueOnError)
 	shared := make(map[string]*stringFlag, len(importConfigFlags))
 	for _, f := range importConfigFlags {
@@ -100,39 +131,39 @@ func parseImportFlags(args []string, getenv func(string) string, usageOut io.Wri
 		shared[f.name] = v
 		fs.Var(v, f.name, usage)
 	}
-	o := &importOptions{}
 	fs.BoolVar(&o.dryRun, "dry-run", false, "parse everything and write nothing; print the tables and columns writing would create")
 	fs.StringVar(&o.progress, "progress", "auto", "`when` to show progress on standard error: auto (a bar on a terminal, else a line every 5s), always (a bar) or never")
 	fs.BoolVar(&o.quiet, "quiet", false, "show no progress and no summary, only errors")
-	files, err := cli.Parse(fs, args)
-	if errors.Is(err, cli.ErrHelp) {
-		fmt.Fprint(usageOut, "Usage: pginflux import [flags] FILE... (- for standard input)\n\n"+
-			"Loads line protocol from files, plain or gzip (by a .gz name or by content), into\n"+
-			"PostgreSQL through pginflux's parser and writer, one table per measurement, as fast as\n"+
-			"COPY allows. Reads the output of influx_inspect export (InfluxDB 1.x, with or without\n"+
-			"-lponly) and influxd inspect export-lp (2.x). Rejected lines go to the rejected table,\n"+
-			"with file and line number; they do not make the import fail. Flags may come after files.\n"+
-			"Exit status: 0 when every line was written or kept as rejected, 1 when not, 2 for bad flags.\n\n"+
-			"  pginflux import --database-url postgres://app@db/appdb --schema history export.lp.gz\n"+
-			"  pginflux import --dry-run big.lp\n"+
-			"  zcat *.lp.gz | pginflux import --progress never -\n\n"+
-			"Flags (each also read from the environment variable shown):\n")
-		cli.PrintFlags(usageOut, fs, func(name string) string {
-			if _, ok := shared[name]; ok {
-				return config.EnvName(name)
-			}
-			return importEnvName(name)
-		})
-		return nil, err
-	}
-	if err != nil {
-		return nil, err
-	}
-	onCommandLine := make(map[string]bool)
-	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
+	return fs, shared
+}
 
-	// Only import's flags come from the environment: a variable meant for
-	// the daemon alone (PGINFLUX_UDP_ADDRESS, say) is no business of import.
+// writeImportUsage is pginflux import --help.
+func writeImportUsage(w io.Writer, fs *flag.FlagSet, shared map[string]*stringFlag) {
+	fmt.Fprint(w, "Usage: pginflux import [flags] FILE... (- for standard input)\n\n"+
+		"Loads line protocol from files, plain or gzip (by a .gz name or by content), into\n"+
+		"PostgreSQL through pginflux's parser and writer, one table per measurement, as fast as\n"+
+		"COPY allows. Reads the output of influx_inspect export (InfluxDB 1.x, with or without\n"+
+		"-lponly) and influxd inspect export-lp (2.x). Rejected lines go to the rejected table,\n"+
+		"with file and line number; they do not make the import fail. Flags may come after files.\n"+
+		"Exit status: 0 when every line was written or kept as rejected, 1 when not, 2 for bad flags.\n\n"+
+		"  pginflux import --database-url postgres://app@db/appdb --schema history export.lp.gz\n"+
+		"  pginflux import --dry-run big.lp\n"+
+		"  zcat *.lp.gz | pginflux import --progress never -\n\n"+
+		"Flags (each also read from the environment variable shown):\n")
+	cli.PrintFlags(w, fs, func(name string) string {
+		if _, ok := shared[name]; ok {
+			return config.EnvName(name)
+		}
+		return importEnvName(name)
+	})
+}
+
+// importConfig checks the daemon's flags import takes with config.Parse:
+// those on the command line, import's own defaults, and their environment
+// twins. Only import's flags come from the environment: a variable meant
+// for the daemon alone (PGINFLUX_UDP_ADDRESS, say) is no business of
+// import.
+func importConfig(shared map[string]*stringFlag, onCommandLine map[string]bool, getenv func(string) string) (config.Config, error) {
 	var cfgArgs []string
 	allowed := map[string]bool{"DATABASE_URL": true}
 	for _, f := range importConfigFlags {
@@ -145,16 +176,18 @@ func parseImportFlags(args []string, getenv func(string) string, usageOut io.Wri
 			cfgArgs = append(cfgArgs, "--"+f.name+"="+f.def)
 		}
 	}
-	var errs []error
-	o.cfg, err = config.Parse(cfgArgs, func(k string) string {
+	return config.Parse(cfgArgs, func(k string) string {
 		if allowed[k] {
 			return getenv(k)
 		}
 		return ""
 	}, io.Discard)
-	if err != nil {
-		errs = append(errs, err)
-	}
+}
+
+// fromEnv takes import's own flags not on the command line from their
+// environment twins, and checks --progress.
+func (o *importOptions) fromEnv(onCommandLine map[string]bool, getenv func(string) string) []error {
+	var errs []error
 	for _, b := range []struct {
 		name string
 		v    *bool
@@ -176,6 +209,12 @@ func parseImportFlags(args []string, getenv func(string) string, usageOut io.Wri
 	default:
 		errs = append(errs, fmt.Errorf("%s: %q is not one of auto, always, never", progressFrom, o.progress))
 	}
+	return errs
+}
+
+// checkImportFiles checks the files named: at least one, and standard
+// input at most once.
+func checkImportFiles(files []string) error {
 	stdins := 0
 	for _, f := range files {
 		if f == "-" {
@@ -184,15 +223,11 @@ func parseImportFlags(args []string, getenv func(string) string, usageOut io.Wri
 	}
 	switch {
 	case len(files) == 0:
-		errs = append(errs, errors.New("nothing to import: name files, or - for standard input"))
+		return errors.New("nothing to import: name files, or - for standard input")
 	case stdins > 1:
-		errs = append(errs, errors.New("- (standard input) can be read only once"))
+		return errors.New("- (standard input) can be read only once")
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	o.files = files
-	return o, nil
+	return nil
 }
 
 // runImport is "pginflux import [flags] FILE...".
