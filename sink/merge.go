@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -22,169 +23,6 @@ const (
 	// WriteAppend makes tables without a key: every line is a row.
 	WriteAppend = "append"
 )
-
-// pointPlan is what a writer learns of rows lo..hi-1 of a batch bound for
-// a table with a point key: each row's series id, and which rows are one
-// point. Indexes are relative to lo.
-type pointPlan struct {
-	sids []int64 // series id of each row
-	head []bool  // the row is the first of its point
-	next []int32 // the next row of the same point, or -1
-	tail []int32 // for a head, the last row of its point so far
-	rows int     // points: rows once merged
-
-	// Scratch space, reused from batch to batch.
-	canon     []byte
-	canonEnds []int
-	order     []int
-	tk, tv    [][]byte
-	keyBytes  [][]byte
-	micros    []int64 // each row's time as its column keeps it
-	slots     []int32 // open addressing: the first row of a point, or -1
-	miss      []int
-}
-
-// floorMicros turns Unix nanoseconds into microseconds as appendTimestamp
-// stores them.
-func floorMicros(unixNanos int64) int64 {
-	m := unixNanos / 1000
-	if unixNanos%1000 < 0 {
-		m--
-	}
-	return m
-}
-
-// planPoints fills pp for rows lo..hi-1 of b, bound for table: it finds
-// each row's tag set, its series id (registering new ones), and groups the
-// rows that are one point, in arrival order.
-func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b *batch, lo, hi int, table string, timeType schema.Type) error {
-	// Times as the time column keeps them: rows apart by less are one
-	// point.
-	unit := timeType.TimeUnit()
-	columns := s.cfg.Storage == StorageColumns
-	n := hi - lo
-	pp.canon, pp.canonEnds = pp.canon[:0], pp.canonEnds[:0]
-	if columns {
-		pp.keyBytes = pp.keyBytes[:0]
-		for _, k := range b.keys {
-			pp.keyBytes = append(pp.keyBytes, []byte(k.Name))
-		}
-	}
-	micros := pp.micros[:0]
-	for r := lo; r < hi; r++ {
-		row := b.rowBytes(r, r+1)
-		if columns {
-			micros = append(micros, floorUnit(floorMicros(int64(binary.BigEndian.Uint64(row))), unit))
-			pp.tk, pp.tv = pp.tk[:0], pp.tv[:0]
-			count := int(binary.BigEndian.Uint32(row[8:]))
-			for i, k := 12, 0; k < count && row[i+4] == byte(kindTag); k++ {
-				id := binary.BigEndian.Uint32(row[i:])
-				l := int(binary.BigEndian.Uint32(row[i+5:]))
-				pp.tk = append(pp.tk, pp.keyBytes[id])
-				pp.tv = append(pp.tv, row[i+9:i+9+l])
-				i += 9 + l
-			}
-			pp.canon, pp.order = canonicalTags(pp.canon, pp.order, pp.tk, pp.tv)
-		} else {
-			// int16 count | int32 8 | int64 time | int32 len | 1 | tags | ...
-			micros = append(micros, floorUnit(int64(binary.BigEndian.Uint64(row[6:])), unit))
-			tl := readInt32(row, 14)
-			pp.canon = append(pp.canon, row[19:18+tl]...)
-		}
-		pp.canonEnds = append(pp.canonEnds, len(pp.canon))
-	}
-	key := func(k int) []byte {
-		start := 0
-		if k > 0 {
-			start = pp.canonEnds[k-1]
-		}
-		return pp.canon[start:pp.canonEnds[k]]
-	}
-
-	pp.sids = resize(pp.sids, n)
-	sc := s.catalog.Series(table)
-	pp.miss = sc.Lookup(n, key, pp.sids, pp.miss[:0])
-	if len(pp.miss) > 0 {
-		uniq := make(map[string]int)
-		var tags []string
-		for _, k := range pp.miss {
-			c := string(key(k))
-			if _, ok := uniq[c]; !ok {
-				uniq[c] = len(tags)
-				if columns {
-					tags = append(tags, canonicalJSON(key(k)))
-				} else {
-					tags = append(tags, c)
-				}
-			}
-		}
-		ids, err := s.catalog.RegisterSeries(ctx, conn, table, tags)
-		if err != nil {
-			return err
-		}
-		sc.Store(uniq, ids)
-		for _, k := range pp.miss {
-			pp.sids[k] = ids[uniq[string(key(k))]]
-		}
-	}
-
-	pp.micros = micros
-	pp.head = resize(pp.head, n)
-	pp.next = resize(pp.next, n)
-	pp.tail = resize(pp.tail, n)
-	// The rows of a point (a series and a time): an open-addressing table
-	// of each point's first row, at most half full.
-	size := 16
-	for size < 2*n {
-		size <<= 1
-	}
-	pp.slots = resize(pp.slots, size)
-	for i := range pp.slots {
-		pp.slots[i] = -1
-	}
-	mask := uint64(size - 1)
-	pp.rows = 0
-	for k := range n {
-		pp.next[k] = -1
-		sid, us := pp.sids[k], micros[k]
-		h := (uint64(sid) ^ uint64(us)*0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
-		for i := (h ^ h>>31) & mask; ; i = (i + 1) & mask {
-			first := pp.slots[i]
-			if first < 0 {
-				pp.slots[i] = int32(k)
-				pp.head[k], pp.tail[k] = true, int32(k)
-				pp.rows++
-				break
-			}
-			if pp.sids[first] == sid && micros[first] == us {
-				pp.head[k] = false
-				pp.next[pp.tail[first]] = int32(k)
-				pp.tail[first] = int32(k)
-				break
-			}
-		}
-	}
-	return nil
-}
-
-// floorUnit floors micros to a multiple of unit.
-func floorUnit(micros, unit int64) int64 {
-	if unit == 1 {
-		return micros
-	}
-	r := micros % unit
-	if r < 0 {
-		r += unit
-	}
-	return micros - r
-}
-
-func resize[T any](s []T, n int) []T {
-	if cap(s) >= n {
-		return s[:n]
-	}
-	return make([]T, n)
-}
 
 // encodeJSONBPoints encodes rows lo..hi-1 of b (jsonb storage) for a table
 // with a point key: time, series_id, tags, fields, the rows of one point
@@ -343,3 +181,65 @@ func stageRows(ctx context.Context, tx pgx.Tx, ident string, names []string, row
 	}
 	return nil
 }
+
+// Upserts after a collision: a table whose batches keep hitting points
+// that are there already (a sender splitting its points over several
+// lines, say) skips the COPY that would fail, for a streak of batches
+// that doubles while collisions go on.
+const (
+	minUpsertStreak = 4
+	maxUpsertStreak = 32
+)
+
+// upsertStreak says whether batches of a table go through a staging table
+// straight away. Safe for concurrent use.
+type upsertStreak struct {
+	upsertsLeft, streak atomic.Int32
+}
+
+// streakOf returns the upsert streak of a table.
+func (s *Sink) streakOf(table string) *upsertStreak {
+	s.streaksMu.Lock()
+	defer s.streaksMu.Unlock()
+	st := s.streaks[table]
+	if st == nil {
+		st = new(upsertStreak)
+		s.streaks[table] = st
+	}
+	return st
+}
+
+// forget drops what is known of a measurement's table, or of every table
+// and the schema (see schema.Catalog.Forget).
+func (s *Sink) forget(measurement string, schemaToo bool) {
+	s.catalog.Forget(measurement, schemaToo)
+	if schemaToo {
+		s.streaksMu.Lock()
+		clear(s.streaks)
+		s.streaksMu.Unlock()
+	}
+}
+
+// useUpsert reports whether the next batch of the table should merge
+// through a staging table straight away.
+func (sc *upsertStreak) useUpsert() bool {
+	for {
+		left := sc.upsertsLeft.Load()
+		if left <= 0 {
+			return false
+		}
+		if sc.upsertsLeft.CompareAndSwap(left, left-1) {
+			return true
+		}
+	}
+}
+
+// collided notes a COPY that hit existing points.
+func (sc *upsertStreak) collided() {
+	streak := min(max(sc.streak.Load()*2, minUpsertStreak), maxUpsertStreak)
+	sc.streak.Store(streak)
+	sc.upsertsLeft.Store(streak)
+}
+
+// fastOK notes a COPY that hit no existing point.
+func (sc *upsertStreak) fastOK() { sc.streak.Store(0) }

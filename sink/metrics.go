@@ -66,77 +66,49 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Metrics: schema.NewMetrics(reg),
-		MergedRows: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pginflux_sink_merged_rows_total",
-			Help: "Rows merged in memory into an earlier row of the same point (measurement, tag set and time) of their batch.",
-		}),
-		UpsertBatches: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pginflux_sink_upsert_batches_total",
-			Help: "Batches merged into points already stored, through a staging table and INSERT ... ON CONFLICT, instead of a plain COPY.",
-		}),
-		RowsWritten: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pginflux_sink_written_rows_total",
-			Help: "Rows committed to PostgreSQL.",
-		}),
-		BatchesWritten: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pginflux_sink_written_batches_total",
-			Help: "COPY batches committed to PostgreSQL.",
-		}),
+
+		RowsWritten:    counter("pginflux_sink_written_rows_total", "Rows committed to PostgreSQL."),
+		BatchesWritten: counter("pginflux_sink_written_batches_total", "COPY batches committed to PostgreSQL."),
 		BatchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pginflux_sink_batch_duration_seconds",
 			Help:    "Time to COPY one batch, including table lookups.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
-		RowsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pginflux_sink_dropped_rows_total",
-			Help: "Rows lost for good, by reason: permanent_error, abandoned, and refused or table_mismatch when there is no rejected table to keep them.",
-		}, []string{"reason"}),
-		CopyErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pginflux_sink_copy_errors_total",
-			Help: "Failed COPY attempts by SQLSTATE class (two characters; none when the error came without one, such as a lost connection).",
-		}, []string{"sqlstate_class"}),
-		Retries: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pginflux_sink_retries_total",
-			Help: "COPY attempts repeated after a temporary error.",
-		}),
+		RowsDropped: counterVec("pginflux_sink_dropped_rows_total",
+			"Rows lost for good, by reason: permanent_error, abandoned, and refused or table_mismatch when there is no rejected table to keep them.", "reason"),
+		CopyErrors: counterVec("pginflux_sink_copy_errors_total",
+			"Failed COPY attempts by SQLSTATE class (two characters; none when the error came without one, such as a lost connection).", "sqlstate_class"),
+		Retries: counter("pginflux_sink_retries_total", "COPY attempts repeated after a temporary error."),
 		PendingRows: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pginflux_sink_pending_rows",
 			Help: "Rows accepted by the sink and not yet committed or dropped.",
 		}),
-		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pginflux_sink_rejected_total",
-			Help: "Lines, rows and values that could not be stored as they were, by reason; kept in the rejected table when there is one.",
-		}, []string{"reason"}),
-		OverflowValues: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pginflux_sink_overflow_values_total",
-			Help: "Values stored in a table's overflow jsonb column because the table is at --max-columns.",
-		}),
+		Rejected: counterVec("pginflux_sink_rejected_total",
+			"Lines, rows and values that could not be stored as they were, by reason; kept in the rejected table when there is one.", "reason"),
+		OverflowValues: counter("pginflux_sink_overflow_values_total",
+			"Values stored in a table's overflow jsonb column because the table is at --max-columns."),
 		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pginflux_sink_receive_to_commit_seconds",
 			Help:    "Time from receiving the oldest row of a batch to committing the batch.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
+
+		SpooledRows:  counter("pginflux_sink_spooled_rows_total", "Rows written to the spool (--spool-dir) because PostgreSQL could not take them then."),
+		ReplayedRows: counter("pginflux_sink_replayed_rows_total", "Rows replayed from the spool into PostgreSQL."),
+		SpoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pginflux_sink_spool_bytes",
+			Help: "Bytes the spool holds on disk.",
+		}),
+		SpoolAppendErrors: counter("pginflux_sink_spool_append_errors_total",
+			"Appends to the spool that failed (a full disk, say): nothing of them was kept, and their rows stayed in memory."),
+		SpoolCorruptSegments: counter("pginflux_sink_spool_corrupt_segments_total",
+			"Spool segments found damaged (a bad record with more after it): written up to the damage and kept as <name>.corrupt."),
+
+		MergedRows: counter("pginflux_sink_merged_rows_total",
+			"Rows merged in memory into an earlier row of the same point (measurement, tag set and time) of their batch."),
+		UpsertBatches: counter("pginflux_sink_upsert_batches_total",
+			"Batches merged into points already stored, through a staging table and INSERT ... ON CONFLICT, instead of a plain COPY."),
 	}
-	m.SpooledRows = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "pginflux_sink_spooled_rows_total",
-		Help: "Rows written to the spool (--spool-dir) because PostgreSQL could not take them then.",
-	})
-	m.ReplayedRows = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "pginflux_sink_replayed_rows_total",
-		Help: "Rows replayed from the spool into PostgreSQL.",
-	})
-	m.SpoolBytes = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "pginflux_sink_spool_bytes",
-		Help: "Bytes the spool holds on disk.",
-	})
-	m.SpoolAppendErrors = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "pginflux_sink_spool_append_errors_total",
-		Help: "Appends to the spool that failed (a full disk, say): nothing of them was kept, and their rows stayed in memory.",
-	})
-	m.SpoolCorruptSegments = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "pginflux_sink_spool_corrupt_segments_total",
-		Help: "Spool segments found damaged (a bad record with more after it): written up to the damage and kept as <name>.corrupt.",
-	})
 	for _, r := range dropReasons {
 		m.RowsDropped.WithLabelValues(r)
 	}
@@ -151,4 +123,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.MergedRows, m.UpsertBatches)
 	}
 	return m
+}
+
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}
+
+func counterVec(name, help, label string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})
 }

@@ -48,10 +48,10 @@ const (
 
 // writeRange writes rows lo..hi-1 of b, retrying and splitting as errors
 // demand; it returns when every row is written, rejected, held in the
-// spool or abandoned at shutdown. refreshed says the table was looked at
-// again already for this batch.
+// spool or abandoned at shutdown, or when the whole batch is parked (see
+// park). refreshed says the table was looked at again already for this
+// batch.
 func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) (parked bool) {
-	n := hi - lo
 	whole := b.parkable && lo == 0 && hi == b.rows()
 	first := 1
 	if whole {
@@ -61,13 +61,11 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 		err := s.attempt(s.abandon, w, b, lo, hi)
 		if err == nil {
 			s.writing(b)
-			return
+			return false
 		}
 		if errors.Is(err, errPartlyReplayed) {
-			mid := lo + n/2
-			s.writeRange(w, b, lo, mid, refreshed)
-			s.writeRange(w, b, mid, hi, refreshed)
-			return
+			s.writeHalves(w, b, lo, hi, refreshed)
+			return false
 		}
 		if s.abandon.Err() != nil {
 			if b.mark != nil {
@@ -76,89 +74,136 @@ func (s *Sink) writeRange(w *writerState, b *batch, lo, hi int, refreshed bool) 
 			if !s.spoolRows(b, lo, hi) {
 				s.abandonRows(b, lo, hi)
 			}
-			return
+			return false
 		}
 		s.metrics.CopyErrors.WithLabelValues(sqlstateClass(err)).Inc()
-		class, schemaGone := classify(err)
-		switch class {
-		case errData:
-			if !refreshed && !b.rejected {
-				// A column whose type someone changed looks like bad
-				// data: look at the table again before blaming rows.
-				refreshed = true
-				s.forget(b.measurement, false)
-				continue
-			}
-			if n == 1 {
-				s.refuse(w, b, lo, ReasonRefused, err)
-				return
-			}
-			// Halve until the refused rows stand alone; the others land.
-			mid := lo + n/2
-			s.writeRange(w, b, lo, mid, true)
-			s.writeRange(w, b, mid, hi, true)
-			return
-		case errMismatch:
-			reason := ReasonTableMismatch
-			if errors.Is(err, schema.ErrCreateFailed) {
-				reason = ReasonCreateFailed
-			}
-			if _, seen := s.mismatched.LoadOrStore(b.measurement, struct{}{}); !seen {
-				attrs := []any{"measurement", b.measurement, "reason", reason, "err", err}
-				if hint := s.createHint(err); hint != "" {
-					attrs = append(attrs, "hint", hint)
-				}
-				s.log.Error("cannot create or write into the table; its rows go to the rejected table (fix the table or --create-table-sql, then restart pginflux)", attrs...)
-			}
-			for r := lo; r < hi; r++ {
-				s.refuse(w, b, r, reason, err)
-			}
-			return
-		case errTooBig:
-			if n > 1 {
-				// Smaller transactions may pass the limit (TimescaleDB's
-				// rows decompressed per transaction, say); a single row
-				// that does not is held like any other.
-				mid := lo + n/2
-				s.writeRange(w, b, lo, mid, refreshed)
-				s.writeRange(w, b, mid, hi, refreshed)
-				return
-			}
-		case errUndefined:
-			// Whatever went away is looked up (or made) again.
-			s.forget(b.measurement, schemaGone)
-			s.catalog.ForgetOwn()
-			if attempt == 1 {
-				continue
-			}
+		switch s.settle(w, b, lo, hi, &refreshed, err, attempt) {
+		case retryNow:
+			continue
+		case settledAll:
+			return false
 		}
-		// Hold: the commit may have happened before a connection broke,
-		// which the next attempt checks.
-		b.uncertain = true
-		s.blocked(b, err)
-		if b.mark != nil {
-			// Replayed rows stay in the spool; the replayer tries again
-			// later.
-			s.settled(n)
-			w.replayFailed = true
-			return
-		}
-		// A batch whose commit marker is still to be looked up stays in
-		// memory: spooled, it would be written again by the replay if the
-		// commit had happened.
-		if !b.marked && s.spoolRows(b, lo, hi) {
-			return
-		}
-		if whole && !schema.IsTemporary(err) && s.park(b, attempt) {
-			// This table's trouble: the writer goes on with others.
-			return true
-		}
-		s.metrics.Retries.Inc()
-		if !s.pause(attempt) {
-			s.abandonRows(b, lo, hi)
-			return
+		if gone, parked := s.hold(w, b, lo, hi, err, whole, attempt); gone {
+			return parked
 		}
 	}
+}
+
+// writeHalves writes rows lo..hi-1 of b as two ranges, each on its own.
+func (s *Sink) writeHalves(w *writerState, b *batch, lo, hi int, refreshed bool) {
+	mid := lo + (hi-lo)/2
+	s.writeRange(w, b, lo, mid, refreshed)
+	s.writeRange(w, b, mid, hi, refreshed)
+}
+
+// verdict is what settle decided for rows whose write failed.
+type verdict int
+
+const (
+	holdRows   verdict = iota // hold them, and retry after a pause (see hold)
+	retryNow                  // retry at once
+	settledAll                // every row is written or rejected now
+)
+
+// settle does what the class of err calls for with rows lo..hi-1 of b: a
+// row refused for its values is isolated (halving the range) and
+// rejected; a table that cannot hold the rows sends them to the rejected
+// table; a range over a server limit is halved; a table or schema that
+// went away is looked up again. Anything else holds the rows.
+func (s *Sink) settle(w *writerState, b *batch, lo, hi int, refreshed *bool, err error, attempt int) verdict {
+	n := hi - lo
+	class, schemaGone := classify(err)
+	switch class {
+	case errData:
+		if !*refreshed && !b.rejected {
+			// A column whose type someone changed looks like bad data:
+			// look at the table again before blaming rows.
+			*refreshed = true
+			s.forget(b.measurement, false)
+			return retryNow
+		}
+		if n == 1 {
+			s.refuse(w, b, lo, ReasonRefused, err)
+			return settledAll
+		}
+		// Halve until the refused rows stand alone; the others land.
+		s.writeHalves(w, b, lo, hi, true)
+		return settledAll
+	case errMismatch:
+		s.mismatch(w, b, lo, hi, err)
+		return settledAll
+	case errTooBig:
+		if n > 1 {
+			// Smaller transactions may pass the limit (TimescaleDB's rows
+			// decompressed per transaction, say); a single row that does
+			// not is held like any other.
+			s.writeHalves(w, b, lo, hi, *refreshed)
+			return settledAll
+		}
+	case errUndefined:
+		// Whatever went away is looked up (or made) again.
+		s.forget(b.measurement, schemaGone)
+		s.catalog.ForgetOwn()
+		if attempt == 1 {
+			return retryNow
+		}
+	}
+	return holdRows
+}
+
+// mismatch sends rows lo..hi-1 of b, whose table cannot be created or
+// cannot hold them, to the rejected table, saying so once per
+// measurement.
+func (s *Sink) mismatch(w *writerState, b *batch, lo, hi int, err error) {
+	reason := ReasonTableMismatch
+	if errors.Is(err, schema.ErrCreateFailed) {
+		reason = ReasonCreateFailed
+	}
+	if _, seen := s.mismatched.LoadOrStore(b.measurement, struct{}{}); !seen {
+		attrs := []any{"measurement", b.measurement, "reason", reason, "err", err}
+		if hint := s.createHint(err); hint != "" {
+			attrs = append(attrs, "hint", hint)
+		}
+		s.log.Error("cannot create or write into the table; its rows go to the rejected table (fix the table or --create-table-sql, then restart pginflux)", attrs...)
+	}
+	for r := lo; r < hi; r++ {
+		s.refuse(w, b, r, reason, err)
+	}
+}
+
+// hold keeps rows lo..hi-1 of b, whose write failed for a reason that is
+// not theirs: a replayed batch stays in the spool, another goes to the
+// spool when there is room, a whole batch whose table alone is in trouble
+// is parked, and the rest wait here for the next attempt. gone says the
+// rows left this writer (parked says how); false, that the pause is over
+// and the caller retries.
+func (s *Sink) hold(w *writerState, b *batch, lo, hi int, err error, whole bool, attempt int) (gone, parked bool) {
+	// The commit may have happened before a connection broke, which the
+	// next attempt checks.
+	b.uncertain = true
+	s.blocked(b, err)
+	if b.mark != nil {
+		// Replayed rows stay in the spool; the replayer tries again later.
+		s.settled(hi - lo)
+		w.replayFailed = true
+		return true, false
+	}
+	// A batch whose commit marker is still to be looked up stays in
+	// memory: spooled, it would be written again by the replay if the
+	// commit had happened.
+	if !b.marked && s.spoolRows(b, lo, hi) {
+		return true, false
+	}
+	if whole && !schema.IsTemporary(err) && s.park(b, attempt) {
+		// This table's trouble: the writer goes on with others.
+		return true, true
+	}
+	s.metrics.Retries.Inc()
+	if !s.pause(attempt) {
+		s.abandonRows(b, lo, hi)
+		return true, false
+	}
+	return false, false
 }
 
 // keyHint is said when a table template fails with 0A000 in merge mode:

@@ -18,105 +18,19 @@ package sink
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
-	"text/template"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pginflux/pginflux/internal/plural"
 	"github.com/pginflux/pginflux/sink/schema"
 )
-
-// Storage modes: how tags and fields are laid out in a table.
-const (
-	StorageJSONB   = "jsonb"   // time, tags jsonb, fields jsonb
-	StorageColumns = "columns" // time, one column per tag and field
-)
-
-// Config configures a Sink.
-type Config struct {
-	Schema        string
-	Storage       string        // StorageJSONB or StorageColumns
-	BatchSize     int           // rows per COPY at most
-	FlushInterval time.Duration // longest a row waits in an open batch
-	Writers       int           // connections writing in parallel
-	// UintType is the type of new columns for unsigned fields: "numeric"
-	// (exact) or "bigint" (values above 2^63-1 are conflicts).
-	UintType string
-	// MaxColumns bounds the columns of a table (dropped ones included, as
-	// PostgreSQL counts them); keys beyond go to its overflow column.
-	MaxColumns int
-	// RejectedTable is the table in Schema for lines, rows and values that
-	// could not be stored; "" counts them and keeps nothing.
-	RejectedTable string
-	// MaxPendingRows bounds the rows taken in and not yet committed,
-	// rejected or dropped; producers wait while it is reached.
-	MaxPendingRows int
-	// CreateTableSQL, when not nil, runs after pginflux creates a table, in
-	// the same transaction (see schema.ParseTemplate).
-	CreateTableSQL *template.Template
-	// PartitionBy makes new tables partitioned by range of time: "day",
-	// "week", "month", or "" for plain tables.
-	PartitionBy string
-	// Retention drops pginflux's partitions wholly older than this; 0
-	// keeps them.
-	Retention time.Duration
-	// WriteMode is how the tables pginflux creates are keyed: WriteMerge
-	// (the default; one row per point) or WriteAppend.
-	WriteMode string
-	// Seams lets a test reach inside one sink; zero in production.
-	Seams Seams
-}
-
-// Seams are hooks for tests, set per Sink through Config.Seams: tests that
-// set them can run in parallel. Every field is nil (or false) in
-// production.
-type Seams struct {
-	// SeriesHash replaces the hash that proposes a tag set's series id,
-	// to force collisions.
-	SeriesHash func(tagsJSON []byte) int64
-	// NoFastRow makes every row of columns storage take the general
-	// encoding path, to compare fastRow with it.
-	NoFastRow bool
-	// CommitLost is asked after each attempt that committed; true makes
-	// the attempt fail as if the connection broke before the commit was
-	// confirmed.
-	CommitLost func() bool
-	// SpoolWrite writes a record's bytes to a spool segment in place of
-	// f.Write, to fail as a full disk would.
-	SpoolWrite func(f *os.File, p []byte) (int, error)
-	// Replayed is called after each replayed spool record; true stops the
-	// replay there, as a crash would.
-	Replayed func(segment, item int64) bool
-}
-
-// catalogConfig is what the schema layer needs of c.
-func (c Config) catalogConfig() schema.Config {
-	return schema.Config{
-		Schema:         c.Schema,
-		MaxColumns:     c.MaxColumns,
-		UintType:       c.UintType,
-		RejectedTable:  c.RejectedTable,
-		CreateTableSQL: c.CreateTableSQL,
-		PartitionBy:    c.PartitionBy,
-		Merge:          c.WriteMode != WriteAppend,
-		SeriesHash:     c.Seams.SeriesHash,
-	}
-}
-
-// Validate reports settings of c that cannot work together, in words a
-// user can act on; nil when there are none (see schema.Validate). A sink
-// made with such a Config creates no table.
-func (c Config) Validate() error { return schema.Validate(c.PartitionBy, c.CreateTableSQL) }
 
 // UseSpool makes the sink keep on disk, in dir, the batches PostgreSQL
 // cannot take for now (a temporary error) or that the shutdown timeout
@@ -138,10 +52,6 @@ func (s *Sink) UseSpool(dir string, maxBytes int64) error {
 	}
 	return nil
 }
-
-// DefaultMaxPendingRows is the default of Config.MaxPendingRows: about
-// 50 MiB of Telegraf cpu lines.
-const DefaultMaxPendingRows = 200_000
 
 // Sink writes batches of rows into PostgreSQL. Create it with New; it
 // writes until Close. Its methods are safe for concurrent use; the Batchers
@@ -241,62 +151,6 @@ func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
 	return s
 }
 
-// maintainEvery is how often partitions are made ahead and old ones
-// dropped; the first round comes maintainFirst after the start (rows make
-// the partitions they need themselves meanwhile).
-const (
-	maintainEvery = 10 * time.Minute
-	maintainFirst = time.Minute
-)
-
-// maintain runs partition upkeep until the sink closes.
-func (s *Sink) maintain() {
-	wait := time.NewTimer(maintainFirst)
-	defer wait.Stop()
-	for {
-		select {
-		case <-wait.C:
-		case <-s.maintenanceCtx.Done():
-			return
-		}
-		s.maintainOnce(time.Now())
-		wait.Reset(maintainEvery)
-	}
-}
-
-// maintainOnce makes partitions ahead and drops the expired ones, logging
-// what it did; errors are logged and retried at the next round.
-func (s *Sink) maintainOnce(now time.Time) {
-	ctx, cancel := context.WithTimeout(s.maintenanceCtx, time.Minute)
-	defer cancel()
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		s.log.Debug("partition upkeep: no connection", "err", err)
-		return
-	}
-	defer conn.Release()
-	if err := s.catalog.Ready(ctx, conn.Conn()); err != nil {
-		s.log.Debug("partition upkeep: schema not ready", "err", err)
-		return
-	}
-	parts := s.catalog.Partitions()
-	if err := parts.LoadPartitioned(ctx, conn.Conn()); err != nil {
-		s.log.Warn("partition upkeep failed", "err", err)
-		return
-	}
-	dropped, err := parts.Maintain(ctx, conn.Conn(), now, s.cfg.Retention)
-	for _, d := range dropped {
-		s.log.Info("partition dropped by retention", "schema", s.cfg.Schema, "partition", d, "retention", s.cfg.Retention)
-	}
-	if err != nil {
-		s.log.Warn("partition upkeep failed", "err", err)
-	}
-}
-
-// DefaultMaxColumns is the default of Config.MaxColumns: well below
-// PostgreSQL's 1600, which dropped columns count toward too.
-const DefaultMaxColumns = 1000
-
 // Close waits until every batch handed over has been written. When ctx ends
 // first, the sink abandons what is still pending (see Abandon) and the
 // error says how many rows that was. Every Batcher must have been flushed,
@@ -357,9 +211,10 @@ func (s *Sink) submit(b *batch) {
 
 // writerState is what one writer reuses from batch to batch.
 type writerState struct {
-	enc encoded
-	pts pointPlan
-	dl  []byte
+	prep prepared
+	enc  encoded
+	pts  pointPlan
+	dl   []byte
 	// replayFailed says a replayed batch could not be written now: its
 	// segment stays, to be replayed later.
 	replayFailed bool
@@ -387,139 +242,6 @@ func (s *Sink) writer() {
 		s.metrics.BatchDuration.Observe(time.Since(start).Seconds())
 		s.idle.put(b)
 	}
-}
-
-// drop gives up rows lo..hi-1 of b for good.
-func (s *Sink) drop(b *batch, lo, hi int, reason string) {
-	n := hi - lo
-	s.dropped.Add(int64(n))
-	s.metrics.RowsDropped.WithLabelValues(reason).Add(float64(n))
-	s.settled(n)
-	b.settleRows(lo, hi, false, reason)
-}
-
-// settled counts n rows as committed, rejected or dropped: no longer
-// pending.
-func (s *Sink) settled(n int) {
-	s.metrics.PendingRows.Sub(float64(n))
-	s.limit.done(n)
-}
-
-func (s *Sink) abandonRows(b *batch, lo, hi int) {
-	if b.mark != nil {
-		// Still in the spool, to be replayed at the next start.
-		s.settled(hi - lo)
-		return
-	}
-	s.drop(b, lo, hi, DropAbandoned)
-	s.abandonedRows.Add(int64(hi - lo))
-}
-
-// spoolRows moves rows lo..hi-1 of b to the spool, when there is one with
-// room and b does not come from it; they count as settled (a request's
-// ticket too: they are safe on disk) and are replayed later.
-func (s *Sink) spoolRows(b *batch, lo, hi int) bool {
-	if s.spool == nil || b.mark != nil {
-		return false
-	}
-	ok, err := s.spool.append(b, lo, hi)
-	if err != nil {
-		if s.spoolLog.allow() {
-			s.log.Error("cannot write to the spool; holding rows in memory (logged at most every 10s, counted in pginflux_sink_spool_append_errors_total)", "err", err)
-		}
-		return false
-	}
-	if !ok {
-		if s.rejectLog.allow() {
-			s.log.Warn("the spool is full; holding rows in memory instead", "bytes", s.spool.bytes())
-		}
-		return false
-	}
-	n := hi - lo
-	s.settled(n)
-	b.settleRows(lo, hi, false, "")
-	s.metrics.SpooledRows.Add(float64(n))
-	s.metrics.SpoolBytes.Set(float64(s.spool.bytes()))
-	return true
-}
-
-// refuse moves row r of b, which its table would not take, to the rejected
-// table (or counts it as dropped when there is none, or when b holds rows
-// of the rejected table itself).
-func (s *Sink) refuse(w *writerState, b *batch, r int, reason string, cause error) {
-	if s.rejectLog.allow() {
-		s.log.Warn("a row could not be stored in its table; it goes to the rejected table (further ones are logged at most every 10s, all are counted in pginflux_sink_rejected_total)",
-			"measurement", b.measurement, "reason", reason, "err", cause)
-	} else {
-		s.log.Debug("a row could not be stored in its table", "measurement", b.measurement, "reason", reason, "err", cause)
-	}
-	if b.rejected || s.rejectedName == "" {
-		s.drop(b, r, r+1, reason)
-		return
-	}
-	d := deadLetter{origin: b.origin(r), measurement: b.measurement, reason: reason, detail: cause.Error()}
-	if s.cfg.Storage == StorageColumns {
-		var lw lineWriter
-		start := 0
-		if r > 0 {
-			start = b.ends[r-1]
-		}
-		ts, vals := decodeTypedRow(b.buf[start:b.ends[r]], nil)
-		d.line = rowLine(&lw, b, vals, ts, -1)
-	} else {
-		d.line = jsonbRowLine(b.measurement, b.rowBytes(r, r+1))
-	}
-	rb := s.idle.get()
-	rb.rejected = true
-	if m := b.mark; m != nil {
-		// Replayed: the row's marker goes with its rejected row, so that
-		// a replay after a crash does not reject it twice.
-		rb.mark = &spoolMark{spool: m.spool, segment: m.segment, item: m.item, base: m.base + r}
-	}
-	rb.buf = appendDeadLetter(rb.buf, &d)
-	rb.ends = append(rb.ends, len(rb.buf))
-	rb.addOrigin(d.origin)
-	rb.addTicket(b.ticket(r), true)
-	// The row stays pending as the rejected table's row.
-	s.writeRange(w, rb, 0, 1, true)
-	s.metrics.Rejected.WithLabelValues(reason).Inc()
-	s.idle.put(rb)
-}
-
-// ensurePartitions makes the partitions rows lo..hi-1 of b need.
-func (s *Sink) ensurePartitions(ctx context.Context, conn *pgx.Conn, b *batch, lo, hi int, table string) error {
-	p := s.catalog.Partitions()
-	if p == nil {
-		return nil
-	}
-	return p.Ensure(ctx, conn, table, rowPeriods(p, b, lo, hi, s.cfg.Storage == StorageColumns))
-}
-
-// rowPeriods returns the distinct period starts (see schema.Partitions)
-// of rows lo..hi-1 of b.
-func rowPeriods(p *schema.Partitions, b *batch, lo, hi int, columns bool) []time.Time {
-	seen := map[int64]bool{}
-	var out []time.Time
-	for r := lo; r < hi; r++ {
-		start := 0
-		if r > 0 {
-			start = b.ends[r-1]
-		}
-		var t time.Time
-		if columns {
-			t = time.Unix(0, int64(binary.BigEndian.Uint64(b.buf[start:])))
-		} else {
-			// int16 count | int32 8 | int64 microseconds since 2000
-			micros := int64(binary.BigEndian.Uint64(b.buf[start+6:])) + pgEpochMicros
-			t = time.UnixMicro(micros)
-		}
-		s := p.Start(t)
-		if !seen[s.Unix()] {
-			seen[s.Unix()] = true
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // copyRows sends one binary COPY of n encoded rows. PostgreSQL may report

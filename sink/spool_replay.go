@@ -40,6 +40,23 @@ func (s *Sink) replayed(ctx context.Context, conn *pgx.Conn, m *spoolMark, lo, h
 	return exact > 0, inner > 0, nil
 }
 
+// skipReplayed looks up the markers of rows lo..hi-1 of a replayed batch
+// b: done when exactly they were written before (a crash or a stop), and
+// they are settled now; errPartlyReplayed when some of them were.
+func (s *Sink) skipReplayed(ctx context.Context, conn *pgx.Conn, b *batch, lo, hi int) (done bool, err error) {
+	full, partial, err := s.replayed(ctx, conn, b.mark, lo, hi)
+	switch {
+	case err != nil:
+		return false, err
+	case full:
+		s.settled(hi - lo)
+		return true, nil
+	case partial:
+		return false, errPartlyReplayed
+	}
+	return false, nil
+}
+
 // replay writes what the spool holds whenever something was spooled, and
 // every few seconds, until the sink closes.
 func (s *Sink) replay() {

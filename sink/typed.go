@@ -11,113 +11,6 @@ import (
 	"github.com/pginflux/pginflux/sink/schema"
 )
 
-// In columns storage a batch cannot hold final COPY rows: which columns a
-// row fills, and their types, are known only once the writer has looked
-// at (and perhaps added to) the table. So the Batcher appends rows in a
-// compact form of its own, with keys replaced by numbers from the batch's
-// key list, and the writer encodes them against the table when it writes.
-//
-//	row:   int64 time (Unix ns) | uint32 value count | values
-//	value: uint32 key id | uint8 kind | 8 bytes (numbers, booleans)
-//	                                  | uint32 length + bytes (strings, tag values)
-//
-// A tag value has kind kindTag.
-const kindTag parse.Kind = 0
-
-// keyID returns the number of a key in b's key list, adding it when new.
-func (b *batch) keyID(tag bool, key []byte, kind parse.Kind) uint32 {
-	ids := b.fieldIDs
-	if tag {
-		ids = b.tagIDs
-	}
-	id, ok := ids[string(key)]
-	if !ok {
-		id = uint32(len(b.keys))
-		b.keys = append(b.keys, schema.BatchKey{Key: schema.Key{Name: string(key), Tag: tag}})
-		ids[b.keys[id].Name] = id
-		b.keys[id].First = kind
-	}
-	b.keys[id].Counts[kind]++
-	return id
-}
-
-// seqID returns the key id of value i of a line: lines of one measurement
-// nearly always repeat the keys of the line before in the same order, so
-// the id that value i had then is tried first, before the map.
-func (b *batch) seqID(i int, tag bool, key []byte, kind parse.Kind) uint32 {
-	if i < len(b.lastSeq) {
-		if id := b.lastSeq[i]; int(id) < len(b.keys) {
-			if k := &b.keys[id]; k.Tag == tag && k.Name == string(key) {
-				k.Counts[kind]++
-				return id
-			}
-		}
-	}
-	id := b.keyID(tag, key, kind)
-	if i < len(b.lastSeq) {
-		b.lastSeq[i] = id
-	} else {
-		b.lastSeq = append(b.lastSeq, id)
-	}
-	return id
-}
-
-func (b *batch) appendTypedRow(p *parse.Point) {
-	if b.tagIDs == nil {
-		b.tagIDs = make(map[string]uint32)
-		b.fieldIDs = make(map[string]uint32)
-	}
-	buf := binary.BigEndian.AppendUint64(b.buf, uint64(p.Time))
-	buf = binary.BigEndian.AppendUint32(buf, uint32(len(p.Tags)+len(p.Fields)))
-	for i := range p.Tags {
-		t := &p.Tags[i]
-		buf = binary.BigEndian.AppendUint32(buf, b.seqID(i, true, t.Key, kindTag))
-		buf = append(buf, byte(kindTag))
-		buf = binary.BigEndian.AppendUint32(buf, uint32(len(t.Value)))
-		buf = append(buf, t.Value...)
-	}
-	for i := range p.Fields {
-		f := &p.Fields[i]
-		buf = binary.BigEndian.AppendUint32(buf, b.seqID(len(p.Tags)+i, false, f.Key, f.Kind))
-		buf = append(buf, byte(f.Kind))
-		if f.Kind == parse.String {
-			buf = binary.BigEndian.AppendUint32(buf, uint32(len(f.Str)))
-			buf = append(buf, f.Str...)
-		} else {
-			buf = binary.BigEndian.AppendUint64(buf, f.Num)
-		}
-	}
-	b.buf = buf
-}
-
-// typedValue is one value of a decoded compact row.
-type typedValue struct {
-	key uint32
-	v   value
-}
-
-// decodeTypedRow reads the compact row at buf, appending its values to vals.
-func decodeTypedRow(buf []byte, vals []typedValue) (unixNanos int64, _ []typedValue) {
-	unixNanos = int64(binary.BigEndian.Uint64(buf))
-	n := int(binary.BigEndian.Uint32(buf[8:]))
-	i := 12
-	for range n {
-		tv := typedValue{key: binary.BigEndian.Uint32(buf[i:])}
-		tv.v.kind = parse.Kind(buf[i+4])
-		i += 5
-		if tv.v.kind == kindTag || tv.v.kind == parse.String {
-			l := int(binary.BigEndian.Uint32(buf[i:]))
-			tv.v.str = buf[i+4 : i+4+l]
-			i += 4 + l
-		} else {
-			tv.v.num = binary.BigEndian.Uint64(buf[i:])
-			i += 8
-		}
-		vals = append(vals, tv)
-	}
-	return unixNanos, vals
-}
-
 // encoded is a range of a batch's rows in final binary COPY form, with the
 // dead letters for values that did not fit.
 type encoded struct {
@@ -130,6 +23,7 @@ type encoded struct {
 	overflowed int
 	// noFastRow makes every row take the general path (Seams.NoFastRow).
 	noFastRow bool
+	typedScratch
 }
 
 func (e *encoded) reset() {
@@ -145,58 +39,16 @@ func (e *encoded) reset() {
 // point key, pts gives each row's series id and the rows that are one
 // point: they become one row, a later value of a key replacing an earlier
 // one; pts is nil for other tables.
+//
+// Each row takes fastRow when it can, else the general path (generalRow),
+// which also finds the values that go to the overflow column or the
+// rejected table.
 func encodeTyped(e *encoded, b *batch, lo, hi int, t *schema.TypedTable, keyCols []*schema.Column, pts *pointPlan) {
 	e.reset()
-	// Which COPY column, if any, each key of the batch goes to: the
-	// columns list holds time first, then each column the batch uses once.
-	slot := make([]int, len(b.keys)) // -1: overflow; -2: rejected, the column failed
-	var cols []*schema.Column
-	index := make(map[*schema.Column]int)
-	for id := range b.keys {
-		c := keyCols[id]
-		if c == nil {
-			slot[id] = -1
-			continue
-		}
-		i, ok := index[c]
-		if !ok {
-			i = len(cols) + 1
-			index[c] = i
-			cols = append(cols, c)
-		}
-		slot[id] = i
-	}
-	useOverflow := false
-	for id, s := range slot {
-		if s != -1 {
-			continue
-		}
-		if _, failed := t.Failed[b.keys[id].Key]; failed {
-			slot[id] = -2 // to the rejected table, never the overflow column
-		} else if t.Overflow != nil {
-			useOverflow = true
-		}
-	}
-	names := make([]string, 0, len(cols)+3)
-	names = append(names, pgx.Identifier{"time"}.Sanitize())
-	if pts != nil {
-		names = append(names, pgx.Identifier{schema.SeriesColumn}.Sanitize())
-	}
-	for _, c := range cols {
-		names = append(names, pgx.Identifier{c.Name}.Sanitize())
-	}
-	if useOverflow {
-		names = append(names, pgx.Identifier{schema.OverflowColumn}.Sanitize())
-	}
-	e.names = names
-	e.copySQL = "COPY " + t.Ident + " (" + strings.Join(names, ", ") + ") FROM STDIN (FORMAT binary)"
-
-	ncols := len(names)
-	present := make([]int, len(cols)+1) // index in vals of the value for each column, or -1
-	pos := make([]int, len(cols)+1)     // for fastRow
-	var vals []typedValue
-	var valRow []int // the batch row each value of vals came from
-	var lw lineWriter
+	x := typedRows{e: e, b: b, lo: lo, t: t, pts: pts}
+	x.mapColumns(keyCols)
+	e.present = resize(e.present, len(e.cols)+1)
+	e.pos = resize(e.pos, len(e.cols)+1)
 	for range hi - lo {
 		e.dead = append(e.dead, nil)
 	}
@@ -204,209 +56,240 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *schema.TypedTable, keyCols
 		if pts != nil && !pts.head[r-lo] {
 			continue // merged into its point's first row
 		}
-		if !e.noFastRow && fastRow(e, b, r, lo, t, slot, cols, pos, pts, ncols, useOverflow) {
-			e.ends = append(e.ends, len(e.rows))
-			continue
-		}
-		start := 0
-		if r > 0 {
-			start = b.ends[r-1]
-		}
-		ts, vs := decodeTypedRow(b.buf[start:b.ends[r]], vals[:0])
-		valRow = valRow[:0]
-		for range vs {
-			valRow = append(valRow, r)
-		}
-		if pts != nil {
-			// The later rows of the point: their values come after, and
-			// a later value of a key wins below.
-			for k := pts.next[r-lo]; k >= 0; k = pts.next[k] {
-				rr := lo + int(k)
-				_, vs = decodeTypedRow(b.buf[b.ends[rr-1]:b.ends[rr]], vs)
-				for len(valRow) < len(vs) {
-					valRow = append(valRow, rr)
-				}
-			}
-		}
-		vals = vs
-		for i := range present {
-			present[i] = -1
-		}
-		var over, failed []int
-		for j, tv := range vals {
-			switch s := slot[tv.key]; s {
-			case -1:
-				over = append(over, j)
-			case -2:
-				failed = append(failed, j)
-			default:
-				present[s] = j // a repeated key: the last wins
-			}
-		}
-		// A rejected value belongs to the row (the request) it came
-		// from; a rejected tag to the point's first row.
-		rejectLine := func(reason, detail string, only int) {
-			from := r
-			if only >= 0 {
-				from = valRow[only]
-			}
-			d := deadLetter{origin: b.origin(from), measurement: b.measurement, reason: reason, detail: detail}
-			d.line = rowLine(&lw, b, vals, ts, only)
-			e.dead[from-lo] = append(e.dead[from-lo], d)
-		}
-		e.rows = appendInt16(e.rows, int16(ncols))
-		e.rows = appendTimeAs(e.rows, t.TimeType, ts)
-		if pts != nil {
-			e.rows = appendInt32(e.rows, 8)
-			e.rows = binary.BigEndian.AppendUint64(e.rows, uint64(pts.sids[r-lo]))
-		}
-		for i := 1; i < len(cols)+1; i++ {
-			j := present[i]
-			if j < 0 {
-				e.rows = appendInt32(e.rows, -1)
-				continue
-			}
-			c := cols[i-1]
-			v := &vals[j].v
-			// The common cases inline: a float into double precision, a
-			// tag or string into unbounded text.
-			switch {
-			case v.kind == parse.Float && c.Type.OID == schema.OIDFloat8:
-				e.rows = append(e.rows, 0, 0, 0, 8)
-				e.rows = binary.BigEndian.AppendUint64(e.rows, v.num)
-				continue
-			case (v.kind == kindTag || v.kind == parse.String) && c.Type.OID == schema.OIDText:
-				e.rows = appendInt32(e.rows, int32(len(v.str)))
-				e.rows = append(e.rows, v.str...)
-				continue
-			}
-			var cf *conflict
-			e.rows, cf = appendValue(e.rows, c.Type, *v)
-			if cf != nil {
-				e.rows = appendInt32(e.rows, -1)
-				k := b.keys[vals[j].key]
-				detail := k.Role() + " " + quoteKey(k.Name) + " into column " + quoteKey(c.Name) + ": " + cf.detail
-				if k.Tag {
-					// The row lands without the tag; the rejected
-					// table gets the whole line.
-					rejectLine(cf.reason, detail, -1)
-				} else {
-					rejectLine(cf.reason, detail, j)
-				}
-			}
-		}
-		switch {
-		case useOverflow && len(over) == 0:
-			e.rows = appendInt32(e.rows, -1)
-		case useOverflow:
-			ov := make([]typedValue, len(over))
-			for i, j := range over {
-				ov[i] = vals[j]
-			}
-			e.rows = appendOverflow(e.rows, b, ov)
-			e.overflowed += len(over)
-		default:
-			for _, j := range over {
-				k := b.keys[vals[j].key]
-				rejectLine(ReasonOverflow, k.Role()+" "+quoteKey(k.Name)+": the table is at --max-columns", j)
-			}
-		}
-		for _, j := range failed {
-			k := b.keys[vals[j].key]
-			rejectLine(ReasonColumnFailed, k.Role()+" "+quoteKey(k.Name)+": "+t.Failed[k.Key], j)
+		if e.noFastRow || !fastRow(e, b, r, lo, t, e.slot, e.cols, e.pos, pts, x.ncols, x.useOverflow) {
+			x.generalRow(r)
 		}
 		e.ends = append(e.ends, len(e.rows))
 	}
 }
 
-// fastRow encodes row r of b (with, for a point, its later rows) as
-// encodeTyped does, for the common row: every value has a column and each
-// column takes its value as it is. It copies values from the compact rows
-// to the COPY row without decoding them into typedValues: a float's eight
-// bytes and a string's length word and bytes are already in their binary
-// COPY form there. It reports false, having appended nothing, for any
-// other row, which takes the general path. pos is scratch space, a slot
-// per column.
-func fastRow(e *encoded, b *batch, r, lo int, t *schema.TypedTable, slot []int, cols []*schema.Column, pos []int, pts *pointPlan, ncols int, useOverflow bool) bool {
-	for i := range pos {
-		pos[i] = -1
+// typedRows is what encodeTyped knows while it encodes a range of a
+// batch's rows; its scratch space is in e (encoded.typedScratch), reused
+// from row to row and from batch to batch.
+type typedRows struct {
+	e           *encoded
+	b           *batch
+	lo          int
+	t           *schema.TypedTable
+	pts         *pointPlan
+	ncols       int // the COPY's columns: time, series_id, e.cols, the overflow column
+	useOverflow bool
+}
+
+// typedScratch is encodeTyped's scratch space, kept in encoded.
+type typedScratch struct {
+	// slot[id] is the COPY column of key id: 1 and up for a column of
+	// cols, -1 for the overflow column, -2 for the rejected table (its
+	// column could not be added).
+	slot         []int
+	cols         []*schema.Column // the batch's columns, each once
+	present      []int            // index in vals of the value for each column, or -1
+	pos          []int            // for fastRow
+	vals         []typedValue     // the values of the row (and its point's later rows)
+	valRow       []int            // the batch row each value of vals came from
+	over, failed []int            // indexes in vals
+	lw           lineWriter
+}
+
+// mapColumns finds the COPY column of each key of the batch, and the
+// COPY statement: time first, series_id for a point, then each column the
+// batch uses once, then the overflow column when some key goes there.
+func (x *typedRows) mapColumns(keyCols []*schema.Column) {
+	b, t, e := x.b, x.t, x.e
+	e.slot = resize(e.slot, len(b.keys))
+	clear(e.cols)
+	e.cols = e.cols[:0]
+	index := make(map[*schema.Column]int)
+	for id := range b.keys {
+		c := keyCols[id]
+		if c == nil {
+			e.slot[id] = -1
+			continue
+		}
+		i, ok := index[c]
+		if !ok {
+			i = len(e.cols) + 1
+			index[c] = i
+			e.cols = append(e.cols, c)
+		}
+		e.slot[id] = i
 	}
-	buf := b.buf
+	for id, s := range e.slot {
+		if s != -1 {
+			continue
+		}
+		if _, failed := t.Failed[b.keys[id].Key]; failed {
+			e.slot[id] = -2 // to the rejected table, never the overflow column
+		} else if t.Overflow != nil {
+			x.useOverflow = true
+		}
+	}
+	names := make([]string, 0, len(e.cols)+3)
+	names = append(names, pgx.Identifier{"time"}.Sanitize())
+	if x.pts != nil {
+		names = append(names, pgx.Identifier{schema.SeriesColumn}.Sanitize())
+	}
+	for _, c := range e.cols {
+		names = append(names, pgx.Identifier{c.Name}.Sanitize())
+	}
+	if x.useOverflow {
+		names = append(names, pgx.Identifier{schema.OverflowColumn}.Sanitize())
+	}
+	x.e.names = names
+	x.e.copySQL = "COPY " + t.Ident + " (" + strings.Join(names, ", ") + ") FROM STDIN (FORMAT binary)"
+	x.ncols = len(names)
+}
+
+// generalRow encodes row r (with, for a point, its later rows) value by
+// value: each goes to its column when it fits, else to the rejected table;
+// keys without a column go to the overflow column or the rejected table.
+func (x *typedRows) generalRow(r int) {
+	e, pts := x.e, x.pts
+	ts := x.decodePoint(r)
+	x.sortValues()
+	e.rows = appendInt16(e.rows, int16(x.ncols))
+	e.rows = appendTimeAs(e.rows, x.t.TimeType, ts)
+	if pts != nil {
+		e.rows = appendInt32(e.rows, 8)
+		e.rows = binary.BigEndian.AppendUint64(e.rows, uint64(pts.sids[r-x.lo]))
+	}
+	for i := 1; i < len(e.cols)+1; i++ {
+		x.appendColumn(r, ts, i)
+	}
+	x.appendOverflowed(r, ts)
+	for _, j := range e.failed {
+		k := x.b.keys[e.vals[j].key]
+		x.reject(r, ts, ReasonColumnFailed, k.Role()+" "+quoteKey(k.Name)+": "+x.t.Failed[k.Key], j)
+	}
+}
+
+// decodePoint decodes row r, and for a point its later rows after it,
+// into x.vals (x.valRow saying which row each value came from), and
+// returns the row's time.
+func (x *typedRows) decodePoint(r int) (ts int64) {
+	b, e := x.b, x.e
 	start := 0
 	if r > 0 {
 		start = b.ends[r-1]
 	}
-	ts := int64(binary.BigEndian.Uint64(buf[start:]))
-	// Where each column's value is: its kind byte's offset in buf. The
-	// later rows of a point come after, and a later value of a key wins.
-	for k, row := int32(-1), r; ; {
-		i := start + 12
-		for range binary.BigEndian.Uint32(buf[start+8:]) {
-			s := slot[binary.BigEndian.Uint32(buf[i:])]
-			if s < 1 {
-				return false // the overflow column, or the rejected table
-			}
-			pos[s] = i + 4
-			if kind := parse.Kind(buf[i+4]); kind == kindTag || kind == parse.String {
-				i += 9 + int(binary.BigEndian.Uint32(buf[i+5:]))
-			} else {
-				i += 13
+	ts, vs := decodeTypedRow(b.buf[start:b.ends[r]], e.vals[:0])
+	e.valRow = e.valRow[:0]
+	for range vs {
+		e.valRow = append(e.valRow, r)
+	}
+	if x.pts != nil {
+		// The later rows of the point: their values come after, and a
+		// later value of a key wins (see sortValues).
+		for k := x.pts.next[r-x.lo]; k >= 0; k = x.pts.next[k] {
+			rr := x.lo + int(k)
+			_, vs = decodeTypedRow(b.buf[b.ends[rr-1]:b.ends[rr]], vs)
+			for len(e.valRow) < len(vs) {
+				e.valRow = append(e.valRow, rr)
 			}
 		}
-		if pts == nil {
-			break
-		}
-		if k == -1 {
-			k = pts.next[row-lo]
-		} else {
-			k = pts.next[k]
-		}
-		if k < 0 {
-			break
-		}
-		row = lo + int(k)
-		start = b.ends[row-1]
 	}
-	rowStart := len(e.rows)
-	out := appendInt16(e.rows, int16(ncols))
-	out = appendTimeAs(out, t.TimeType, ts)
-	if pts != nil {
-		out = appendInt32(out, 8)
-		out = binary.BigEndian.AppendUint64(out, uint64(pts.sids[r-lo]))
+	e.vals = vs
+	return ts
+}
+
+// sortValues finds, for each value of x.vals, where it goes: the value of
+// each column (a repeated key: the last one wins), and the values for the
+// overflow column or the rejected table.
+func (x *typedRows) sortValues() {
+	e := x.e
+	for i := range e.present {
+		e.present[i] = -1
 	}
-	for i, c := range cols {
-		p := pos[i+1]
-		if p < 0 {
-			out = appendInt32(out, -1)
-			continue
-		}
-		kind := parse.Kind(buf[p])
-		switch {
-		case kind == parse.Float && c.Type.OID == schema.OIDFloat8:
-			out = append(out, 0, 0, 0, 8)
-			out = append(out, buf[p+1:p+9]...)
-			continue
-		case (kind == kindTag || kind == parse.String) && c.Type.OID == schema.OIDText:
-			out = append(out, buf[p+1:p+5+int(binary.BigEndian.Uint32(buf[p+1:]))]...)
-			continue
-		}
-		v := value{kind: kind}
-		if kind == kindTag || kind == parse.String {
-			v.str = buf[p+5 : p+5+int(binary.BigEndian.Uint32(buf[p+1:]))]
-		} else {
-			v.num = binary.BigEndian.Uint64(buf[p+1:])
-		}
-		var cf *conflict
-		if out, cf = appendValue(out, c.Type, v); cf != nil {
-			e.rows = out[:rowStart] // the general path rejects the value
-			return false
+	e.over, e.failed = e.over[:0], e.failed[:0]
+	for j, tv := range e.vals {
+		switch s := e.slot[tv.key]; s {
+		case -1:
+			e.over = append(e.over, j)
+		case -2:
+			e.failed = append(e.failed, j)
+		default:
+			e.present[s] = j
 		}
 	}
-	if useOverflow {
-		out = appendInt32(out, -1) // the batch's overflow column: none for this row
+}
+
+// appendColumn appends COPY column i (of x.cols, from 1) of row r: its
+// value, or NULL when the row has none or it does not fit the column (it
+// goes to the rejected table).
+func (x *typedRows) appendColumn(r int, ts int64, i int) {
+	e := x.e
+	j := e.present[i]
+	if j < 0 {
+		e.rows = appendInt32(e.rows, -1)
+		return
 	}
-	e.rows = out
-	return true
+	c := e.cols[i-1]
+	v := &e.vals[j].v
+	// The common cases inline: a float into double precision, a tag or
+	// string into unbounded text.
+	switch {
+	case v.kind == parse.Float && c.Type.OID == schema.OIDFloat8:
+		e.rows = append(e.rows, 0, 0, 0, 8)
+		e.rows = binary.BigEndian.AppendUint64(e.rows, v.num)
+		return
+	case (v.kind == kindTag || v.kind == parse.String) && c.Type.OID == schema.OIDText:
+		e.rows = appendInt32(e.rows, int32(len(v.str)))
+		e.rows = append(e.rows, v.str...)
+		return
+	}
+	var cf *conflict
+	e.rows, cf = appendValue(e.rows, c.Type, *v)
+	if cf == nil {
+		return
+	}
+	e.rows = appendInt32(e.rows, -1)
+	k := x.b.keys[e.vals[j].key]
+	detail := k.Role() + " " + quoteKey(k.Name) + " into column " + quoteKey(c.Name) + ": " + cf.detail
+	if k.Tag {
+		// The row lands without the tag; the rejected table gets the
+		// whole line.
+		x.reject(r, ts, cf.reason, detail, -1)
+	} else {
+		x.reject(r, ts, cf.reason, detail, j)
+	}
+}
+
+// appendOverflowed appends the overflow column of row r, when the batch
+// has one; without it, the values that have no column go to the rejected
+// table.
+func (x *typedRows) appendOverflowed(r int, ts int64) {
+	e := x.e
+	switch {
+	case x.useOverflow && len(e.over) == 0:
+		e.rows = appendInt32(e.rows, -1)
+	case x.useOverflow:
+		ov := make([]typedValue, len(e.over))
+		for i, j := range e.over {
+			ov[i] = e.vals[j]
+		}
+		e.rows = appendOverflow(e.rows, x.b, ov)
+		e.overflowed += len(e.over)
+	default:
+		for _, j := range e.over {
+			k := x.b.keys[e.vals[j].key]
+			x.reject(r, ts, ReasonOverflow, k.Role()+" "+quoteKey(k.Name)+": the table is at --max-columns", j)
+		}
+	}
+}
+
+// reject puts a dead letter for row r in x.e.dead: the whole line, or,
+// when only is not negative, only the field x.vals[only]. A rejected value
+// belongs to the row (the request) it came from; a rejected tag to the
+// point's first row.
+func (x *typedRows) reject(r int, ts int64, reason, detail string, only int) {
+	b, e := x.b, x.e
+	from := r
+	if only >= 0 {
+		from = e.valRow[only]
+	}
+	d := deadLetter{origin: b.origin(from), measurement: b.measurement, reason: reason, detail: detail}
+	d.line = rowLine(&e.lw, b, e.vals, ts, only)
+	e.dead[from-x.lo] = append(e.dead[from-x.lo], d)
 }
 
 func quoteKey(s string) string { return pgx.Identifier{s}.Sanitize() }

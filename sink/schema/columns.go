@@ -66,8 +66,9 @@ func NewTypedTable(name, ident string) *TypedTable {
 	return &TypedTable{Name: name, Ident: ident, owned: make(map[Key]*Column), byName: make(map[string]*Column), Failed: make(map[Key]string)}
 }
 
-// Add adds c to a snapshot that NewTypedTable made, as ALTER TABLE would:
-// it takes a column number, and serves its owner's key when it has one.
+// Add adds c to a snapshot that is not handed out yet, as ALTER TABLE
+// would: it takes a column number, and serves its owner's key when it has
+// one.
 func (t *TypedTable) Add(c *Column) {
 	t.byName[c.Name] = c
 	if c.Owner != nil {
@@ -243,14 +244,7 @@ func (c *Catalog) EnsureTyped(ctx context.Context, conn *pgx.Conn, measurement s
 		}
 		ident = pgx.Identifier{c.schema, name}.Sanitize()
 		if !exists {
-			cols := "time timestamptz NOT NULL"
-			if c.merge {
-				cols += ", " + SeriesColumn + " bigint NOT NULL, " + pointKeyDDL
-			}
-			if _, err := tx.Exec(ctx, "CREATE TABLE "+ident+" ("+cols+")"+c.partitionClause()); err != nil {
-				return err
-			}
-			if err := commentOn(ctx, tx, "TABLE "+ident, measurement, name != measurement); err != nil {
+			if err := c.createTyped(ctx, tx, ident, name, measurement); err != nil {
 				return err
 			}
 			created = true
@@ -258,50 +252,8 @@ func (c *Catalog) EnsureTyped(ctx context.Context, conn *pgx.Conn, measurement s
 		if t, err = ReadTyped(ctx, tx, name, ident); err != nil {
 			return err
 		}
-		cols := t.ColumnsFor(keys)
-		for i, k := range keys {
-			if cols[i] != nil {
-				continue
-			}
-			if t.Attrs >= c.maxColumns {
-				if t.Overflow == nil && t.Attrs < MaxAttributes {
-					if _, err := tx.Exec(ctx, "ALTER TABLE "+ident+" ADD COLUMN "+quoteIdent(OverflowColumn)+" jsonb"); err != nil {
-						return err
-					}
-					t.Overflow = &Column{Name: OverflowColumn, Type: Type{OID: OIDJSONB, Typmod: -1, Name: "jsonb"}}
-					t.byName[OverflowColumn] = t.Overflow
-					t.Attrs++
-					added++
-				}
-				continue
-			}
-			key := k.Key
-			col := &Column{Name: t.ColumnName(key), Owner: &key}
-			typ := ColumnType(k, c.uintType)
-			// Each column under a savepoint: one that cannot be added
-			// costs its key's values, not the batch.
-			if _, err := tx.Exec(ctx, "SAVEPOINT add_column"); err != nil {
-				return err
-			}
-			err := addColumn(ctx, tx, ident, col, typ, key)
-			if err != nil {
-				if IsTemporary(err) {
-					return err
-				}
-				if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT add_column"); rerr != nil {
-					return rerr
-				}
-				if t.Failed == nil {
-					t.Failed = map[Key]string{}
-				}
-				t.Failed[key] = fmt.Sprintf("cannot add column %s: %v", quoteIdent(col.Name), err)
-				c.log.Warn("cannot add a column; the key's values go to the rejected table", "schema", c.schema, "table", name, "column", col.Name, "err", err)
-				continue
-			}
-			t.owned[key] = col
-			t.byName[col.Name] = col
-			t.Attrs++
-			added++
+		if added, err = c.addColumns(ctx, tx, t, keys); err != nil {
+			return err
 		}
 		if created {
 			// After the first columns, so that the template can index them.
@@ -324,6 +276,70 @@ func (c *Catalog) EnsureTyped(ctx context.Context, conn *pgx.Conn, measurement s
 	c.typed[measurement] = t
 	c.mu.Unlock()
 	return t, nil
+}
+
+// createTyped makes the table of a measurement in columns storage, in tx:
+// time (and series_id, the point key, in merge mode), with the
+// measurement's name as its comment when the table has another.
+func (c *Catalog) createTyped(ctx context.Context, tx pgx.Tx, ident, name, measurement string) error {
+	cols := "time timestamptz NOT NULL"
+	if c.merge {
+		cols += ", " + SeriesColumn + " bigint NOT NULL, " + pointKeyDDL
+	}
+	if _, err := tx.Exec(ctx, "CREATE TABLE "+ident+" ("+cols+")"+c.partitionClause()); err != nil {
+		return err
+	}
+	return commentOn(ctx, tx, "TABLE "+ident, measurement, name != measurement)
+}
+
+// addColumns adds to t, in tx, a column for each key of keys that has
+// none, up to the column limit; past it, the overflow column once. A
+// column that cannot be added (a privilege missing, say) is noted in
+// t.Failed and costs its key's values, not the batch. added counts the
+// columns added.
+func (c *Catalog) addColumns(ctx context.Context, tx pgx.Tx, t *TypedTable, keys []BatchKey) (added int, err error) {
+	cols := t.ColumnsFor(keys)
+	for i, k := range keys {
+		if cols[i] != nil {
+			continue
+		}
+		if t.Attrs >= c.maxColumns {
+			if t.Overflow == nil && t.Attrs < MaxAttributes {
+				if _, err := tx.Exec(ctx, "ALTER TABLE "+t.Ident+" ADD COLUMN "+quoteIdent(OverflowColumn)+" jsonb"); err != nil {
+					return added, err
+				}
+				t.Overflow = &Column{Name: OverflowColumn, Type: Type{OID: OIDJSONB, Typmod: -1, Name: "jsonb"}}
+				t.byName[OverflowColumn] = t.Overflow
+				t.Attrs++
+				added++
+			}
+			continue
+		}
+		key := k.Key
+		col := &Column{Name: t.ColumnName(key), Owner: &key}
+		// Each column under a savepoint: one that cannot be added costs
+		// its key's values, not the batch.
+		if _, err := tx.Exec(ctx, "SAVEPOINT add_column"); err != nil {
+			return added, err
+		}
+		if err := addColumn(ctx, tx, t.Ident, col, ColumnType(k, c.uintType), key); err != nil {
+			if IsTemporary(err) {
+				return added, err
+			}
+			if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT add_column"); rerr != nil {
+				return added, rerr
+			}
+			if t.Failed == nil {
+				t.Failed = map[Key]string{}
+			}
+			t.Failed[key] = fmt.Sprintf("cannot add column %s: %v", quoteIdent(col.Name), err)
+			c.log.Warn("cannot add a column; the key's values go to the rejected table", "schema", c.schema, "table", t.Name, "column", col.Name, "err", err)
+			continue
+		}
+		t.Add(col)
+		added++
+	}
+	return added, nil
 }
 
 // addColumn adds col of type typ for key and reads the type back.
@@ -357,41 +373,4 @@ func commentOn(ctx context.Context, tx pgx.Tx, obj, text string, do bool) error 
 	}
 	_, err := tx.Exec(ctx, "COMMENT ON "+obj+" IS "+lit)
 	return err
-}
-
-// ColumnType returns the type pginflux gives a new column for a key,
-// from the values the batch holds for it. A tag is text. A field is typed
-// by the line-protocol type of most of its values (on a tie, of the first
-// one), numbers counting together: double precision when any of them is a
-// float, numeric when any is unsigned (bigint with uintType "bigint" and
-// no signed ones), bigint otherwise; text for strings, boolean for
-// booleans. Values of another type are then conflicts.
-func ColumnType(k BatchKey, uintType string) string {
-	if k.Tag {
-		return "text"
-	}
-	c := k.Counts
-	numbers := c[parse.Float] + c[parse.Int] + c[parse.Uint]
-	family := map[parse.Kind]uint32{parse.Float: numbers, parse.Int: numbers, parse.Uint: numbers,
-		parse.String: c[parse.String], parse.Bool: c[parse.Bool]}
-	win := k.First
-	for _, kind := range []parse.Kind{parse.Float, parse.String, parse.Bool} {
-		if family[kind] > family[win] {
-			win = kind
-		}
-	}
-	switch win {
-	case parse.String:
-		return "text"
-	case parse.Bool:
-		return "boolean"
-	}
-	switch {
-	case c[parse.Float] > 0:
-		return "double precision"
-	case c[parse.Uint] > 0 && (uintType != "bigint" || c[parse.Int] > 0):
-		return "numeric"
-	default:
-		return "bigint"
-	}
 }

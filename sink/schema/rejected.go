@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"context"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -35,4 +36,35 @@ func rejectedCopySQL(ident string) string {
 		cols[i] = pgx.Identifier{c.Name}.Sanitize()
 	}
 	return "COPY " + ident + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary)"
+}
+
+// RejectedTable returns the rejected table, creating it when missing.
+func (c *Catalog) RejectedTable(ctx context.Context, conn *pgx.Conn) (*Table, error) {
+	c.mu.Lock()
+	t := c.rejected
+	c.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	if err := c.Ready(ctx, conn); err != nil {
+		return nil, err
+	}
+	ident := pgx.Identifier{c.schema, c.rejectedName}.Sanitize()
+	created, err := c.createOwn(ctx, conn, c.rejectedName, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, rejectedDDL(ident)); err != nil {
+			return err
+		}
+		return commentOn(ctx, tx, "TABLE "+ident, "pginflux: lines, rows and values that could not be stored; replay with: psql -Atc 'SELECT line FROM <this table>' | pginflux send", true)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		c.log.Info("rejected table created", "schema", c.schema, "table", c.rejectedName)
+	}
+	t = &Table{Name: c.rejectedName, Ident: ident, CopySQL: rejectedCopySQL(ident)}
+	c.mu.Lock()
+	c.rejected = t
+	c.mu.Unlock()
+	return t, nil
 }

@@ -179,28 +179,8 @@ func (c *Catalog) RegisterSeries(ctx context.Context, conn *pgx.Conn, table stri
 		for k, i := range todo {
 			cand[k], ctags[k] = ids[i], tags[i]
 		}
-		// Two statements: the second sees what a concurrent process
-		// committed while the first waited on its conflicting row.
-		if _, err := conn.Exec(ctx, `INSERT INTO `+ident+` (table_name, series_id, tags)
-			SELECT $1, id, tags::jsonb FROM unnest($2::bigint[], $3::text[]) AS v(id, tags)
-			ON CONFLICT DO NOTHING`, table, cand, ctags); err != nil {
-			return nil, fmt.Errorf("register series of %s: %w", table, err)
-		}
-		mine := make([]bool, len(todo))
-		rows, err := conn.Query(ctx, `SELECT v.k, s.tags = v.tags::jsonb FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS v(id, tags, k)
-			JOIN `+ident+` s ON s.table_name = $1 AND s.series_id = v.id`, table, cand, ctags)
+		mine, err := insertSeries(ctx, conn, ident, table, cand, ctags)
 		if err != nil {
-			return nil, fmt.Errorf("register series of %s: %w", table, err)
-		}
-		for rows.Next() {
-			var k int64
-			var same bool
-			if err := rows.Scan(&k, &same); err != nil {
-				return nil, fmt.Errorf("register series of %s: %w", table, err)
-			}
-			mine[k-1] = same
-		}
-		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("register series of %s: %w", table, err)
 		}
 		next := todo[:0]
@@ -218,4 +198,32 @@ func (c *Catalog) RegisterSeries(ctx context.Context, conn *pgx.Conn, table stri
 		todo = next
 	}
 	return ids, nil
+}
+
+// insertSeries registers the candidate ids cand of tag sets tags in the
+// series table ident, where free, and reports which of them are now the
+// ids of their own tag set (mine[k]), not of another's. Two statements:
+// the second sees what a concurrent process committed while the first
+// waited on its conflicting row.
+func insertSeries(ctx context.Context, conn *pgx.Conn, ident, table string, cand []int64, tags []string) (mine []bool, err error) {
+	if _, err := conn.Exec(ctx, `INSERT INTO `+ident+` (table_name, series_id, tags)
+		SELECT $1, id, tags::jsonb FROM unnest($2::bigint[], $3::text[]) AS v(id, tags)
+		ON CONFLICT DO NOTHING`, table, cand, tags); err != nil {
+		return nil, err
+	}
+	mine = make([]bool, len(cand))
+	rows, err := conn.Query(ctx, `SELECT v.k, s.tags = v.tags::jsonb FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS v(id, tags, k)
+		JOIN `+ident+` s ON s.table_name = $1 AND s.series_id = v.id`, table, cand, tags)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var k int64
+		var same bool
+		if err := rows.Scan(&k, &same); err != nil {
+			return nil, err
+		}
+		mine[k-1] = same
+	}
+	return mine, rows.Err()
 }

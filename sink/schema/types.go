@@ -1,5 +1,7 @@
 package schema
 
+import "github.com/pginflux/pginflux/parse"
+
 // PostgreSQL type OIDs of the column types pginflux can write.
 const (
 	OIDBool        = 16
@@ -73,4 +75,41 @@ func (t Type) Writable() bool {
 		return true
 	}
 	return false
+}
+
+// ColumnType returns the type pginflux gives a new column for a key,
+// from the values the batch holds for it. A tag is text. A field is typed
+// by the line-protocol type of most of its values (on a tie, of the first
+// one), numbers counting together: double precision when any of them is a
+// float, numeric when any is unsigned (bigint with uintType "bigint" and
+// no signed ones), bigint otherwise; text for strings, boolean for
+// booleans. Values of another type are then conflicts.
+func ColumnType(k BatchKey, uintType string) string {
+	if k.Tag {
+		return "text"
+	}
+	c := k.Counts
+	numbers := c[parse.Float] + c[parse.Int] + c[parse.Uint]
+	family := map[parse.Kind]uint32{parse.Float: numbers, parse.Int: numbers, parse.Uint: numbers,
+		parse.String: c[parse.String], parse.Bool: c[parse.Bool]}
+	win := k.First
+	for _, kind := range []parse.Kind{parse.Float, parse.String, parse.Bool} {
+		if family[kind] > family[win] {
+			win = kind
+		}
+	}
+	switch win {
+	case parse.String:
+		return "text"
+	case parse.Bool:
+		return "boolean"
+	}
+	switch {
+	case c[parse.Float] > 0:
+		return "double precision"
+	case c[parse.Uint] > 0 && (uintType != "bigint" || c[parse.Int] > 0):
+		return "numeric"
+	default:
+		return "bigint"
+	}
 }

@@ -1,0 +1,193 @@
+package sink
+
+import (
+	"context"
+	"encoding/binary"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pginflux/pginflux/sink/schema"
+)
+
+// pointPlan is what a writer learns of rows lo..hi-1 of a batch bound for
+// a table with a point key: each row's series id, and which rows are one
+// point. Indexes are relative to lo.
+type pointPlan struct {
+	sids []int64 // series id of each row
+	head []bool  // the row is the first of its point
+	next []int32 // the next row of the same point, or -1
+	tail []int32 // for a head, the last row of its point so far
+	rows int     // points: rows once merged
+
+	// Scratch space, reused from batch to batch.
+	canon     []byte
+	canonEnds []int
+	order     []int
+	tk, tv    [][]byte
+	keyBytes  [][]byte
+	micros    []int64 // each row's time as its column keeps it
+	slots     []int32 // open addressing: the first row of a point, or -1
+	miss      []int
+}
+
+// floorMicros turns Unix nanoseconds into microseconds as appendTimestamp
+// stores them.
+func floorMicros(unixNanos int64) int64 {
+	m := unixNanos / 1000
+	if unixNanos%1000 < 0 {
+		m--
+	}
+	return m
+}
+
+// planPoints fills pp for rows lo..hi-1 of b, bound for table: it finds
+// each row's tag set and time (readRows), each tag set's series id,
+// registering new ones (seriesIDs), and groups the rows that are one
+// point, in arrival order (group).
+func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b *batch, lo, hi int, table string, timeType schema.Type) error {
+	columns := s.cfg.Storage == StorageColumns
+	pp.readRows(b, lo, hi, timeType.TimeUnit(), columns)
+	if err := s.seriesIDs(ctx, conn, pp, hi-lo, table, columns); err != nil {
+		return err
+	}
+	pp.group(hi - lo)
+	return nil
+}
+
+// readRows reads the canonical tag set (pp.canon, see canonicalTags; the
+// tags object's text in jsonb storage) and the time of each row, the time
+// floored to unit microseconds as the time column keeps it: rows apart by
+// less are one point.
+func (pp *pointPlan) readRows(b *batch, lo, hi int, unit int64, columns bool) {
+	pp.canon, pp.canonEnds = pp.canon[:0], pp.canonEnds[:0]
+	if columns {
+		pp.keyBytes = pp.keyBytes[:0]
+		for _, k := range b.keys {
+			pp.keyBytes = append(pp.keyBytes, []byte(k.Name))
+		}
+	}
+	micros := pp.micros[:0]
+	for r := lo; r < hi; r++ {
+		row := b.rowBytes(r, r+1)
+		if columns {
+			micros = append(micros, floorUnit(floorMicros(int64(binary.BigEndian.Uint64(row))), unit))
+			pp.tk, pp.tv = pp.tk[:0], pp.tv[:0]
+			count := int(binary.BigEndian.Uint32(row[8:]))
+			for i, k := 12, 0; k < count && row[i+4] == byte(kindTag); k++ {
+				id := binary.BigEndian.Uint32(row[i:])
+				l := int(binary.BigEndian.Uint32(row[i+5:]))
+				pp.tk = append(pp.tk, pp.keyBytes[id])
+				pp.tv = append(pp.tv, row[i+9:i+9+l])
+				i += 9 + l
+			}
+			pp.canon, pp.order = canonicalTags(pp.canon, pp.order, pp.tk, pp.tv)
+		} else {
+			// int16 count | int32 8 | int64 time | int32 len | 1 | tags | ...
+			micros = append(micros, floorUnit(int64(binary.BigEndian.Uint64(row[6:])), unit))
+			tl := readInt32(row, 14)
+			pp.canon = append(pp.canon, row[19:18+tl]...)
+		}
+		pp.canonEnds = append(pp.canonEnds, len(pp.canon))
+	}
+	pp.micros = micros
+}
+
+// canonOf returns the canonical tag set of row k.
+func (pp *pointPlan) canonOf(k int) []byte {
+	start := 0
+	if k > 0 {
+		start = pp.canonEnds[k-1]
+	}
+	return pp.canon[start:pp.canonEnds[k]]
+}
+
+// seriesIDs sets pp.sids: the series id of each of n rows' tag sets, from
+// the table's cache, else from the series table, registering new ones.
+func (s *Sink) seriesIDs(ctx context.Context, conn *pgx.Conn, pp *pointPlan, n int, table string, columns bool) error {
+	pp.sids = resize(pp.sids, n)
+	sc := s.catalog.Series(table)
+	pp.miss = sc.Lookup(n, pp.canonOf, pp.sids, pp.miss[:0])
+	if len(pp.miss) == 0 {
+		return nil
+	}
+	uniq := make(map[string]int)
+	var tags []string
+	for _, k := range pp.miss {
+		c := string(pp.canonOf(k))
+		if _, ok := uniq[c]; !ok {
+			uniq[c] = len(tags)
+			if columns {
+				tags = append(tags, canonicalJSON(pp.canonOf(k)))
+			} else {
+				tags = append(tags, c)
+			}
+		}
+	}
+	ids, err := s.catalog.RegisterSeries(ctx, conn, table, tags)
+	if err != nil {
+		return err
+	}
+	sc.Store(uniq, ids)
+	for _, k := range pp.miss {
+		pp.sids[k] = ids[uniq[string(pp.canonOf(k))]]
+	}
+	return nil
+}
+
+// group finds the rows of each point (a series and a time) among n rows:
+// an open-addressing table of each point's first row, at most half full.
+func (pp *pointPlan) group(n int) {
+	micros := pp.micros
+	pp.head = resize(pp.head, n)
+	pp.next = resize(pp.next, n)
+	pp.tail = resize(pp.tail, n)
+	size := 16
+	for size < 2*n {
+		size <<= 1
+	}
+	pp.slots = resize(pp.slots, size)
+	for i := range pp.slots {
+		pp.slots[i] = -1
+	}
+	mask := uint64(size - 1)
+	pp.rows = 0
+	for k := range n {
+		pp.next[k] = -1
+		sid, us := pp.sids[k], micros[k]
+		h := (uint64(sid) ^ uint64(us)*0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
+		for i := (h ^ h>>31) & mask; ; i = (i + 1) & mask {
+			first := pp.slots[i]
+			if first < 0 {
+				pp.slots[i] = int32(k)
+				pp.head[k], pp.tail[k] = true, int32(k)
+				pp.rows++
+				break
+			}
+			if pp.sids[first] == sid && micros[first] == us {
+				pp.head[k] = false
+				pp.next[pp.tail[first]] = int32(k)
+				pp.tail[first] = int32(k)
+				break
+			}
+		}
+	}
+}
+
+// floorUnit floors micros to a multiple of unit.
+func floorUnit(micros, unit int64) int64 {
+	if unit == 1 {
+		return micros
+	}
+	r := micros % unit
+	if r < 0 {
+		r += unit
+	}
+	return micros - r
+}
+
+func resize[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
+}
