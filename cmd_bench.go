@@ -21,7 +21,7 @@ import (
 
 func init() {
 	commands["bench"] = command{
-		summary: "send Telegraf-like load over UDP and check what was stored (see BENCHMARKS.md)",
+		summary: "send Telegraf-like load over UDP and check what was stored (see docs/benchmarks.md)",
 		run:     runBench,
 	}
 }
@@ -116,7 +116,7 @@ func parseBenchFlags(args []string, getenv func(string) string, usageOut io.Writ
 		fmt.Fprint(usageOut, "Usage: pginflux bench [flags]\n\n"+
 			"Sends Telegraf-like line protocol to pginflux over UDP at a steady rate, then counts in\n"+
 			"PostgreSQL what was stored, next to the kernel's and pginflux's counters. Only loopback\n"+
-			"targets unless --allow-remote. See BENCHMARKS.md.\n\n"+
+			"targets unless --allow-remote. See docs/benchmarks.md.\n\n"+
 			"  pginflux bench --database-url URL --rate 50000 --duration 20s\n"+
 			"  pginflux bench --database-url URL --find-max --step-duration 10s\n"+
 			"  pginflux bench --database-url URL --ceiling\n\n"+

@@ -45,7 +45,7 @@ func main() {
 // (0.62-0.66 against 0.76-0.84 us, cpu workload, 400,000-625,000 lines/s)
 // and raised the highest lossless rate (703,072 against 663,821 lines/s),
 // as Go's scheduler no longer spins and wakes threads across the cores
-// for each datagram handed on (BENCHMARKS.md). The defaults of
+// for each datagram handed on (docs/benchmarks.md). The defaults of
 // --udp-readers and --parsers follow. The tools (bench, import...) keep
 // the runtime's default.
 func setProcs(getenv func(string) string) int {

@@ -54,7 +54,7 @@ func Lookup(name string) (FlagInfo, bool) {
 }
 
 // writeFlags lists the flags of fs, made from opts, in the order of opts
-// (the README's), each with its environment twin.
+// (docs/configuration.md's), each with its environment twin.
 func writeFlags(w io.Writer, fs *flag.FlagSet, opts []option) {
 	for _, o := range opts {
 		env := EnvName(o.name)
