@@ -68,6 +68,7 @@ func values(t *testing.T, pool *pgxpool.Pool, schema, storage, table string, key
 // one value: the rest of its row lands, nothing is rounded, and nothing
 // makes PostgreSQL refuse the row.
 func TestUserColumnsExact(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	table := pgx.Identifier{schema, "m"}.Sanitize()
 	_, err := pool.Exec(t.Context(), `CREATE DOMAIN `+pgx.Identifier{schema, "small"}.Sanitize()+` AS numeric(3,1);
@@ -172,6 +173,7 @@ func sortedCopy(s []string) []string {
 // PostgreSQL itself does with the same text: a value fits exactly when the
 // cast neither fails nor changes it.
 func TestNumericTypmod(t *testing.T) {
+	t.Parallel()
 	pool, sch := pgtest.Schema(t)
 	types := []string{"numeric(5,2)", "numeric(3,0)", "numeric(1,1)", "numeric(4)", "numeric(10,5)", "numeric(2,-2)", "numeric(2,4)"}
 	texts := []string{"0", "1", "-1", "9.99", "99.999", "123.45", "1234.5", "999", "1000", "0.1", "0.05", "0.001", "0.0001",
@@ -205,6 +207,7 @@ func TestNumericTypmod(t *testing.T) {
 
 // TestRealHolds checks which floats a real column holds as sent.
 func TestRealHolds(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		f    float64
 		want bool
@@ -223,6 +226,7 @@ func TestRealHolds(t *testing.T) {
 // TestUintIntoFloat: an unsigned integer above 2^63-1 that is a float
 // exactly goes into a double precision column.
 func TestUintIntoFloat(t *testing.T) {
+	t.Parallel()
 	f8 := schema.Type{OID: schema.OIDFloat8, Typmod: -1, Name: "double precision"}
 	if _, cf := appendValue(nil, f8, value{kind: parse.Uint, num: 1 << 63}); cf != nil {
 		t.Errorf("2^63 into double precision: got %v", cf)
@@ -235,6 +239,7 @@ func TestUintIntoFloat(t *testing.T) {
 // TestTimePrecision: a time column of timestamp(p) gets times floored to
 // p digits, as microseconds are floored from nanoseconds.
 func TestTimePrecision(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		typmod int32
 		nanos  int64
@@ -262,6 +267,7 @@ func TestTimePrecision(t *testing.T) {
 // TestJSONBFloatForm: a float field keeps its float form in jsonb at every
 // magnitude, and its value; an integer stays an integer.
 func TestJSONBFloatForm(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	feed(t, pool, schema, StorageJSONB, strings.Join([]string{
 		`m v=2.0 1000`, `m v=1000000.0 2000`, `m v=1e21 3000`, `m v=1e300 4000`, `m v=-1.5e16 5000`, `m v=1.7976931348623157e308 6000`,
@@ -278,7 +284,10 @@ func TestJSONBFloatForm(t *testing.T) {
 
 // TestRepeatedFieldKey: `v=1i,v="s"` keeps "s", and in columns storage the
 // new column is typed from it: no conflict, nothing rejected.
-func TestRepeatedFieldKey(t *testing.T) { bothStorages(t, testRepeatedFieldKey) }
+func TestRepeatedFieldKey(t *testing.T) {
+	t.Parallel()
+	bothStorages(t, testRepeatedFieldKey)
+}
 
 func testRepeatedFieldKey(t *testing.T, storage string) {
 	pool, schema := pgtest.Schema(t)
@@ -302,7 +311,10 @@ func testRepeatedFieldKey(t *testing.T, storage string) {
 
 // TestMultiLineRejected: a bad line whose string value holds newlines goes
 // to the rejected table whole, and nothing inside it becomes a row.
-func TestMultiLineRejected(t *testing.T) { bothStorages(t, testMultiLineRejected) }
+func TestMultiLineRejected(t *testing.T) {
+	t.Parallel()
+	bothStorages(t, testMultiLineRejected)
+}
 
 func testMultiLineRejected(t *testing.T, storage string) {
 	pool, schema := pgtest.Schema(t)
@@ -318,7 +330,10 @@ func testMultiLineRejected(t *testing.T, storage string) {
 
 // TestForbiddenNumbers: numbers the line-protocol grammar forbids are
 // syntax errors, not values.
-func TestForbiddenNumbers(t *testing.T) { bothStorages(t, testForbiddenNumbers) }
+func TestForbiddenNumbers(t *testing.T) {
+	t.Parallel()
+	bothStorages(t, testForbiddenNumbers)
+}
 
 func testForbiddenNumbers(t *testing.T, storage string) {
 	pool, schema := pgtest.Schema(t)

@@ -13,6 +13,7 @@ import (
 // found it a plain decimal (exactly its float64, valid JSON, in float
 // form); else it is formatted, keeping a point.
 func TestJSONFloatText(t *testing.T) {
+	t.Parallel()
 	p := parse.NewParser(parse.Nanosecond)
 	for _, tt := range []struct {
 		text, want string

@@ -52,10 +52,13 @@ func newSink(t *testing.T, pool *pgxpool.Pool, schema, storage string) (*Sink, *
 	return s, m
 }
 
-// bothStorages runs f as a subtest for each storage mode.
+// bothStorages runs f as a subtest for each storage mode, in parallel.
 func bothStorages(t *testing.T, f func(t *testing.T, storage string)) {
 	for _, st := range []string{StorageJSONB, StorageColumns} {
-		t.Run(st, func(t *testing.T) { f(t, st) })
+		t.Run(st, func(t *testing.T) {
+			t.Parallel()
+			f(t, st)
+		})
 	}
 }
 

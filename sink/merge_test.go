@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 	"github.com/pginflux/pginflux/sink/internal/dbtest"
-	"github.com/pginflux/pginflux/sink/schema"
 )
 
 // points reads a table as "tags|fields" lines, in both storage modes: the
@@ -33,7 +31,10 @@ func points(t *testing.T, pool *pgxpool.Pool, schema, table, storage, cols strin
 // TestPointMerge: the rows of one point — in one batch, in two batches,
 // written again, partly written again — are one row, with the last value
 // of each field.
-func TestPointMerge(t *testing.T) { bothStorages(t, testPointMerge) }
+func TestPointMerge(t *testing.T) {
+	t.Parallel()
+	bothStorages(t, testPointMerge)
+}
 
 func testPointMerge(t *testing.T, storage string) {
 	pool, schema := pgtest.Schema(t)
@@ -73,7 +74,10 @@ func testPointMerge(t *testing.T, storage string) {
 // TestPointMergeManyInBatch: many writes of a few points in one batch, and
 // again in the next batch, interleaved; each field ends with the value
 // written last.
-func TestPointMergeManyInBatch(t *testing.T) { bothStorages(t, testPointMergeManyInBatch) }
+func TestPointMergeManyInBatch(t *testing.T) {
+	t.Parallel()
+	bothStorages(t, testPointMergeManyInBatch)
+}
 
 func testPointMergeManyInBatch(t *testing.T, storage string) {
 	pool, schema := pgtest.Schema(t)
@@ -123,6 +127,7 @@ func sortedStrings(s []string) []string {
 // rows makes other series; the point key is not rebuilt, and host=a and
 // host=a,zone=z are two points at one time.
 func TestNewTagKeyIsNewSeries(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	cfg := Config{Schema: schema, Storage: StorageColumns}
 	writeBatches(t, pool, cfg, []string{"cpu,host=a v=1 1000000000", "cpu,host=b v=2 1000000000"})
@@ -146,7 +151,10 @@ func TestNewTagKeyIsNewSeries(t *testing.T) {
 // TestSeriesCollision: two tag sets whose proposed ids collide (forced by
 // the hook) get two ids, from one process and from two, and their points
 // stay apart.
-func TestSeriesCollision(t *testing.T) { bothStorages(t, testSeriesCollision) }
+func TestSeriesCollision(t *testing.T) {
+	t.Parallel()
+	bothStorages(t, testSeriesCollision)
+}
 
 func testSeriesCollision(t *testing.T, storage string) {
 	pool, schema := pgtest.Schema(t)
@@ -170,6 +178,7 @@ func testSeriesCollision(t *testing.T, storage string) {
 // TestConcurrentSeries: sinks registering the same and colliding tag sets
 // at once agree on one id per tag set.
 func TestConcurrentSeries(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	hash := func(b []byte) int64 { return int64(len(b) % 3) }
 	var wg sync.WaitGroup
@@ -190,7 +199,10 @@ func TestConcurrentSeries(t *testing.T) {
 
 // TestAppendMode: --write-mode append makes tables without a key, where a
 // point written twice is two rows.
-func TestAppendMode(t *testing.T) { bothStorages(t, testAppendMode) }
+func TestAppendMode(t *testing.T) {
+	t.Parallel()
+	bothStorages(t, testAppendMode)
+}
 
 func testAppendMode(t *testing.T, storage string) {
 	pool, schema := pgtest.Schema(t)
@@ -210,6 +222,7 @@ func testAppendMode(t *testing.T, storage string) {
 // unique key on (series_id, time), and written in append mode, said once
 // in the log, when it has none.
 func TestPrecreatedKeys(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	for _, sql := range []string{
 		"CREATE TABLE " + pgx.Identifier{schema, "keyed"}.Sanitize() + " (id bigserial, time timestamptz NOT NULL, series_id bigint NOT NULL, host varchar(20), v real, UNIQUE (time, series_id))",
@@ -271,7 +284,10 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 // TestPointMergePartitioned: partitioned tables (the key includes time)
 // and tables made by a template merge too.
-func TestPointMergePartitioned(t *testing.T) { bothStorages(t, testPointMergePartitioned) }
+func TestPointMergePartitioned(t *testing.T) {
+	t.Parallel()
+	bothStorages(t, testPointMergePartitioned)
+}
 
 func testPointMergePartitioned(t *testing.T, storage string) {
 	pool, schema := pgtest.Schema(t)
@@ -290,120 +306,11 @@ func testPointMergePartitioned(t *testing.T, storage string) {
 		[]string{"1|a|1|1", "3|a|3|∅"})
 }
 
-// TestCommitLostNoDuplicates: attempts that committed but whose commit
-// was not confirmed (the connection broke at that instant) are retried
-// without writing anything twice: tables with a point key merge the
-// batch into itself, others find the attempt's commit marker.
-func TestCommitLostNoDuplicates(t *testing.T) {
-	for _, mode := range []string{WriteMerge, WriteAppend} {
-		t.Run(mode, func(t *testing.T) {
-			bothStorages(t, func(t *testing.T, storage string) {
-				// The first two commits are lost.
-				var asked, lost atomic.Int32
-				commitLost := func() bool {
-					if asked.Add(1) <= 2 {
-						lost.Add(1)
-						return true
-					}
-					return false
-				}
-				pool, schema := pgtest.Schema(t)
-				var g1, g2 []string
-				for i := range 300 {
-					g1 = append(g1, fmt.Sprintf("m,host=h%d v=%di %d", i%7, i, (i+1)*1000))
-					g2 = append(g2, fmt.Sprintf("m,host=h%d v=%di %d", i%7, i+300, (i+301)*1000))
-				}
-				// In columns storage, a value its column cannot hold puts a
-				// rejected row in the same transaction too.
-				g2 = append(g2, `m,host=x v="not a number" 1`)
-				m := writeBatches(t, pool, Config{Schema: schema, Storage: storage, WriteMode: mode, Seams: Seams{CommitLost: commitLost}}, g1, g2)
-				if lost.Load() < 2 {
-					t.Fatalf("%d commits lost, want 2", lost.Load())
-				}
-				var rows, distinct int
-				if err := pool.QueryRow(t.Context(), "SELECT count(*), count(DISTINCT time) FROM "+pgx.Identifier{schema, "m"}.Sanitize()).Scan(&rows, &distinct); err != nil {
-					t.Fatal(err)
-				}
-				if rows != 601 || distinct != 601 {
-					t.Errorf("got %d rows (%d distinct times), want 601", rows, distinct)
-				}
-				if storage == StorageColumns {
-					if got := dbtest.Count(t, pool, schema, "pginflux_rejected"); got != 1 {
-						t.Errorf("rejected: got %d rows, want 1", got)
-					}
-				}
-				if got := testutil.ToFloat64(m.RowsDropped.WithLabelValues(DropPermanentError)); got != 0 {
-					t.Errorf("dropped %v rows", got)
-				}
-			})
-		})
-	}
-}
-
-// TestNameClash: a measurement named like another's shortened table name
-// gets a table of its own, whichever comes first.
-func TestNameClash(t *testing.T) { bothStorages(t, testNameClash) }
-
-func testNameClash(t *testing.T, storage string) {
-	long := strings.Repeat("m", 70)
-	short := schema.TableName(long)
-	for _, order := range [][]string{{long, short}, {short, long}} {
-		pool, sch := pgtest.Schema(t)
-		for i, m := range order {
-			writeBatches(t, pool, Config{Schema: sch, Storage: storage}, []string{fmt.Sprintf("%s,host=h v=%di 1000", m, i)})
-		}
-		got := dbtest.Query(t, pool, `SELECT c.relname || '|' || coalesce(obj_description(c.oid, 'pg_class'), '') FROM pg_class c
-			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '`+sch+`' AND c.relkind IN ('r', 'p') AND c.relname LIKE 'mmm%' ORDER BY 1`)
-		if len(got) != 2 {
-			t.Fatalf("order %d: got tables %q, want two", len(order[0]), got)
-		}
-		for i, m := range order {
-			var table string
-			for _, g := range got {
-				name, comment, _ := strings.Cut(g, "|")
-				if schema.TableOwner(name, comment) == m {
-					table = name
-				}
-			}
-			if table == "" {
-				t.Fatalf("no table serves %q: %q", m, got)
-			}
-			v := "v"
-			if storage == StorageJSONB {
-				v = "fields->>'v'"
-			}
-			dbtest.Equal(t, m[:5]+"...", dbtest.Query(t, pool, "SELECT "+v+" FROM "+pgx.Identifier{sch, table}.Sanitize()), []string{fmt.Sprint(i)})
-		}
-	}
-}
-
-// TestNamedLikeOwnTables: measurements named like pginflux's own tables
-// or partitions get tables of their own.
-func TestNamedLikeOwnTables(t *testing.T) {
-	pool, schema := pgtest.Schema(t)
-	day := int64(24 * time.Hour)
-	writeBatches(t, pool, Config{Schema: schema, Storage: StorageColumns, PartitionBy: "day"},
-		[]string{fmt.Sprintf("cpu,host=a v=1i %d", day)},
-		[]string{fmt.Sprintf("pginflux_series,host=a v=2i %d", day), fmt.Sprintf("cpu_p19700102,host=a v=3i %d", day), fmt.Sprintf("pginflux_commits v=4i %d", day)},
-	)
-	// The measurement cpu_p19700102 gets the next name (see
-	// schema.TableName), its partition-like name being taken.
-	other := dbtest.Query(t, pool, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = '`+schema+`' AND obj_description(c.oid, 'pg_class') = 'cpu_p19700102'`)
-	if len(other) != 1 || other[0] == "cpu_p19700102" {
-		t.Fatalf("tables serving cpu_p19700102: %q, want one of another name", other)
-	}
-	dbtest.Equal(t, "series", dbtest.Query(t, pool, "SELECT table_name FROM "+pgx.Identifier{schema, "pginflux_series"}.Sanitize()+" WHERE table_name LIKE 'cpu%' ORDER BY 1"), []string{"cpu", other[0]})
-	dbtest.Equal(t, "partition", dbtest.Query(t, pool, "SELECT host || v FROM "+pgx.Identifier{schema, "cpu_p19700102"}.Sanitize()), []string{"a1"})
-	dbtest.Equal(t, "measurements", dbtest.Query(t, pool, `SELECT obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = '`+schema+`' AND c.relkind IN ('r', 'p') AND obj_description(c.oid, 'pg_class') IN ('cpu_p19700102', 'pginflux_series', 'pginflux_commits') ORDER BY 1`),
-		[]string{"cpu_p19700102", "pginflux_commits", "pginflux_series"})
-}
-
 // TestTimeColumnPrecision: a time column keeping seconds gets the time
 // floored (as microseconds are), not rounded, and lines of a series within
 // one second are one point there.
 func TestTimeColumnPrecision(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	table := pgx.Identifier{schema, "coarse"}.Sanitize()
 	mustExec(t, pool, "CREATE TABLE "+table+" (time timestamptz(0) NOT NULL, series_id bigint NOT NULL, host text, a bigint, b bigint, PRIMARY KEY (series_id, time))")
@@ -417,6 +324,7 @@ func TestTimeColumnPrecision(t *testing.T) {
 // as its base type does, exactness checks included; one of a domain with
 // a CHECK is left alone, and its key gets a column of its own.
 func TestDomainColumns(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	q := func(n string) string { return pgx.Identifier{schema, n}.Sanitize() }
 	mustExec(t, pool,
@@ -433,6 +341,7 @@ func TestDomainColumns(t *testing.T) {
 // a later write of a point adds its keys, replaces those it carries, and
 // keeps the others.
 func TestPointMergeOverflow(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	// time, series_id, host, a: then the overflow column.
 	cfg := Config{Schema: schema, Storage: StorageColumns, MaxColumns: 4}
@@ -448,6 +357,7 @@ func TestPointMergeOverflow(t *testing.T) {
 // point's lines takes the rest of them before it is handed over, so that
 // the next batch does not hit the point in PostgreSQL.
 func TestBatchKeepsPointWhole(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	var lines []string
 	for i := range 100 {
@@ -467,6 +377,7 @@ func TestBatchKeepsPointWhole(t *testing.T) {
 // requests in one batch, a value that does not fit is charged to the
 // request that sent it, with its origin.
 func TestMergedRejectAttribution(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1,
 		RejectedTable: "pginflux_rejected"}, NewMetrics(nil), quiet)

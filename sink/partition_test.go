@@ -22,6 +22,7 @@ func partitions(t *testing.T, pool *pgxpool.Pool, schema, parent string) []strin
 // TestPartitionsOnDemand: rows over many days, far in the past and the
 // future, all land, each in a partition made before it was written.
 func TestPartitionsOnDemand(t *testing.T) {
+	t.Parallel()
 	bothStorages(t, func(t *testing.T, storage string) {
 		pool, schema := pgtest.Schema(t)
 		s := New(pool, Config{Schema: schema, Storage: storage, BatchSize: 1000, FlushInterval: time.Hour, Writers: 2, PartitionBy: "day"}, NewMetrics(nil), quiet)
@@ -51,6 +52,7 @@ func TestPartitionsOnDemand(t *testing.T) {
 // TestRetention drops exactly the partitions that ended before the
 // retention, and only pginflux's.
 func TestRetention(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	m := NewMetrics(nil)
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -84,6 +86,7 @@ func TestRetention(t *testing.T) {
 // TestTemplate runs --create-table-sql with the table, in the transaction
 // that creates it.
 func TestTemplate(t *testing.T) {
+	t.Parallel()
 	bothStorages(t, func(t *testing.T, storage string) {
 		pool, schema := pgtest.Schema(t)
 		tmpl := mustTemplate(t, `CREATE INDEX ON {{.Table}} USING brin ({{.TimeColumn}});
@@ -110,6 +113,7 @@ func TestTemplate(t *testing.T) {
 // TestTemplateFails: a failing template leaves no table, and the rows go
 // to the rejected table.
 func TestTemplateFails(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	tmpl := mustTemplate(t, `SELECT 1/0`)
 	m := NewMetrics(nil)
@@ -127,6 +131,7 @@ func TestTemplateFails(t *testing.T) {
 // TestPartitionDroppedBehindOurBack: a partition someone drops is made
 // again for the next rows, which are not refused.
 func TestPartitionDroppedBehindOurBack(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	m := NewMetrics(nil)
 	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1,

@@ -15,6 +15,7 @@ import (
 // would create, for a new table and for one that exists, and creates
 // nothing.
 func TestPlanTouchesNothing(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	if _, err := pool.Exec(t.Context(), "CREATE TABLE "+pgx.Identifier{schema, "old"}.Sanitize()+" (time timestamptz NOT NULL, host text)"); err != nil {
 		t.Fatal(err)

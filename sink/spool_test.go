@@ -18,6 +18,7 @@ import (
 )
 
 func TestSpoolRecordRoundTrip(t *testing.T) {
+	t.Parallel()
 	b := &batch{measurement: "m", tagIDs: map[string]uint32{}, fieldIDs: map[string]uint32{}}
 	for i, l := range []string{"m,host=a v=1,s=\"x\" 1000", "m,host=b v=2i 2000", "m v=true 3000"} {
 		b.appendTypedRow(dbtest.Line(t, l))
@@ -55,6 +56,7 @@ func segmentFiles(t *testing.T, dir string) []string {
 // the spool instead of being held or abandoned; a later pginflux (a new
 // sink on the same spool) replays them all, once, and empties the spool.
 func TestSpoolOutageThenRestart(t *testing.T) {
+	t.Parallel()
 	bothStorages(t, func(t *testing.T, storage string) {
 		pool, schema := pgtest.Schema(t)
 		dir := t.TempDir()
@@ -106,6 +108,7 @@ func TestSpoolOutageThenRestart(t *testing.T) {
 // committed, before their segment is removed (a crash), is taken up by the
 // next start without writing any row twice.
 func TestSpoolCrashMidReplay(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	dir := t.TempDir()
 	cfg := Config{Schema: schema, Storage: StorageColumns, BatchSize: 20, FlushInterval: time.Hour, Writers: 1}

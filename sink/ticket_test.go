@@ -15,6 +15,7 @@ import (
 // own rows only, and a lone request does not wait for the flush interval
 // (an hour here): the last producer out hands the batches over.
 func TestSharedTickets(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 2, RejectedTable: "pginflux_rejected"}, NewMetrics(nil), quiet)
 	sh := s.NewShared()
@@ -57,6 +58,7 @@ func TestSharedTickets(t *testing.T) {
 
 // TestTicketLost: rows that are abandoned make Wait fail.
 func TestTicketLost(t *testing.T) {
+	t.Parallel()
 	pool := pgtest.Unreachable(t)
 	s := New(pool, Config{Schema: "x", BatchSize: 10, FlushInterval: time.Hour, Writers: 1}, NewMetrics(nil), quiet)
 	sh := s.NewShared()
@@ -81,6 +83,7 @@ func TestTicketLost(t *testing.T) {
 
 // TestTicketEmpty: a request without rows is done at once.
 func TestTicketEmpty(t *testing.T) {
+	t.Parallel()
 	tk := NewTicket()
 	tk.Seal()
 	if _, err := tk.Wait(t.Context()); err != nil {
@@ -91,6 +94,7 @@ func TestTicketEmpty(t *testing.T) {
 // TestSetLimits: a smaller batch size set while running takes effect for
 // the open batch: it is handed over with the next line of another point.
 func TestSetLimits(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1}, NewMetrics(nil), quiet)
 	b := s.NewBatcher()
@@ -108,6 +112,7 @@ func TestSetLimits(t *testing.T) {
 // the sink at --max-pending-rows, instead of adding row after row past
 // the limit, each handed over as a batch of its own.
 func TestProducerStopsWhenContextEnds(t *testing.T) {
+	t.Parallel()
 	s := New(pgtest.Unreachable(t), Config{Schema: "s", Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1,
 		MaxPendingRows: 10, RejectedTable: "pginflux_rejected"}, NewMetrics(nil), quiet)
 	t.Cleanup(func() {

@@ -21,6 +21,7 @@ import (
 // without a column) twice: with fastRow, and with every row on the general
 // path. The COPY rows and the rejected values must be the same.
 func TestFastRowSameAsGeneral(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	types := map[string]schema.Type{
 		"f":  {OID: schema.OIDFloat8, Typmod: -1, Name: "double precision"},
@@ -197,6 +198,7 @@ func uniqueCols(keyCols []*schema.Column) []*schema.Column {
 // rows bring a key without a column (to the overflow column) and others
 // do not: every row lands, none is refused.
 func TestOverflowMixedBatch(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	m := NewMetrics(nil)
 	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 100, FlushInterval: time.Hour, Writers: 1,
@@ -221,6 +223,7 @@ func TestOverflowMixedBatch(t *testing.T) {
 // of a 10,000-row batch, fails nothing: every row lands (that one without
 // the value) and the value goes to the rejected table.
 func TestConflictInBigBatch(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	lines := make([]string, 10_000)
 	for i := range lines {
@@ -240,6 +243,7 @@ func TestConflictInBigBatch(t *testing.T) {
 // TestRejectedLinesReplay: what goes to the rejected table comes back as
 // lines that parse to the values that were rejected.
 func TestRejectedLinesReplay(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	write(t, pool, schema, Config{},
 		`weird\ name,tag\,key=a\=b f=1i 1000`,
@@ -257,6 +261,7 @@ func TestRejectedLinesReplay(t *testing.T) {
 }
 
 func TestNumericEncoding(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	table := pgx.Identifier{schema, "n"}.Sanitize()
 	if _, err := pool.Exec(t.Context(), "CREATE TABLE "+table+" (time timestamptz NOT NULL, v numeric)"); err != nil {

@@ -18,6 +18,7 @@ import (
 )
 
 func TestColumnsTypes(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	write(t, pool, schema, sink.Config{},
 		`m,host=a,region=eu f=1.5,i=-7i,u=18446744073709551615u,s="hi \"x\"",b=true 1000`,
@@ -34,6 +35,7 @@ func TestColumnsTypes(t *testing.T) {
 }
 
 func TestColumnsUint64Bigint(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	m := write(t, pool, schema, sink.Config{UintType: "bigint"},
 		`m u=5u 1000`,
@@ -51,6 +53,7 @@ func TestColumnsUint64Bigint(t *testing.T) {
 // and extra columns, is written into as it is; only missing columns are
 // added, and what does not fit goes to the rejected table.
 func TestPrecreatedTable(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	table := pgx.Identifier{schema, "cpu"}.Sanitize()
 	_, err := pool.Exec(t.Context(), "CREATE TABLE "+table+` (
@@ -91,6 +94,7 @@ func TestPrecreatedTable(t *testing.T) {
 // TestClashes: a tag and a field with one key, keys named time, and keys
 // that differ only in case each get their own column, deterministically.
 func TestClashes(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	write(t, pool, schema, sink.Config{},
 		`m,host=a,time=t1,Host=A host=1.5,time=2i,Time=3i 1000`,
@@ -115,6 +119,7 @@ func TestClashes(t *testing.T) {
 // TestConcurrentColumns: sinks (as separate pginflux processes would) add
 // different columns to one table at the same time; all succeed.
 func TestConcurrentColumns(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	const sinks, rows = 4, 200
 	var wg sync.WaitGroup
@@ -144,6 +149,7 @@ func TestConcurrentColumns(t *testing.T) {
 // TestColumnsChangedBehindOurBack: columns that a person drops or adds
 // after pginflux has cached the table are picked up.
 func TestColumnsChangedBehindOurBack(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	table := pgx.Identifier{schema, "m"}.Sanitize()
 	cfg := sink.Config{Schema: schema, Storage: sink.StorageColumns, BatchSize: 100, FlushInterval: time.Hour, Writers: 1, RejectedTable: "pginflux_rejected"}
@@ -164,6 +170,7 @@ func TestColumnsChangedBehindOurBack(t *testing.T) {
 // TestColumnLimit: keys beyond --max-columns go to the table's overflow
 // jsonb column, counted, and no batch fails.
 func TestColumnLimit(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	var fields []string
 	for i := range 8 {
@@ -188,6 +195,7 @@ func TestColumnLimit(t *testing.T) {
 // TestSystemColumnNames: keys named like PostgreSQL's system columns get
 // columns of their own instead of failing ADD COLUMN.
 func TestSystemColumnNames(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	write(t, pool, schema, sink.Config{},
 		"m,ctid=x xmin=1,tableoid=2i,cmax=true 1000",
@@ -204,6 +212,7 @@ func TestSystemColumnNames(t *testing.T) {
 // alter it loses only the new key's values, to the rejected table; the
 // rows and every other value land.
 func TestColumnCannotBeAdded(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	role := "writer_" + schema
 	table := pgx.Identifier{schema, "preset"}.Sanitize()

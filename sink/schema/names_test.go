@@ -7,6 +7,7 @@ import (
 )
 
 func TestTableName(t *testing.T) {
+	t.Parallel()
 	short := strings.Repeat("a", 63)
 	if got := TableName(short); got != short {
 		t.Errorf("got %q, want the 63-byte name unchanged", got)

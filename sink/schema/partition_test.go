@@ -6,6 +6,7 @@ import (
 )
 
 func TestPeriods(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 11, 21, 15, 4, 5, 0, time.UTC) // a Saturday
 	tests := []struct {
 		by          string

@@ -3,6 +3,7 @@ package schema
 import "testing"
 
 func TestParseTemplate(t *testing.T) {
+	t.Parallel()
 	if _, err := ParseTemplate("{{.NoSuchField}}"); err == nil {
 		t.Error("a template naming an unknown field parsed")
 	}
