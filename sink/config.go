@@ -16,7 +16,7 @@ const (
 
 // Config configures a Sink.
 type Config struct {
-	Schema        string
+	Schema        string        // the schema of every table pginflux writes
 	Storage       string        // StorageJSONB or StorageColumns
 	BatchSize     int           // rows per COPY at most
 	FlushInterval time.Duration // longest a row waits in an open batch

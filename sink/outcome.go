@@ -6,6 +6,16 @@ import "time"
 // rejected table), spooled, dropped or abandoned. Each is settled once:
 // no longer pending.
 
+// Spooled returns how many rows this sink put in its spool, and how many
+// bytes the spool holds now, rows not yet replayed: both 0 without a
+// spool.
+func (s *Sink) Spooled() (rows, bytes int64) {
+	if s.spool == nil {
+		return 0, 0
+	}
+	return s.spool.Stats()
+}
+
 // drop gives up rows lo..hi-1 of b for good.
 func (s *Sink) drop(b *batch, lo, hi int, reason string) {
 	n := hi - lo
@@ -39,7 +49,7 @@ func (s *Sink) spoolRows(b *batch, lo, hi int) bool {
 	if s.spool == nil || b.mark != nil {
 		return false
 	}
-	ok, err := s.spool.append(b, lo, hi)
+	ok, err := s.spool.Append(encodeBatch(nil, b, lo, hi), hi-lo)
 	if err != nil {
 		if s.spoolLog.allow() {
 			s.log.Error("cannot write to the spool; holding rows in memory (logged at most every 10s, counted in pginflux_sink_spool_append_errors_total)", "err", err)
@@ -48,7 +58,7 @@ func (s *Sink) spoolRows(b *batch, lo, hi int) bool {
 	}
 	if !ok {
 		if s.rejectLog.allow() {
-			s.log.Warn("the spool is full; holding rows in memory instead", "bytes", s.spool.bytes())
+			s.log.Warn("the spool is full; holding rows in memory instead", "bytes", s.spool.Bytes())
 		}
 		return false
 	}
@@ -56,7 +66,7 @@ func (s *Sink) spoolRows(b *batch, lo, hi int) bool {
 	s.settled(n)
 	b.settleRows(lo, hi, false, "")
 	s.metrics.SpooledRows.Add(float64(n))
-	s.metrics.SpoolBytes.Set(float64(s.spool.bytes()))
+	s.metrics.SpoolBytes.Set(float64(s.spool.Bytes()))
 	return true
 }
 

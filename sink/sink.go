@@ -11,7 +11,7 @@
 // COPYs, falling back to INSERT ... ON CONFLICT for a batch that hits
 // stored points. The failure policy (policy.go): rows PostgreSQL refuses
 // for their own values are isolated into the rejected table; for any
-// other error the rows are held (in the spool, spool*.go, when there is
+// other error the rows are held (in the spool, package spool, when there is
 // one) and retried until they can be written.
 package sink
 
@@ -30,6 +30,7 @@ import (
 
 	"github.com/pginflux/pginflux/internal/plural"
 	"github.com/pginflux/pginflux/sink/schema"
+	"github.com/pginflux/pginflux/sink/spool"
 )
 
 // UseSpool makes the sink keep on disk, in dir, the batches PostgreSQL
@@ -38,17 +39,15 @@ import (
 // what is spooled already when it opens is replayed too. Call it once,
 // right after New.
 func (s *Sink) UseSpool(dir string, maxBytes int64) error {
-	sp, err := openSpool(dir, maxBytes)
+	sp, err := spool.Open(dir, maxBytes, spool.Options{Write: s.cfg.Seams.SpoolWrite})
 	if err != nil {
 		return err
 	}
-	sp.write = s.cfg.Seams.SpoolWrite
 	s.spool = sp
-	s.metrics.SpoolBytes.Set(float64(sp.size))
+	s.metrics.SpoolBytes.Set(float64(sp.Bytes()))
 	s.maintenance.Go(s.replay)
-	if sp.size > 0 {
-		s.log.Info("spool holds batches from before; replaying them", "spool", dir, "bytes", sp.size)
-		sp.wake <- struct{}{}
+	if n := sp.Bytes(); n > 0 {
+		s.log.Info("spool holds batches from before; replaying them", "spool", dir, "bytes", n)
 	}
 	return nil
 }
@@ -73,7 +72,7 @@ type Sink struct {
 	streaksMu sync.Mutex
 	streaks   map[string]*upsertStreak // by table name
 
-	spool           *spool // nil without --spool-dir
+	spool           *spool.Spool // nil without --spool-dir
 	maintenance     sync.WaitGroup
 	maintenanceCtx  context.Context
 	stopMaintenance context.CancelFunc

@@ -2,13 +2,11 @@ package sink
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 	"github.com/pginflux/pginflux/sink/internal/dbtest"
+	"github.com/pginflux/pginflux/sink/spool"
 )
 
 // spoolBatch is a batch of n rows of measurement m, values from first on.
@@ -31,125 +30,11 @@ func spoolBatch(t *testing.T, m string, first, n int) *batch {
 	return b
 }
 
-// readAll reads every segment of sp and returns the first value of each
-// record, failing on damage.
-func readAll(t *testing.T, sp *spool) []int {
-	t.Helper()
-	segs, err := sp.closedSegments()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var firsts []int
-	for _, g := range segs {
-		recs, err := sp.readSegment(g)
-		if err != nil {
-			t.Fatalf("segment %s: %v", g.name(), err)
-		}
-		for _, r := range recs {
-			ts, _ := decodeTypedRow(r.b.rowBytes(0, 1), nil)
-			firsts = append(firsts, int(ts/1000-1))
-		}
-	}
-	return firsts
-}
-
-// TestSpoolFailedAppendLeavesNothing: an append cut short (half its bytes
-// written, then ENOSPC) or failing outright leaves no bytes behind, and the
-// records appended after it are read back whole, with no damage between.
-func TestSpoolFailedAppendLeavesNothing(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	sp, err := openSpool(dir, 1<<30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := NewMetrics(nil)
-	sp.setMetrics(m)
-	fail := map[int]bool{2: true, 3: true, 6: true}
-	n := 0
-	sp.write = func(f *os.File, p []byte) (int, error) {
-		n++
-		if fail[n] {
-			w, _ := f.Write(p[:len(p)/2])
-			return w, syscall.ENOSPC
-		}
-		return f.Write(p)
-	}
-	var want []int
-	for i := range 8 {
-		ok, err := sp.append(spoolBatch(t, "m", i*10, 10), 0, 10)
-		if fail[i+1] {
-			if ok || !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("append %d: got %v, %v; want false and ENOSPC", i, ok, err)
-			}
-			continue
-		}
-		if !ok || err != nil {
-			t.Fatalf("append %d: %v, %v", i, ok, err)
-		}
-		want = append(want, i*10)
-	}
-	if got := readAll(t, sp); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("got records %v, want %v", got, want)
-	}
-	if got := testutil.ToFloat64(m.SpoolAppendErrors); got != 3 {
-		t.Errorf("got %v append errors, want 3", got)
-	}
-	var onDisk int64
-	for _, g := range must(sp.segments()) {
-		fi, err := os.Stat(sp.segPath(g))
-		if err != nil {
-			t.Fatal(err)
-		}
-		onDisk += fi.Size()
-	}
-	if onDisk != sp.bytes() {
-		t.Errorf("the spool counts %d bytes, its segments hold %d", sp.bytes(), onDisk)
-	}
-}
-
 func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)
 	}
 	return v
-}
-
-// TestSpoolReadSegment: a torn end is not damage; a bad record with more
-// after it is.
-func TestSpoolReadSegment(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name    string
-		damage  func(data []byte, recEnds []int) []byte
-		records int
-		corrupt bool
-	}{
-		{"whole", func(d []byte, _ []int) []byte { return d }, 3, false},
-		{"torn header", func(d []byte, e []int) []byte { return d[:e[1]+5] }, 2, false},
-		{"torn payload", func(d []byte, e []int) []byte { return d[:e[2]-1] }, 2, false},
-		{"zeros after a crash", func(d []byte, e []int) []byte {
-			return append(d[:e[1]], make([]byte, 300)...)
-		}, 2, false},
-		{"bad last record", func(d []byte, e []int) []byte { d[e[2]-1] ^= 1; return d }, 2, false},
-		{"bad middle record", func(d []byte, e []int) []byte { d[e[1]-1] ^= 1; return d }, 1, true},
-		{"bad length in the middle", func(d []byte, e []int) []byte { d[e[0]+3] ^= 1; return d }, 1, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			sp, ends := spoolThree(t, dir, "m")
-			segs := must(sp.closedSegments())
-			path := sp.segPath(segs[0])
-			data := must(os.ReadFile(path))
-			if err := os.WriteFile(path, tc.damage(data, ends), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			recs, err := sp.readSegment(segs[0])
-			if len(recs) != tc.records || errors.Is(err, errCorruptSegment) != tc.corrupt {
-				t.Errorf("got %d records, err %v; want %d, corrupt %v", len(recs), err, tc.records, tc.corrupt)
-			}
-		})
-	}
 }
 
 // mountTmpfs mounts a tmpfs of size bytes on dir, skipping the test when
@@ -325,20 +210,20 @@ func TestSpoolCorruptSegmentKept(t *testing.T) {
 	pool, schema := pgtest.Schema(t)
 	dir := t.TempDir()
 	sp, ends := spoolThree(t, dir, "damaged")
-	g := must(sp.closedSegments())[0]
+	g := must(sp.ClosedSegments())[0]
 	for i := range 2 {
-		if ok, err := sp.append(spoolBatch(t, "torn", i*10, 10), 0, 10); !ok || err != nil {
+		if ok, err := sp.Append(encodeBatch(nil, spoolBatch(t, "torn", i*10, 10), 0, 10), 10); !ok || err != nil {
 			t.Fatal(ok, err)
 		}
 	}
-	torn := must(sp.closedSegments())[1]
-	data := must(os.ReadFile(sp.segPath(g)))
+	torn := must(sp.ClosedSegments())[1]
+	data := must(os.ReadFile(sp.Path(g)))
 	data[ends[1]-1] ^= 1 // the second record's last byte
-	if err := os.WriteFile(sp.segPath(g), data, 0o600); err != nil {
+	if err := os.WriteFile(sp.Path(g), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	data = must(os.ReadFile(sp.segPath(torn)))
-	if err := os.WriteFile(sp.segPath(torn), data[:len(data)-7], 0o600); err != nil {
+	data = must(os.ReadFile(sp.Path(torn)))
+	if err := os.WriteFile(sp.Path(torn), data[:len(data)-7], 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -347,12 +232,12 @@ func TestSpoolCorruptSegmentKept(t *testing.T) {
 	if err := c.UseSpool(dir, 1<<30); err != nil {
 		t.Fatal(err)
 	}
-	dbtest.WaitFor(t, func() bool { return len(must(sp.segments())) == 0 })
+	dbtest.WaitFor(t, func() bool { return len(must(sp.ClosedSegments())) == 0 })
 	closeSink(t, c)
 	if got := testutil.ToFloat64(m.SpoolCorruptSegments); got != 1 {
 		t.Errorf("got %v corrupt segments, want 1", got)
 	}
-	if _, err := os.Stat(sp.segPath(g) + corruptSuffix); err != nil {
+	if _, err := os.Stat(sp.Path(g) + spool.CorruptSuffix); err != nil {
 		t.Errorf("the damaged segment was not kept: %v", err)
 	}
 	dbtest.Equal(t, "damaged", dbtest.Query(t, pool, "SELECT count(*) FROM "+pgx.Identifier{schema, "damaged"}.Sanitize()), []string{"10"})
@@ -360,19 +245,23 @@ func TestSpoolCorruptSegmentKept(t *testing.T) {
 }
 
 // spoolThree opens a spool in dir and appends three records of 10 rows of
-// measurement to it; ends are the segment's sizes after each.
-func spoolThree(t *testing.T, dir, measurement string) (*spool, []int) {
+// measurement to it; ends are the segment's sizes after each (a record is
+// an 8-byte header and its payload).
+func spoolThree(t *testing.T, dir, measurement string) (*spool.Spool, []int) {
 	t.Helper()
-	sp, err := openSpool(dir, 1<<30)
+	sp, err := spool.Open(dir, 1<<30, spool.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ends []int
+	size := 0
 	for i := range 3 {
-		if ok, err := sp.append(spoolBatch(t, measurement, i*10, 10), 0, 10); !ok || err != nil {
+		rec := encodeBatch(nil, spoolBatch(t, measurement, i*10, 10), 0, 10)
+		if ok, err := sp.Append(rec, 10); !ok || err != nil {
 			t.Fatal(ok, err)
 		}
-		ends = append(ends, int(sp.curSize))
+		size += 8 + len(rec)
+		ends = append(ends, size)
 	}
 	return sp, ends
 }

@@ -16,7 +16,7 @@ import (
 func encodeBatch(out []byte, b *batch, lo, hi int) []byte {
 	u32 := func(v int) { out = binary.BigEndian.AppendUint32(out, uint32(v)) }
 	str := func(s string) { u32(len(s)); out = append(out, s...) }
-	out = append(out, spoolVersion)
+	out = append(out, recordVersion)
 	flags := byte(0)
 	if b.rejected {
 		flags = 1
@@ -56,6 +56,9 @@ func encodeBatch(out []byte, b *batch, lo, hi int) []byte {
 	return out
 }
 
+// recordVersion starts each payload: the layout of encodeBatch.
+const recordVersion = 1
+
 var errBadRecord = errors.New("bad spool record")
 
 // decodeBatch reads a spool record payload back into a batch.
@@ -65,7 +68,7 @@ func decodeBatch(p []byte) (b *batch, err error) {
 			b, err = nil, errBadRecord
 		}
 	}()
-	if len(p) < 2 || p[0] != spoolVersion {
+	if len(p) < 2 || p[0] != recordVersion {
 		return nil, errBadRecord
 	}
 	i := 2

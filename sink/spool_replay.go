@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pginflux/pginflux/sink/schema"
+	"github.com/pginflux/pginflux/sink/spool"
 )
 
 // spoolMark names the record a replayed batch came from.
@@ -57,27 +58,57 @@ func (s *Sink) skipReplayed(ctx context.Context, conn *pgx.Conn, b *batch, lo, h
 	return false, nil
 }
 
+// Replay is exactly once: each record is written in one transaction with a
+// row in the marker table (pginflux_spool) naming the spool and segment
+// (spool.Spool.MarkerKey), the segment's number, the record and the row
+// range; a record whose marker exists is skipped. A segment is deleted once
+// every record of it is written and it read back whole, and its markers
+// only after that, so a crash at any point leaves either the segment and
+// its markers (nothing is replayed twice) or neither.
+
+// spoolRecord is one record of a segment, decoded.
+type spoolRecord struct {
+	index int64
+	b     *batch
+}
+
+// readRecords returns the records of segment g, decoded: a record that
+// does not decode is as bad as one whose checksum fails (see
+// spool.Spool.Read).
+func readRecords(sp *spool.Spool, g spool.Segment) ([]spoolRecord, error) {
+	var out []spoolRecord
+	err := sp.Read(g, func(index int64, payload []byte) error {
+		b, err := decodeBatch(payload)
+		if err != nil {
+			return err
+		}
+		out = append(out, spoolRecord{index: index, b: b})
+		return nil
+	})
+	return out, err
+}
+
 // replay writes what the spool holds whenever something was spooled, and
 // every few seconds, until the sink closes.
 func (s *Sink) replay() {
-	s.spool.setMetrics(s.metrics)
+	s.spool.CountAppendErrors(s.metrics.SpoolAppendErrors)
 	w := s.newWriterState()
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	for {
 		select {
-		case <-s.spool.wake:
+		case <-s.spool.Wake():
 		case <-tick.C:
 		case <-s.maintenanceCtx.Done():
 			return
 		}
-		if s.spool.bytes() == 0 {
+		if s.spool.Bytes() == 0 {
 			continue
 		}
 		if err := s.replayAll(w); err != nil {
 			s.log.Warn("spool replay stopped; trying again later", "err", err)
 		}
-		s.metrics.SpoolBytes.Set(float64(s.spool.bytes()))
+		s.metrics.SpoolBytes.Set(float64(s.spool.Bytes()))
 	}
 }
 
@@ -95,27 +126,27 @@ func (s *Sink) replayAll(w *writerState) error {
 	if err != nil {
 		return fmt.Errorf("prepare the spool's marker table: %w", err)
 	}
-	segs, err := s.spool.closedSegments()
+	segs, err := s.spool.ClosedSegments()
 	if err != nil {
 		return err
 	}
 	for _, g := range segs {
-		recs, readErr := s.spool.readSegment(g)
-		if readErr != nil && !errors.Is(readErr, errCorruptSegment) {
+		recs, readErr := readRecords(s.spool, g)
+		if readErr != nil && !errors.Is(readErr, spool.ErrCorrupt) {
 			return readErr
 		}
-		key := s.spool.markerKey(g)
+		key := s.spool.MarkerKey(g)
 		w.replayFailed = false
 		for _, r := range recs {
 			if ctx.Err() != nil || w.replayFailed {
 				return nil
 			}
-			r.b.mark = &spoolMark{spool: key, segment: g.seq, item: r.index}
+			r.b.mark = &spoolMark{spool: key, segment: g.Seq, item: r.index}
 			n := r.b.rows()
 			s.metrics.PendingRows.Add(float64(n))
 			s.limit.addN(n)
 			s.writeRange(w, r.b, 0, n, false)
-			if crash := s.cfg.Seams.Replayed; crash != nil && crash(g.seq, r.index) {
+			if crash := s.cfg.Seams.Replayed; crash != nil && crash(g.Seq, r.index) {
 				return nil // a crash, for tests: nothing after this happens
 			}
 		}
@@ -126,7 +157,7 @@ func (s *Sink) replayAll(w *writerState) error {
 			// Its markers stay: should the operator mend the file and
 			// put it back, what was written is not written again.
 			s.metrics.SpoolCorruptSegments.Inc()
-			to, err := s.spool.quarantine(g)
+			to, err := s.spool.Quarantine(g)
 			if err != nil {
 				return fmt.Errorf("set a corrupt spool segment aside: %w (%w)", err, readErr)
 			}
@@ -134,7 +165,7 @@ func (s *Sink) replayAll(w *writerState) error {
 				"file", to, "records_written", len(recs), "err", readErr)
 			continue
 		}
-		if err := s.spool.remove(g); err != nil {
+		if err := s.spool.Remove(g); err != nil {
 			return fmt.Errorf("remove replayed spool segment: %w", err)
 		}
 		// Only now: a crash before this leaves markers of a deleted
@@ -142,13 +173,13 @@ func (s *Sink) replayAll(w *writerState) error {
 		// own), so they are harmless.
 		if c, err := s.pool.Acquire(ctx); err == nil {
 			_, err = c.Exec(ctx, "DELETE FROM "+pgx.Identifier{s.cfg.Schema, schema.MarkerTable}.Sanitize()+
-				" WHERE spool = $1 AND segment = $2", key, g.seq)
+				" WHERE spool = $1 AND segment = $2", key, g.Seq)
 			c.Release()
 			if err != nil {
 				s.log.Debug("could not delete the markers of a replayed segment", "err", err)
 			}
 		}
-		s.log.Info("replayed a spool segment", "segment", g.name(), "records", len(recs))
+		s.log.Info("replayed a spool segment", "segment", g.Name(), "records", len(recs))
 	}
 	return nil
 }

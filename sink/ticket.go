@@ -250,6 +250,6 @@ func (sh *Shared) Close() {
 func (s *Sink) Saturated() (full, databaseDown bool) {
 	full = s.limit.full()
 	// With room in the spool, rows are safe while the database is away.
-	spoolRoom := s.spool != nil && s.spool.bytes() < s.spool.maxBytes
+	spoolRoom := s.spool != nil && s.spool.Bytes() < s.spool.MaxBytes()
 	return full, s.down.Load() && !spoolRoom
 }

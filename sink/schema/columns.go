@@ -19,8 +19,8 @@ const OverflowColumn = "pginflux_overflow"
 
 // Key names a tag or field key.
 type Key struct {
-	Tag  bool
-	Name string
+	Tag  bool   // a tag's key, not a field's
+	Name string // the key as the line has it
 }
 
 // BatchKey is one tag or field key of a batch, with what the batch holds
@@ -33,7 +33,7 @@ type BatchKey struct {
 
 // Column is one column of a table in columns storage.
 type Column struct {
-	Name  string
+	Name  string // the column's name in PostgreSQL
 	Type  Type
 	Owner *Key // the key pginflux made it for; nil for a column made by someone else
 }
@@ -42,7 +42,7 @@ type Column struct {
 // changed once a Catalog has handed it out: a writer that needs more
 // columns gets a new one. Safe for concurrent reads.
 type TypedTable struct {
-	Name, Ident string
+	Name, Ident string // the table's name, and its name quoted with the schema
 	owned       map[Key]*Column
 	byName      map[string]*Column
 	Overflow    *Column // the overflow column (see OverflowColumn), or nil

@@ -21,7 +21,7 @@ const (
 
 // Type is a column's type as the catalog reports it.
 type Type struct {
-	OID    uint32
+	OID    uint32 // the type's OID; a domain's is its base type's
 	Typmod int32  // -1 when none
 	Name   string // format_type(), for messages
 }

@@ -118,7 +118,8 @@ func TryCount(t testing.TB, pool *pgxpool.Pool, schema, table string) int {
 	return n
 }
 
-// Rejected is one row of the rejected table.
+// Rejected is one row of the rejected table: where it came from, its
+// measurement, why it was rejected, and its line of line protocol.
 type Rejected struct {
 	Source, Measurement, Reason, Line string
 }
