@@ -38,7 +38,7 @@ type value struct {
 // appendValue appends v as a binary COPY column of type t: the length word
 // and the value's send form. When v cannot become a t without loss, it
 // appends nothing and says why, so that PostgreSQL never rounds a value
-// nor refuses a row for one. The rules (documented in the README):
+// nor refuses a row for one. The rules (documented in docs/tables.md):
 //
 //   - integers and unsigned integers go into any numeric column that holds
 //     them exactly: smallint, integer and bigint in range, double

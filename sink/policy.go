@@ -211,13 +211,13 @@ func (s *Sink) hold(w *writerState, b *batch, lo, hi int, err error, whole bool,
 // (the point key) lacks.
 const keyHint = "if --create-table-sql distributes the table with Citus: in --write-mode merge every table pginflux makes has the key (time, series_id), and Citus distributes a table only by a column that each of its unique keys includes (SQLSTATE 0A000): " +
 	"distribute by series_id (a series stays on one shard) or by time; or create this table yourself, distributed as you like, without that key (pginflux writes such a table in append mode); or run pginflux with --write-mode append. " +
-	"Then send the rows in the rejected table again (README: The rejected table)"
+	"Then send the rows in the rejected table again (docs/tables.md: The rejected table)"
 
 // columnHint is said when a table template fails with 42703 in columns
 // storage: it names a column (a tag to distribute by, say) that the
 // batch which made the table did not bring.
 const columnHint = "--create-table-sql runs when a table is made, with a column for each key of the lines that made it: a tag the template names (to distribute by, say) must be in the first lines of every measurement, or create such tables yourself beforehand. " +
-	"Then send the rows in the rejected table again (README: The rejected table)"
+	"Then send the rows in the rejected table again (docs/tables.md: The rejected table)"
 
 // createHint says what to do about a table template that failed, when
 // pginflux knows more than the error says; else "".

@@ -64,7 +64,7 @@ func (c *Catalog) CommitsReady(ctx context.Context, conn *pgx.Conn) error {
 	}
 	if !usable {
 		c.commitsOff.Store(true)
-		c.log.Warn("cannot create or use the commit marker table; without it, a batch of a table without a point key retried after a connection lost during its commit may be written twice (create it as in the README, Least privilege)",
+		c.log.Warn("cannot create or use the commit marker table; without it, a batch of a table without a point key retried after a connection lost during its commit may be written twice (create it as docs/deployment.md says, Least privilege)",
 			"schema", c.schema, "table", commitTable)
 	}
 	c.commitsCleaned.Store(now)

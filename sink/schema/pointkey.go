@@ -44,7 +44,7 @@ func (c *Catalog) NoKey(table string) {
 		return
 	}
 	if _, seen := c.noKeyLogged.LoadOrStore(table, struct{}{}); !seen {
-		c.log.Warn("the table has no point key (a unique key on time and series_id); writing it in append mode, where a point written twice is two rows (see README, Converting a table)",
+		c.log.Warn("the table has no point key (a unique key on time and series_id); writing it in append mode, where a point written twice is two rows (see docs/tables.md, Converting a table)",
 			"schema", c.schema, "table", table)
 	}
 }
