@@ -81,7 +81,9 @@ func parseFloat(b []byte) (float64, bool) {
 // parseFloatPlain is parseFloat, and reports too whether b is a plain
 // decimal: digits (no leading zero but a lone one), a point, digits, no
 // exponent, at most 15 significant digits — text that is exactly the
-// float64 it stands for, and valid JSON.
+// float64 it stands for, and valid JSON. It reads the digits of the
+// mantissa into an integer and the exponent, and leaves the rest to
+// exactFloat, or to strconv (slowFloat) where that cannot.
 func parseFloatPlain(b []byte) (x float64, ok, plain bool) {
 	i := 0
 	neg := b[0] == '-'
@@ -152,21 +154,30 @@ func parseFloatPlain(b []byte) (x float64, ok, plain bool) {
 			exp = -exp
 		}
 	}
-	e := exp - frac
-	if m>>53 != 0 || e < -22 || e > 22 {
+	x, ok = exactFloat(m, exp-frac)
+	if !ok {
 		x, ok := slowFloat(b)
 		return x, ok, plain
-	}
-	x = float64(m)
-	if e >= 0 {
-		x *= pow10[e]
-	} else {
-		x /= pow10[-e]
 	}
 	if neg {
 		x = -x
 	}
 	return x, true, plain
+}
+
+// exactFloat returns m×10^e, correctly rounded, when m < 2^53 and |e| ≤ 22:
+// m and 10^|e| are then float64s exactly, and one multiplication or
+// division rounds their exact product or quotient (Clinger's fast path).
+// It returns false for other m and e.
+func exactFloat(m uint64, e int) (float64, bool) {
+	if m>>53 != 0 || e < -22 || e > 22 {
+		return 0, false
+	}
+	x := float64(m)
+	if e >= 0 {
+		return x * pow10[e], true
+	}
+	return x / pow10[-e], true
 }
 
 // slowFloat is parseFloat for the values outside Clinger's fast path. Its
