@@ -9,6 +9,7 @@ import (
 )
 
 func TestRejectedBytes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		line   string
@@ -59,6 +60,7 @@ func TestRejectedBytes(t *testing.T) {
 }
 
 func TestLineError(t *testing.T) {
+	t.Parallel()
 	_, errs := parseAll(t, Second, "a f=1 1\n\nm,host= f=1\nm f=1e999\nm f=1 99999999999\n")
 	if len(errs) != 3 {
 		t.Fatalf("got %v errors, want 3", len(errs))
@@ -93,6 +95,7 @@ func TestLineError(t *testing.T) {
 }
 
 func TestLineErrorMessages(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		prec Precision
@@ -121,6 +124,7 @@ func TestLineErrorMessages(t *testing.T) {
 }
 
 func TestReasonString(t *testing.T) {
+	t.Parallel()
 	want := map[Reason]string{
 		ReasonSyntax:      "syntax",
 		ReasonOutOfRange:  "out_of_range",
@@ -143,6 +147,7 @@ func TestReasonString(t *testing.T) {
 }
 
 func TestKindString(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		kind Kind

@@ -215,6 +215,7 @@ func checkNumbers(t *testing.T, s string) {
 // TestFastFloats checks parseFloat on random decimals around the edges of
 // Clinger's fast path.
 func TestFastFloats(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 200000 {
 		var m uint64
@@ -246,6 +247,7 @@ func TestFastFloats(t *testing.T) {
 // TestFastPathTakes checks which lines the fast path takes, so that
 // FuzzFastPath does not pass because it takes none.
 func TestFastPathTakes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		line string

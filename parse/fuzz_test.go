@@ -331,16 +331,22 @@ func refEntry(dec *lineprotocol.Decoder, line int64, now time.Time) outcome {
 		return fail(err)
 	}
 	p.Time = ts.UnixNano()
+	p.Fields = lastValues(p.Fields)
+	return outcome{Point: p}
+}
+
+// lastValues returns, of the fields that share a key, only the last, as
+// InfluxDB keeps them.
+func lastValues(fields []field) []field {
 	last := make(map[string]int)
-	for i, f := range p.Fields {
+	for i, f := range fields {
 		last[f.Key] = i
 	}
 	var kept []field
-	for i, f := range p.Fields {
+	for i, f := range fields {
 		if last[f.Key] == i {
 			kept = append(kept, f)
 		}
 	}
-	p.Fields = kept
-	return outcome{Point: p}
+	return kept
 }

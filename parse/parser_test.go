@@ -10,6 +10,7 @@ import (
 )
 
 func TestFieldValues(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		value  string // as written after "m f="
@@ -132,6 +133,7 @@ func TestFieldValues(t *testing.T) {
 }
 
 func TestEscapes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		line string
@@ -215,6 +217,7 @@ func TestEscapes(t *testing.T) {
 }
 
 func TestTimestamps(t *testing.T) {
+	t.Parallel()
 	now := testNow.UnixNano()
 	tests := []struct {
 		name   string
@@ -283,6 +286,7 @@ func pt(m string, line int64) *point {
 }
 
 func TestBuffers(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		data string
@@ -347,6 +351,7 @@ func TestBuffers(t *testing.T) {
 }
 
 func TestNoFields(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		line string
@@ -378,6 +383,7 @@ func TestNoFields(t *testing.T) {
 }
 
 func TestParserReuse(t *testing.T) {
+	t.Parallel()
 	p := NewParser(Second)
 	if pt, err := p.Next(); pt != nil || err != io.EOF {
 		t.Fatalf("Next before Reset: got %v, %v, want nil, EOF", pt, err)
@@ -422,6 +428,7 @@ func TestParserReuse(t *testing.T) {
 }
 
 func TestPointDoesNotAliasSpareCapacity(t *testing.T) {
+	t.Parallel()
 	data := []byte(`m,t=v f=1,s="x" 1` + "\n" + `m\ 2,t\ k=v\ 2 f\ 2=1,s="x\"y" 1`)
 	orig := bytes.Clone(data)
 	p := NewParser(Nanosecond)
@@ -454,6 +461,7 @@ func TestPointDoesNotAliasSpareCapacity(t *testing.T) {
 }
 
 func TestParserAllocs(t *testing.T) {
+	// Not parallel: testing.AllocsPerRun panics while a parallel test runs.
 	data := benchBuffers(1)[0]
 	p := NewParser(Nanosecond)
 	now := time.Now()
@@ -502,6 +510,7 @@ func TestParserAllocs(t *testing.T) {
 }
 
 func TestParserLine(t *testing.T) {
+	t.Parallel()
 	data := []byte("a f=1 1\r\nbad,\r\n# c\nx\\ y z\\ w=\"q\\\"\x00\"\nb f=1 1\nc s=\"x\ny\",f=1x 1\nlast,")
 	want := map[int64]string{2: "bad,", 4: "x\\ y z\\ w=\"q\\\"\x00\"", 6: "c s=\"x\ny\",f=1x 1", 8: "last,"}
 	p := NewParser(Nanosecond)

@@ -7,6 +7,7 @@ import (
 )
 
 func TestParsePrecision(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		in      string
@@ -43,6 +44,7 @@ func TestParsePrecision(t *testing.T) {
 }
 
 func TestPrecisionString(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		prec Precision
@@ -74,6 +76,7 @@ func TestPrecisionString(t *testing.T) {
 }
 
 func TestInvalidPrecisionPanics(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		f    func()
@@ -97,6 +100,7 @@ func TestInvalidPrecisionPanics(t *testing.T) {
 // paths of the parser (the scanner and the decoder, which a backslash
 // sends a line to).
 func TestAutoPrecision(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		ts   string

@@ -186,6 +186,7 @@ func checkSplit(t *testing.T, data []byte) {
 }
 
 func TestRejectedLineSpansLines(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		data string
@@ -301,6 +302,7 @@ func TestRejectedLineSpansLines(t *testing.T) {
 // TestDecodeErrorLine checks that a DecodeError's line is a line of the
 // whole buffer after the Parser started a new decoder.
 func TestDecodeErrorLine(t *testing.T) {
+	t.Parallel()
 	data := "a f=z,s=\"x\ny\" 1\nb f=1 1\nc,t f=1\n"
 	_, errs := parseAll(t, Nanosecond, data)
 	if len(errs) != 2 {
@@ -312,6 +314,7 @@ func TestDecodeErrorLine(t *testing.T) {
 }
 
 func TestRepeatedFieldKeys(t *testing.T) {
+	t.Parallel()
 	var many strings.Builder
 	many.WriteString("m ")
 	for i := range 40 {
@@ -348,6 +351,7 @@ func TestRepeatedFieldKeys(t *testing.T) {
 }
 
 func TestRepeatedFieldKeysAllocs(t *testing.T) {
+	// Not parallel: testing.AllocsPerRun panics while a parallel test runs.
 	data := []byte(strings.Repeat("m v=1i,w=2,v=\"s\" 1\n", 10) + "m " + strings.Repeat("k=1,", 40) + "k=2 1\n")
 	p := NewParser(Nanosecond)
 	now := time.Now()
