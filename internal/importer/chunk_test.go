@@ -43,6 +43,7 @@ func chunks(t *testing.T, input string, size, maxLine int, r func(io.Reader) io.
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func TestChunker(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name          string
 		input         string
@@ -86,6 +87,7 @@ func TestChunker(t *testing.T) {
 // TestChunkerNeverSplitsLines cuts many lines of varied length at several
 // sizes: the pieces put together are the input, and each ends a line.
 func TestChunkerNeverSplitsLines(t *testing.T) {
+	t.Parallel()
 	var b strings.Builder
 	for i := range 2000 {
 		b.WriteString(strings.Repeat("m", 1+i*7%53))
@@ -106,6 +108,7 @@ func TestChunkerNeverSplitsLines(t *testing.T) {
 }
 
 func TestChunkerReadError(t *testing.T) {
+	t.Parallel()
 	boom := errors.New("boom")
 	c := newChunker(io.MultiReader(strings.NewReader("a 1\n"), iotest.ErrReader(boom)), 64, 100)
 	_, err := c.next()

@@ -7,6 +7,7 @@ import (
 )
 
 func TestExportSplit(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		chunks     []string // fed in order to one exportState

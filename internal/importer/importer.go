@@ -16,19 +16,14 @@ package importer
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
-	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -208,9 +203,9 @@ func (im *Importer) Run(ctx context.Context, inputs []Input) (Result, error) {
 	}
 	r := &reader{im: im, queue: queue, stop: stop, dests: make(map[string]*dest), schemas: make(map[string]bool)}
 	var readErr error
-	res := Result{}
+	read := 0
 	for _, in := range inputs {
-		res.Inputs++
+		read++
 		if readErr = r.read(in); readErr != nil {
 			break
 		}
@@ -221,28 +216,7 @@ func (im *Importer) Run(ctx context.Context, inputs []Input) (Result, error) {
 	watcher.Wait()
 	closeErr := r.closeAll()
 
-	res.Bytes = im.read.Load()
-	res.Lines = im.lines.Load()
-	res.Rows = int64(counterValue(im.metrics.RowsWritten))
-	res.Dropped = vecValues(im.reg, "pginflux_sink_dropped_rows_total")
-	res.TablesCreated = int64(counterValue(im.metrics.TablesCreated))
-	res.ColumnsCreated = int64(counterValue(im.metrics.ColumnsCreated))
-	if im.cfg.DryRun {
-		im.mu.Lock()
-		res.Rejected = im.dryRejected
-		im.mu.Unlock()
-	} else {
-		res.Rejected = vecValues(im.reg, "pginflux_sink_rejected_total")
-	}
-	for s := range r.schemas {
-		res.Schemas = append(res.Schemas, s)
-	}
-	slices.Sort(res.Schemas)
-	res.Databases = r.databases
-	res.DDLLines = r.ddlLines
-	res.Plans = r.plans
-	res.Elapsed = time.Since(start)
-
+	res := im.result(r, read, start)
 	switch {
 	case ctx.Err() != nil:
 		return res, fmt.Errorf("interrupted: %w", context.Cause(ctx))
@@ -258,6 +232,38 @@ func (im *Importer) Run(ctx context.Context, inputs []Input) (Result, error) {
 	return res, nil
 }
 
+// result is what the import did, once the reader and the parsers are done
+// and the sinks closed: inputs of them read (whole or in part), from
+// start.
+func (im *Importer) result(r *reader, inputs int, start time.Time) Result {
+	res := Result{
+		Inputs:         inputs,
+		Bytes:          im.read.Load(),
+		Lines:          im.lines.Load(),
+		Rows:           int64(counterValue(im.metrics.RowsWritten)),
+		Dropped:        vecValues(im.reg, "pginflux_sink_dropped_rows_total"),
+		TablesCreated:  int64(counterValue(im.metrics.TablesCreated)),
+		ColumnsCreated: int64(counterValue(im.metrics.ColumnsCreated)),
+		Databases:      r.databases,
+		DDLLines:       r.ddlLines,
+		Plans:          r.plans,
+	}
+	if im.cfg.DryRun {
+		im.mu.Lock()
+		res.Rejected = im.dryRejected
+		im.mu.Unlock()
+	} else {
+		res.Rejected = vecValues(im.reg, "pginflux_sink_rejected_total")
+	}
+	for s := range r.schemas {
+		res.Schemas = append(res.Schemas, s)
+	}
+	slices.Sort(res.Schemas)
+	res.Elapsed = time.Since(start)
+	return res
+}
+
+// errPermanent is the error of an import that lost n rows for good.
 func errPermanent(n int64) error {
 	return fmt.Errorf("%s could not be written: PostgreSQL kept refusing with an error that retrying does not fix (see the log above)", plural(n, "row"))
 }
@@ -282,156 +288,6 @@ func (im *Importer) watchDrops(stop context.Context, cancel context.CancelCauseF
 			}
 		}
 	}
-}
-
-// work is one item for the parsers: a chunk of whole lines, a line over
-// the limit, or a barrier.
-type work struct {
-	buf       *[]byte // holds data; given back to the pool once parsed
-	data      []byte
-	long      *longLine
-	dest      *dest
-	name      string    // of the input
-	firstLine int64     // line number of data's first line in the input
-	received  time.Time // when read: the rows' origin, and the time of lines without one
-	barrier   *barrier
-}
-
-// barrier makes every parser hand over its rows for dest and wait, so that
-// dest's sink can be closed. Each parser takes exactly one barrier item,
-// since it waits for release after taking it.
-type barrier struct {
-	dest    *dest
-	arrived sync.WaitGroup
-	release chan struct{}
-}
-
-// dest is one schema's sink, or planner in a dry run.
-type dest struct {
-	schema      string
-	sink        *sink.Sink
-	stopAbandon func() bool
-	used        int64 // when last used, by the reader's count
-
-	mu      sync.Mutex // guards planner
-	planner *sink.Planner
-}
-
-// parse is one parser goroutine: it parses the chunks of queue into its
-// own Batchers, one per dest, until queue is closed.
-func (im *Importer) parse(stop context.Context, queue <-chan work) {
-	p := parse.NewParser(im.cfg.Precision)
-	bts := make(map[*dest]*sink.Batcher)
-	batcher := func(d *dest) *sink.Batcher {
-		if d.planner != nil {
-			return nil
-		}
-		bt, ok := bts[d]
-		if !ok {
-			bt = d.sink.NewBatcher()
-			bts[d] = bt
-		}
-		return bt
-	}
-	for w := range queue {
-		switch {
-		case w.barrier != nil:
-			if bt, ok := bts[w.barrier.dest]; ok {
-				bt.Flush()
-				delete(bts, w.barrier.dest)
-			}
-			w.barrier.arrived.Done()
-			<-w.barrier.release
-			continue
-		case stop.Err() != nil:
-			// Interrupted: drain the queue without parsing.
-		case w.long != nil:
-			im.rejectLong(batcher(w.dest), w)
-		default:
-			im.parseChunk(p, batcher(w.dest), w)
-		}
-		putBuf(w.buf)
-		now := time.Now()
-		for _, bt := range bts {
-			bt.FlushDue(now)
-		}
-	}
-	for _, bt := range bts {
-		bt.Flush()
-	}
-}
-
-func (im *Importer) parseChunk(p *parse.Parser, bt *sink.Batcher, w work) {
-	p.Reset(w.data, w.received)
-	origin := sink.Origin{Received: w.received}
-	rejectedName := im.cfg.Sink.RejectedTable
-	var lines int64
-	for {
-		pt, err := p.Next()
-		if err == io.EOF {
-			break
-		}
-		lines++
-		if err != nil {
-			var le *parse.LineError
-			if errors.As(err, &le) {
-				im.rejectLine(p, bt, w, le, origin)
-			}
-			continue
-		}
-		if bt != nil {
-			bt.Add(pt, origin)
-			continue
-		}
-		if rejectedName != "" && string(pt.Measurement) == rejectedName {
-			im.countDryReject(ReasonReservedName)
-			continue
-		}
-		w.dest.mu.Lock()
-		w.dest.planner.Add(pt)
-		w.dest.mu.Unlock()
-	}
-	im.lines.Add(lines)
-}
-
-// rejectLine keeps a line the parser rejected, with where it came from.
-func (im *Importer) rejectLine(p *parse.Parser, bt *sink.Batcher, w work, le *parse.LineError, origin sink.Origin) {
-	n := w.firstLine + le.Line - 1
-	detail := lineDetail(w.name, n, le)
-	im.log.Debug("rejected a line", "input", w.name, "line", n, "reason", le.Reason.String(), "err", le.Err)
-	if bt == nil {
-		im.countDryReject(le.Reason.String())
-		return
-	}
-	bt.Reject(p.Line(le.Line), "", le.Reason.String(), detail, origin)
-}
-
-// lineDetail says where a rejected line is and what is wrong with it,
-// with the line number of the input rather than of the chunk.
-func lineDetail(name string, line int64, le *parse.LineError) string {
-	var de *lineprotocol.DecodeError
-	if errors.As(le.Err, &de) && de.Line == le.Line {
-		return fmt.Sprintf("%s line %d: %s: column %d: %v", name, line, le.Reason, de.Column, de.Err)
-	}
-	return fmt.Sprintf("%s line %d: %s: %v", name, line, le.Reason, le.Err)
-}
-
-func (im *Importer) rejectLong(bt *sink.Batcher, w work) {
-	im.lines.Add(1)
-	detail := fmt.Sprintf("%s line %d: the line has %d bytes, more than the limit of %d; line holds its first %d bytes only",
-		w.name, w.firstLine, w.long.length, im.cfg.MaxLineSize, len(w.long.prefix))
-	im.log.Warn("rejected a line over the size limit", "input", w.name, "line", w.firstLine, "bytes", w.long.length, "limit", im.cfg.MaxLineSize)
-	if bt == nil {
-		im.countDryReject(ReasonTooLong)
-		return
-	}
-	bt.Reject(w.long.prefix, "", ReasonTooLong, detail, sink.Origin{Received: w.received})
-}
-
-func (im *Importer) countDryReject(reason string) {
-	im.mu.Lock()
-	im.dryRejected[reason]++
-	im.mu.Unlock()
 }
 
 // counterValue reads a counter of the importer's own registry.
@@ -462,22 +318,4 @@ func vecValues(reg prometheus.Gatherer, name string) map[string]int64 {
 		}
 	}
 	return out
-}
-
-// checkSchemaName tells whether a database name can be a schema's, by the
-// rules the HTTP write path applies to db=.
-func checkSchemaName(s string) error {
-	switch {
-	case s == "":
-		return errors.New("it is empty")
-	case len(s) > 63:
-		return errors.New("it is longer than PostgreSQL's 63 bytes")
-	case strings.IndexByte(s, 0) >= 0:
-		return errors.New("it holds a NUL byte")
-	case !utf8.ValidString(s):
-		return errors.New("it is not valid UTF-8")
-	case strings.HasPrefix(strings.ToLower(s), "pg_"):
-		return errors.New("names starting with pg_ are PostgreSQL's")
-	}
-	return nil
 }

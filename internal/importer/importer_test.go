@@ -90,6 +90,7 @@ func dropSchemasAfter(t *testing.T, pool *pgxpool.Pool, schemas ...string) {
 // databases into a schema each, with small chunks so that the parts of a
 // chunk, the DDL section and the changes of database fall anywhere.
 func TestImportSchemaFromDB(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	dbA, dbB := schema+"_a", schema+"_b"
 	dropSchemasAfter(t, pool, dbA, dbB)
@@ -151,6 +152,7 @@ func TestImportSchemaFromDB(t *testing.T) {
 // may be open at once: every change of database past the bound closes a
 // sink after the parsers hand over its rows, and nothing is lost.
 func TestImportEvicts(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	dbs := []string{schema + "_a", schema + "_b", schema + "_c"}
 	dropSchemasAfter(t, pool, dbs...)
@@ -197,6 +199,7 @@ func TestImportEvicts(t *testing.T) {
 // TestImportLongLine: a line over the limit is rejected with its first
 // bytes and where it was; the lines around it land.
 func TestImportLongLine(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	long := "m,host=a s=\"" + strings.Repeat("x", 3000) + "\" 2000"
 	path := writeFile(t, "long.lp", "m v=1 1000\n"+long+"\nm v=3 3000\n")
@@ -219,6 +222,7 @@ func TestImportLongLine(t *testing.T) {
 // TestImportGzipAndStream reads a gzip file (known by its content, not its
 // name) and a stream, in one import, with line numbers of each.
 func TestImportGzipAndStream(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
@@ -242,6 +246,7 @@ func TestImportGzipAndStream(t *testing.T) {
 }
 
 func TestImportNotGzip(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	path := writeFile(t, "plain.lp.gz", "m v=1 1000\n")
 	_, err := New(pool, testConfig(schema), quiet).Run(t.Context(), []Input{file(t, path)})
@@ -253,6 +258,7 @@ func TestImportNotGzip(t *testing.T) {
 // TestImportCorruptGzip: the lines before the damage are written, and
 // the error says where.
 func TestImportCorruptGzip(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
@@ -281,6 +287,7 @@ func TestImportCorruptGzip(t *testing.T) {
 // TestImportInterrupted: ending the context ends an import even while it
 // waits for more input on a stream.
 func TestImportInterrupted(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	pr, pw := io.Pipe()
 	defer pw.Close()
@@ -314,6 +321,7 @@ func TestImportInterrupted(t *testing.T) {
 // TestDryRunTouchesNothing plans a new schema and an existing one and
 // creates nothing: no schema, no table, no column, no rejected table.
 func TestDryRunTouchesNothing(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	if _, err := pool.Exec(t.Context(), "CREATE TABLE "+pgx.Identifier{schema, "old"}.Sanitize()+" (time timestamptz NOT NULL, host text)"); err != nil {
 		t.Fatal(err)
@@ -363,6 +371,7 @@ Values that do not fit the type of an existing column are only found when writin
 // (a trigger refusing every one of them) are kept in the rejected table,
 // each, and counted; none is dropped.
 func TestImportTriggerRefuses(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	table := pgx.Identifier{schema, "m"}.Sanitize()
 	fn := pgx.Identifier{schema, "refuse"}.Sanitize()
@@ -399,6 +408,7 @@ func TestImportTriggerRefuses(t *testing.T) {
 // TestImportBadDatabaseName: with --schema-from-db, a database that cannot
 // name a schema stops the import, saying where.
 func TestImportBadDatabaseName(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	cfg := testConfig(schema)
 	cfg.SchemaFromDB = true

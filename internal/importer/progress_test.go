@@ -9,6 +9,7 @@ import (
 )
 
 func TestFormats(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ got, want string }{
 		{Count(0), "0"},
 		{Count(999), "999"},
@@ -34,6 +35,7 @@ func TestFormats(t *testing.T) {
 }
 
 func TestBarLine(t *testing.T) {
+	t.Parallel()
 	p := Progress{Read: 50 << 20, Total: 200 << 20, Lines: 1_000_000, Elapsed: 2 * time.Second}
 	tests := []struct {
 		name  string
@@ -65,6 +67,7 @@ func TestBarLine(t *testing.T) {
 // takes a line of its own, and Stop draws the bar complete and ends its
 // line.
 func TestReporterBar(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		var out bytes.Buffer
 		r := NewReporter(&out, true, 100, 0)
@@ -87,6 +90,7 @@ func TestReporterBar(t *testing.T) {
 
 // TestReporterPlain: away from a terminal, a plain line every interval.
 func TestReporterPlain(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		var out bytes.Buffer
 		r := NewReporter(&out, false, 0, PlainInterval)

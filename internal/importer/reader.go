@@ -7,7 +7,9 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pginflux/pginflux/sink"
 )
@@ -233,4 +235,33 @@ func (r *reader) closeAll() error {
 	clear(r.dests)
 	slices.SortFunc(r.plans, func(a, b SchemaPlan) int { return strings.Compare(a.Schema, b.Schema) })
 	return errors.Join(r.closeErrs...)
+}
+
+// dest is one schema's sink, or planner in a dry run.
+type dest struct {
+	schema      string
+	sink        *sink.Sink
+	stopAbandon func() bool
+	used        int64 // when last used, by the reader's count
+
+	mu      sync.Mutex // guards planner
+	planner *sink.Planner
+}
+
+// checkSchemaName tells whether a database name can be a schema's, by the
+// rules the HTTP write path applies to db=.
+func checkSchemaName(s string) error {
+	switch {
+	case s == "":
+		return errors.New("it is empty")
+	case len(s) > 63:
+		return errors.New("it is longer than PostgreSQL's 63 bytes")
+	case strings.IndexByte(s, 0) >= 0:
+		return errors.New("it holds a NUL byte")
+	case !utf8.ValidString(s):
+		return errors.New("it is not valid UTF-8")
+	case strings.HasPrefix(strings.ToLower(s), "pg_"):
+		return errors.New("names starting with pg_ are PostgreSQL's")
+	}
+	return nil
 }
