@@ -90,6 +90,7 @@ func freePorts(t *testing.T, n int) int {
 // it runs gets the coordinator, where tables are distributed over both
 // workers. Everything is stopped when the program exits.
 func TestCitusDevrun(t *testing.T) {
+	t.Parallel()
 	pgtest.NeedExtension(t, "citus")
 	base, err := os.MkdirTemp("", "devrun-test-")
 	if err != nil {
@@ -145,6 +146,7 @@ func TestCitusDevrun(t *testing.T) {
 }
 
 func TestCitusSettings(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		settings []string

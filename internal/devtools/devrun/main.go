@@ -53,51 +53,28 @@ func main() {
 // exited.
 const stopTimeout = time.Minute
 
+// options are devrun's command line.
+type options struct {
+	dataDir      string
+	port         int
+	fsync        bool
+	settings     []string
+	extensions   []string
+	citusWorkers int
+	child        []string // BINARY [ARGS...]
+}
+
 // run runs devrun with command-line args (without the program name) and
 // the environment environ, reporting to stderr, and returns the exit code.
 // Signals arriving on signals are forwarded to the child.
 func run(args, environ []string, stderr io.Writer, signals <-chan os.Signal) int {
-	fs := flag.NewFlagSet("devrun", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", ".pgdata", "PostgreSQL data `directory`; created when missing, reused otherwise")
-	port := fs.Int("port", 54329, "TCP `port` of the server on 127.0.0.1; 0: unix socket only")
-	fsync := fs.Bool("fsync", true, "keep PostgreSQL's durable defaults; false turns fsync, synchronous_commit and full_page_writes off\n(faster, not crash-safe: benchmark figures are then an upper bound)")
-	var settings, extensions []string
-	fs.Func("settings", "a server `setting` NAME=VALUE for every server, passed as -c (repeat for more):\nshared_preload_libraries=timescaledb", func(v string) error {
-		if name, _, ok := strings.Cut(v, "="); !ok || name == "" {
-			return errors.New("want NAME=VALUE")
-		}
-		settings = append(settings, v)
-		return nil
-	})
-	fs.Func("extension", "create the `extension` in database postgres once the server is up (repeat for more): timescaledb", func(v string) error {
-		if v == "" {
-			return errors.New("want an extension name")
-		}
-		extensions = append(extensions, v)
-		return nil
-	})
-	citusWorkers := fs.Int("citus-workers", 0, "make a Citus cluster: the server in --data-dir is the coordinator, and `N` workers run in DIR-worker1...\non 127.0.0.1 ports PORT+1...; 0: no Citus")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: devrun [--data-dir DIR] [--port N] [--fsync=false] [--settings NAME=VALUE]... [--extension NAME]... [--citus-workers N] -- BINARY [ARGS...]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	o, ok := parseArgs(args, stderr)
+	if !ok {
 		return 2
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
-	}
-	if *citusWorkers < 0 || *citusWorkers > 0 && (*port == 0 || *port+*citusWorkers > 65535) {
-		fmt.Fprintln(stderr, "devrun: --citus-workers needs a TCP --port, with room for a port a worker after it")
-		return 2
-	}
-	child := fs.Args()
 	getenv := lookup(environ)
-
-	if getenv("PGINFLUX_DATABASE_URL") != "" || getenv("DATABASE_URL") != "" || flagValue(child[1:], "database-url") != nil {
-		return runChild(child, environ, stderr, signals)
+	if getenv("PGINFLUX_DATABASE_URL") != "" || getenv("DATABASE_URL") != "" || flagValue(o.child[1:], "database-url") != nil {
+		return runChild(o.child, environ, stderr, signals)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -111,39 +88,8 @@ func run(args, environ []string, stderr io.Writer, signals <-chan os.Signal) int
 		case <-startDone:
 		}
 	}()
-	opts := pgcluster.Options{Dir: *dataDir, Port: *port, Log: stderr, Durable: *fsync, Settings: settings}
-	if *citusWorkers > 0 {
-		opts.Settings = citusSettings(settings)
-	}
-	var servers []*pgcluster.Cluster // the coordinator first
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-		defer cancel()
-		for _, c := range servers {
-			if err := c.Stop(ctx); err != nil {
-				fmt.Fprintf(stderr, "pginflux dev: %v\n", err)
-			}
-			c.Close()
-		}
-	}()
-	c, shown, err := startCluster(ctx, opts)
-	if err == nil {
-		servers = append(servers, c)
-		for i := 1; i <= *citusWorkers && err == nil; i++ {
-			wopts := opts
-			wopts.Dir, wopts.Port = fmt.Sprintf("%s-worker%d", *dataDir, i), *port+i
-			var w *pgcluster.Cluster
-			if w, _, err = startCluster(ctx, wopts); err == nil {
-				servers = append(servers, w)
-			}
-		}
-	}
-	if err == nil && *citusWorkers > 0 {
-		err = setUpCitus(ctx, servers, *port)
-	}
-	if err == nil {
-		err = createExtensions(ctx, c, extensions)
-	}
+	servers, shown, err := startServers(ctx, o, stderr)
+	defer stopServers(servers, stderr)
 	close(startDone)
 	<-watchDone
 	if ctx.Err() != nil { // interrupted while the servers came up
@@ -154,12 +100,87 @@ func run(args, environ []string, stderr io.Writer, signals <-chan os.Signal) int
 		return 1
 	}
 
-	printHowTo(stderr, c, shown, *port, child, getenv)
-	if *citusWorkers > 0 {
-		printCitus(stderr, servers[1:], *port)
+	c := servers[0]
+	printHowTo(stderr, c, shown, o.port, o.child, getenv)
+	if o.citusWorkers > 0 {
+		printCitus(stderr, servers[1:], o.port)
 	}
 	environ = append(withoutVar(environ, "PGINFLUX_DATABASE_URL"), "PGINFLUX_DATABASE_URL="+c.URL("postgres"))
-	return runChild(child, environ, stderr, signals)
+	return runChild(o.child, environ, stderr, signals)
+}
+
+// parseArgs parses the command line. When it is wrong, parseArgs says so
+// on stderr and returns false.
+func parseArgs(args []string, stderr io.Writer) (options, bool) {
+	var o options
+	fs := flag.NewFlagSet("devrun", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.dataDir, "data-dir", ".pgdata", "PostgreSQL data `directory`; created when missing, reused otherwise")
+	fs.IntVar(&o.port, "port", 54329, "TCP `port` of the server on 127.0.0.1; 0: unix socket only")
+	fs.BoolVar(&o.fsync, "fsync", true, "keep PostgreSQL's durable defaults; false turns fsync, synchronous_commit and full_page_writes off\n(faster, not crash-safe: benchmark figures are then an upper bound)")
+	fs.Func("settings", "a server `setting` NAME=VALUE for every server, passed as -c (repeat for more):\nshared_preload_libraries=timescaledb", func(v string) error {
+		if name, _, ok := strings.Cut(v, "="); !ok || name == "" {
+			return errors.New("want NAME=VALUE")
+		}
+		o.settings = append(o.settings, v)
+		return nil
+	})
+	fs.Func("extension", "create the `extension` in database postgres once the server is up (repeat for more): timescaledb", func(v string) error {
+		if v == "" {
+			return errors.New("want an extension name")
+		}
+		o.extensions = append(o.extensions, v)
+		return nil
+	})
+	fs.IntVar(&o.citusWorkers, "citus-workers", 0, "make a Citus cluster: the server in --data-dir is the coordinator, and `N` workers run in DIR-worker1...\non 127.0.0.1 ports PORT+1...; 0: no Citus")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: devrun [--data-dir DIR] [--port N] [--fsync=false] [--settings NAME=VALUE]... [--extension NAME]... [--citus-workers N] -- BINARY [ARGS...]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, false
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return o, false
+	}
+	if o.citusWorkers < 0 || o.citusWorkers > 0 && (o.port == 0 || o.port+o.citusWorkers > 65535) {
+		fmt.Fprintln(stderr, "devrun: --citus-workers needs a TCP --port, with room for a port a worker after it")
+		return o, false
+	}
+	o.child = fs.Args()
+	return o, true
+}
+
+// startServers starts the server in o.dataDir, and o.citusWorkers workers
+// after it made a Citus cluster with it, and creates o.extensions. It
+// returns the servers started, the coordinator first, even when it fails
+// part of the way, and the directory of the coordinator to show the user.
+func startServers(ctx context.Context, o options, stderr io.Writer) ([]*pgcluster.Cluster, string, error) {
+	opts := pgcluster.Options{Dir: o.dataDir, Port: o.port, Log: stderr, Durable: o.fsync, Settings: o.settings}
+	if o.citusWorkers > 0 {
+		opts.Settings = citusSettings(o.settings)
+	}
+	c, shown, err := startCluster(ctx, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	servers := []*pgcluster.Cluster{c}
+	for i := 1; i <= o.citusWorkers; i++ {
+		wopts := opts
+		wopts.Dir, wopts.Port = fmt.Sprintf("%s-worker%d", o.dataDir, i), o.port+i
+		w, _, err := startCluster(ctx, wopts)
+		if err != nil {
+			return servers, shown, err
+		}
+		servers = append(servers, w)
+	}
+	if o.citusWorkers > 0 {
+		if err := setUpCitus(ctx, servers, o.port); err != nil {
+			return servers, shown, err
+		}
+	}
+	return servers, shown, createExtensions(ctx, c, o.extensions)
 }
 
 // startCluster starts a cluster in opts.Dir, or in a directory under
@@ -180,6 +201,19 @@ func startCluster(ctx context.Context, opts pgcluster.Options) (*pgcluster.Clust
 		c, err = pgcluster.Start(ctx, opts)
 	}
 	return c, dir, err
+}
+
+// stopServers stops the servers (a fast shutdown, within stopTimeout) and
+// closes them.
+func stopServers(servers []*pgcluster.Cluster, stderr io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	for _, c := range servers {
+		if err := c.Stop(ctx); err != nil {
+			fmt.Fprintf(stderr, "pginflux dev: %v\n", err)
+		}
+		c.Close()
+	}
 }
 
 // runChild runs argv with environ, passing signals on, and returns its

@@ -73,28 +73,36 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// waitFile polls for path until it exists or the deadline passes.
+// waitFile polls for path until it exists, and fails if devrun returns
+// (done) first. How long starting servers takes depends on the machine,
+// so there is no deadline of its own: it gives up only shortly before the
+// test binary's -timeout, to say what it was waiting for.
 func waitFile(t *testing.T, path string, done <-chan struct{}) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	var expire <-chan time.Time
+	if d, ok := t.Deadline(); ok {
+		timer := time.NewTimer(time.Until(d) - 10*time.Second)
+		defer timer.Stop()
+		expire = timer.C
+	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		if _, err := os.Stat(path); err == nil {
 			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not appear", path)
-		}
 		select {
 		case <-done:
 			t.Fatalf("devrun returned before %s appeared", path)
+		case <-expire:
+			t.Fatalf("%s did not appear before the test binary's -timeout", path)
 		case <-tick.C:
 		}
 	}
 }
 
 func TestRunStartsClusterAndForwardsSignals(t *testing.T) {
+	t.Parallel()
 	// Not t.TempDir: when root, the postgres user must be able to enter it.
 	base, err := os.MkdirTemp("", "devrun-test-")
 	if err != nil {
@@ -143,6 +151,7 @@ func TestRunStartsClusterAndForwardsSignals(t *testing.T) {
 }
 
 func TestRunWithDatabaseConfigured(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		child string
@@ -170,6 +179,7 @@ func TestRunWithDatabaseConfigured(t *testing.T) {
 }
 
 func TestRunUsage(t *testing.T) {
+	t.Parallel()
 	var stderr bytes.Buffer
 	if got := run(nil, nil, &stderr, nil); got != 2 {
 		t.Errorf("exit code without a binary: got %d, want 2", got)
@@ -180,6 +190,7 @@ func TestRunUsage(t *testing.T) {
 }
 
 func TestFlagValue(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		args []string
@@ -207,6 +218,7 @@ func TestFlagValue(t *testing.T) {
 }
 
 func TestUDPTarget(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		addr       string
 		host, port string
@@ -229,6 +241,7 @@ func TestUDPTarget(t *testing.T) {
 }
 
 func TestSetting(t *testing.T) {
+	t.Parallel()
 	env := lookup([]string{"PGINFLUX_SCHEMA=fromenv", "PGINFLUX_UDP_ADDRESS=:7000"})
 	if got := setting([]string{"--schema", "fromflag"}, "schema", env, "metrics"); got != "fromflag" {
 		t.Errorf("flag over environment: got %q, want fromflag", got)
@@ -244,6 +257,7 @@ func TestSetting(t *testing.T) {
 // TestShellWord: the how-to's commands paste into any POSIX shell (dash
 // too), so that paths with spaces or quotes are quoted.
 func TestShellWord(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{in: "./bin/pginflux", want: "./bin/pginflux"},
 		{in: "[::1]:8089", want: "[::1]:8089"},
