@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/internal/devtools/loadgen"
@@ -26,19 +30,38 @@ func bench(t *testing.T, args ...string) (string, error) {
 	return stdout.String(), err
 }
 
+// warmUp sends pginflux at addr (writing into schema, read through pool)
+// a few lines of bench's workload and waits until they are stored: the
+// tables and columns made, so that the rows of the runs measured after
+// arrive at once. Bench counts a run's rows as settled once their count
+// has not changed for 2 seconds; pginflux making its tables on a busy
+// machine can take longer than that to store the first row.
+func warmUp(t *testing.T, addr string, pool *pgxpool.Pool, schema string) {
+	t.Helper()
+	if _, err := bench(t, "--address", addr, "--database-url", pgtest.ConnString(t), "--schema", schema,
+		"--lines", "100", "--rate", "1000", "--metrics-url", "", "--settle", "0s"); err != nil {
+		t.Fatalf("bench to warm up: %v", err)
+	}
+	daemontest.WaitRows(t, pool, pgx.Identifier{schema, "cpu"}.Sanitize(), 100)
+}
+
 // TestBenchEndToEnd sends 5,000 lines through the real pginflux path and
 // finds every one stored, and pginflux's counters agreeing.
 func TestBenchEndToEnd(t *testing.T) {
-	_, schema := pgtest.Schema(t)
+	t.Parallel()
+	pool, schema := pgtest.Schema(t)
 	p := daemontest.Start(t, schema)
 	metricsURL := p.Base + "/metrics"
+	warmUp(t, p.UDP.String(), pool, schema)
+	// Counted once the rows are committed: before the run's first look.
+	daemontest.WaitMetric(t, p.Base, "pginflux_sink_written_rows_total", nil, 100)
 
 	out, err := bench(t,
 		"--address", p.UDP.String(),
 		"--database-url", pgtest.ConnString(t),
 		"--schema", schema,
 		"--lines", "5000",
-		"--rate", "20000",
+		"--rate", "5000",
 		"--settle", "30s",
 		"--metrics-url", metricsURL,
 		"--pid", strconv.Itoa(os.Getpid()),
@@ -97,6 +120,7 @@ func TestBenchEndToEnd(t *testing.T) {
 }
 
 func TestBenchRefusesRemoteTargets(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		args []string
@@ -117,6 +141,7 @@ func TestBenchRefusesRemoteTargets(t *testing.T) {
 }
 
 func TestBenchFlags(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"PGINFLUX_BENCH_RATE": "1234", "PGINFLUX_BENCH_WORKLOAD": "mix", "DATABASE_URL": "postgres://x@127.0.0.1/db"}
 	f, err := parseBenchFlags([]string{"--workload", "cpu"}, func(k string) string { return env[k] }, &bytes.Buffer{})
 	if err != nil {
@@ -135,18 +160,24 @@ func TestBenchFlags(t *testing.T) {
 	}
 }
 
-// TestBenchCeilingAndFindMax runs a small ceiling, then a two-step search,
-// and gets the ratio of the two.
+// TestBenchCeilingAndFindMax runs a small ceiling, then a search of at
+// most two steps, and gets the ratio of the two. What the search finds
+// is the machine's speed, which is no test's verdict: a busy machine may
+// starve the sender below a step's rate, which ends the search (or makes
+// the first step the best); the test checks the search's bookkeeping
+// whatever the steps achieved.
 func TestBenchCeilingAndFindMax(t *testing.T) {
-	_, schema := pgtest.Schema(t)
+	t.Parallel()
+	pool, schema := pgtest.Schema(t)
 	p := daemontest.Start(t, schema, "--http-address", "")
+	warmUp(t, p.UDP.String(), pool, schema)
 	out, err := bench(t,
 		"--address", p.UDP.String(),
 		"--database-url", pgtest.ConnString(t),
 		"--schema", schema,
 		"--metrics-url", "",
 		"--ceiling", "--lines", "2000", "--storage", "columns,jsonb",
-		"--find-max", "--rate", "5000", "--step-duration", "300ms", "--max-steps", "2",
+		"--find-max", "--rate", "1000", "--step-duration", "1s", "--max-steps", "2",
 		"--json")
 	if err != nil {
 		t.Fatalf("bench: %v", err)
@@ -159,16 +190,28 @@ func TestBenchCeilingAndFindMax(t *testing.T) {
 		t.Fatalf("ceiling: got %+v, want 4 variants of 2000 rows, columns first", c)
 	}
 	f := got.FindMax
-	if f == nil || len(f.Steps) != 2 {
-		t.Fatalf("find-max: got %+v, want 2 steps", f)
+	if f == nil || len(f.Steps) == 0 || len(f.Steps) > 2 {
+		t.Fatalf("find-max: got %+v, want 1 or 2 steps", f)
 	}
+	if len(f.Steps) == 1 && !strings.HasPrefix(f.Reason, "the sender reached only") {
+		t.Errorf("find-max stopped after one step because %q, want it to go on unless the sender fell short", f.Reason)
+	}
+	best, bestRate := 0, 0.0
 	for i, s := range f.Steps {
 		if s.Stored == nil || s.Stored.Lost != 0 || s.Stored.Rows != s.Sent.Lines || s.Sent.Lines == 0 {
 			t.Errorf("step %d: sent %d, stored %+v; want every line stored", i+1, s.Sent.Lines, s.Stored)
 		}
+		// Each step's rate is the last one's × 1.25 (--factor) while
+		// nothing is lost.
+		if want := 1000 * math.Pow(1.25, float64(i)); s.TargetRate != want {
+			t.Errorf("step %d: target rate %v, want %v", i+1, s.TargetRate, want)
+		}
+		if s.Sent.Rate > bestRate {
+			best, bestRate = i+1, s.Sent.Rate
+		}
 	}
-	if f.BestStep != 2 || f.Steps[1].TargetRate != 6250 {
-		t.Errorf("best step %d, second rate %v; want 2 and 6250 (5000 × 1.25)", f.BestStep, f.Steps[1].TargetRate)
+	if f.BestStep != best || f.BestRate != bestRate {
+		t.Errorf("best step %d at %v lines/s, want step %d at %v: the fastest lossless one", f.BestStep, f.BestRate, best, bestRate)
 	}
 	if got.RatioToCeiling <= 0 || got.CeilingRate != got.Ceiling.Best("columns").Rate {
 		t.Errorf("ratio %v to ceiling %v; want a ratio to the best columns rate", got.RatioToCeiling, got.CeilingRate)

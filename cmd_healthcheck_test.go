@@ -13,6 +13,7 @@ import (
 )
 
 func TestHealthcheckCommand(t *testing.T) {
+	t.Parallel()
 	_, schema := pgtest.Schema(t)
 	base := daemontest.Start(t, schema).Base
 	hostPort := strings.TrimPrefix(base, "http://")
@@ -64,6 +65,7 @@ func TestHealthcheckCommand(t *testing.T) {
 }
 
 func TestHealthzURL(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ addr, want, wantErr string }{
 		{addr: ":8086", want: "http://127.0.0.1:8086/healthz"},
 		{addr: "0.0.0.0:9000", want: "http://127.0.0.1:9000/healthz"},

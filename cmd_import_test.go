@@ -76,6 +76,7 @@ func countAndSum(t *testing.T, pool *pgxpool.Pool, schema, table string) (count,
 // file, and finds every row, exactly once; the progress bar (forced) and
 // the summary are on standard error.
 func TestImportMillionLines(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	const n = 1_000_000
 	dir := t.TempDir()
@@ -162,6 +163,7 @@ cpu,cpu=cpu1,host=b usage_idle=80 1574753974000000000
 // skipped, the rows land, and the broken line is in the rejected table
 // with its file and line.
 func TestImportInfluxExport(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	path := filepath.Join(t.TempDir(), "export.lp")
 	if err := os.WriteFile(path, []byte(influxExport), 0o644); err != nil {
@@ -227,6 +229,7 @@ func queryRows(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) []stri
 // would create and the lines it would reject, and creates nothing, not
 // even the rejected table.
 func TestImportDryRun(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	path := filepath.Join(t.TempDir(), "export.lp")
 	if err := os.WriteFile(path, []byte(influxExport), 0o644); err != nil {
@@ -268,6 +271,7 @@ Values that do not fit the type of an existing column are only found when writin
 // TestImportStdinAndGzip reads standard input (gzip, found by content)
 // and a plain file named after it, in the order given.
 func TestImportStdinAndGzip(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
@@ -303,6 +307,7 @@ func TestImportStdinAndGzip(t *testing.T) {
 // cannot be read or a database that cannot be reached are failures
 // (status 1), before anything is written.
 func TestImportExitStatus(t *testing.T) {
+	t.Parallel()
 	missing := filepath.Join(t.TempDir(), "missing.lp")
 	unreachable := "host=" + filepath.Join(t.TempDir(), "no-server") + " user=nobody connect_timeout=5"
 	tests := []struct {
@@ -371,6 +376,7 @@ func TestImportHelperProcess(t *testing.T) {
 // table, after which the catalog is read again, must make every one of
 // them succeed. Afterwards every row and every column is there.
 func TestImportConcurrentProcesses(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	const (
 		procs    = 3

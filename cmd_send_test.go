@@ -17,6 +17,7 @@ import (
 // TestSendCommand sends lines with "pginflux send" from arguments and from
 // standard input and finds them in PostgreSQL.
 func TestSendCommand(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	p := daemontest.Start(t, schema)
 	base := p.Base

@@ -15,6 +15,7 @@ import (
 // TestREADMEQuickstart: the Quickstart is two commands, make run and
 // make test, and the Makefile has both.
 func TestREADMEQuickstart(t *testing.T) {
+	t.Parallel()
 	blocks := regexp.MustCompile("(?s)```\n(.*?)```").FindAllStringSubmatch(doccheck.Section(t, "README.md", "Quickstart"), -1)
 	var got []string
 	for _, b := range blocks {
@@ -34,6 +35,7 @@ func TestREADMEQuickstart(t *testing.T) {
 // TestDocsCommands: docs/configuration.md's table of commands lists every
 // command pginflux has, and no other.
 func TestDocsCommands(t *testing.T) {
+	t.Parallel()
 	section := doccheck.Section(t, "docs/configuration.md", "Commands")
 	var listed []string
 	for _, m := range regexp.MustCompile("(?m)^\\| `pginflux ([a-z]+)` \\|").FindAllStringSubmatch(section, -1) {
@@ -49,6 +51,7 @@ func TestDocsCommands(t *testing.T) {
 // history" section names outside its code blocks is a flag of pginflux
 // import, except the one it says import does not take.
 func TestDocsImportFlags(t *testing.T) {
+	t.Parallel()
 	section := doccheck.Section(t, "docs/import.md", "Importing history")
 	section = regexp.MustCompile("(?s)```.*?```").ReplaceAllString(section, "")
 	var usage bytes.Buffer

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,10 +18,9 @@ import (
 
 	"github.com/pginflux/pginflux/config"
 	"github.com/pginflux/pginflux/internal/devtools/daemontest"
-	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { daemontest.Main(m) }
 
 // runCLI runs pginflux's command line as main does, with env as the whole
 // environment and nothing on standard input, and returns what it wrote
@@ -45,6 +45,7 @@ func oneLine(t *testing.T, stderr, want string) {
 // error naming what is wrong, nothing on standard output, and status 2
 // (healthcheck: 1, as Docker reserves 2).
 func TestCLIUsageErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		args   []string
@@ -73,6 +74,7 @@ func TestCLIUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			stdout, stderr, status := runCLI(t, tt.env, tt.args...)
 			if status != tt.status {
 				t.Errorf("got status %d, want %d", status, tt.status)
@@ -95,6 +97,7 @@ func TestCLIUsageErrors(t *testing.T) {
 // shows its flags with two dashes. A --help after an argument is still
 // a flag, in every command.
 func TestCLIHelp(t *testing.T) {
+	t.Parallel()
 	daemon, stderr, status := runCLI(t, nil, "--help")
 	if status != 0 || stderr != "" {
 		t.Fatalf("--help: got status %d, stderr %q", status, stderr)
@@ -134,6 +137,7 @@ func TestCLIHelp(t *testing.T) {
 // sends the one line to that address; the summary counts in the
 // singular.
 func TestCLISendFlagsAfterLines(t *testing.T) {
+	t.Parallel()
 	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +148,7 @@ func TestCLISendFlagsAfterLines(t *testing.T) {
 		t.Fatalf("got status %d, stdout %q, stderr %q", status, stdout, stderr)
 	}
 	oneLine(t, stderr, "pginflux send: 1 line in 1 datagram (6 bytes) to "+conn.LocalAddr().String())
-	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+	if err := conn.SetReadDeadline(time.Now().Add(daemontest.Patience)); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 1500)
@@ -173,6 +177,7 @@ func TestCLISendFlagsAfterLines(t *testing.T) {
 // PGINFLUX_VERSION, which images set to their own version, is not
 // pginflux's.
 func TestCLIVersion(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"PGINFLUX_VERSION": "1.2.3"}
 	stdout, stderr, status := runCLI(t, env, "--version")
 	if status != 0 || stderr != "" || stdout != "pginflux "+version+"\n" {
@@ -193,6 +198,9 @@ func TestCLIDaemonStartsWithImageVariables(t *testing.T) {
 		"PGINFLUX_VERSION":      "1.2.3",
 		"PGINFLUX_LOG_FORMAT":   "json",
 		"PGINFLUX_DATABASE_URL": "host=" + t.TempDir() + " user=nobody dbname=none", // no server there
+		// Set, so that the daemon leaves the soft memory limit of the
+		// process, which runs other tests meanwhile, alone.
+		"GOMEMLIMIT": "off",
 	}
 	d := startCLI(t, []string{"--udp-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0", "--shutdown-timeout", "5s"},
 		func(k string) string { return env[k] })
@@ -228,9 +236,13 @@ type cliDaemon struct {
 }
 
 // startCLI runs the daemon through runIO with args and getenv, its log
-// captured, until stop or the test's end.
+// captured, until stop or the test's end. Without GOMEMLIMIT in getenv
+// the daemon sets the process's soft memory limit, as pginflux does; it
+// is put back at the test's end.
 func startCLI(t *testing.T, args []string, getenv func(string) string) *cliDaemon {
 	t.Helper()
+	limit := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(limit) })
 	ctx, cancel := context.WithCancel(t.Context())
 	d := &cliDaemon{log: &daemontest.Log{}, cancel: cancel, done: make(chan error, 1)}
 	go func() { d.done <- runIO(ctx, args, getenv, strings.NewReader(""), io.Discard, d.log) }()
@@ -246,15 +258,17 @@ func (d *cliDaemon) stop(t *testing.T) error {
 	case err := <-d.done:
 		d.done <- err // for the cleanup
 		return err
-	case <-time.After(time.Minute):
-		t.Fatalf("pginflux did not stop within a minute\n%s", d.log)
+	case <-time.After(daemontest.Patience):
+		t.Fatalf("pginflux did not stop within %v\n%s", daemontest.Patience, d.log)
 		return nil
 	}
 }
 
 // TestSIGHUPReloads: a SIGHUP makes the running daemon read its
 // configuration again (what a reload does is TestReload's, in
-// internal/daemon), and does not end the process.
+// internal/daemon), and does not end the process. Not parallel: the
+// signal goes to the whole process, and would reload any other daemon
+// running in it.
 func TestSIGHUPReloads(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "pginflux.env")
 	if err := os.WriteFile(file, []byte("PGINFLUX_BATCH_SIZE=100\n"), 0o600); err != nil {
@@ -296,6 +310,7 @@ func TestMainHelperProcess(t *testing.T) {
 // TestMainExitStatus runs main() in a process of its own: its exit
 // status, and which stream gets what.
 func TestMainExitStatus(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		args       []string
@@ -311,6 +326,7 @@ func TestMainExitStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			spec, err := json.Marshal(tt.args)
 			if err != nil {
 				t.Fatal(err)
@@ -347,7 +363,7 @@ func TestMainExitStatus(t *testing.T) {
 }
 
 // TestSetProcs: the daemon takes half the runtime's CPUs, at least one,
-// unless GOMAXPROCS is set.
+// unless GOMAXPROCS is set. Not parallel: GOMAXPROCS is the process's.
 func TestSetProcs(t *testing.T) {
 	before := runtime.GOMAXPROCS(0)
 	t.Cleanup(func() { runtime.GOMAXPROCS(before) })

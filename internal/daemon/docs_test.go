@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pginflux/pginflux/config"
 	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/internal/devtools/doccheck"
@@ -58,6 +56,7 @@ func telegrafOutputs(t *testing.T, path, title string) ([]telegrafOutput, string
 // pginflux used as Telegraf uses them: the README's two, and the page on
 // writing's InfluxDB 1.x, 2.x and TCP outputs.
 func TestDocsTelegrafConfigs(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		path, title string
 		want        []string
@@ -166,12 +165,12 @@ func checkTelegrafOutputs(t *testing.T, outs []telegrafOutput, section string, w
 	}
 	// TCP acknowledges nothing: wait for its row rather than count on the
 	// shutdown to catch a connection that just closed.
-	deadline := time.Now().Add(20 * time.Second)
-	for count(t, pool, schema, "readme", "true") < len(outs) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	deadline := time.Now().Add(daemontest.Patience)
+	for count(t, pool, schema, "readme", "") < len(outs) && time.Now().Before(deadline) {
+		time.Sleep(daemontest.Poll)
 	}
 	p.Stop(t)
-	if n := count(t, pool, schema, "readme", "true"); n != len(outs) {
+	if n := count(t, pool, schema, "readme", ""); n != len(outs) {
 		t.Errorf("got %d rows, want %d, one per output", n, len(outs))
 	}
 }
@@ -191,37 +190,6 @@ func basicAuth(user, password string) string {
 	r, _ := http.NewRequest("GET", "/", nil)
 	r.SetBasicAuth(user, password)
 	return r.Header.Get("Authorization")
-}
-
-// TestTableConversion runs the recipe of docs/tables.md that converts a table made
-// in append mode (as earlier versions made them) to one with a point key,
-// then writes into it: the old rows of a point were merged, and new
-// writes merge into them.
-func TestTableConversion(t *testing.T) {
-	_, after, ok := strings.Cut(doccheck.Section(t, "docs/tables.md", "Converting a table"), "To convert")
-	if !ok {
-		t.Fatal("docs/tables.md has no conversion recipe")
-	}
-	_, after, _ = strings.Cut(after, "```sql\n")
-	recipe, _, _ := strings.Cut(after, "```")
-	pool, schema := pgtest.Schema(t)
-	recipe = strings.ReplaceAll(recipe, "metrics.", pgx.Identifier{schema}.Sanitize()+".")
-
-	p := daemontest.Start(t, schema, "--write-mode", "append")
-	daemontest.Send(t, p.UDP, "cpu,host=a,cpu=cpu0 usage_idle=90 1000000000\ncpu,host=a,cpu=cpu0 usage_user=5 1000000000\ncpu,host=b,cpu=cpu0 usage_idle=80 1000000000\n")
-	table := pgx.Identifier{schema, "cpu"}.Sanitize()
-	daemontest.WaitRows(t, pool, table, 3)
-	p.Stop(t)
-	if _, err := pool.Exec(t.Context(), recipe); err != nil {
-		t.Fatalf("the recipe: %v\n%s", err, recipe)
-	}
-	sel := "SELECT concat_ws('|', host, usage_idle, usage_user) FROM " + table + " ORDER BY host"
-	pollRows(t, pool, sel, "a|90|5", "b|80")
-
-	p = daemontest.Start(t, schema)
-	daemontest.Send(t, p.UDP, "cpu,cpu=cpu0,host=a usage_user=6 1000000000\ncpu,host=c,cpu=cpu0 usage_idle=70 1000000000\n")
-	pollRows(t, pool, sel, "a|90|6", "b|80", "c|70")
-	p.Stop(t)
 }
 
 // TestDocsTableRecipes: the --create-table-sql recipes of docs/tables.md

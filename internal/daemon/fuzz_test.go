@@ -45,6 +45,7 @@ func FuzzUDPToPostgres(f *testing.F) {
 	}
 	f.Cleanup(pool.Close)
 	f.Fuzz(func(t *testing.T, data []byte) {
+		t.Parallel() // the seeds, when not fuzzing
 		for _, storage := range []string{sink.StorageColumns, sink.StorageJSONB} {
 			checkThroughPostgres(t, pool, data, storage)
 		}
@@ -57,6 +58,7 @@ func FuzzUDPToPostgres(f *testing.F) {
 // one with 1,500 float fields (a row of 999 double precision columns, near
 // PostgreSQL's 8 KiB limit for a row), a 64 KiB line, and 5,000 lines.
 func TestLargeInputsToPostgres(t *testing.T) {
+	t.Parallel()
 	var fields strings.Builder
 	fields.WriteString("wide,host=a ")
 	for i := range 100_000 {
@@ -107,7 +109,7 @@ func TestLargeInputsToPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	t.Cleanup(pool.Close) // after the parallel subtests
 	for _, c := range []struct {
 		name, data string
 	}{
@@ -117,11 +119,12 @@ func TestLargeInputsToPostgres(t *testing.T) {
 		{"64 KiB line", big},
 		{"5000 lines", many.String()},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			for _, storage := range []string{sink.StorageColumns, sink.StorageJSONB} {
+		for _, storage := range []string{sink.StorageColumns, sink.StorageJSONB} {
+			t.Run(c.name+"/"+storage, func(t *testing.T) {
+				t.Parallel()
 				checkThroughPostgres(t, pool, []byte(c.data), storage)
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -133,6 +136,7 @@ const fuzzRejected = "pginflux_rejected"
 // found that this cost the whole batch; such keys now get <key>_tag or
 // <key>_field. The input is also a seed of the fuzz test.
 func TestKeyNamedLikeSystemColumn(t *testing.T) {
+	t.Parallel()
 	pool, err := pgxpool.New(t.Context(), pgtest.ConnString(t))
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +150,8 @@ func TestKeyNamedLikeSystemColumn(t *testing.T) {
 // the parser makes of data.
 func checkThroughPostgres(t *testing.T, pool *pgxpool.Pool, data []byte, storage string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// A safety net: the largest inputs take a minute on a busy machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])

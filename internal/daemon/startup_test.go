@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,16 +13,20 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pginflux/pginflux/internal/devtools/daemontest"
-	"github.com/pginflux/pginflux/internal/devtools/pgtest"
 )
+
+// What stops pginflux at start: a configuration the server refuses, an
+// address in use, nothing to listen on. (A server that cannot be reached
+// yet is waited for: TestDatabaseDownAtStart.)
 
 // TestRefusedAtStart: a configuration the server refuses outright stops
 // pginflux at once with an error (exit status 1, not 2) that names the
 // problem and never the password; only an unreachable server is waited
-// for (TestDatabaseDownAtStart).
+// for (TestDatabaseDownAtStart). The server is one of the test's own: the
+// test changes its pg_hba.conf.
 func TestRefusedAtStart(t *testing.T) {
-	pool, schema := pgtest.Schema(t)
-	cluster := pgtest.Cluster(t) // trust on its unix socket; skips for an external server
+	t.Parallel()
+	cluster, pool, schema := ownServer(t) // trust on its unix socket
 	ident := func(s string) string { return pgx.Identifier{s}.Sanitize() }
 	admin := func(sql string) {
 		t.Helper()
@@ -29,16 +34,14 @@ func TestRefusedAtStart(t *testing.T) {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
-	suffix := schema[len(schema)-8:]
-	bare := "pginflux_bare_" + suffix // may log in, nothing more
-	secret := "pginflux_pw_" + suffix // password authentication
-	const password = "right-Pa55word"
+	admin("CREATE SCHEMA " + ident(schema))
+	const (
+		bare     = "pginflux_bare" // may log in, nothing more
+		secret   = "pginflux_pw"   // password authentication
+		password = "right-Pa55word"
+	)
 	admin("CREATE ROLE " + ident(bare) + " LOGIN")
 	admin("CREATE ROLE " + ident(secret) + " LOGIN PASSWORD '" + password + "'")
-	t.Cleanup(func() {
-		admin("DROP ROLE " + ident(bare))
-		admin("DROP ROLE " + ident(secret))
-	})
 	base := cluster.ConnString("postgres")
 	requirePassword(t, pool, base+" user="+secret, cluster.Dir(), secret)
 
@@ -48,15 +51,16 @@ func TestRefusedAtStart(t *testing.T) {
 	}{
 		{"wrong password", base + " user=" + secret + " password=wrong-Pa55word", schema,
 			[]string{"password authentication failed", "28P01"}},
-		{"no such role", base + " user=pginflux_nobody_" + suffix, schema, []string{"28000"}},
-		{"no such database", cluster.ConnString("pginflux_nodb_" + suffix), schema,
+		{"no such role", base + " user=pginflux_nobody", schema, []string{"28000"}},
+		{"no such database", cluster.ConnString("pginflux_nodb"), schema,
 			[]string{"database does not exist", "3D000"}},
 		{"no usage on the schema", base + " user=" + bare, schema,
 			[]string{"no USAGE privilege on schema " + schema, "GRANT USAGE, CREATE ON SCHEMA"}},
-		{"may not create the schema", base + " user=" + bare, "pginflux_new_" + suffix,
-			[]string{"schema pginflux_new_" + suffix + " does not exist", "may not create it"}},
+		{"may not create the schema", base + " user=" + bare, "pginflux_new",
+			[]string{"schema pginflux_new does not exist", "may not create it"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			// Start's error is no usage error: pginflux exits 1 for it.
 			start := time.Now()
 			p, err := daemontest.Config{ConnString: tc.conn}.TryStart(t, tc.schema)
@@ -64,13 +68,12 @@ func TestRefusedAtStart(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Start: got nil after %v, want a refusal at once", took)
 			}
-			logs := p.Log
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not say %q", err, w)
 				}
 			}
-			if s := err.Error() + logs.String(); strings.Contains(s, "Pa55word") {
+			if s := err.Error() + p.Log.String(); strings.Contains(s, "Pa55word") {
 				t.Errorf("the password shows: %s", s)
 			}
 			t.Logf("%v: %v", took.Round(time.Millisecond), err)
@@ -95,20 +98,11 @@ func requirePassword(t *testing.T, pool *pgxpool.Pool, connString, dataDir, role
 	if err := os.WriteFile(hba, append([]byte(line), orig...), fi.Mode()); err != nil {
 		t.Skipf("cannot change pg_hba.conf: %v", err)
 	}
-	reload := func() {
-		if _, err := pool.Exec(context.WithoutCancel(t.Context()), "SELECT pg_reload_conf()"); err != nil {
-			t.Errorf("reload: %v", err)
-		}
+	if _, err := pool.Exec(t.Context(), "SELECT pg_reload_conf()"); err != nil {
+		t.Fatalf("reload: %v", err)
 	}
-	t.Cleanup(func() {
-		if err := os.WriteFile(hba, orig, fi.Mode()); err != nil {
-			t.Errorf("restore pg_hba.conf: %v", err)
-		}
-		reload()
-	})
-	reload()
 	// The server reloads in the background: wait until it asks.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(daemontest.Patience)
 	for {
 		conn, err := pgx.Connect(t.Context(), connString)
 		if err != nil {
@@ -116,8 +110,36 @@ func requirePassword(t *testing.T, pool *pgxpool.Pool, connString, dataDir, role
 		}
 		conn.Close(t.Context())
 		if time.Now().After(deadline) {
-			t.Fatal("the server still lets the role in without a password")
+			t.Fatalf("the server still lets the role in without a password after %v", daemontest.Patience)
 		}
-		time.Sleep(20 * time.Millisecond) // polling the server's reload
+		time.Sleep(daemontest.Poll)
+	}
+}
+
+// TestHTTPAddressInUse: a port that cannot be bound stops pginflux before
+// anything starts.
+func TestHTTPAddressInUse(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p, err := daemontest.Config{ConnString: daemontest.Unreachable}.TryStart(t, "unused", "--http-address", ln.Addr().String())
+	if err == nil || !strings.Contains(err.Error(), "listen on http") {
+		t.Fatalf("got %v, want the HTTP address in use", err)
+	}
+	if strings.Contains(p.Log.String(), "transport=udp") || strings.Contains(p.Log.String(), "database reachable") {
+		t.Errorf("pginflux went on after failing on its HTTP address:\n%s", p.Log)
+	}
+}
+
+// TestNothingToListenOn: with neither UDP, TCP nor HTTP, pginflux refuses
+// to start; it says it is a usage error (TestCLIUsageErrors).
+func TestNothingToListenOn(t *testing.T) {
+	t.Parallel()
+	_, err := daemontest.Config{ConnString: daemontest.Unreachable}.TryStart(t, "unused", "--udp-address", "", "--http-address", "")
+	if err == nil || !strings.Contains(err.Error(), "nothing to listen on") {
+		t.Errorf("nothing enabled: got %v, want nothing to listen on", err)
 	}
 }

@@ -17,101 +17,120 @@ import (
 	"github.com/pginflux/pginflux/internal/devtools/testcert"
 )
 
+// Line protocol over TCP: many connections, long lines, idle
+// connections, draining at shutdown, and TCP alone over TLS.
+
 // TestTCPEndToEnd: many connections at once all land; a line over
 // --max-line-size is rejected while the rest of its connection's lines
 // land; an idle connection is closed.
 func TestTCPEndToEnd(t *testing.T) {
-	pool, schema := pgtest.Schema(t)
-	p := daemontest.Start(t, schema, "--tcp-address", "127.0.0.1:0", "--max-line-size", "1KiB", "--tcp-idle-timeout", "1s")
-	base, addr := p.Base, p.TCP
-	before := daemontest.Scrape(t, base)
+	t.Parallel()
+	t.Run("many connections", func(t *testing.T) {
+		t.Parallel()
+		pool, schema := pgtest.Schema(t)
+		p := daemontest.Start(t, schema, "--tcp-address", "127.0.0.1:0", "--max-line-size", "1KiB")
+		base, addr := p.Base, p.TCP
+		before := daemontest.Scrape(t, base)
 
-	const conns, lines = 20, 100
-	var wg sync.WaitGroup
-	for c := range conns {
-		wg.Go(func() {
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer conn.Close()
-			var b strings.Builder
-			for i := range lines {
-				fmt.Fprintf(&b, "tcpmany,conn=c%d v=%di %d\n", c, i, 1_700_000_000_000_000_000+int64(i)*1000)
-				if c == 0 && i == 50 {
-					// Written in the middle of the others.
-					b.WriteString("tcpmany,conn=long v=\"" + strings.Repeat("x", 2000) + "\"\n")
+		const conns, lines = 20, 100
+		var wg sync.WaitGroup
+		for c := range conns {
+			wg.Go(func() {
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Error(err)
+					return
 				}
-			}
-			if _, err := io.WriteString(conn, b.String()); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	table := pgx.Identifier{schema, "tcpmany"}.Sanitize()
-	daemontest.WaitRows(t, pool, table, conns*lines)
-	var distinct int
-	if err := pool.QueryRow(t.Context(), "SELECT count(DISTINCT (conn, v)) FROM "+table).Scan(&distinct); err != nil {
-		t.Fatal(err)
-	}
-	if distinct != conns*lines {
-		t.Errorf("got %d distinct rows, want %d", distinct, conns*lines)
-	}
-
-	// The long line is kept, cut, in the rejected table.
-	rejected := pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()
-	daemontest.WaitRows(t, pool, rejected, 1)
-	var reason, detail, line, source string
-	if err := pool.QueryRow(t.Context(), "SELECT reason, detail, line, source FROM "+rejected).Scan(&reason, &detail, &line, &source); err != nil {
-		t.Fatal(err)
-	}
-	if reason != "too_long" || detail != "the line has 2022 bytes, more than --max-line-size (1024); its first 1024 bytes are kept" ||
-		line != "tcpmany,conn=long v=\""+strings.Repeat("x", 1024-21) || !strings.HasPrefix(source, "127.0.0.1:") {
-		t.Errorf("got rejected %q %q %q (%d bytes) from %q", reason, detail, line[:30], len(line), source)
-	}
-
-	// An idle connection is closed after --tcp-idle-timeout.
-	idle, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idle.Close()
-	idle.SetReadDeadline(time.Now().Add(20 * time.Second))
-	if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
-		t.Errorf("idle connection: got %v, want EOF when pginflux closes it", err)
-	}
-
-	after := daemontest.Scrape(t, base)
-	tcp := map[string]string{"transport": "tcp"}
-	for _, c := range []struct {
-		name   string
-		labels map[string]string
-		want   float64
-	}{
-		{"pginflux_parse_lines_total", tcp, conns * lines},
-		{"pginflux_parse_rejected_lines_total", map[string]string{"transport": "tcp", "reason": "too_long"}, 1},
-		{"pginflux_tcp_accepted_connections_total", nil, conns + 1},
-		{"pginflux_tcp_closed_connections_total", map[string]string{"reason": "idle"}, 1},
-		{"pginflux_tcp_closed_connections_total", map[string]string{"reason": "client"}, conns},
-	} {
-		a, _ := daemontest.Sample(after, c.name, c.labels)
-		b, _ := daemontest.Sample(before, c.name, c.labels)
-		if a-b != c.want {
-			t.Errorf("%s%v moved by %v, want %v", c.name, c.labels, a-b, c.want)
+				defer conn.Close()
+				var b strings.Builder
+				for i := range lines {
+					fmt.Fprintf(&b, "tcpmany,conn=c%d v=%di %d\n", c, i, 1_700_000_000_000_000_000+int64(i)*1000)
+					if c == 0 && i == 50 {
+						// Written in the middle of the others.
+						b.WriteString("tcpmany,conn=long v=\"" + strings.Repeat("x", 2000) + "\"\n")
+					}
+				}
+				if _, err := io.WriteString(conn, b.String()); err != nil {
+					t.Error(err)
+				}
+			})
 		}
-	}
-	p.Stop(t)
+		wg.Wait()
+		table := pgx.Identifier{schema, "tcpmany"}.Sanitize()
+		daemontest.WaitRows(t, pool, table, conns*lines)
+		if n := queryInt(t, pool, "SELECT count(DISTINCT (conn, v)) FROM "+table); n != conns*lines {
+			t.Errorf("got %d distinct rows, want %d", n, conns*lines)
+		}
+
+		// The long line is kept, cut, in the rejected table.
+		rejected := pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()
+		daemontest.WaitRows(t, pool, rejected, 1)
+		var reason, detail, line, source string
+		if err := pool.QueryRow(t.Context(), "SELECT reason, detail, line, source FROM "+rejected).Scan(&reason, &detail, &line, &source); err != nil {
+			t.Fatal(err)
+		}
+		if reason != "too_long" || detail != "the line has 2022 bytes, more than --max-line-size (1024); its first 1024 bytes are kept" ||
+			line != "tcpmany,conn=long v=\""+strings.Repeat("x", 1024-21) || !strings.HasPrefix(source, "127.0.0.1:") {
+			t.Errorf("got rejected %q %q %q (%d bytes) from %q", reason, detail, line[:30], len(line), source)
+		}
+
+		tcp := map[string]string{"transport": "tcp"}
+		for _, c := range []struct {
+			name   string
+			labels map[string]string
+			want   float64
+		}{
+			{"pginflux_parse_lines_total", tcp, conns * lines},
+			{"pginflux_parse_rejected_lines_total", map[string]string{"transport": "tcp", "reason": "too_long"}, 1},
+			{"pginflux_tcp_accepted_connections_total", nil, conns},
+			// Counted once pginflux has read the end of each.
+			{"pginflux_tcp_closed_connections_total", map[string]string{"reason": "client"}, conns},
+		} {
+			b, _ := daemontest.Sample(before, c.name, c.labels)
+			daemontest.WaitMetricIs(t, base, c.name, c.labels, b+c.want)
+		}
+		p.Stop(t)
+	})
+
+	// An idle connection is closed after --tcp-idle-timeout (a daemon of
+	// its own: a timeout this short could close the connections above,
+	// were the machine slow enough between accepting one and reading it).
+	t.Run("idle connection", func(t *testing.T) {
+		t.Parallel()
+		_, schema := pgtest.Schema(t)
+		p := daemontest.Start(t, schema, "--tcp-address", "127.0.0.1:0", "--tcp-idle-timeout", "1s")
+		before := daemontest.Scrape(t, p.Base)
+		idle, err := net.Dial("tcp", p.TCP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer idle.Close()
+		idle.SetReadDeadline(time.Now().Add(daemontest.Patience))
+		if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("idle connection: got %v, want EOF when pginflux closes it", err)
+		}
+		for _, c := range []struct {
+			name   string
+			labels map[string]string
+			want   float64
+		}{
+			{"pginflux_tcp_accepted_connections_total", nil, 1},
+			{"pginflux_tcp_closed_connections_total", map[string]string{"reason": "idle"}, 1},
+		} {
+			b, _ := daemontest.Sample(before, c.name, c.labels)
+			daemontest.WaitMetricIs(t, p.Base, c.name, c.labels, b+c.want)
+		}
+		p.Stop(t)
+	})
 }
 
 // TestTCPShutdown: lines sent on a connection that stays open are written
 // when pginflux stops, though the flush interval is an hour.
 func TestTCPShutdown(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	p := daemontest.Start(t, schema, "--tcp-address", "127.0.0.1:0", "--flush-interval", "1h", "--batch-size", "100000")
-	addr := p.TCP
-	conn, err := net.Dial("tcp", addr)
+	conn, err := net.Dial("tcp", p.TCP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,23 +144,19 @@ func TestTCPShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Stop(t)
-	var got int
-	if err := pool.QueryRow(t.Context(), "SELECT count(DISTINCT v) FROM "+pgx.Identifier{schema, "tcpstop"}.Sanitize()).Scan(&got); err != nil {
-		t.Fatal(err)
-	}
-	if got != n {
+	if got := queryInt(t, pool, "SELECT count(DISTINCT v) FROM "+pgx.Identifier{schema, "tcpstop"}.Sanitize()); got != n {
 		t.Errorf("got %d rows, want %d", got, n)
 	}
 }
 
 // TestOnlyTCP: pginflux runs with TCP alone (no UDP, no HTTP), over TLS.
 func TestOnlyTCP(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	certFile, keyFile, roots := testcert.Files(t)
 	p := daemontest.Start(t, schema, "--udp-address", "", "--http-address", "", "--tcp-address", "127.0.0.1:0",
 		"--tls-cert", certFile, "--tls-key", keyFile)
-	addr := p.TCP
-	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots})
+	conn, err := tls.Dial("tcp", p.TCP, &tls.Config{RootCAs: roots})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,12 +32,12 @@ import (
 // TimescaleDB, word for word (TestDocsTableRecipes).
 const hypertableRecipe = "SELECT create_hypertable({{.TableLiteral}}, {{.TimeColumnLiteral}}, migrate_data => true);"
 
-// leanHypertableRecipe makes hypertables with the newer by_range API and
-// without TimescaleDB's index on time: pginflux's point key starts with
-// time already.
 // brinRecipe is docs/tables.md's recipe of a BRIN index on time.
 const brinRecipe = "CREATE INDEX ON {{.Table}} USING brin ({{.TimeColumn}});"
 
+// leanHypertableRecipe makes hypertables with the newer by_range API and
+// without TimescaleDB's index on time: pginflux's point key starts with
+// time already.
 const leanHypertableRecipe = "SELECT create_hypertable({{.TableLiteral}}, by_range({{.TimeColumnLiteral}}), create_default_indexes => false);"
 
 // tsT0 is 2024-01-01T00:00:00Z in nanoseconds, and tsDay a day: points at
@@ -58,8 +58,10 @@ type timescale struct {
 
 // TestTimescale runs pginflux end to end against TimescaleDB: one server
 // with the extension preloaded for the whole test, a schema per subtest.
-// Each subtest is a recipe of docs/SCALING.md's TimescaleDB section.
+// Each subtest is a recipe of docs/scaling.md's TimescaleDB section; the
+// subtests run in parallel.
 func TestTimescale(t *testing.T) {
+	t.Parallel()
 	pgtest.NeedExtension(t, "timescaledb")
 	c := pgtest.NewCluster(t, pgcluster.Options{Settings: []string{
 		"shared_preload_libraries=timescaledb",
@@ -123,15 +125,6 @@ func (ts *timescale) start(t *testing.T, schema, role string, extra ...string) *
 		conn += " user=" + role
 	}
 	return daemontest.Config{ConnString: conn}.Start(t, schema, extra...)
-}
-
-// write POSTs lines to /write and wants 204: committed.
-func write(t *testing.T, base string, lines ...string) {
-	t.Helper()
-	body := strings.Join(lines, "\n") + "\n"
-	if a := post(t, nil, base+"/write", []byte(body)); a.code != http.StatusNoContent {
-		t.Fatalf("POST /write %q: %d %s", body, a.code, a.body)
-	}
 }
 
 // line is a line of line protocol at tsT0 + offset nanoseconds.
@@ -249,22 +242,23 @@ func (ts *timescale) wantNothingRejected(t *testing.T, schema string, logs ...*d
 // two writes, are one row, both when its chunk was compressed between the
 // writes and when both came after.
 func (ts *timescale) testRecipe(t *testing.T) {
+	t.Parallel()
 	schema := ts.schema(t)
 	cpu := pgx.Identifier{schema, "cpu"}.Sanitize()
 	p := ts.start(t, schema, "", "--create-table-sql", hypertableRecipe)
 	base, logs := p.Base, p.Log
 
-	write(t, base, line("cpu,host=a", "usage_idle=1,usage_user=2", 0), line("cpu,host=b", "usage_idle=3", 0))
-	write(t, base, line("cpu,host=a", "usage_idle=5", 8*tsDay))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=a", "usage_idle=1,usage_user=2", 0), line("cpu,host=b", "usage_idle=3", 0))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=a", "usage_idle=5", 8*tsDay))
 	ts.wantHypertable(t, cpu, "PRIMARY KEY (\"time\", series_id)")
 	ts.wantIndexes(t, cpu, 2) // the key, and TimescaleDB's on time DESC
 	// Before compression: a new tag and a new field; a point split in two.
-	write(t, base, line("cpu,host=a,zone=z", "usage_idle=6,procs=7i", tsSec))
-	write(t, base, line("cpu,host=c", "usage_idle=8", 0))
-	write(t, base, line("cpu,host=c", "usage_user=9", 0))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=a,zone=z", "usage_idle=6,procs=7i", tsSec))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=c", "usage_idle=8", 0))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=c", "usage_user=9", 0))
 	// Compression enabled, the chunks not compressed yet.
 	ts.exec(t, "ALTER TABLE "+cpu+" SET (timescaledb.compress, timescaledb.compress_segmentby = 'series_id')")
-	write(t, base, line("cpu,host=a,dc=d1", "usage_idle=14,load=3i", 3*tsSec))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=a,dc=d1", "usage_idle=14,load=3i", 3*tsSec))
 	p.Stop(t)
 	ts.compressChunks(t, cpu)
 
@@ -275,24 +269,24 @@ func (ts *timescale) testRecipe(t *testing.T) {
 	base, logs2 := p.Base, p.Log
 	// A new point into a compressed chunk, bringing a new tag and a new
 	// field: ADD COLUMN on a hypertable with compressed chunks.
-	write(t, base, line("cpu,host=a,rack=r1", "usage_idle=10,temp=1.5", 2*tsSec))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=a,rack=r1", "usage_idle=10,temp=1.5", 2*tsSec))
 	if n := daemontest.Metric(t, base, "pginflux_sink_upsert_batches_total", nil); n != 0 {
 		t.Fatalf("%v batches merged through the staging table, want 0: a new point is a plain COPY", n)
 	}
 	// A point sent again with another value: the COPY fails on the key
 	// (checked in the compressed chunk), and the batch is merged.
-	write(t, base, line("cpu,host=a", "usage_idle=11,usage_user=2", 0))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=a", "usage_idle=11,usage_user=2", 0))
 	if n := daemontest.Metric(t, base, "pginflux_sink_upsert_batches_total", nil); n != 1 {
 		t.Fatalf("%v batches merged through the staging table, want 1", n)
 	}
 	// The second half of a point whose first half was compressed.
-	write(t, base, line("cpu,host=b", "usage_user=4", 0))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=b", "usage_user=4", 0))
 	// A point split in two, both halves into a compressed chunk.
-	write(t, base, line("cpu,host=e", "usage_idle=12", 8*tsDay))
-	write(t, base, line("cpu,host=e", "usage_user=13", 8*tsDay))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=e", "usage_idle=12", 8*tsDay))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=e", "usage_user=13", 8*tsDay))
 	// A request sent twice changes nothing.
 	for range 2 {
-		write(t, base, line("cpu,host=b", "usage_user=4", 0), line("cpu,host=e", "usage_user=13", 8*tsDay))
+		writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=b", "usage_user=4", 0), line("cpu,host=e", "usage_user=13", 8*tsDay))
 	}
 	p.Stop(t)
 
@@ -314,12 +308,13 @@ func (ts *timescale) testRecipe(t *testing.T) {
 // with the lean recipe: a point sent again or split over two writes into
 // a compressed chunk is one row, its fields objects joined.
 func (ts *timescale) testJSONB(t *testing.T) {
+	t.Parallel()
 	schema := ts.schema(t)
 	cpu := pgx.Identifier{schema, "cpu"}.Sanitize()
 	p := ts.start(t, schema, "", "--storage", "jsonb", "--create-table-sql", leanHypertableRecipe)
 	base, logs := p.Base, p.Log
-	write(t, base, line("cpu,host=a", "idle=1,user=2", 0), line("cpu,host=b", "idle=3", 0))
-	write(t, base, line("cpu,host=a", "idle=5", 8*tsDay))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=a", "idle=1,user=2", 0), line("cpu,host=b", "idle=3", 0))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=a", "idle=5", 8*tsDay))
 	ts.wantHypertable(t, cpu, "PRIMARY KEY (\"time\", series_id)")
 	ts.wantIndexes(t, cpu, 1)
 	p.Stop(t)
@@ -332,15 +327,15 @@ func (ts *timescale) testJSONB(t *testing.T) {
 
 	p = ts.start(t, schema, "", "--storage", "jsonb")
 	base, logs2 := p.Base, p.Log
-	write(t, base, line("cpu,host=a,zone=z", "idle=6,procs=7i", 0))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=a,zone=z", "idle=6,procs=7i", 0))
 	if n := daemontest.Metric(t, base, "pginflux_sink_upsert_batches_total", nil); n != 0 {
 		t.Fatalf("%v batches merged through the staging table, want 0", n)
 	}
-	write(t, base, line("cpu,host=a", "idle=11", 0))
-	write(t, base, line("cpu,host=b", "user=4,note=\"late\"", 0))
-	write(t, base, line("cpu,host=e", "idle=12", 8*tsDay))
-	write(t, base, line("cpu,host=e", "user=13", 8*tsDay))
-	write(t, base, line("cpu,host=e", "user=13", 8*tsDay))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=a", "idle=11", 0))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=b", "user=4,note=\"late\"", 0))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=e", "idle=12", 8*tsDay))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=e", "user=13", 8*tsDay))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=e", "user=13", 8*tsDay))
 	if n := daemontest.Metric(t, base, "pginflux_sink_upsert_batches_total", nil); n < 1 {
 		t.Fatalf("%v batches merged through the staging table, want some", n)
 	}
@@ -365,6 +360,7 @@ func (ts *timescale) testJSONB(t *testing.T) {
 // of its own, in the other order, made with the newer by_range API, into
 // which pginflux merges.
 func (ts *timescale) testUserHypertable(t *testing.T) {
+	t.Parallel()
 	schema := ts.schema(t)
 	cpu := pgx.Identifier{schema, "cpu"}.Sanitize()
 	mem := pgx.Identifier{schema, "mem"}.Sanitize()
@@ -387,17 +383,17 @@ func (ts *timescale) testUserHypertable(t *testing.T) {
 	p := ts.start(t, schema, "")
 	base, logs := p.Base, p.Log
 	// Into the compressed chunk, with a new tag and a new field.
-	write(t, base, line("cpu,host=a,cpu=cpu0", "usage_idle=95.5,usage_user=2", tsSec))
-	write(t, base, line("mem,host=a", "used=1i", 0), line("mem,host=b", "used=2i", 0))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=a,cpu=cpu0", "usage_idle=95.5,usage_user=2", tsSec))
+	writeLines(t, base+"/write", http.StatusNoContent, line("mem,host=a", "used=1i", 0), line("mem,host=b", "used=2i", 0))
 	logs.WaitFor(t, `the table has no point key.*table=cpu`)
 	p.Stop(t)
 	ts.compressChunks(t, mem)
 
 	p = ts.start(t, schema, "")
 	base, logs2 := p.Base, p.Log
-	write(t, base, line("cpu,host=b,cpu=cpu1", "usage_idle=90,usage_user=7.5", 2*tsSec))
-	write(t, base, line("mem,host=a", "used=3i,free=4i", 0)) // sent again, with a new field
-	write(t, base, line("mem,host=b", "free=5i", 0))         // the other half of a point
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=b,cpu=cpu1", "usage_idle=90,usage_user=7.5", 2*tsSec))
+	writeLines(t, base+"/write", http.StatusNoContent, line("mem,host=a", "used=3i,free=4i", 0)) // sent again, with a new field
+	writeLines(t, base+"/write", http.StatusNoContent, line("mem,host=b", "free=5i", 0))         // the other half of a point
 	p.Stop(t)
 
 	equalRows(t, "cpu", ts.rows(t, cpu, "host", "cpu", "usage_idle", "usage_user", "note"), []string{
@@ -420,6 +416,7 @@ func (ts *timescale) testUserHypertable(t *testing.T) {
 // changes nothing; a file bringing a new field for the same points adds
 // its column to the compressed hypertable and merges into the rows.
 func (ts *timescale) testImport(t *testing.T) {
+	t.Parallel()
 	schema := ts.schema(t)
 	disk := pgx.Identifier{schema, "disk"}.Sanitize()
 	const hosts, times = 10, 50
@@ -469,25 +466,6 @@ func (ts *timescale) testImport(t *testing.T) {
 	ts.wantNothingRejected(t, schema)
 }
 
-// postLines POSTs lines to /write and returns an error unless the answer
-// is 204; for goroutines, which must not call t.Fatal.
-func postLines(ctx context.Context, base string, lines ...string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/write", strings.NewReader(strings.Join(lines, "\n")+"\n"))
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusNoContent {
-		return fmt.Errorf("POST %q: %s %s", lines, resp.Status, b)
-	}
-	return nil
-}
-
 // testTwoProcesses: two pginflux processes (each run() with its own
 // connection pool, so PostgreSQL sessions of their own) write into one
 // new measurement at once: both make the hypertable, and every request
@@ -496,6 +474,7 @@ func postLines(ctx context.Context, base string, lines ...string) error {
 // points again, with new columns, merging into the compressed chunk.
 // Every row, every column and every value is there.
 func (ts *timescale) testTwoProcesses(t *testing.T) {
+	t.Parallel()
 	schema := ts.schema(t)
 	shared := pgx.Identifier{schema, "shared"}.Sanitize()
 	const n = 15 // requests per process and round
@@ -514,7 +493,7 @@ func (ts *timescale) testTwoProcesses(t *testing.T) {
 			wg.Go(func() {
 				for i := range n {
 					l := line(fmt.Sprintf("shared,proc=p%d", proc), fields(proc, i), int64(i*2+proc)*tsSec)
-					if err := postLines(t.Context(), base, l); err != nil {
+					if err := tryWrite(t.Context(), base+"/write", l); err != nil {
 						errs[proc] = err
 						return
 					}
@@ -549,29 +528,13 @@ func (ts *timescale) testTwoProcesses(t *testing.T) {
 	ts.wantNothingRejected(t, schema, logs...)
 }
 
-// waitReadyz polls /readyz until it answers 503 with a body holding want,
-// and returns the body.
-func waitReadyz(t *testing.T, base, want string) string {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, body := daemontest.Get(t, http.MethodGet, base+"/readyz")
-		if resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(body, want) {
-			return body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz: %s %q after 20s, want 503 with %q", resp.Status, body, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // testDMLDecompressionOff: with timescaledb.enable_dml_decompression off
 // (here for pginflux's role), TimescaleDB refuses every row into a
 // compressed chunk of a table with a unique key (SQLSTATE 0A000). The
 // rows are held, not dropped nor rejected, and /readyz says why; once the
 // chunk is decompressed (or the setting turned on again), they land.
 func (ts *timescale) testDMLDecompressionOff(t *testing.T) {
+	t.Parallel()
 	schema := ts.schema(t)
 	cpu := pgx.Identifier{schema, "cpu"}.Sanitize()
 	ts.exec(t, "CREATE ROLE ts_nodml LOGIN SUPERUSER")
@@ -579,11 +542,11 @@ func (ts *timescale) testDMLDecompressionOff(t *testing.T) {
 	t.Cleanup(func() { ts.pool.Exec(context.Background(), "DROP ROLE ts_nodml") })
 	p := ts.start(t, schema, "ts_nodml", "--create-table-sql", hypertableRecipe)
 	base, logs := p.Base, p.Log
-	write(t, base, line("cpu,host=a", "v=1", 0))
+	writeLines(t, base+"/write", http.StatusNoContent, line("cpu,host=a", "v=1", 0))
 	ts.compress(t, cpu, "series_id")
 
 	daemontest.Send(t, p.UDP, line("cpu,host=a", "v=2", tsSec)+"\n"+line("cpu,host=a", "w=3", 0)+"\n")
-	body := waitReadyz(t, base, "SQLSTATE 0A000")
+	body := waitStatus(t, base+"/readyz", http.StatusServiceUnavailable, "SQLSTATE 0A000")
 	t.Logf("/readyz: %s", body)
 	logs.WaitFor(t, `cannot write to PostgreSQL; holding rows and retrying.*sqlstate_class=0A`)
 	if got := ts.rows(t, cpu, "v", "w"); len(got) != 1 {
@@ -610,6 +573,7 @@ func (ts *timescale) testDMLDecompressionOff(t *testing.T) {
 // lifted for pginflux's role and its sessions are ended (it reconnects),
 // it lands.
 func (ts *timescale) testDecompressionLimit(t *testing.T) {
+	t.Parallel()
 	schema := ts.schema(t)
 	cpu := pgx.Identifier{schema, "cpu"}.Sanitize()
 	ts.exec(t, "CREATE ROLE ts_limit LOGIN SUPERUSER")
@@ -624,7 +588,7 @@ func (ts *timescale) testDecompressionLimit(t *testing.T) {
 		}
 	}
 	for chunk := range slices.Chunk(lines, 11_000) {
-		write(t, base, chunk...)
+		writeLines(t, base+"/write", http.StatusNoContent, chunk...)
 	}
 	ts.compress(t, cpu, "series_id") // a batch of 1,000 rows for each host
 
@@ -640,7 +604,7 @@ func (ts *timescale) testDecompressionLimit(t *testing.T) {
 		}
 		return out
 	}
-	if err := postLines(t.Context(), base, again("w")...); err != nil && !strings.Contains(err.Error(), "503") {
+	if err := tryWrite(t.Context(), base+"/write", again("w")...); err != nil && !strings.Contains(err.Error(), "503") {
 		t.Fatalf("the request: %v, want 204 or 503 (held, written later)", err)
 	}
 	pollRows(t, ts.pool, "SELECT concat_ws('|', count(*), count(w), sum(v)) FROM "+cpu,
@@ -651,8 +615,8 @@ func (ts *timescale) testDecompressionLimit(t *testing.T) {
 	ts.exec(t, "ALTER ROLE ts_limit SET timescaledb.max_tuples_decompressed_per_dml_transaction = 500")
 	ts.exec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'ts_limit'")
 	answer := make(chan error, 1)
-	go func() { answer <- postLines(t.Context(), base, again("x")[:200]...) }()
-	body := waitReadyz(t, base, "SQLSTATE 53400")
+	go func() { answer <- tryWrite(t.Context(), base+"/write", again("x")[:200]...) }()
+	body := waitStatus(t, base+"/readyz", http.StatusServiceUnavailable, "SQLSTATE 53400")
 	t.Logf("/readyz: %s", body)
 	// A setting to change, not an outage: the log says "cannot write".
 	logs.WaitFor(t, `cannot write to PostgreSQL; holding rows and retrying" sqlstate_class=53`)
@@ -681,6 +645,7 @@ func (ts *timescale) testDecompressionLimit(t *testing.T) {
 // measurements go to the rejected table, replayable, and nothing is
 // written into a measurement table.
 func (ts *timescale) testPartitionByRefused(t *testing.T) {
+	t.Parallel()
 	recipe, err := schema.ParseTemplate(hypertableRecipe)
 	if err != nil {
 		t.Fatal(err)
@@ -748,18 +713,4 @@ func importFile(t *testing.T, path string, args ...string) error {
 	im := importer.New(pool, importer.Config{Sink: sc, Precision: cfg.Precision, Parsers: cfg.Parsers}, slog.New(slog.DiscardHandler))
 	_, err = im.Run(t.Context(), []importer.Input{in})
 	return err
-}
-
-// queryRows returns the one text column of each row of sql.
-func queryRows(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) []string {
-	t.Helper()
-	rows, err := pool.Query(t.Context(), sql, args...)
-	if err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return got
 }

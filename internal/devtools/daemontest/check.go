@@ -33,12 +33,13 @@ func Send(t testing.TB, addr net.Addr, datagrams ...string) {
 }
 
 // WaitRows polls until table has want rows, failing the test when it
-// has more, or fewer after 20 seconds.
+// has more, or fewer and their count has not changed for Patience (rows
+// still arriving, however slowly, are no failure).
 func WaitRows(t testing.TB, pool *pgxpool.Pool, table string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
 	var got int
-	for time.Now().Before(deadline) {
+	stall := NewStall()
+	for {
 		err := pool.QueryRow(t.Context(), "SELECT count(*) FROM "+table).Scan(&got)
 		if err == nil && got >= want {
 			if got > want {
@@ -46,10 +47,41 @@ func WaitRows(t testing.TB, pool *pgxpool.Pool, table string, want int) {
 			}
 			return
 		}
-		time.Sleep(20 * time.Millisecond) // polling the database
+		if stall.Stalled(got) {
+			t.Fatalf("%s has had %d rows for %v, want %d", table, got, Patience, want)
+		}
+		time.Sleep(Poll)
 	}
-	t.Fatalf("%s has %d rows after 20s, want %d", table, got, want)
 }
+
+// Poll is how often the helpers look again at what they wait for.
+const Poll = 25 * time.Millisecond
+
+// Stall tells a wait that makes no progress: the value waited on has not
+// changed for Patience. The zero value is not ready; use NewStall. Not
+// safe for concurrent use.
+type Stall struct {
+	last  any
+	since time.Time
+}
+
+// NewStall returns a Stall that starts now.
+func NewStall() *Stall { return &Stall{since: time.Now()} }
+
+// Stalled reports whether v, a comparable value (a count, a string), has
+// been the same for Patience; a new v starts the time again.
+func (s *Stall) Stalled(v any) bool {
+	if v != s.last {
+		s.last, s.since = v, time.Now()
+		return false
+	}
+	return time.Since(s.since) >= Patience
+}
+
+// Client is the HTTP client of the helpers: it gives up on an answer
+// that has not come after the commit timeout and Patience, a safety net
+// for a request that would otherwise wait until go test's timeout.
+var Client = &http.Client{Timeout: CommitTimeout + Patience}
 
 // Get requests url with method and returns the answer, its body read.
 func Get(t testing.TB, method, url string) (*http.Response, string) {
@@ -58,7 +90,7 @@ func Get(t testing.TB, method, url string) (*http.Response, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,18 +151,32 @@ func Metric(t testing.TB, base, name string, labels map[string]string) float64 {
 }
 
 // WaitMetric polls /metrics until the sample of name with labels reaches
-// want (cmp >=), and returns the value seen.
+// want (cmp >=), and returns the value seen; it fails the test once the
+// value has not changed for Patience.
 func WaitMetric(t testing.TB, base, name string, labels map[string]string, want float64) float64 {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	return waitMetric(t, base, name, labels, want, func(v float64) bool { return v >= want })
+}
+
+// WaitMetricIs polls /metrics until the sample of name with labels is
+// want (a gauge going down, or a counter that must not pass want); it
+// fails the test once the value has not changed for Patience.
+func WaitMetricIs(t testing.TB, base, name string, labels map[string]string, want float64) {
+	t.Helper()
+	waitMetric(t, base, name, labels, want, func(v float64) bool { return v == want })
+}
+
+func waitMetric(t testing.TB, base, name string, labels map[string]string, want float64, ok func(float64) bool) float64 {
+	t.Helper()
+	stall := NewStall()
 	for {
 		v, _ := Sample(Scrape(t, base), name, labels)
-		if v >= want {
+		if ok(v) {
 			return v
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s%v is %v after 20s, want %v", name, labels, v, want)
+		if stall.Stalled(v) {
+			t.Fatalf("%s%v has been %v for %v, want %v", name, labels, v, Patience, want)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(Poll)
 	}
 }

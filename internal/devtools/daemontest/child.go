@@ -44,7 +44,7 @@ func ChildMain() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d, err := daemon.Start(ctx, cfg, daemon.Options{Version: Version, Log: os.Stderr, Args: args, Getenv: noEnv})
+	d, err := daemon.Start(ctx, cfg, daemon.Options{Version: Version, Log: os.Stderr, Args: args, Getenv: noEnv, CommitTimeout: CommitTimeout})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -101,6 +101,14 @@ func (c *Child) Base(t testing.TB) string {
 	return base
 }
 
+// UDP waits for the child to log the addresses it listens on, and
+// returns its UDP address (host:port), to which other children may bind
+// too (SO_REUSEPORT).
+func (c *Child) UDP(t testing.TB) string {
+	t.Helper()
+	return regexp.MustCompile(`msg=listening udp=(\S+)`).FindStringSubmatch(c.Log.WaitFor(t, `msg=listening udp=\S+`))[1]
+}
+
 // Stop sends the child SIGTERM and waits for it to exit, failing the
 // test unless it exits 0.
 func (c *Child) Stop(t testing.TB) {
@@ -120,12 +128,12 @@ func (c *Child) Kill() {
 }
 
 // WaitReady polls base's /readyz until it answers 200, failing the test
-// after 30 seconds with log (which may be nil).
+// after Patience with log (which may be nil).
 func WaitReady(t testing.TB, base string, log fmt.Stringer) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(Patience)
 	for {
-		resp, err := http.Get(base + "/readyz")
+		resp, err := Client.Get(base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -133,8 +141,8 @@ func WaitReady(t testing.TB, base string, log fmt.Stringer) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready within 30s: %v\n%v", base, err, log)
+			t.Fatalf("%s not ready within %v: %v\n%v", base, Patience, err, log)
 		}
-		time.Sleep(20 * time.Millisecond) // polling a start
+		time.Sleep(Poll)
 	}
 }

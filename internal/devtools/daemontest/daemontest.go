@@ -3,14 +3,21 @@
 // loopback ports against the test database (package pgtest), its log
 // captured. It is the one harness of every end-to-end test.
 //
-// A package using it calls pgtest.Main from its TestMain.
+// A package using it calls Main from its TestMain.
+//
+// No verdict of a test may depend on how fast the machine is: the
+// harness waits for conditions, never for a time, and its deadlines
+// (Patience) are safety nets whose expiry means a real failure.
 package daemontest
 
 import (
 	"bytes"
+	"flag"
 	"io"
 	"net"
 	"regexp"
+	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +29,41 @@ import (
 
 // Version is the version the daemons of tests report.
 const Version = "test"
+
+// Patience is how long the helpers wait for a condition (rows landed, a
+// metric reached, a log line written, a server ready) before they fail
+// the test, or, where what they wait on moves (a count of rows), how long
+// they wait for it to move: long enough that only a real failure reaches
+// it, on a slow machine busy with other tests under the race detector.
+const Patience = time.Minute
+
+// CommitTimeout is the commit timeout (daemon.Options.CommitTimeout) of
+// the daemons the harness starts, unless a test sets one: an HTTP write
+// waits for its commit that long, rather than pginflux's 5 seconds,
+// after which it would be answered 503. A busy test machine can take
+// longer than 5 seconds to commit, and the answer would tell its speed,
+// not pginflux's. Tests of what happens at the timeout set their own.
+const CommitTimeout = time.Minute
+
+// Parallel is how many tests of a package using Main run at once, unless
+// go test's -parallel says otherwise (its default is GOMAXPROCS, 2 on a
+// small machine): end-to-end tests mostly wait on PostgreSQL and the
+// network rather than compute.
+const Parallel = 8
+
+// Main runs a package's tests: ChildMain first (in a child process that
+// StartChild started, the daemon, until SIGTERM), then, up to Parallel at
+// once, the tests with pgtest.Main, which gives them their database.
+func Main(m *testing.M) {
+	ChildMain()
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		_ = flag.Set("test.parallel", strconv.Itoa(max(Parallel, runtime.GOMAXPROCS(0))))
+	}
+	pgtest.Main(m)
+}
 
 // Unreachable is a connection string to no server: loopback's port 1
 // refuses at once, as a PostgreSQL that is down does.
@@ -37,7 +79,7 @@ type Config struct {
 	// --flush-interval to it.
 	Getenv func(string) string
 	// Options are the daemon's; the harness sets Version, Log, Args and
-	// Getenv.
+	// Getenv, and CommitTimeout when it is 0 (to CommitTimeout).
 	Options daemon.Options
 }
 
@@ -101,6 +143,9 @@ func (c Config) TryStart(t testing.TB, schema string, args ...string) (*Instance
 	}
 	opts := c.Options
 	opts.Version, opts.Log, opts.Args, opts.Getenv = Version, p.Log, args, getenv
+	if opts.CommitTimeout == 0 {
+		opts.CommitTimeout = CommitTimeout
+	}
 	d, err := daemon.Start(t.Context(), cfg, opts)
 	if err != nil {
 		return p, err
@@ -155,18 +200,18 @@ func (l *Log) String() string {
 }
 
 // WaitFor polls the log until it holds a line matching re, and returns
-// the match; it fails the test after 20 seconds.
+// the match; it fails the test after Patience.
 func (l *Log) WaitFor(t testing.TB, re string) string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(Patience)
 	for {
 		if m := rx.FindString(l.String()); m != "" {
 			return m
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no log line matching %q after 20s; the log:\n%s", re, l.String())
+			t.Fatalf("no log line matching %q after %v; the log:\n%s", re, Patience, l.String())
 		}
-		time.Sleep(10 * time.Millisecond) // polling the log
+		time.Sleep(Poll)
 	}
 }

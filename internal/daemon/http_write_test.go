@@ -2,12 +2,8 @@ package daemon_test
 
 import (
 	"bytes"
-	"compress/gzip"
-	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pginflux/pginflux/internal/daemon"
 	"github.com/pginflux/pginflux/internal/devtools/daemontest"
@@ -24,89 +19,16 @@ import (
 	"github.com/pginflux/pginflux/internal/devtools/testcert"
 )
 
-// answer is an HTTP answer read whole.
-type answer struct {
-	code   int
-	header http.Header
-	body   string
-}
-
-// message returns the error message of an answer in either dialect.
-func (a answer) message(t *testing.T) string {
-	t.Helper()
-	var e struct {
-		Error   string `json:"error"`
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	if err := json.Unmarshal([]byte(a.body), &e); err != nil {
-		t.Fatalf("answer %d %q: not JSON: %v", a.code, a.body, err)
-	}
-	return e.Error + e.Message
-}
-
-// post sends body to url with the headers given as name, value pairs,
-// gzipping it first when Content-Encoding is gzip.
-func post(t *testing.T, client *http.Client, url string, body []byte, headers ...string) answer {
-	t.Helper()
-	for i := 0; i < len(headers); i += 2 {
-		if headers[i] == "Content-Encoding" && headers[i+1] == "gzip" {
-			var b bytes.Buffer
-			zw := gzip.NewWriter(&b)
-			zw.Write(body)
-			zw.Close()
-			body = b.Bytes()
-		}
-	}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
-	for i := 0; i < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return answer{code: resp.StatusCode, header: resp.Header, body: string(b)}
-}
-
-// count counts the rows of schema.table where where holds; a table that
-// does not exist has none.
-func count(t *testing.T, pool *pgxpool.Pool, schema, table, where string) int {
-	t.Helper()
-	var exists bool
-	if err := pool.QueryRow(t.Context(), "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{schema, table}.Sanitize()).Scan(&exists); err != nil {
-		t.Fatal(err)
-	}
-	if !exists {
-		return 0
-	}
-	var n int
-	q := "SELECT count(*) FROM " + pgx.Identifier{schema, table}.Sanitize()
-	if where != "" {
-		q += " WHERE " + where
-	}
-	if err := pool.QueryRow(t.Context(), q).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return n
-}
+// Writes over HTTP (/write, /api/v2/write): what a 204 means, precision,
+// partial writes, authentication, size limits, schemas by database, TLS.
+// Back-pressure and bounds are http_limits_test.go's; what clients are
+// answered while PostgreSQL is down, outage_test.go's.
 
 // TestWriteCommitted: every 204 comes after the request's rows are
 // committed: they are counted right after it, without waiting. Plain and
 // gzip, v1 and v2, sequential and concurrent.
 func TestWriteCommitted(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	base := daemontest.Start(t, schema, "--flush-interval", "1h").Base
 	total := 0
@@ -135,13 +57,15 @@ func TestWriteCommitted(t *testing.T) {
 			for j := range 100 {
 				fmt.Fprintf(&b, "concurrent,k=k%d v=%di %d\n", k, j, 1_700_000_000_000_000_000+int64(j)*1000)
 			}
-			a := post(t, nil, base+"/write", []byte(b.String()), "Content-Encoding", "gzip")
-			if a.code != http.StatusNoContent {
-				t.Errorf("request %d: got %d %q", k, a.code, a.body)
+			a, err := tryPost(t.Context(), nil, base+"/write", []byte(b.String()), "Content-Encoding", "gzip")
+			if err != nil || a.code != http.StatusNoContent {
+				t.Errorf("request %d: got %d %q, %v", k, a.code, a.body, err)
 				return
 			}
-			if n := count(t, pool, schema, "concurrent", fmt.Sprintf("k = 'k%d'", k)); n != 100 {
-				t.Errorf("after the 204 of request %d: %d rows visible, want 100", k, n)
+			var n int
+			q := "SELECT count(*) FROM " + pgx.Identifier{schema, "concurrent"}.Sanitize() + " WHERE k = $1"
+			if err := pool.QueryRow(t.Context(), q, fmt.Sprintf("k%d", k)).Scan(&n); err != nil || n != 100 {
+				t.Errorf("after the 204 of request %d: %d rows visible (%v), want 100", k, n, err)
 			}
 		})
 	}
@@ -151,6 +75,7 @@ func TestWriteCommitted(t *testing.T) {
 // TestWritePrecision: each precision of each API gives the exact time
 // (PostgreSQL keeps microseconds: nanoseconds are floored away).
 func TestWritePrecision(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	base := daemontest.Start(t, schema, "--flush-interval", "1h").Base
 	const sec = 1_700_000_000
@@ -205,6 +130,7 @@ func TestWritePrecision(t *testing.T) {
 // bad lines are kept in the rejected table. Values their columns cannot
 // hold are answered the same way.
 func TestWritePartial(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	p := daemontest.Start(t, schema, "--flush-interval", "1h", "--max-line-size", "1KiB")
 	base := p.Base
@@ -295,6 +221,7 @@ func TestWritePartial(t *testing.T) {
 // TestWriteAuth: with --http-token, a request without it or with another
 // gets 401 in its API's dialect; each form of giving it is taken.
 func TestWriteAuth(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	const token = "t0ken-of-the-test"
 	base := daemontest.Start(t, schema, "--flush-interval", "1h", "--http-token", token).Base
@@ -356,6 +283,7 @@ func TestWriteAuth(t *testing.T) {
 // once decompressed (a gzip bomb is cut at the limit), and nothing of it
 // is written.
 func TestWriteTooLarge(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	base := daemontest.Start(t, schema, "--flush-interval", "1h", "--http-max-body", "4KiB").Base
 	var b strings.Builder
@@ -390,149 +318,11 @@ func TestWriteTooLarge(t *testing.T) {
 	}
 }
 
-// waitGauge polls /metrics until name (without labels) is at least want.
-func waitGauge(t *testing.T, base, name string, want float64) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		v, _ := daemontest.Sample(daemontest.Scrape(t, base), name, nil)
-		if v >= want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s is %v after 20s, want %v", name, v, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// lockTable holds an exclusive lock on schema.table until the returned
-// function is called (or the test ends): a COPY into it waits, as if the
-// database were slow.
-func lockTable(t *testing.T, pool *pgxpool.Pool, schema, table string) (release func()) {
-	t.Helper()
-	tx, err := pool.Begin(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(t.Context(), "LOCK TABLE "+pgx.Identifier{schema, table}.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	release = func() { once.Do(func() { tx.Rollback(context.Background()) }) }
-	t.Cleanup(release)
-	return release
-}
-
-// TestWriteSaturated: while the sink holds --max-pending-rows rows not yet
-// committed, a request is refused before its body is read: 429 for v2
-// clients, 503 for v1 clients (Telegraf's influxdb output drops a batch
-// answered 4xx), both with Retry-After. The request holding the rows gets
-// its 204 once they are committed.
-func TestWriteSaturated(t *testing.T) {
-	pool, schema := pgtest.Schema(t)
-	base := daemontest.Start(t, schema, "--flush-interval", "1h", "--max-pending-rows", "1").Base
-	if a := post(t, nil, base+"/write", []byte("sat v=1i 1000\n")); a.code != http.StatusNoContent {
-		t.Fatalf("got %d %q", a.code, a.body)
-	}
-	release := lockTable(t, pool, schema, "sat")
-	held := make(chan answer, 1)
-	go func() { held <- post(t, nil, base+"/write", []byte("sat v=2i 2000\n")) }()
-	waitGauge(t, base, "pginflux_sink_pending_rows", 1)
-
-	a := post(t, nil, base+"/api/v2/write?bucket=b", []byte("sat v=3i 3000\n"))
-	if a.code != http.StatusTooManyRequests || a.header.Get("Retry-After") != "1" || !strings.Contains(a.body, `"code":"too many requests"`) {
-		t.Errorf("v2: got %d %v %q, want 429 with Retry-After", a.code, a.header.Get("Retry-After"), a.body)
-	}
-	a = post(t, nil, base+"/write?db=d", []byte("sat v=3i 3000\n"))
-	if a.code != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "1" || !strings.Contains(a.message(t), "--max-pending-rows (1)") {
-		t.Errorf("v1: got %d %v %q, want 503 with Retry-After", a.code, a.header.Get("Retry-After"), a.body)
-	}
-	release()
-	select {
-	case a := <-held:
-		if a.code != http.StatusNoContent {
-			t.Errorf("the held request: got %d %q, want 204", a.code, a.body)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the held request got no answer within 20s of the lock's release")
-	}
-	if n := count(t, pool, schema, "sat", "true"); n != 2 {
-		t.Errorf("got %d rows, want 2 (the refused requests wrote nothing)", n)
-	}
-}
-
-// TestWriteDatabaseDown: once the sink knows PostgreSQL is down, requests
-// get 503 with Retry-After; a request taken before gets its 503 too, as
-// soon as the sink knows, and its rows are committed once the server is
-// back.
-func TestWriteDatabaseDown(t *testing.T) {
-	pool, schema := pgtest.Schema(t)
-	cluster := pgtest.Cluster(t)
-	base := daemontest.Start(t, schema, "--flush-interval", "1h").Base
-	if a := post(t, nil, base+"/write", []byte("down v=1i 1000\n")); a.code != http.StatusNoContent {
-		t.Fatalf("got %d %q", a.code, a.body)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := cluster.Start(ctx); err != nil {
-			t.Errorf("start PostgreSQL again: %v", err)
-		}
-	})
-	if err := cluster.Stop(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	held := make(chan answer, 1)
-	go func() { held <- post(t, nil, base+"/api/v2/write?bucket=b", []byte("down v=2i 2000\n")) }()
-	// The sink learns that the server is down from its first failed COPY.
-	waitGauge(t, base, "pginflux_sink_retries_total", 1)
-	for _, target := range []string{"/write", "/api/v2/write"} {
-		a := post(t, nil, base+target, []byte("down v=3i 3000\n"), "Content-Encoding", "gzip")
-		if a.code != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "5" || !strings.Contains(a.message(t), "PostgreSQL does not take rows now") {
-			t.Errorf("%s: got %d %v %q, want 503 with Retry-After", target, a.code, a.header.Get("Retry-After"), a.body)
-		}
-	}
-	// The request taken before is answered within the commit timeout,
-	// not when the server is back; its rows are held and written then.
-	select {
-	case a := <-held:
-		if a.code != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" {
-			t.Errorf("the held request: got %d %q, want 503 with Retry-After", a.code, a.body)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the held request got no answer within 30s")
-	}
-	if err := cluster.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	daemontest.WaitRows(t, pool, pgx.Identifier{schema, "down"}.Sanitize(), 2)
-	if n := count(t, pool, schema, "down", "true"); n != 2 {
-		t.Errorf("got %d rows, want 2", n)
-	}
-}
-
-// TestQueryEndpoint: CREATE DATABASE, which Telegraf's influxdb output
-// sends at startup, is a no-op answered as InfluxDB does; other queries
-// get 501.
-func TestQueryEndpoint(t *testing.T) {
-	_, schema := pgtest.Schema(t)
-	base := daemontest.Start(t, schema, "--flush-interval", "1h").Base
-	form := url.Values{"q": {`CREATE DATABASE "telegraf"`}}.Encode()
-	a := post(t, nil, base+"/query", []byte(form), "Content-Type", "application/x-www-form-urlencoded")
-	if a.code != http.StatusOK || a.body != `{"results":[{"statement_id":0}]}`+"\n" {
-		t.Errorf("CREATE DATABASE: got %d %q", a.code, a.body)
-	}
-	resp, body := daemontest.Get(t, http.MethodGet, base+"/query?q="+url.QueryEscape("SELECT * FROM cpu"))
-	if resp.StatusCode != http.StatusNotImplemented || !strings.Contains(body, `"error":"pginflux does not serve queries`) {
-		t.Errorf("SELECT: got %s %q, want 501", resp.Status, body)
-	}
-}
-
 // TestSchemaFromDB: with --schema-from-db, a request's db (v1) or bucket
 // (v2) names the schema; without one, --schema; beyond the bound on
 // schemas, 400.
 func TestSchemaFromDB(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	_, other := pgtest.Schema(t)
 	p := daemontest.Config{Options: daemon.Options{MaxSchemas: 2}}.Start(t, schema, "--flush-interval", "1h", "--schema-from-db")
@@ -565,46 +355,10 @@ func TestSchemaFromDB(t *testing.T) {
 	p.Stop(t) // closes the sink of the other schema
 }
 
-// TestWriteWhileStopping: once stopping begins, /write answers 503, while
-// a request under way gets its 204 when its rows are committed, /metrics
-// answers, and pginflux exits once all is written.
-func TestWriteWhileStopping(t *testing.T) {
-	pool, schema := pgtest.Schema(t)
-	p := daemontest.Start(t, schema, "--flush-interval", "1h")
-	base := p.Base
-	if a := post(t, nil, base+"/write", []byte("stopping v=1i 1000\n")); a.code != http.StatusNoContent {
-		t.Fatalf("got %d %q", a.code, a.body)
-	}
-	release := lockTable(t, pool, schema, "stopping")
-	held := make(chan answer, 1)
-	go func() { held <- post(t, nil, base+"/write", []byte("stopping v=2i 2000\n")) }()
-	waitGauge(t, base, "pginflux_sink_pending_rows", 1)
-	go p.Close() // as SIGTERM; p.Stop below waits for it
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		a := post(t, nil, base+"/write", []byte("late v=1i 1\n"))
-		if a.code == http.StatusServiceUnavailable && strings.Contains(a.message(t), "stopping") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("got %d %q after 20s, want 503: stopping", a.code, a.body)
-		}
-	}
-	if resp, _ := daemontest.Get(t, http.MethodGet, base+"/metrics"); resp.StatusCode != http.StatusOK {
-		t.Errorf("/metrics while stopping: got %s", resp.Status)
-	}
-	release()
-	if a := <-held; a.code != http.StatusNoContent {
-		t.Errorf("the request under way: got %d %q, want 204", a.code, a.body)
-	}
-	p.Stop(t)
-	if n := count(t, pool, schema, "stopping", "true"); n != 2 {
-		t.Errorf("got %d rows, want 2", n)
-	}
-}
-
 // TestHTTPS: with --tls-cert and --tls-key, every endpoint is served over
 // TLS, and plain HTTP is not.
 func TestHTTPS(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	certFile, keyFile, roots := testcert.Files(t)
 	base := daemontest.Start(t, schema, "--flush-interval", "1h", "--tls-cert", certFile, "--tls-key", keyFile).Base
@@ -635,8 +389,10 @@ func TestHTTPS(t *testing.T) {
 }
 
 // TestOnlyHTTP: pginflux runs with neither UDP nor TCP, taking writes over
-// HTTP alone; with nothing at all to listen on, it refuses to start.
+// HTTP alone (with nothing at all to listen on, it refuses to start:
+// TestNothingToListenOn).
 func TestOnlyHTTP(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	// Start returns once writes are open.
 	base := daemontest.Start(t, schema, "--udp-address", "").Base
@@ -646,13 +402,7 @@ func TestOnlyHTTP(t *testing.T) {
 	if n := count(t, pool, schema, "onlyhttp", "true"); n != 1 {
 		t.Errorf("got %d rows, want 1", n)
 	}
-	if body := waitStatus(t, base+"/readyz", http.StatusOK); body != "ok\n" {
+	if body := waitStatus(t, base+"/readyz", http.StatusOK, ""); body != "ok\n" {
 		t.Errorf("/readyz: got %q", body)
-	}
-
-	// pginflux says it is a usage error (TestCLIUsageErrors).
-	_, err := daemontest.Config{}.TryStart(t, schema, "--udp-address", "", "--http-address", "")
-	if err == nil || !strings.Contains(err.Error(), "nothing to listen on") {
-		t.Errorf("nothing enabled: got %v, want nothing to listen on", err)
 	}
 }
