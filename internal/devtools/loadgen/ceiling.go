@@ -92,17 +92,8 @@ func (c *CeilingResult) Best(storage string) *CeilingVariant {
 // variant starts on empty tables and is bounded by cfg.Duration. No
 // ingester that writes into the same server can beat the faster rate.
 func Ceiling(ctx context.Context, cfg CeilingConfig) (*CeilingResult, error) {
-	if cfg.Rows < 1 || cfg.Writers < 1 || cfg.BatchSize < 1 || cfg.Duration <= 0 || len(cfg.Storages) == 0 {
-		return nil, fmt.Errorf("ceiling: need rows (%d), writers (%d), batch size (%d), duration (%v) and storages (%v)",
-			cfg.Rows, cfg.Writers, cfg.BatchSize, cfg.Duration, cfg.Storages)
-	}
-	if cfg.Rows > MaxCeilingRows {
-		return nil, fmt.Errorf("ceiling: %d rows are more than the %d that may be built in memory", cfg.Rows, MaxCeilingRows)
-	}
-	for _, s := range cfg.Storages {
-		if !slices.Contains(Storages, s) {
-			return nil, fmt.Errorf("unknown storage %q; storages: %s", s, strings.Join(Storages, ", "))
-		}
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	dbcfg := cfg.Database.Copy()
 	if _, ok := dbcfg.RuntimeParams["application_name"]; !ok {
@@ -139,54 +130,106 @@ func Ceiling(ctx context.Context, cfg CeilingConfig) (*CeilingResult, error) {
 	} else {
 		progress(cfg.Progress, "ceiling: cannot read the server's settings: %v", err)
 	}
-	serverCPU := func() (float64, bool) {
-		if res.Server == nil || res.Server.PID == 0 {
-			return 0, false
-		}
-		c, err := ReadServerCPU(res.Server.PID)
-		return c, err == nil
-	}
-	base := time.Now()
+	r := &ceilingRun{cfg: cfg, admin: admin, conns: conns, server: res.Server, base: time.Now()}
 	for _, storage := range cfg.Storages {
-		tables := make([]string, len(cfg.Workload.Measurements))
-		for i, m := range cfg.Workload.Measurements {
-			tables[i] = pgx.Identifier{cfg.Schema, m.Name + "_" + storage}.Sanitize()
-			names, types := columnsOf(m, storage)
-			cols := make([]string, len(names))
-			for j := range names {
-				cols[j] = pgx.Identifier{names[j]}.Sanitize() + " " + types[j]
-			}
-			if _, err := admin.Exec(ctx, "CREATE TABLE "+tables[i]+" ("+strings.Join(cols, ", ")+")"); err != nil {
-				return nil, fmt.Errorf("create table %s: %w", tables[i], err)
-			}
+		tables, err := r.createTables(ctx, storage)
+		if err != nil {
+			return nil, err
 		}
 		for _, method := range []string{MethodPgx, MethodBinary} {
-			for _, t := range tables {
-				if _, err := admin.Exec(ctx, "TRUNCATE "+t); err != nil {
-					return nil, fmt.Errorf("truncate %s: %w", t, err)
-				}
-			}
-			progress(cfg.Progress, "ceiling: building %d %s rows for %s", cfg.Rows, storage, method)
-			batches, size := buildBatches(cfg, storage, method, base)
-			progress(cfg.Progress, "ceiling: writing them with %d connections", cfg.Writers)
-			cpu0, ok0 := serverCPU()
-			v, err := writeBatches(ctx, conns, batches, cfg.Duration)
+			v, err := r.variant(ctx, storage, method, tables)
 			if err != nil {
-				return nil, fmt.Errorf("ceiling %s, %s: %w", storage, method, err)
+				return nil, err
 			}
-			if cpu1, ok1 := serverCPU(); ok0 && ok1 && v.Rows > 0 {
-				v.ServerCPUPerRow = 1e6 * (cpu1 - cpu0) / float64(v.Rows)
-			}
-			v.Storage, v.Method = storage, method
-			if method == MethodBinary {
-				v.Bytes = size
-			}
-			v.Complete = v.Rows == cfg.Rows
 			res.Variants = append(res.Variants, v)
 			progress(cfg.Progress, "ceiling: %s, %s: %d rows in %.2fs = %.0f rows/s", storage, method, v.Rows, v.Seconds, v.Rate)
 		}
 	}
 	return res, nil
+}
+
+// check tells what is missing or too large in cfg.
+func (cfg *CeilingConfig) check() error {
+	if cfg.Rows < 1 || cfg.Writers < 1 || cfg.BatchSize < 1 || cfg.Duration <= 0 || len(cfg.Storages) == 0 {
+		return fmt.Errorf("ceiling: need rows (%d), writers (%d), batch size (%d), duration (%v) and storages (%v)",
+			cfg.Rows, cfg.Writers, cfg.BatchSize, cfg.Duration, cfg.Storages)
+	}
+	if cfg.Rows > MaxCeilingRows {
+		return fmt.Errorf("ceiling: %d rows are more than the %d that may be built in memory", cfg.Rows, MaxCeilingRows)
+	}
+	for _, s := range cfg.Storages {
+		if !slices.Contains(Storages, s) {
+			return fmt.Errorf("unknown storage %q; storages: %s", s, strings.Join(Storages, ", "))
+		}
+	}
+	return nil
+}
+
+// ceilingRun is one run of Ceiling, once connected and the scratch schema
+// made.
+type ceilingRun struct {
+	cfg    CeilingConfig
+	admin  *pgx.Conn   // for DDL
+	conns  []*pgx.Conn // the writers
+	server *ServerUsage
+	base   time.Time // of the rows' timestamps
+}
+
+// createTables creates the tables of every measurement in storage, and
+// returns their quoted names.
+func (r *ceilingRun) createTables(ctx context.Context, storage string) ([]string, error) {
+	ms := r.cfg.Workload.Measurements
+	tables := make([]string, len(ms))
+	for i, m := range ms {
+		tables[i] = pgx.Identifier{r.cfg.Schema, m.Name + "_" + storage}.Sanitize()
+		names, types := columnsOf(m, storage)
+		cols := make([]string, len(names))
+		for j := range names {
+			cols[j] = pgx.Identifier{names[j]}.Sanitize() + " " + types[j]
+		}
+		if _, err := r.admin.Exec(ctx, "CREATE TABLE "+tables[i]+" ("+strings.Join(cols, ", ")+")"); err != nil {
+			return nil, fmt.Errorf("create table %s: %w", tables[i], err)
+		}
+	}
+	return tables, nil
+}
+
+// variant writes the rows into tables, emptied first, in storage by
+// method, and measures it.
+func (r *ceilingRun) variant(ctx context.Context, storage, method string, tables []string) (CeilingVariant, error) {
+	cfg := r.cfg
+	for _, t := range tables {
+		if _, err := r.admin.Exec(ctx, "TRUNCATE "+t); err != nil {
+			return CeilingVariant{}, fmt.Errorf("truncate %s: %w", t, err)
+		}
+	}
+	progress(cfg.Progress, "ceiling: building %d %s rows for %s", cfg.Rows, storage, method)
+	batches, size := buildBatches(cfg, storage, method, r.base)
+	progress(cfg.Progress, "ceiling: writing them with %d connections", cfg.Writers)
+	cpu0, ok0 := r.serverCPU()
+	v, err := writeBatches(ctx, r.conns, batches, cfg.Duration)
+	if err != nil {
+		return CeilingVariant{}, fmt.Errorf("ceiling %s, %s: %w", storage, method, err)
+	}
+	if cpu1, ok1 := r.serverCPU(); ok0 && ok1 && v.Rows > 0 {
+		v.ServerCPUPerRow = 1e6 * (cpu1 - cpu0) / float64(v.Rows)
+	}
+	v.Storage, v.Method = storage, method
+	if method == MethodBinary {
+		v.Bytes = size
+	}
+	v.Complete = v.Rows == cfg.Rows
+	return v, nil
+}
+
+// serverCPU returns the CPU seconds of the server's processes so far, and
+// false when they cannot be read.
+func (r *ceilingRun) serverCPU() (float64, bool) {
+	if r.server == nil || r.server.PID == 0 {
+		return 0, false
+	}
+	c, err := ReadServerCPU(r.server.PID)
+	return c, err == nil
 }
 
 // createScratch creates the scratch schema, first dropping one left by an
@@ -213,87 +256,6 @@ func createScratch(ctx context.Context, conn *pgx.Conn, name string) error {
 		return fmt.Errorf("comment on schema %s: %w", name, err)
 	}
 	return nil
-}
-
-// ceilingBatch is one COPY: rows for pgx, or a whole binary COPY stream.
-type ceilingBatch struct {
-	table   pgx.Identifier
-	columns []string
-	rows    [][]any
-	data    []byte
-	n       int64
-	sql     string // for data
-}
-
-// buildBatches makes cfg.Rows rows, grouped by table into batches of at
-// most cfg.BatchSize, and returns them with the bytes of binary data.
-func buildBatches(cfg CeilingConfig, storage, method string, base time.Time) ([]*ceilingBatch, int64) {
-	w := cfg.Workload
-	g := NewGenerator(w, base, 0, 1)
-	// Per-series values built once: tags JSON, or the tag values boxed.
-	tagJSON := make([][]byte, len(w.Series))
-	tagAny := make([][]any, len(w.Series))
-	for i := range w.Series {
-		s := &w.Series[i]
-		tagJSON[i] = seriesJSON(s)
-		if storage == StorageJSONB {
-			tagAny[i] = []any{string(tagJSON[i])}
-		} else {
-			for _, v := range s.TagValues {
-				tagAny[i] = append(tagAny[i], v)
-			}
-		}
-	}
-	open := make(map[*Measurement]*ceilingBatch)
-	var batches []*ceilingBatch
-	var size int64
-	finish := func(b *ceilingBatch) {
-		if b.data != nil {
-			b.data = append(b.data, copyTrailer...)
-			size += int64(len(b.data))
-		}
-		batches = append(batches, b)
-	}
-	var row Row
-	for seq := range uint64(cfg.Rows) {
-		g.Row(seq, &row)
-		m := row.Series.Measurement
-		b := open[m]
-		if b == nil {
-			names, _ := columnsOf(m, storage)
-			b = &ceilingBatch{table: pgx.Identifier{cfg.Schema, m.Name + "_" + storage}, columns: names}
-			if method == MethodBinary {
-				b.data = append(make([]byte, 0, cfg.BatchSize*(w.MaxLineLen()+64)), copyHeader...)
-				b.sql = "COPY " + b.table.Sanitize() + " (" + quoteAll(names) + ") FROM STDIN WITH (FORMAT binary)"
-			}
-			open[m] = b
-		}
-		si := int(seq % uint64(len(w.Series)))
-		if method == MethodBinary {
-			b.data = appendBinaryRow(b.data, &row, storage, tagJSON[si])
-		} else {
-			b.rows = append(b.rows, anyRow(&row, storage, tagAny[si]))
-		}
-		b.n++
-		if b.n == int64(cfg.BatchSize) {
-			finish(b)
-			delete(open, m)
-		}
-	}
-	for _, m := range w.Measurements {
-		if b := open[m]; b != nil {
-			finish(b)
-		}
-	}
-	return batches, size
-}
-
-func quoteAll(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = pgx.Identifier{n}.Sanitize()
-	}
-	return strings.Join(q, ", ")
 }
 
 // writeBatches writes batches over conns in parallel, starting no batch

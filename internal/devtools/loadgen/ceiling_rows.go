@@ -4,7 +4,10 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // The storage layouts of the ceiling's tables, as pginflux lays them out.
@@ -146,4 +149,86 @@ func appendBinaryRow(b []byte, r *Row, storage string, tags []byte) []byte {
 		}
 	}
 	return b
+}
+
+// ceilingBatch is one COPY: rows for pgx, or a whole binary COPY stream.
+type ceilingBatch struct {
+	table   pgx.Identifier
+	columns []string
+	rows    [][]any
+	data    []byte
+	n       int64
+	sql     string // for data
+}
+
+// buildBatches makes cfg.Rows rows, grouped by table into batches of at
+// most cfg.BatchSize, and returns them with the bytes of binary data.
+func buildBatches(cfg CeilingConfig, storage, method string, base time.Time) ([]*ceilingBatch, int64) {
+	w := cfg.Workload
+	g := NewGenerator(w, base, 0, 1)
+	// Per-series values built once: tags JSON, or the tag values boxed.
+	tagJSON := make([][]byte, len(w.Series))
+	tagAny := make([][]any, len(w.Series))
+	for i := range w.Series {
+		s := &w.Series[i]
+		tagJSON[i] = seriesJSON(s)
+		if storage == StorageJSONB {
+			tagAny[i] = []any{string(tagJSON[i])}
+		} else {
+			for _, v := range s.TagValues {
+				tagAny[i] = append(tagAny[i], v)
+			}
+		}
+	}
+	open := make(map[*Measurement]*ceilingBatch)
+	var batches []*ceilingBatch
+	var size int64
+	finish := func(b *ceilingBatch) {
+		if b.data != nil {
+			b.data = append(b.data, copyTrailer...)
+			size += int64(len(b.data))
+		}
+		batches = append(batches, b)
+	}
+	var row Row
+	for seq := range uint64(cfg.Rows) {
+		g.Row(seq, &row)
+		m := row.Series.Measurement
+		b := open[m]
+		if b == nil {
+			names, _ := columnsOf(m, storage)
+			b = &ceilingBatch{table: pgx.Identifier{cfg.Schema, m.Name + "_" + storage}, columns: names}
+			if method == MethodBinary {
+				b.data = append(make([]byte, 0, cfg.BatchSize*(w.MaxLineLen()+64)), copyHeader...)
+				b.sql = "COPY " + b.table.Sanitize() + " (" + quoteAll(names) + ") FROM STDIN WITH (FORMAT binary)"
+			}
+			open[m] = b
+		}
+		si := int(seq % uint64(len(w.Series)))
+		if method == MethodBinary {
+			b.data = appendBinaryRow(b.data, &row, storage, tagJSON[si])
+		} else {
+			b.rows = append(b.rows, anyRow(&row, storage, tagAny[si]))
+		}
+		b.n++
+		if b.n == int64(cfg.BatchSize) {
+			finish(b)
+			delete(open, m)
+		}
+	}
+	for _, m := range w.Measurements {
+		if b := open[m]; b != nil {
+			finish(b)
+		}
+	}
+	return batches, size
+}
+
+// quoteAll returns names as SQL identifiers, separated by commas.
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = pgx.Identifier{n}.Sanitize()
+	}
+	return strings.Join(q, ", ")
 }

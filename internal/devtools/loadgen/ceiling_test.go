@@ -35,6 +35,7 @@ func schemaExists(t *testing.T, pool *pgxpool.Pool, name string) bool {
 }
 
 func TestCeiling(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	scratch := schema + "_ceiling"
 	res, err := Ceiling(t.Context(), CeilingConfig{
@@ -68,6 +69,7 @@ func TestCeiling(t *testing.T) {
 }
 
 func TestCeilingKeepsForeignSchema(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	// A schema of the scratch name that the ceiling did not make.
 	_, err := Ceiling(t.Context(), CeilingConfig{
@@ -85,6 +87,7 @@ func TestCeilingKeepsForeignSchema(t *testing.T) {
 // TestCeilingRows writes the rows both ways into tables of the test's
 // schema and finds the same rows, holding what the lines say.
 func TestCeilingRows(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	w := mustWorkload(t, "mix", 2, 2)
 	conn, err := pgx.ConnectConfig(t.Context(), testConnConfig(t))
@@ -92,25 +95,17 @@ func TestCeilingRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(t.Context())
-	cfg := CeilingConfig{Schema: schema, Workload: w, Rows: 1000, BatchSize: 300}
+	r := &ceilingRun{
+		cfg:   CeilingConfig{Schema: schema, Workload: w, Rows: 1000, Writers: 1, BatchSize: 300, Duration: time.Minute},
+		admin: conn, conns: []*pgx.Conn{conn}, base: testBase,
+	}
 	for _, storage := range Storages {
+		tables, err := r.createTables(t.Context(), storage)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, method := range []string{MethodPgx, MethodBinary} {
-			for _, m := range w.Measurements {
-				names, types := columnsOf(m, storage)
-				cols := make([]string, len(names))
-				for i := range names {
-					cols[i] = pgx.Identifier{names[i]}.Sanitize() + " " + types[i]
-				}
-				table := pgx.Identifier{schema, m.Name + "_" + storage}.Sanitize()
-				if _, err := pool.Exec(t.Context(), "CREATE TABLE IF NOT EXISTS "+table+" ("+strings.Join(cols, ", ")+")"); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := pool.Exec(t.Context(), "TRUNCATE "+table); err != nil {
-					t.Fatal(err)
-				}
-			}
-			batches, _ := buildBatches(cfg, storage, method, testBase)
-			v, err := writeBatches(t.Context(), []*pgx.Conn{conn}, batches, time.Minute)
+			v, err := r.variant(t.Context(), storage, method, tables)
 			if err != nil || v.Rows != 1000 {
 				t.Fatalf("%s, %s: wrote %d rows, %v", storage, method, v.Rows, err)
 			}

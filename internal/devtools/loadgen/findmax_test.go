@@ -6,6 +6,7 @@ import (
 )
 
 func TestSearch(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		start     float64
@@ -38,6 +39,7 @@ func TestSearch(t *testing.T) {
 }
 
 func TestSearchNothingWorks(t *testing.T) {
+	t.Parallel()
 	s := search{factor: 1.25, precision: 0.05}
 	rate := 50000.0
 	for steps := 0; ; steps++ {
@@ -59,6 +61,7 @@ func TestSearchNothingWorks(t *testing.T) {
 }
 
 func TestLossless(t *testing.T) {
+	t.Parallel()
 	ok := &Result{Stored: &Stored{Settled: true}}
 	if !ok.Lossless() {
 		t.Error("a settled run with nothing lost is not lossless")
@@ -76,6 +79,7 @@ func TestLossless(t *testing.T) {
 }
 
 func TestFindMaxNeedsDatabase(t *testing.T) {
+	t.Parallel()
 	if _, err := FindMax(t.Context(), FindMaxConfig{StepDuration: time.Second, Factor: 1.25, MaxSteps: 1, Precision: 0.05}); err == nil {
 		t.Error("no error without a database")
 	}

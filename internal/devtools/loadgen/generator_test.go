@@ -76,6 +76,7 @@ func parseLines(t *testing.T, data []byte) []parsedLine {
 }
 
 func TestLinesDistinctAndValid(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name          string
 		workload      string
@@ -145,6 +146,7 @@ func TestLinesDistinctAndValid(t *testing.T) {
 }
 
 func TestCPULines(t *testing.T) {
+	t.Parallel()
 	w := mustWorkload(t, "cpu", 10, 10)
 	g := NewGenerator(w, time.Now(), 0, 1)
 	var all []byte
@@ -172,6 +174,7 @@ func TestCPULines(t *testing.T) {
 }
 
 func TestAppendDatagram(t *testing.T) {
+	t.Parallel()
 	w := mustWorkload(t, "mix", 3, 5)
 	tests := []struct {
 		name     string
@@ -224,6 +227,7 @@ func TestAppendDatagram(t *testing.T) {
 }
 
 func TestAppendDatagramTooSmall(t *testing.T) {
+	t.Parallel()
 	w := mustWorkload(t, "cpu", 1, 1)
 	g := NewGenerator(w, testBase, 0, 1)
 	b, n := g.AppendDatagram(nil, 10, 20)
@@ -233,6 +237,7 @@ func TestAppendDatagramTooSmall(t *testing.T) {
 }
 
 func TestGeneratorStride(t *testing.T) {
+	t.Parallel()
 	// Two generators interleaving seqs make the lines of one.
 	w := mustWorkload(t, "cpu", 2, 2)
 	one := NewGenerator(w, testBase, 0, 1)
@@ -250,6 +255,7 @@ func TestGeneratorStride(t *testing.T) {
 }
 
 func TestNewWorkload(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name          string
 		hosts, series int
@@ -301,6 +307,7 @@ func BenchmarkAppendDatagram(b *testing.B) {
 // TestSplitPoints: with a split workload each point is sent as that many
 // lines of one series and time, whose fields are the point's, in order.
 func TestSplitPoints(t *testing.T) {
+	t.Parallel()
 	whole := mustWorkload(t, "cpu", 2, 3)
 	split := whole.SplitInto(3)
 	base := time.Now()

@@ -32,6 +32,7 @@ var testResolver = fakeResolver{
 }
 
 func TestResolveUDP(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		address     string
 		allowRemote bool
@@ -74,6 +75,7 @@ func TestResolveUDP(t *testing.T) {
 }
 
 func TestCheckDatabase(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		conn        string
 		allowRemote bool
@@ -104,6 +106,7 @@ func TestCheckDatabase(t *testing.T) {
 }
 
 func TestLoopbackDialer(t *testing.T) {
+	t.Parallel()
 	d := LoopbackDialer()
 	// Refused before any packet leaves: 192.0.2.0/24 is for documentation.
 	for _, addr := range []string{"192.0.2.1:9", "[2001:db8::1]:9"} {
@@ -119,6 +122,7 @@ func TestLoopbackDialer(t *testing.T) {
 }
 
 func TestCheckURL(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		url         string
 		allowRemote bool

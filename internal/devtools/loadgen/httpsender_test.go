@@ -14,6 +14,7 @@ import (
 // TestSendHTTP: over HTTP, every line is POSTed once, gzipped when asked,
 // and only requests answered 204 count as sent.
 func TestSendHTTP(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	requests := 0

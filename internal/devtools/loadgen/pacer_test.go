@@ -27,6 +27,7 @@ func pace(ctx context.Context, p *Pacer, per int, window time.Duration, windows 
 }
 
 func TestPacerRate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		rate     float64
@@ -55,6 +56,7 @@ func TestPacerRate(t *testing.T) {
 }
 
 func TestPacerSmooth(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
@@ -72,6 +74,7 @@ func TestPacerSmooth(t *testing.T) {
 }
 
 func TestPacerLagCap(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		p := NewPacer(1000, DefaultSlice)
 		time.Sleep(time.Second) // a sender descheduled for a second
@@ -86,6 +89,7 @@ func TestPacerLagCap(t *testing.T) {
 }
 
 func TestPacerUnlimited(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		p := NewPacer(0, DefaultSlice)
 		start := time.Now()
@@ -103,6 +107,7 @@ func TestPacerUnlimited(t *testing.T) {
 }
 
 func TestPacerCancel(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		p := NewPacer(1, time.Second)

@@ -27,6 +27,7 @@ UdpLite6RcvbufErrors            	1000
 `
 
 func TestParseSNMP(t *testing.T) {
+	t.Parallel()
 	got, err := ParseSNMP(strings.NewReader(sampleSNMP))
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +48,7 @@ func TestParseSNMP(t *testing.T) {
 }
 
 func TestParseSNMPErrors(t *testing.T) {
+	t.Parallel()
 	for _, in := range []string{
 		"",
 		"Udp: InDatagrams RcvbufErrors\n",
@@ -60,6 +62,7 @@ func TestParseSNMPErrors(t *testing.T) {
 }
 
 func TestReadUDPStats(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/proc/net/snmp"); err != nil {
 		t.Skip("no /proc/net/snmp")
 	}
@@ -69,6 +72,7 @@ func TestReadUDPStats(t *testing.T) {
 }
 
 func TestParseStatus(t *testing.T) {
+	t.Parallel()
 	in := "Name:\tpginflux\nVmPeak:\t 1000 kB\nVmHWM:\t   204800 kB\nVmRSS:\t   102400 kB\nThreads:\t9\n"
 	got, err := ParseStatus([]byte(in))
 	if err != nil {
@@ -87,6 +91,7 @@ func TestParseStatus(t *testing.T) {
 }
 
 func TestParseStat(t *testing.T) {
+	t.Parallel()
 	got, err := ParseStat([]byte("cpu  100 5 50 800 20 3 2 0 40 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"))
 	if err != nil {
 		t.Fatal(err)

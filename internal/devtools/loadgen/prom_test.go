@@ -28,6 +28,7 @@ go_gc_duration_seconds{quantile="0.5"} NaN
 `
 
 func TestParseMetrics(t *testing.T) {
+	t.Parallel()
 	got, err := ParseMetrics(strings.NewReader(sampleMetrics))
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +53,7 @@ func TestParseMetrics(t *testing.T) {
 }
 
 func TestParseMetricsErrors(t *testing.T) {
+	t.Parallel()
 	for _, in := range []string{
 		"novalue\n",
 		"x{a=\"b\" 1\n",
@@ -67,6 +69,7 @@ func TestParseMetricsErrors(t *testing.T) {
 }
 
 func TestScrape(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/metrics" {
 			http.NotFound(w, r)

@@ -2,7 +2,6 @@ package loadgen
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -162,22 +161,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Senders:          sc.Senders,
 		LinesPerDatagram: sc.LinesPerDatagram,
 	}
-	var store *Store
-	var server *ServerInfo
-	if cfg.Database != nil {
-		var err error
-		if server, err = InspectServer(ctx, cfg.Database); err != nil {
-			return nil, err
-		}
-		if store, err = OpenStore(ctx, cfg.Database, cfg.Schema, sc.Workload.MeasurementNames()); err != nil {
-			return nil, err
-		}
+	store, server, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if store != nil {
 		defer store.Close(context.WithoutCancel(ctx))
-		if cfg.Truncate {
-			if err := store.Truncate(ctx); err != nil {
-				return nil, err
-			}
-		}
 	}
 	client := cfg.HTTPClient
 	if client == nil {
@@ -199,24 +188,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	// CPU use is measured while sending, when the load is on.
 	sendEnd := takeCPU(probe)
-	r.Sent = Sent{
-		Lines: sent.Lines, Datagrams: sent.Datagrams, Bytes: sent.Bytes,
-		FailedDatagrams: sent.FailedDatagrams, FailedLines: sent.FailedLines,
-		Seconds: sent.Seconds(), Rate: float64(sent.Lines) / sent.Seconds(),
-	}
-	if c, err := ReadProcessCPU(os.Getpid()); err == nil && selfErr == nil {
-		r.Sent.CPUCores = (c - selfCPU) / sent.Seconds()
-	}
-	if sent.LastError != nil {
-		r.Sent.LastError = sent.LastError.Error()
-		r.warn("%s could not be sent (%v): is pginflux listening on %s?", plural.Count(sent.FailedDatagrams, "datagram"), sent.LastError, sc.Address)
-	}
-	if sc.Rate > 0 && sent.Lines < sc.Lines && r.Sent.Rate < 0.95*sc.Rate {
-		r.warn("sent %.0f lines/s, below the %.0f asked: the sender (or the machine) cannot keep up; try --senders", r.Sent.Rate, sc.Rate)
-	}
-	gen := NewGenerator(sc.Workload, sc.Base, 0, 1)
-	r.FirstTime = gen.Time(0)
-	r.LastTime = gen.Time(max(sent.LastSeq, 1) - 1)
+	r.noteSent(sc, sent, selfCPU, selfErr == nil)
 
 	// What was sent is verified even when ctx ended the sending early
 	// (Ctrl-C): the wait is bounded by cfg.Settle.
@@ -243,158 +215,70 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return r, nil
 }
 
+// openStore reads the settings of cfg.Database and opens the store that
+// counts the rows there, emptied first if cfg.Truncate; it returns a nil
+// Store without a database. The caller closes the Store.
+func openStore(ctx context.Context, cfg Config) (*Store, *ServerInfo, error) {
+	if cfg.Database == nil {
+		return nil, nil, nil
+	}
+	server, err := InspectServer(ctx, cfg.Database)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := OpenStore(ctx, cfg.Database, cfg.Schema, cfg.Send.Workload.MeasurementNames())
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.Truncate {
+		if err := store.Truncate(ctx); err != nil {
+			store.Close(context.WithoutCancel(ctx))
+			return nil, nil, err
+		}
+	}
+	return store, server, nil
+}
+
+// noteSent records what the senders did: sent, at the rate it was, with
+// the CPU this process used since selfCPU (when selfOK), the warnings it
+// calls for, and the timestamps of the lines.
+func (r *Result) noteSent(sc SendConfig, sent *SendResult, selfCPU float64, selfOK bool) {
+	r.Sent = Sent{
+		Lines: sent.Lines, Datagrams: sent.Datagrams, Bytes: sent.Bytes,
+		FailedDatagrams: sent.FailedDatagrams, FailedLines: sent.FailedLines,
+		Seconds: sent.Seconds(), Rate: float64(sent.Lines) / sent.Seconds(),
+	}
+	if c, err := ReadProcessCPU(os.Getpid()); err == nil && selfOK {
+		r.Sent.CPUCores = (c - selfCPU) / sent.Seconds()
+	}
+	if sent.LastError != nil {
+		r.Sent.LastError = sent.LastError.Error()
+		r.warn("%s could not be sent (%v): is pginflux listening on %s?", plural.Count(sent.FailedDatagrams, "datagram"), sent.LastError, sc.Address)
+	}
+	if sc.Rate > 0 && sent.Lines < sc.Lines && r.Sent.Rate < 0.95*sc.Rate {
+		r.warn("sent %.0f lines/s, below the %.0f asked: the sender (or the machine) cannot keep up; try --senders", r.Sent.Rate, sc.Rate)
+	}
+	gen := NewGenerator(sc.Workload, sc.Base, 0, 1)
+	r.FirstTime = gen.Time(0)
+	r.LastTime = gen.Time(max(sent.LastSeq, 1) - 1)
+}
+
+// warn adds a warning to the Result.
 func (r *Result) warn(format string, args ...any) {
 	r.Warnings = append(r.Warnings, fmt.Sprintf(format, args...))
 }
 
+// progress writes a line about the run to w, when there is one.
 func progress(w io.Writer, format string, args ...any) {
 	if w != nil {
 		fmt.Fprintf(w, "pginflux bench: "+format+"\n", args...)
 	}
 }
 
+// rateString says a target rate of lines per second.
 func rateString(rate float64) string {
 	if rate <= 0 {
 		return "full speed"
 	}
 	return fmt.Sprintf("%.0f lines/s", rate)
-}
-
-// snapshot is the counters at one moment; a nil or zero part was not
-// available (the reason is in the Result's warnings).
-type snapshot struct {
-	cpuSnapshot
-	udp        *UDPStats
-	metrics    map[string]float64
-	metricsErr error
-	memory     *Memory
-	processErr error
-}
-
-// cpuSnapshot is the CPU times at one moment.
-type cpuSnapshot struct {
-	at         time.Time
-	machine    *CPUTimes
-	processCPU *float64
-	cpuErr     error
-	serverCPU  *float64
-	serverErr  error
-}
-
-func takeCPU(probe *processProbe) cpuSnapshot {
-	s := cpuSnapshot{at: time.Now()}
-	if probe.server != nil && probe.server.PID > 0 {
-		if c, err := ReadServerCPU(probe.server.PID); err == nil {
-			s.serverCPU = &c
-		} else {
-			s.serverErr = err
-		}
-	}
-	if c, err := ReadMachineCPU(); err == nil {
-		s.machine = &c
-	}
-	if probe.enabled() {
-		if c, err := probe.cpu(); err == nil {
-			s.processCPU = &c
-		} else {
-			s.cpuErr = err
-		}
-	}
-	return s
-}
-
-func takeSnapshot(ctx context.Context, cfg Config, client *http.Client, probe *processProbe, r *Result) snapshot {
-	s := snapshot{cpuSnapshot: takeCPU(probe)}
-	if u, err := ReadUDPStats(); err == nil {
-		s.udp = &u
-	} else {
-		r.warn("no kernel UDP counters: %v", err)
-	}
-	if cfg.MetricsURL != "" {
-		s.metrics, s.metricsErr = Scrape(ctx, client, cfg.MetricsURL)
-	}
-	if probe.enabled() {
-		if m, err := probe.memory(); err == nil {
-			s.memory = &m
-		} else {
-			s.processErr = err
-		}
-	}
-	return s
-}
-
-// fill sets the deltas between before and after, and of CPU time between
-// before and sendEnd.
-func (r *Result) fill(cfg Config, probe *processProbe, before snapshot, sendEnd cpuSnapshot, after snapshot, maxRSS int64) {
-	if before.udp != nil && after.udp != nil {
-		d := after.udp.Sub(*before.udp)
-		r.Kernel = &d
-	}
-	if cfg.MetricsURL != "" {
-		p := &PginfluxCounts{}
-		switch {
-		case before.metricsErr != nil:
-			p.Error = before.metricsErr.Error()
-		case after.metricsErr != nil:
-			p.Error = after.metricsErr.Error()
-		default:
-			p.Counters = make(map[string]float64)
-			for _, name := range pginfluxCounters {
-				if v, ok := after.metrics[name]; ok {
-					p.Counters[name] = v - before.metrics[name]
-				}
-			}
-		}
-		r.Pginflux = p
-	}
-	seconds := sendEnd.at.Sub(before.at).Seconds()
-	if before.machine != nil && sendEnd.machine != nil && sendEnd.machine.Total > before.machine.Total {
-		busy := (sendEnd.machine.Busy - before.machine.Busy) / (sendEnd.machine.Total - before.machine.Total)
-		cores := (sendEnd.machine.Total - before.machine.Total) / seconds
-		r.Machine = &MachineUsage{BusyCores: busy * cores, Cores: cores}
-	}
-	if probe.enabled() {
-		p := &ProcessUsage{PID: cfg.PID, Source: probe.source(), MaxRSS: maxRSS}
-		if before.processCPU != nil && sendEnd.processCPU != nil {
-			p.CPU = *sendEnd.processCPU - *before.processCPU
-			p.CPUCores = p.CPU / seconds
-		}
-		if r.haveRunCPU {
-			p.RunCPU = r.runCPU
-			if r.Stored != nil && r.Stored.Rows > 0 {
-				p.CPUPerLine = 1e6 * p.RunCPU / float64(r.Stored.Rows)
-			}
-		}
-		if after.memory != nil {
-			p.HWM = after.memory.HWM
-			p.MaxRSS = max(p.MaxRSS, after.memory.RSS)
-		}
-		if err := errors.Join(before.cpuErr, sendEnd.cpuErr, before.processErr, after.processErr); err != nil {
-			p.Error = err.Error()
-		}
-		r.Process = p
-	}
-}
-
-// fillPerRow sets the CPU time pginflux and the server used from before
-// (sending starts) to settled (the rows stopped arriving, before the
-// final count), per row stored.
-func (r *Result) fillPerRow(probe *processProbe, before, settled cpuSnapshot) {
-	rows := r.Stored.Rows
-	if probe.server != nil {
-		su := &ServerUsage{ServerInfo: *probe.server, Durable: probe.server.Durable()}
-		if before.serverCPU != nil && settled.serverCPU != nil {
-			su.CPU = *settled.serverCPU - *before.serverCPU
-			if rows > 0 {
-				su.CPUPerRow = 1e6 * su.CPU / float64(rows)
-			}
-		} else if err := errors.Join(before.serverErr, settled.serverErr); err != nil && su.CPUError == "" {
-			su.CPUError = err.Error()
-		}
-		r.Server = su
-	}
-	if before.processCPU != nil && settled.processCPU != nil {
-		r.runCPU = *settled.processCPU - *before.processCPU
-		r.haveRunCPU = true
-	}
 }

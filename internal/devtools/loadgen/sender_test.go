@@ -108,6 +108,7 @@ func testSendConfig(t testing.TB, addr netip.AddrPort) SendConfig {
 }
 
 func TestSendEveryLineOnce(t *testing.T) {
+	t.Parallel()
 	sink := listenUDP(t, true)
 	cfg := testSendConfig(t, sink.addr())
 	// Slow enough for the reader to keep up without a large socket buffer.
@@ -138,6 +139,7 @@ func TestSendEveryLineOnce(t *testing.T) {
 }
 
 func TestSendBoundedByDuration(t *testing.T) {
+	t.Parallel()
 	sink := listenUDP(t, false)
 	synctest.Test(t, func(t *testing.T) {
 		cfg := testSendConfig(t, sink.addr())
@@ -156,6 +158,7 @@ func TestSendBoundedByDuration(t *testing.T) {
 }
 
 func TestSendToNobody(t *testing.T) {
+	t.Parallel()
 	// A port that was free a moment ago: the kernel answers with port
 	// unreachable, and the sends after that fail with ECONNREFUSED.
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -176,6 +179,7 @@ func TestSendToNobody(t *testing.T) {
 }
 
 func TestSendConfigValidate(t *testing.T) {
+	t.Parallel()
 	cfg := SendConfig{Workload: mustWorkload(t, "cpu", 1, 1), MaxDatagramSize: 10}
 	err := cfg.Validate()
 	if err == nil {

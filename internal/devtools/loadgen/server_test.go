@@ -6,6 +6,7 @@ import (
 )
 
 func TestParsePostmasterPID(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		text      string
@@ -32,6 +33,7 @@ func TestParsePostmasterPID(t *testing.T) {
 // TestReadServerCPU reads this process as if it were a postmaster: its
 // time is at least its own.
 func TestReadServerCPU(t *testing.T) {
+	t.Parallel()
 	own, err := ReadProcessCPU(os.Getpid())
 	if err != nil {
 		t.Skipf("no /proc: %v", err)
@@ -48,6 +50,7 @@ func TestReadServerCPU(t *testing.T) {
 // TestInspectServer reads the settings of the test server and finds its
 // postmaster when it runs on this machine.
 func TestInspectServer(t *testing.T) {
+	t.Parallel()
 	s, err := InspectServer(t.Context(), testConnConfig(t))
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 )
 
 func TestStoreCount(t *testing.T) {
+	t.Parallel()
 	pool, schema := pgtest.Schema(t)
 	s, err := OpenStore(t.Context(), testConnConfig(t), schema, []string{"cpu", "mem"})
 	if err != nil {
