@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -133,4 +134,23 @@ func (u *serverUser) sysProcAttr() *syscall.SysProcAttr {
 		return nil
 	}
 	return &syscall.SysProcAttr{Credential: u.cred}
+}
+
+// serverEnv is the environment of the server's programs: ours without
+// the PG* variables (which would change the server's port or the data
+// directory of pg_ctl), and, when the server runs as another user, that
+// user's HOME (libpq in the server, as Citus uses it between nodes, looks
+// for ~/.postgresql there; root's is not readable to it).
+func (u *serverUser) serverEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "PG") || u.home != "" && strings.HasPrefix(kv, "HOME=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	if u.home != "" {
+		env = append(env, "HOME="+u.home)
+	}
+	return env
 }

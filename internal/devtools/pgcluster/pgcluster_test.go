@@ -294,6 +294,7 @@ func TestFindBin(t *testing.T) {
 }
 
 func TestFindBinOffPath(t *testing.T) {
+	// Not parallel: t.Setenv changes PATH for the whole process.
 	dirs := debianBinDirs()
 	if len(dirs) == 0 {
 		t.Skip("no " + debianRoot)
