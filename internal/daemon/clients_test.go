@@ -92,6 +92,7 @@ func TestClientV2(t *testing.T) {
 	}
 	point(0) // a batch of one: sent at once
 	deadline := time.Now().Add(daemontest.Patience)
+	var poll daemontest.Poller
 	for {
 		mu.Lock()
 		got := slices.Clone(failures)
@@ -105,7 +106,7 @@ func TestClientV2(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("while full: the batch was not refused within %v", daemontest.Patience)
 		}
-		time.Sleep(daemontest.Poll) // polling the client's callback
+		poll.Sleep()
 	}
 	if n := count(t, pool, schema, "v2retry", ""); n != 0 {
 		t.Fatalf("while full: got %d rows, want none", n)

@@ -166,8 +166,9 @@ func checkTelegrafOutputs(t *testing.T, outs []telegrafOutput, section string, w
 	// TCP acknowledges nothing: wait for its row rather than count on the
 	// shutdown to catch a connection that just closed.
 	deadline := time.Now().Add(daemontest.Patience)
+	var poll daemontest.Poller
 	for count(t, pool, schema, "readme", "") < len(outs) && time.Now().Before(deadline) {
-		time.Sleep(daemontest.Poll)
+		poll.Sleep()
 	}
 	p.Stop(t)
 	if n := count(t, pool, schema, "readme", ""); n != len(outs) {

@@ -208,6 +208,7 @@ func queryInt(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int64 {
 // daemontest.Patience.
 func pollRows(t *testing.T, pool *pgxpool.Pool, sql string, want ...string) {
 	t.Helper()
+	var poll daemontest.Poller
 	stall := daemontest.NewStall()
 	for {
 		var got []string
@@ -221,7 +222,7 @@ func pollRows(t *testing.T, pool *pgxpool.Pool, sql string, want ...string) {
 		if stall.Stalled(strings.Join(got, "\n")) {
 			t.Fatalf("%s: got %q (err %v) for %v, want %q", sql, got, err, daemontest.Patience, want)
 		}
-		time.Sleep(daemontest.Poll)
+		poll.Sleep()
 	}
 }
 
@@ -231,6 +232,7 @@ func pollRows(t *testing.T, pool *pgxpool.Pool, sql string, want ...string) {
 func waitStatus(t *testing.T, url string, want int, contains string) string {
 	t.Helper()
 	deadline := time.Now().Add(daemontest.Patience)
+	var poll daemontest.Poller
 	for {
 		resp, body := daemontest.Get(t, http.MethodGet, url)
 		if resp.StatusCode == want && strings.Contains(body, contains) {
@@ -239,7 +241,7 @@ func waitStatus(t *testing.T, url string, want int, contains string) string {
 		if time.Now().After(deadline) {
 			t.Fatalf("GET %s: got %s %q after %v, want %d with %q", url, resp.Status, body, daemontest.Patience, want, contains)
 		}
-		time.Sleep(daemontest.Poll)
+		poll.Sleep()
 	}
 }
 

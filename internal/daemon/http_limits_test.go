@@ -142,7 +142,8 @@ func TestWriteWhileStopping(t *testing.T) {
 	go func() { a, _ := tryPost(t.Context(), nil, base+"/write", []byte("stopping v=2i 2000\n")); held <- a }()
 	daemontest.WaitMetric(t, base, "pginflux_sink_pending_rows", nil, 1)
 	go p.Close() // as SIGTERM; p.Stop below waits for it
-	for deadline := time.Now().Add(daemontest.Patience); ; time.Sleep(daemontest.Poll) {
+	var poll daemontest.Poller
+	for deadline := time.Now().Add(daemontest.Patience); ; poll.Sleep() {
 		a := post(t, nil, base+"/write", []byte("late v=1i 1\n"))
 		if a.code == http.StatusServiceUnavailable && strings.Contains(a.message(t), "stopping") {
 			break

@@ -60,7 +60,7 @@ func TestSpoolKillMidReplay(t *testing.T) {
 	var replayed int
 	for replayed < 50 && time.Now().Before(deadline) {
 		pool.QueryRow(t.Context(), "SELECT count(*) FROM "+markers).Scan(&replayed)
-		time.Sleep(2 * time.Millisecond) // polling the replay
+		time.Sleep(10 * time.Millisecond) // polling the replay, to kill it early
 	}
 	child.Kill()
 	if replayed < 50 {

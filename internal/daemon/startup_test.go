@@ -103,6 +103,7 @@ func requirePassword(t *testing.T, pool *pgxpool.Pool, connString, dataDir, role
 	}
 	// The server reloads in the background: wait until it asks.
 	deadline := time.Now().Add(daemontest.Patience)
+	var poll daemontest.Poller
 	for {
 		conn, err := pgx.Connect(t.Context(), connString)
 		if err != nil {
@@ -112,7 +113,7 @@ func requirePassword(t *testing.T, pool *pgxpool.Pool, connString, dataDir, role
 		if time.Now().After(deadline) {
 			t.Fatalf("the server still lets the role in without a password after %v", daemontest.Patience)
 		}
-		time.Sleep(daemontest.Poll)
+		poll.Sleep()
 	}
 }
 

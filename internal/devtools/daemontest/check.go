@@ -38,6 +38,7 @@ func Send(t testing.TB, addr net.Addr, datagrams ...string) {
 func WaitRows(t testing.TB, pool *pgxpool.Pool, table string, want int) {
 	t.Helper()
 	var got int
+	var poll Poller
 	stall := NewStall()
 	for {
 		err := pool.QueryRow(t.Context(), "SELECT count(*) FROM "+table).Scan(&got)
@@ -50,12 +51,21 @@ func WaitRows(t testing.TB, pool *pgxpool.Pool, table string, want int) {
 		if stall.Stalled(got) {
 			t.Fatalf("%s has had %d rows for %v, want %d", table, got, Patience, want)
 		}
-		time.Sleep(Poll)
+		poll.Sleep()
 	}
 }
 
-// Poll is how often the helpers look again at what they wait for.
-const Poll = 25 * time.Millisecond
+// Poller paces a wait's looks at what it waits for: 10 ms apart at
+// first, then half as long again each time, up to 250 ms, so that a short
+// wait is short and a long one costs the machine (and the other tests)
+// little. The zero value is ready; not safe for concurrent use.
+type Poller struct{ d time.Duration }
+
+// Sleep sleeps until the next look.
+func (p *Poller) Sleep() {
+	p.d = min(max(p.d+p.d/2, 10*time.Millisecond), 250*time.Millisecond)
+	time.Sleep(p.d)
+}
 
 // Stall tells a wait that makes no progress: the value waited on has not
 // changed for Patience. The zero value is not ready; use NewStall. Not
@@ -168,6 +178,7 @@ func WaitMetricIs(t testing.TB, base, name string, labels map[string]string, wan
 
 func waitMetric(t testing.TB, base, name string, labels map[string]string, want float64, ok func(float64) bool) float64 {
 	t.Helper()
+	var poll Poller
 	stall := NewStall()
 	for {
 		v, _ := Sample(Scrape(t, base), name, labels)
@@ -177,6 +188,6 @@ func waitMetric(t testing.TB, base, name string, labels map[string]string, want 
 		if stall.Stalled(v) {
 			t.Fatalf("%s%v has been %v for %v, want %v", name, labels, v, Patience, want)
 		}
-		time.Sleep(Poll)
+		poll.Sleep()
 	}
 }

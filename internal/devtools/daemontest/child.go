@@ -132,6 +132,7 @@ func (c *Child) Kill() {
 func WaitReady(t testing.TB, base string, log fmt.Stringer) {
 	t.Helper()
 	deadline := time.Now().Add(Patience)
+	var poll Poller
 	for {
 		resp, err := Client.Get(base + "/readyz")
 		if err == nil {
@@ -143,6 +144,6 @@ func WaitReady(t testing.TB, base string, log fmt.Stringer) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s not ready within %v: %v\n%v", base, Patience, err, log)
 		}
-		time.Sleep(Poll)
+		poll.Sleep()
 	}
 }

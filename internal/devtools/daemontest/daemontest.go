@@ -205,6 +205,7 @@ func (l *Log) WaitFor(t testing.TB, re string) string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
 	deadline := time.Now().Add(Patience)
+	var poll Poller
 	for {
 		if m := rx.FindString(l.String()); m != "" {
 			return m
@@ -212,6 +213,6 @@ func (l *Log) WaitFor(t testing.TB, re string) string {
 		if time.Now().After(deadline) {
 			t.Fatalf("no log line matching %q after %v; the log:\n%s", re, Patience, l.String())
 		}
-		time.Sleep(Poll)
+		poll.Sleep()
 	}
 }
