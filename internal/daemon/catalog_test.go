@@ -14,6 +14,7 @@ import (
 // turns the connection away (starting up, too many connections), and
 // passes on what it answered to a statement.
 func TestCatalogErr(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		err         error
 		unavailable bool

@@ -19,16 +19,16 @@ import (
 )
 
 // Citus, end to end: pginflux against the coordinator of a cluster of
-// three (pgtest.Citus), each test function with a cluster of its own and
-// its subtests in schemas of their own. What Citus does that matters to
-// pginflux, and what pginflux does about it:
+// three (pgtest.Citus): TestCitus's subtests share one, in schemas of
+// their own; TestCitusWorkerStopped has its own. What Citus does that
+// matters to pginflux, and what pginflux does about it:
 //
 //   - A COPY into a distributed table reports every error a worker raises
 //     as SQLSTATE XX000, the worker's own lost: a point already stored
 //     (23505) and a CHECK (23514) included. pginflux writes such rows
 //     again with INSERT (merging, for a table with a point key), whose
 //     errors keep their SQLSTATE, and goes by that one
-//     (TestCitusDistributedTables: the second write of each point, and
+//     (TestCitus/distributed_tables: the second write of each point, and
 //     "refused rows").
 //   - A table with the point key (time, series_id) can only be
 //     distributed by time or series_id (0A000 otherwise): such a table's
@@ -41,12 +41,12 @@ import (
 //     tables of the coordinator, written in the same transactions as the
 //     distributed tables; with schema-based sharding they are tables of
 //     the distributed schema, on the same worker as its measurements
-//     (TestCitusSchemaSharding).
+//     (TestCitus/schema_sharding).
 //
-// The subtests of a cluster run in parallel; those of
-// TestCitusWorkerStopped, which stop workers, each have a cluster. A write waits for its
-// commit as long as that takes (daemontest.CommitTimeout): Citus answers
-// slowly on a busy machine.
+// The subtests of TestCitus run in parallel; those of
+// TestCitusWorkerStopped, which stop its workers, one after the other. A
+// write waits for its commit as long as that takes
+// (daemontest.CommitTimeout): Citus answers slowly on a busy machine.
 
 // Table templates that distribute every new table.
 const (
@@ -124,15 +124,26 @@ func checkCitusColumns(t *testing.T, c *pgtest.CitusCluster, table string, want 
 	}
 }
 
-// TestCitusDistributedTables: tables made by pginflux and distributed by
+// TestCitus runs pginflux end to end against one Citus cluster for the
+// whole test, as TestTimescale does with TimescaleDB: its subtests run in
+// parallel, in schemas of their own. (TestCitusWorkerStopped, which stops
+// workers, has a cluster of its own.)
+func TestCitus(t *testing.T) {
+	t.Parallel()
+	c := pgtest.Citus(t)
+	t.Run("distributed_tables", func(t *testing.T) { testCitusDistributedTables(t, c) })
+	t.Run("schema_sharding", func(t *testing.T) { testCitusSchemaSharding(t, c) })
+	t.Run("concurrent_processes", func(t *testing.T) { testCitusConcurrentProcesses(t, c) })
+}
+
+// testCitusDistributedTables: tables made by pginflux and distributed by
 // --create-table-sql (by time, by series_id, by a tag), in both storage
 // layouts and both write modes; points written again (merged on the
 // workers), new tags and fields (ADD COLUMN reaching every shard), rows
 // counted on the workers' shards; a distribution the point key cannot
 // have; rows a CHECK on a worker refuses.
-func TestCitusDistributedTables(t *testing.T) {
+func testCitusDistributedTables(t *testing.T, c *pgtest.CitusCluster) {
 	t.Parallel()
-	c := pgtest.Citus(t)
 
 	for _, tt := range []struct {
 		name     string
@@ -337,16 +348,15 @@ func TestCitusDistributedTables(t *testing.T) {
 	}
 }
 
-// TestCitusSchemaSharding: with citus.enable_schema_based_sharding on
+// testCitusSchemaSharding: with citus.enable_schema_based_sharding on
 // (here in the connection string's options) and --schema-from-db, each
 // InfluxDB database pginflux makes a schema of is a distributed schema:
 // its measurement tables and pginflux's own (series, rejected) are
 // single-shard tables, all on one worker. Points merge, new keys add
 // columns, a value its column cannot hold goes to the schema's rejected
 // table in the same transaction as its row.
-func TestCitusSchemaSharding(t *testing.T) {
+func testCitusSchemaSharding(t *testing.T, c *pgtest.CitusCluster) {
 	t.Parallel()
-	c := pgtest.Citus(t)
 	pool := c.Pool(t)
 	url := c.ConnString() + " options='-c citus.enable_schema_based_sharding=on'"
 	base := daemontest.Config{ConnString: url}.Start(t, "metrics", "--schema-from-db").Base
@@ -411,18 +421,17 @@ func TestCitusSchemaSharding(t *testing.T) {
 	t.Logf("the worker holding each schema: %v", holders)
 }
 
-// TestCitusConcurrentProcesses runs three pginflux processes (each a
+// testCitusConcurrentProcesses runs three pginflux processes (each a
 // child process, so a PostgreSQL session and a cache of its own) against
 // the coordinator, all writing over HTTP into one new measurement
 // distributed by series_id: each brings a new column of its own with every
 // request and one all three bring; all three write the same 100 points
-// besides those of their own 10 series. Creating and distributing the table and 40 column
-// additions race across the three; afterwards every row is there once,
-// every shared point holds the fields of all three, and every shard has
-// every column.
-func TestCitusConcurrentProcesses(t *testing.T) {
+// besides those of their own 10 series. Creating and distributing the
+// table and 40 column additions race across the three; afterwards every
+// row is there once, every shared point holds the fields of all three,
+// and every shard has every column.
+func testCitusConcurrentProcesses(t *testing.T, c *pgtest.CitusCluster) {
 	t.Parallel()
-	c := pgtest.Citus(t)
 	pool, schema := c.Schema(t)
 	const (
 		procs    = 3
@@ -533,11 +542,13 @@ func TestCitusConcurrentProcesses(t *testing.T) {
 // pginflux_commits) it crashes (-m immediate), so that a transaction it
 // had prepared may be left for Citus to commit once it is back. With a
 // spool, the held batches wait on disk and are replayed, each with its
-// marker in the coordinator's pginflux_spool. Each subtest stops a
-// worker of a cluster of its own, so that they run in parallel.
+// marker in the coordinator's pginflux_spool. The subtests share a
+// cluster and run one after the other: each stops one of its workers,
+// which every distributed table has shards on. (A cluster each would let
+// them run in parallel, but making a cluster costs three initdb.)
 func TestCitusWorkerStopped(t *testing.T) {
 	t.Parallel()
-	pgtest.NeedExtension(t, "citus")
+	c := pgtest.Citus(t)
 	for _, tt := range []struct {
 		name   string
 		flags  []string
@@ -550,14 +561,15 @@ func TestCitusWorkerStopped(t *testing.T) {
 		{name: "merge, stopped, spooled", flags: []string{"--create-table-sql", citusBySeriesID}, worker: 0, spool: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			c := pgtest.Citus(t)
 			pool, schema := c.Schema(t)
 			flags := tt.flags
 			if tt.spool {
 				flags = append(flags, "--spool-dir", t.TempDir())
 			}
-			p := daemontest.Config{ConnString: c.ConnString()}.Start(t, schema, flags...)
+			// Batches of a fifth of a second: every flush into a
+			// distributed table is a distributed transaction, costly on
+			// a busy machine.
+			p := daemontest.Config{ConnString: c.ConnString()}.Start(t, schema, append(flags, "--flush-interval", "200ms")...)
 			base, logs := p.Base, p.Log
 			w := c.Workers[tt.worker]
 			t.Cleanup(func() {

@@ -283,6 +283,21 @@ func ownServer(t *testing.T) (*pgcluster.Cluster, *pgxpool.Pool, string) {
 	return c, pool, "metrics"
 }
 
+// subtestSchema returns a schema name for a subtest on a server its
+// parent shares among its subtests (see ownServer): t.Name() in lower
+// case, every other character an underscore.
+func subtestSchema(t *testing.T) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r - 'A' + 'a'
+		}
+		return '_'
+	}, t.Name())
+}
+
 // keepRunning starts c again at cleanup if the test left it stopped.
 // Registered after the daemon starts, it runs before the daemon stops
 // (cleanups run last first), so that the daemon does not wait out its

@@ -98,10 +98,11 @@ func TestDatabaseRestartMidStream(t *testing.T) {
 // by the commit marker checked before a retry.
 func TestCrashMidStreamNoDuplicates(t *testing.T) {
 	t.Parallel()
+	// One server, crashed by one subtest after the other.
+	cluster, pool, _ := ownServer(t)
 	for _, mode := range []string{"merge", "append"} {
 		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			cluster, pool, schema := ownServer(t)
+			schema := subtestSchema(t)
 			// The test servers commit asynchronously (synchronous_commit
 			// off), which a crash may undo; pginflux's sessions here commit
 			// as a durable server does.
@@ -231,6 +232,8 @@ func TestOutageHoldsMaxPendingRows(t *testing.T) {
 // saying why. Rows held or spooled are written once the server is back.
 func TestWriteWhileDatabaseDown(t *testing.T) {
 	t.Parallel()
+	// One server, stopped by one subtest after the other.
+	cluster, pool, _ := ownServer(t)
 	for _, tc := range []struct {
 		name      string
 		spool     string // "", "room" or "full"
@@ -242,8 +245,10 @@ func TestWriteWhileDatabaseDown(t *testing.T) {
 		{"full spool", "full", true, http.StatusServiceUnavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cluster, pool, schema := ownServer(t)
+			schema := subtestSchema(t)
+			// Running for the next subtest, after this one's daemon has
+			// stopped.
+			keepRunning(t, cluster)
 			// Rows held at the stop are given up after a second.
 			args := []string{"--flush-interval", "1h", "--shutdown-timeout", "1s"}
 			if tc.spool != "" {

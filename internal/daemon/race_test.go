@@ -3,5 +3,5 @@
 package daemon_test
 
 // raceEnabled says the race detector is on: it multiplies memory use, so
-// memory bounds are only reported then.
+// memory bounds are not checked then.
 const raceEnabled = true

@@ -21,6 +21,7 @@ import (
 // and logged, the rest named for a restart, and a broken file changes
 // nothing.
 func TestReloadApplies(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "env")
 	write := func(s string) {
 		t.Helper()
