@@ -29,12 +29,15 @@ import (
 // restarts or crashes PostgreSQL does so to a server of its own
 // (ownServer), so that it can run in parallel too.
 //
-// The files, by topic: udp_test.go, tcp_test.go, http_write_test.go,
-// http_query_test.go and clients_test.go (HTTP), outage_test.go (the
-// database away), spool_test.go, schema_test.go (tables, points,
-// privileges), ops_test.go (metrics, health, readiness, reload),
-// startup_test.go, docs_test.go, timescale_test.go, citus_test.go, and
-// fuzz_test.go with its checkers (fuzzcheck_test.go, fuzzread_test.go).
+// The files, by topic: udp_test.go, tcp_test.go; http_write_test.go,
+// http_limits_test.go (back-pressure, the commit timeout, stopping),
+// http_query_test.go and clients_test.go (InfluxDB's client libraries);
+// outage_test.go (PostgreSQL away), spool_test.go; schema_test.go
+// (tables, points, privileges); ops_test.go (metrics, health,
+// readiness, reload), startup_test.go; docs_test.go; timescale_test.go,
+// citus_test.go; fuzz_test.go with its checkers (fuzzcheck_test.go,
+// fuzzread_test.go). catalog_test.go, readiness_test.go and
+// reload_test.go test their files from inside the package.
 
 func TestMain(m *testing.M) { daemontest.Main(m) }
 
