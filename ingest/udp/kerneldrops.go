@@ -95,9 +95,9 @@ func socketInode(c syscall.Conn) (uint64, error) {
 // sockets since they were opened. When the kernel's tables cannot be read
 // it returns the last total together with the error.
 func (k *KernelDrops) Total() (uint64, error) {
-	err := k.update(false)
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	err := k.updateLocked(false)
 	var sum uint64
 	for _, s := range k.sockets {
 		sum += s.total
@@ -109,6 +109,16 @@ func (k *KernelDrops) Total() (uint64, error) {
 // the tables is an error; otherwise it is a closed socket, whose total
 // stays as it was.
 func (k *KernelDrops) update(requireAll bool) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.updateLocked(requireAll)
+}
+
+// updateLocked is update with k.mu held: from reading the tables to
+// adding the increments, so that two scrapes at once cannot add a count
+// read earlier after one read later (which would look like a wrap of the
+// 32-bit count).
+func (k *KernelDrops) updateLocked(requireAll bool) error {
 	byInode := make(map[uint64]int, len(k.sockets))
 	for i, s := range k.sockets {
 		byInode[s.inode] = i
@@ -144,8 +154,6 @@ func (k *KernelDrops) update(requireAll bool) error {
 		errs = append(errs, fmt.Errorf("%d of %d udp sockets are not listed in %s", len(k.sockets)-len(raw), len(k.sockets), strings.Join(k.files, ", ")))
 	}
 
-	k.mu.Lock()
-	defer k.mu.Unlock()
 	for i, v := range raw {
 		s := &k.sockets[i]
 		// Unsigned subtraction counts across a wrap of the 32-bit count.

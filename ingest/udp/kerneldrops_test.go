@@ -1,12 +1,14 @@
 package udp
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,4 +171,47 @@ func TestKernelDrops(t *testing.T) {
 		t.Errorf("after close: got %d (%v), want %d", n, err, got)
 	}
 
+}
+
+// TestKernelDropsConcurrentScrapes: scrapes at once while the kernel's
+// count grows never add a count read earlier after one read later (which
+// would look like a wrap of the 32-bit count), and race with nothing.
+func TestKernelDropsConcurrentScrapes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	udp := filepath.Join(dir, "udp")
+	header := strings.SplitAfter(sampleUDP, "\n")[0]
+	write := func(drops int) {
+		line := fmt.Sprintf("  270: 00000000:1F99 00000000:0000 07 00000000:00000000 00:00000000 00000000 0 0 10 2 0 %d\n", drops)
+		// Renamed into place: a reader sees a whole table, old or new.
+		tmp := udp + ".tmp"
+		if err := os.WriteFile(tmp, []byte(header+line), 0o644); err != nil {
+			t.Error(err)
+			return
+		}
+		if err := os.Rename(tmp, udp); err != nil {
+			t.Error(err)
+		}
+	}
+	write(0)
+	k := &KernelDrops{files: []string{udp}, sockets: []socketDrops{{inode: 10}}}
+	const last = 300
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				if got, err := k.Total(); err != nil || got > last {
+					t.Errorf("Total: got %d, %v; want at most %d", got, err, last)
+					return
+				}
+			}
+		})
+	}
+	for d := 1; d <= last; d++ {
+		write(d)
+	}
+	wg.Wait()
+	if got, err := k.Total(); err != nil || got != last {
+		t.Errorf("at the end: got %d, %v; want %d", got, err, last)
+	}
 }
