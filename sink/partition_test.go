@@ -128,6 +128,35 @@ func TestTemplateFails(t *testing.T) {
 	dbtest.Equal(t, "rejected", dbtest.RejectedLines(t, pool, schema), []string{"create_failed: broken v=1 1000", "create_failed: broken v=2 2000"})
 }
 
+// TestTemplateConnectionLost: a template that fails because its
+// connection is lost (here it terminates its own backend, once) is no
+// failure of the template: the rows are held, the table made on the next
+// try, and nothing goes to the rejected table.
+func TestTemplateConnectionLost(t *testing.T) {
+	t.Parallel()
+	pool, schema := pgtest.Schema(t)
+	seq := pgx.Identifier{schema, "template_once"}.Sanitize()
+	if _, err := pool.Exec(t.Context(), "CREATE SEQUENCE "+seq); err != nil {
+		t.Fatal(err)
+	}
+	tmpl := mustTemplate(t, `DO $do$ BEGIN IF nextval('`+seq+`') = 1 THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF; END $do$`)
+	m := NewMetrics(nil)
+	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1,
+		CreateTableSQL: tmpl, RejectedTable: "pginflux_rejected"}, m, quiet)
+	b := s.NewBatcher()
+	b.Add(pt("lost", 1, 1000), origin)
+	b.Add(pt("lost", 2, 2000), origin)
+	b.Flush()
+	closeSink(t, s)
+	dbtest.Equal(t, "rows", dbtest.Query(t, pool, "SELECT v::text FROM "+pgx.Identifier{schema, "lost"}.Sanitize()+" ORDER BY time"), []string{"1", "2"})
+	dbtest.Equal(t, "tables", dbtest.Query(t, pool, "SELECT tablename FROM pg_tables WHERE schemaname = '"+schema+"' ORDER BY 1"),
+		[]string{"lost", "pginflux_series"}) // no rejected table: nothing rejected
+	var n int64
+	if err := pool.QueryRow(t.Context(), "SELECT last_value FROM "+seq).Scan(&n); err != nil || n < 2 {
+		t.Errorf("the template ran %d times (%v), want at least 2: the first try's connection was lost", n, err)
+	}
+}
+
 // TestPartitionDroppedBehindOurBack: a partition someone drops is made
 // again for the next rows, which are not refused.
 func TestPartitionDroppedBehindOurBack(t *testing.T) {

@@ -29,3 +29,10 @@ func isInsufficientPrivilege(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "42501"
 }
+
+// isInternal reports SQLSTATE class XX, an internal error: how Citus
+// reports an error a worker raised, a worker gone included.
+func isInternal(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && len(pgErr.Code) == 5 && pgErr.Code[:2] == "XX"
+}

@@ -105,6 +105,12 @@ func (c *Catalog) runTemplate(ctx context.Context, tx pgx.Tx, table, measurement
 		return fmt.Errorf("--create-table-sql: %w", err)
 	}
 	if _, err := tx.Exec(ctx, sql.String()); err != nil {
+		if IsTemporary(err) || isInternal(err) {
+			// Not the template's fault (a connection lost, the server
+			// restarting, a Citus worker away: XX000): the rows are held
+			// and the table made again on the next try.
+			return fmt.Errorf("--create-table-sql for %s: %w", pgx.Identifier{c.schema, table}.Sanitize(), err)
+		}
 		return fmt.Errorf("--create-table-sql for %s: %w: %w", pgx.Identifier{c.schema, table}.Sanitize(), err, ErrCreateFailed)
 	}
 	return nil
