@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pginflux/pginflux/config"
 	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 	"github.com/pginflux/pginflux/internal/devtools/doccheck"
@@ -203,5 +205,39 @@ func TestDocsTableRecipes(t *testing.T) {
 		if !strings.Contains(recipes, r) {
 			t.Errorf("docs/tables.md's recipes lack %q", r)
 		}
+	}
+}
+
+// TestDocsOwnTable runs docs/tables.md's table you create yourself, as
+// written (but for TimescaleDB's line, on a server without it): pginflux
+// fills its series_id, adds the field it lacks, keeps one row for a point
+// written in two lines, fills the default, and warns of no missing point
+// key.
+func TestDocsOwnTable(t *testing.T) {
+	t.Parallel()
+	blocks := doccheck.CodeBlocks(doccheck.Section(t, "docs/tables.md", "Tables you create yourself"), "sql")
+	if len(blocks) == 0 {
+		t.Fatal("docs/tables.md shows no table you create yourself")
+	}
+	pool, schema := pgtest.Schema(t)
+	var recipe []string
+	for _, line := range strings.Split(blocks[0], "\n") {
+		if !strings.Contains(line, "create_hypertable") {
+			recipe = append(recipe, line)
+		}
+	}
+	sql := strings.ReplaceAll(strings.Join(recipe, "\n"), "metrics.", pgx.Identifier{schema}.Sanitize()+".")
+	if _, err := pool.Exec(t.Context(), sql); err != nil {
+		t.Fatalf("the recipe: %v\n%s", err, sql)
+	}
+	p := daemontest.Start(t, schema)
+	daemontest.Send(t, p.UDP, "cpu,host=a usage_idle=90 1000000000\n")
+	pollRows(t, pool, "SELECT count(*)::text FROM "+pgx.Identifier{schema, "cpu"}.Sanitize(), "1")
+	daemontest.Send(t, p.UDP, "cpu,host=a usage_user=5 1000000000\n")
+	pollRows(t, pool, "SELECT concat_ws('|', host, usage_idle, usage_user, note, series_id IS NOT NULL) FROM "+pgx.Identifier{schema, "cpu"}.Sanitize(),
+		"a|90|5|from telegraf|t")
+	p.Stop(t)
+	if strings.Contains(p.Log.String(), "no point key") {
+		t.Errorf("pginflux found no point key in the recipe's table:\n%s", p.Log)
 	}
 }
