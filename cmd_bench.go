@@ -37,6 +37,7 @@ type benchFlags struct {
 	split            int
 	appendMode       bool
 	hosts, series    int
+	timestamps       string
 	linesPerDatagram int
 	datagramSize     int
 	rate             float64
@@ -69,13 +70,14 @@ func (f *benchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.address, "address", "127.0.0.1:8089", "UDP `host:port` of pginflux; must be a loopback address unless --allow-remote")
 	fs.BoolVar(&f.allowRemote, "allow-remote", false, "allow targets (UDP, database, metrics) that are not loopback addresses")
 	fs.StringVar(&f.workload, "workload", "cpu", "`name` of the workload: cpu (Telegraf's cpu lines) or mix (cpu, mem, disk, net)")
-	fs.IntVar(&f.hosts, "hosts", 10, "`number` of hosts sending")
-	fs.IntVar(&f.series, "series", 10, "`number` of series of each measurement per host (cpus, disks, interfaces)")
+	fs.IntVar(&f.hosts, "hosts", 1000, "`number` of hosts sending")
+	fs.IntVar(&f.series, "series", 9, "`number` of series of each measurement per host (cpu-total and cpus, disks, interfaces)")
+	fs.StringVar(&f.timestamps, "timestamps", loadgen.StampHost, "which lines share a timestamp: host (a host's lines of a round, as Telegraf agents stamp their gathers), round (every line of a round, as agents with precision = \"1s\"), or line (none)")
 	fs.IntVar(&f.linesPerDatagram, "lines-per-datagram", 10, "`lines` in each UDP datagram at most (points, with --split); with --http-url, in each request")
 	fs.StringVar(&f.httpURL, "http-url", "", "send over HTTP instead of UDP: POST --lines-per-datagram lines a request to this `URL` (pginflux's /write or /api/v2/write, loopback unless --allow-remote), one request at a time a sender; only 204 counts as sent")
 	fs.BoolVar(&f.gzip, "gzip", false, "with --http-url, gzip the bodies (Content-Encoding: gzip), as Telegraf does")
 	fs.IntVar(&f.split, "split", 1, "send each point as this many `lines` of the same measurement, tags and time, each with a part of the fields (as Telegraf's UDP output splits wide points); lines and rates count points")
-	fs.BoolVar(&f.appendMode, "append-mode", false, "the pginflux measured runs with --write-mode append, so it stores each line of a --split point as a row of its own")
+	fs.BoolVar(&f.appendMode, "append-mode", false, "the pginflux measured runs with --write-mode append: it stores each line of a --split point as a row of its own, and is compared with the ceiling into tables without the point key")
 	fs.IntVar(&f.datagramSize, "datagram-size", 8192, "`bytes` in each UDP datagram at most; lines are never split")
 	fs.Float64Var(&f.rate, "rate", 0, "`lines` per second over all senders; 0 sends as fast as possible (--find-max starts here, or at 50000)")
 	fs.Int64Var(&f.lines, "lines", 1_000_000, "stop after this many `lines` (also the rows of --ceiling; --find-max sends rate × --step-duration a step)")
@@ -95,7 +97,7 @@ func (f *benchFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxSteps, "max-steps", 8, "--find-max runs this many `steps` at most")
 	fs.BoolVar(&f.ceiling, "ceiling", false, "measure the ceiling: the same rows COPYed straight from memory into <schema>_ceiling (made and dropped); alone, nothing is sent; with --find-max, before it")
 	fs.Float64Var(&f.ceilingRate, "ceiling-rate", 0, "a ceiling measured before, in `rows/s`, to report pginflux's rate as a fraction of it")
-	fs.StringVar(&f.storage, "storage", "columns", "table `layouts` for --ceiling: columns (pginflux's default), jsonb, or both (columns,jsonb); the first is the one compared with pginflux")
+	fs.StringVar(&f.storage, "storage", "columns", "table `layouts` for --ceiling: columns (pginflux's default), jsonb, or both (columns,jsonb); the first is the one compared with pginflux, into tables with the point key unless --append-mode")
 	fs.IntVar(&f.writers, "writers", 2, "`connections` writing in parallel for --ceiling")
 	fs.IntVar(&f.batchSize, "batch-size", 10000, "`rows` per COPY for --ceiling (pginflux's default --batch-size)")
 }
@@ -237,6 +239,9 @@ func (f *benchFlags) loadConfig(ctx context.Context, progress io.Writer) (loadge
 	if err != nil {
 		return loadgen.Config{}, fmt.Errorf("--workload: %w", err)
 	}
+	if w, err = w.WithStamps(f.timestamps); err != nil {
+		return loadgen.Config{}, fmt.Errorf("--timestamps: %w", err)
+	}
 	w = w.SplitInto(f.split)
 	rowsPerPoint := 1
 	if f.appendMode {
@@ -316,7 +321,9 @@ func (f *benchFlags) runCeiling(ctx context.Context, cfg loadgen.Config, out *be
 		return err
 	}
 	out.Ceiling = c
-	if best := c.Best(storages[0]); best != nil && out.CeilingRate == 0 {
+	// Merge mode writes into tables with the point key; append mode into
+	// tables without.
+	if best := c.Best(storages[0], !f.appendMode); best != nil && out.CeilingRate == 0 {
 		out.CeilingRate = best.Rate
 	}
 	return nil

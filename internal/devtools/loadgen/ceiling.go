@@ -19,7 +19,18 @@ import (
 const (
 	MethodPgx    = "pgx CopyFrom"         // rows as [][]any, encoded by pgx
 	MethodBinary = "binary COPY, encoded" // rows pre-encoded in COPY's binary format, sent with pgconn
+	// Binary COPY into tables with pginflux's point key (a series_id
+	// column and PRIMARY KEY (time, series_id)), as merge mode writes:
+	// the rows in the order they were sent, or each COPY's sorted by key.
+	MethodKeyArrival = "binary COPY, point key, rows as sent"
+	MethodKeySorted  = "binary COPY, point key, rows sorted by key"
 )
+
+// ceilingMethods are the ways Ceiling writes each storage, in order.
+var ceilingMethods = []string{MethodPgx, MethodBinary, MethodKeyArrival, MethodKeySorted}
+
+// keyed reports whether method writes into tables with the point key.
+func keyed(method string) bool { return method == MethodKeyArrival || method == MethodKeySorted }
 
 // MaxCeilingRows bounds the rows Ceiling builds in memory before writing
 // them (a few hundred bytes each).
@@ -58,12 +69,15 @@ type CeilingResult struct {
 
 // CeilingVariant is one storage layout written one way.
 type CeilingVariant struct {
-	Storage string  `json:"storage"`
-	Method  string  `json:"method"`
-	Rows    int64   `json:"rows"`
-	Bytes   int64   `json:"bytes,omitempty"` // of COPY data, for the binary method
-	Seconds float64 `json:"seconds"`
-	Rate    float64 `json:"rows_per_second"`
+	Storage string `json:"storage"`
+	Method  string `json:"method"`
+	// PointKey: the tables have pginflux's point key, as merge mode
+	// makes them; the rate to compare merge mode with.
+	PointKey bool    `json:"point_key"`
+	Rows     int64   `json:"rows"`
+	Bytes    int64   `json:"bytes,omitempty"` // of COPY data, for the binary method
+	Seconds  float64 `json:"seconds"`
+	Rate     float64 `json:"rows_per_second"`
 	// Complete is false when Duration ran out before every row was
 	// written; the rate is still that of the rows written.
 	Complete bool `json:"complete"`
@@ -73,12 +87,13 @@ type CeilingVariant struct {
 	ServerCPUPerRow float64 `json:"server_cpu_us_per_row,omitempty"`
 }
 
-// Best returns the fastest variant of storage, or nil.
-func (c *CeilingResult) Best(storage string) *CeilingVariant {
+// Best returns the fastest variant of storage into tables with the point
+// key (pointKey) or without, or nil.
+func (c *CeilingResult) Best(storage string, pointKey bool) *CeilingVariant {
 	var best *CeilingVariant
 	for i := range c.Variants {
 		v := &c.Variants[i]
-		if v.Storage == storage && (best == nil || v.Rate > best.Rate) {
+		if v.Storage == storage && v.PointKey == pointKey && (best == nil || v.Rate > best.Rate) {
 			best = v
 		}
 	}
@@ -87,10 +102,12 @@ func (c *CeilingResult) Best(storage string) *CeilingVariant {
 
 // Ceiling writes cfg.Rows rows of cfg.Workload, the same rows the sender
 // sends as lines, straight from memory into PostgreSQL with COPY: for
-// every storage layout, once through pgx's CopyFrom and once as
-// hand-encoded binary COPY. Building the rows is not timed; each
-// variant starts on empty tables and is bounded by cfg.Duration. No
-// ingester that writes into the same server can beat the faster rate.
+// every storage layout, through pgx's CopyFrom and as hand-encoded binary
+// COPY into tables without a key (append mode's), and as binary COPY into
+// tables with the point key (merge mode's), the rows as sent and sorted
+// by the key. Building the rows is not timed; each variant starts on
+// empty tables and is bounded by cfg.Duration. No ingester that writes
+// into the same server and tables can beat the fastest rate.
 func Ceiling(ctx context.Context, cfg CeilingConfig) (*CeilingResult, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
@@ -132,12 +149,20 @@ func Ceiling(ctx context.Context, cfg CeilingConfig) (*CeilingResult, error) {
 	}
 	r := &ceilingRun{cfg: cfg, admin: admin, conns: conns, server: res.Server, base: time.Now()}
 	for _, storage := range cfg.Storages {
-		tables, err := r.createTables(ctx, storage)
+		tables, err := r.createTables(ctx, storage, false)
 		if err != nil {
 			return nil, err
 		}
-		for _, method := range []string{MethodPgx, MethodBinary} {
-			v, err := r.variant(ctx, storage, method, tables)
+		keyTables, err := r.createTables(ctx, storage, true)
+		if err != nil {
+			return nil, err
+		}
+		for _, method := range ceilingMethods {
+			into := tables
+			if keyed(method) {
+				into = keyTables
+			}
+			v, err := r.variant(ctx, storage, method, into)
 			if err != nil {
 				return nil, err
 			}
@@ -173,19 +198,24 @@ type ceilingRun struct {
 	conns  []*pgx.Conn // the writers
 	server *ServerUsage
 	base   time.Time // of the rows' timestamps
+
+	noCheckpoint bool // CHECKPOINT was refused (it needs pg_checkpoint)
 }
 
-// createTables creates the tables of every measurement in storage, and
-// returns their quoted names.
-func (r *ceilingRun) createTables(ctx context.Context, storage string) ([]string, error) {
+// createTables creates the tables of every measurement in storage, with
+// the point key or without, and returns their quoted names.
+func (r *ceilingRun) createTables(ctx context.Context, storage string, pointKey bool) ([]string, error) {
 	ms := r.cfg.Workload.Measurements
 	tables := make([]string, len(ms))
 	for i, m := range ms {
-		tables[i] = pgx.Identifier{r.cfg.Schema, m.Name + "_" + storage}.Sanitize()
-		names, types := columnsOf(m, storage)
+		tables[i] = pgx.Identifier{r.cfg.Schema, tableOf(m, storage, pointKey)}.Sanitize()
+		names, types := columnsOf(m, storage, pointKey)
 		cols := make([]string, len(names))
 		for j := range names {
 			cols[j] = pgx.Identifier{names[j]}.Sanitize() + " " + types[j]
+		}
+		if pointKey {
+			cols = append(cols, "PRIMARY KEY (time, series_id)")
 		}
 		if _, err := r.admin.Exec(ctx, "CREATE TABLE "+tables[i]+" ("+strings.Join(cols, ", ")+")"); err != nil {
 			return nil, fmt.Errorf("create table %s: %w", tables[i], err)
@@ -205,6 +235,13 @@ func (r *ceilingRun) variant(ctx context.Context, storage, method string, tables
 	}
 	progress(cfg.Progress, "ceiling: building %d %s rows for %s", cfg.Rows, storage, method)
 	batches, size := buildBatches(cfg, storage, method, r.base)
+	// Every variant starts just after a checkpoint, so that none pays for
+	// the one an earlier variant's WAL brought on, and each writes the
+	// same full-page images (the first change of a page after one).
+	if _, err := r.admin.Exec(ctx, "CHECKPOINT"); err != nil && !r.noCheckpoint {
+		r.noCheckpoint = true
+		progress(cfg.Progress, "ceiling: cannot run CHECKPOINT (%v): the variants may pay for each other's checkpoints", err)
+	}
 	progress(cfg.Progress, "ceiling: writing them with %d connections", cfg.Writers)
 	cpu0, ok0 := r.serverCPU()
 	v, err := writeBatches(ctx, r.conns, batches, cfg.Duration)
@@ -214,7 +251,7 @@ func (r *ceilingRun) variant(ctx context.Context, storage, method string, tables
 	if cpu1, ok1 := r.serverCPU(); ok0 && ok1 && v.Rows > 0 {
 		v.ServerCPUPerRow = 1e6 * (cpu1 - cpu0) / float64(v.Rows)
 	}
-	v.Storage, v.Method = storage, method
+	v.Storage, v.Method, v.PointKey = storage, method, keyed(method)
 	if method == MethodBinary {
 		v.Bytes = size
 	}

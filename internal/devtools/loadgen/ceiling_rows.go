@@ -1,8 +1,11 @@
 package loadgen
 
 import (
+	"cmp"
+	"crypto/sha256"
 	"encoding/binary"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,9 +22,21 @@ const (
 // Storages are the layouts Ceiling accepts.
 var Storages = []string{StorageJSONB, StorageColumns}
 
-// columnsOf returns the column names and SQL types of m's table in storage.
-func columnsOf(m *Measurement, storage string) (names, types []string) {
+// tableOf names m's table in storage, with the point key or without.
+func tableOf(m *Measurement, storage string, pointKey bool) string {
+	if pointKey {
+		return m.Name + "_" + storage + "_key"
+	}
+	return m.Name + "_" + storage
+}
+
+// columnsOf returns the column names and SQL types of m's table in
+// storage; with the point key, series_id follows time.
+func columnsOf(m *Measurement, storage string, pointKey bool) (names, types []string) {
 	names, types = []string{"time"}, []string{"timestamptz NOT NULL"}
+	if pointKey {
+		names, types = append(names, "series_id"), append(types, "bigint NOT NULL")
+	}
 	if storage == StorageJSONB {
 		return append(names, "tags", "fields"), append(types, "jsonb NOT NULL", "jsonb NOT NULL")
 	}
@@ -36,6 +51,14 @@ func columnsOf(m *Measurement, storage string) (names, types []string) {
 		names, types = append(names, f.Name), append(types, t)
 	}
 	return names, types
+}
+
+// seriesID is a series' id as pginflux makes it: the first 63 bits of the
+// SHA-256 of its tags JSON. Its place in the key is what matters here: a
+// hash, so unrelated to the series' order.
+func seriesID(tagsJSON []byte) int64 {
+	sum := sha256.Sum256(tagsJSON)
+	return int64(binary.BigEndian.Uint64(sum[:]) >> 1)
 }
 
 // seriesJSON is a series' tags as a JSON object, built once per series.
@@ -115,17 +138,24 @@ var (
 const pgEpochMicros = 946684800 * 1_000_000
 
 // appendBinaryRow appends r in binary COPY form. tags is the series' tags
-// JSON (jsonb storage).
-func appendBinaryRow(b []byte, r *Row, storage string, tags []byte) []byte {
+// JSON (jsonb storage); sid is its series id, written when pointKey.
+func appendBinaryRow(b []byte, r *Row, storage string, tags []byte, pointKey bool, sid int64) []byte {
 	m := r.Series.Measurement
-	if storage == StorageJSONB {
-		b = binary.BigEndian.AppendUint16(b, 3)
-	} else {
-		b = binary.BigEndian.AppendUint16(b, uint16(1+len(m.TagKeys)+len(m.Fields)))
+	cols := 3
+	if storage != StorageJSONB {
+		cols = 1 + len(m.TagKeys) + len(m.Fields)
 	}
+	if pointKey {
+		cols++
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(cols))
 	micros := r.UnixNano / 1000 // the generator's times are whole microseconds after 1970
 	b = binary.BigEndian.AppendUint32(b, 8)
 	b = binary.BigEndian.AppendUint64(b, uint64(micros-pgEpochMicros))
+	if pointKey {
+		b = binary.BigEndian.AppendUint32(b, 8)
+		b = binary.BigEndian.AppendUint64(b, uint64(sid))
+	}
 	if storage == StorageJSONB {
 		b = binary.BigEndian.AppendUint32(b, uint32(1+len(tags)))
 		b = append(b, 1) // jsonb version
@@ -159,6 +189,14 @@ type ceilingBatch struct {
 	data    []byte
 	n       int64
 	sql     string // for data
+
+	keys []rowKey // with the point key: each row's key and bytes in data
+}
+
+// rowKey is a row's point key and where its bytes are in its batch.
+type rowKey struct {
+	micros, sid int64
+	start, end  int
 }
 
 // buildBatches makes cfg.Rows rows, grouped by table into batches of at
@@ -166,12 +204,16 @@ type ceilingBatch struct {
 func buildBatches(cfg CeilingConfig, storage, method string, base time.Time) ([]*ceilingBatch, int64) {
 	w := cfg.Workload
 	g := NewGenerator(w, base, 0, 1)
-	// Per-series values built once: tags JSON, or the tag values boxed.
+	pointKey := keyed(method)
+	// Per-series values built once: tags JSON, series id, or the tag
+	// values boxed.
 	tagJSON := make([][]byte, len(w.Series))
+	sids := make([]int64, len(w.Series))
 	tagAny := make([][]any, len(w.Series))
 	for i := range w.Series {
 		s := &w.Series[i]
 		tagJSON[i] = seriesJSON(s)
+		sids[i] = seriesID(tagJSON[i])
 		if storage == StorageJSONB {
 			tagAny[i] = []any{string(tagJSON[i])}
 		} else {
@@ -184,6 +226,10 @@ func buildBatches(cfg CeilingConfig, storage, method string, base time.Time) ([]
 	var batches []*ceilingBatch
 	var size int64
 	finish := func(b *ceilingBatch) {
+		if method == MethodKeySorted {
+			b.data = sortRows(b.data, b.keys)
+		}
+		b.keys = nil
 		if b.data != nil {
 			b.data = append(b.data, copyTrailer...)
 			size += int64(len(b.data))
@@ -196,17 +242,21 @@ func buildBatches(cfg CeilingConfig, storage, method string, base time.Time) ([]
 		m := row.Series.Measurement
 		b := open[m]
 		if b == nil {
-			names, _ := columnsOf(m, storage)
-			b = &ceilingBatch{table: pgx.Identifier{cfg.Schema, m.Name + "_" + storage}, columns: names}
-			if method == MethodBinary {
+			names, _ := columnsOf(m, storage, pointKey)
+			b = &ceilingBatch{table: pgx.Identifier{cfg.Schema, tableOf(m, storage, pointKey)}, columns: names}
+			if method != MethodPgx {
 				b.data = append(make([]byte, 0, cfg.BatchSize*(w.MaxLineLen()+64)), copyHeader...)
 				b.sql = "COPY " + b.table.Sanitize() + " (" + quoteAll(names) + ") FROM STDIN WITH (FORMAT binary)"
 			}
 			open[m] = b
 		}
 		si := int(seq % uint64(len(w.Series)))
-		if method == MethodBinary {
-			b.data = appendBinaryRow(b.data, &row, storage, tagJSON[si])
+		if method != MethodPgx {
+			start := len(b.data)
+			b.data = appendBinaryRow(b.data, &row, storage, tagJSON[si], pointKey, sids[si])
+			if pointKey {
+				b.keys = append(b.keys, rowKey{micros: row.UnixNano / 1000, sid: sids[si], start: start, end: len(b.data)})
+			}
 		} else {
 			b.rows = append(b.rows, anyRow(&row, storage, tagAny[si]))
 		}
@@ -222,6 +272,22 @@ func buildBatches(cfg CeilingConfig, storage, method string, base time.Time) ([]
 		}
 	}
 	return batches, size
+}
+
+// sortRows returns the header and rows of a binary COPY stream (no
+// trailer yet) with the rows in the order of their point keys.
+func sortRows(data []byte, keys []rowKey) []byte {
+	slices.SortFunc(keys, func(a, b rowKey) int {
+		if c := cmp.Compare(a.micros, b.micros); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.sid, b.sid)
+	})
+	out := append(make([]byte, 0, len(data)), copyHeader...)
+	for _, k := range keys {
+		out = append(out, data[k.start:k.end]...)
+	}
+	return out
 }
 
 // quoteAll returns names as SQL identifiers, separated by commas.

@@ -1,7 +1,9 @@
 package loadgen
 
 import (
+	"encoding/binary"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,16 +54,18 @@ func TestCeiling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Variants) != 4 {
-		t.Fatalf("got %d variants, want 4 (2 storages × 2 methods): %+v", len(res.Variants), res.Variants)
+	if len(res.Variants) != 8 {
+		t.Fatalf("got %d variants, want 8 (2 storages × 4 methods): %+v", len(res.Variants), res.Variants)
 	}
 	for _, v := range res.Variants {
 		if v.Rows != 3001 || !v.Complete || v.Rate <= 0 {
 			t.Errorf("%s, %s: got %d rows (complete %v) at %v rows/s, want 3001", v.Storage, v.Method, v.Rows, v.Complete, v.Rate)
 		}
 	}
-	if b := res.Best(StorageJSONB); b == nil || b.Storage != StorageJSONB {
-		t.Errorf("Best(jsonb): got %+v", b)
+	for _, key := range []bool{false, true} {
+		if b := res.Best(StorageJSONB, key); b == nil || b.Storage != StorageJSONB || b.PointKey != key || keyed(b.Method) != key {
+			t.Errorf("Best(jsonb, %v): got %+v", key, b)
+		}
 	}
 	if schemaExists(t, pool, scratch) {
 		t.Errorf("scratch schema %s left behind", scratch)
@@ -100,41 +104,67 @@ func TestCeilingRows(t *testing.T) {
 		admin: conn, conns: []*pgx.Conn{conn}, base: testBase,
 	}
 	for _, storage := range Storages {
-		tables, err := r.createTables(t.Context(), storage)
+		tables, err := r.createTables(t.Context(), storage, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, method := range []string{MethodPgx, MethodBinary} {
-			v, err := r.variant(t.Context(), storage, method, tables)
+		keyTables, err := r.createTables(t.Context(), storage, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, method := range ceilingMethods {
+			into := tables
+			if keyed(method) {
+				into = keyTables
+			}
+			v, err := r.variant(t.Context(), storage, method, into)
 			if err != nil || v.Rows != 1000 {
 				t.Fatalf("%s, %s: wrote %d rows, %v", storage, method, v.Rows, err)
 			}
-			// Snapshot the result of this method for comparison.
+			// Snapshot the result of this method for comparison, without
+			// the series ids (checked below).
 			for _, m := range w.Measurements {
-				src := pgx.Identifier{schema, m.Name + "_" + storage}.Sanitize()
-				dst := pgx.Identifier{schema, m.Name + "_" + storage + "_" + strings.Fields(method)[0]}.Sanitize()
-				if _, err := pool.Exec(t.Context(), "CREATE TABLE "+dst+" AS SELECT * FROM "+src); err != nil {
+				src := pgx.Identifier{schema, tableOf(m, storage, keyed(method))}.Sanitize()
+				dst := pgx.Identifier{schema, m.Name + "_" + storage + "_" + strconv.Itoa(i)}.Sanitize()
+				names, _ := columnsOf(m, storage, false)
+				if _, err := pool.Exec(t.Context(), "CREATE TABLE "+dst+" AS SELECT "+quoteAll(names)+" FROM "+src); err != nil {
 					t.Fatal(err)
+				}
+				if !keyed(method) {
+					continue
+				}
+				tags := "tags"
+				if storage == StorageColumns {
+					tags = "(" + quoteAll(m.TagKeys) + ")"
+				}
+				var ids, series int
+				if err := pool.QueryRow(t.Context(), "SELECT count(DISTINCT series_id), count(DISTINCT "+tags+") FROM "+src).Scan(&ids, &series); err != nil {
+					t.Fatal(err)
+				}
+				if ids != series || ids == 0 {
+					t.Errorf("%s, %s, %s: %d series ids for %d tag sets, want one each", storage, method, m.Name, ids, series)
 				}
 			}
 		}
 		for _, m := range w.Measurements {
-			a := pgx.Identifier{schema, m.Name + "_" + storage + "_pgx"}.Sanitize()
-			b := pgx.Identifier{schema, m.Name + "_" + storage + "_binary"}.Sanitize()
-			var diff, total int
-			err := pool.QueryRow(t.Context(), "SELECT (SELECT count(*) FROM ((TABLE "+a+" EXCEPT TABLE "+b+") UNION ALL (TABLE "+b+" EXCEPT TABLE "+a+")) d), (SELECT count(*) FROM "+a+")").Scan(&diff, &total)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff != 0 || total == 0 {
-				t.Errorf("%s %s: %d rows differ between the methods (of %d)", storage, m.Name, diff, total)
+			for i := 1; i < len(ceilingMethods); i++ {
+				a := pgx.Identifier{schema, m.Name + "_" + storage + "_0"}.Sanitize()
+				b := pgx.Identifier{schema, m.Name + "_" + storage + "_" + strconv.Itoa(i)}.Sanitize()
+				var diff, total int
+				err := pool.QueryRow(t.Context(), "SELECT (SELECT count(*) FROM ((TABLE "+a+" EXCEPT ALL TABLE "+b+") UNION ALL (TABLE "+b+" EXCEPT ALL TABLE "+a+")) d), (SELECT count(*) FROM "+a+")").Scan(&diff, &total)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff != 0 || total == 0 {
+					t.Errorf("%s %s: %d rows differ between %s and %s (of %d)", storage, m.Name, diff, ceilingMethods[0], ceilingMethods[i], total)
+				}
 			}
 		}
 	}
 
 	// The stored values are what the line says.
 	g := NewGenerator(w, testBase, 0, 1)
-	line := g.AppendLine(nil) // seq 0: cpu, host-0000, cpu0
+	line := g.AppendLine(nil) // seq 0: cpu, host-0000, cpu-total
 	dec := lineprotocol.NewDecoderWithBytes(line)
 	dec.Next()
 	if _, err := dec.Measurement(); err != nil {
@@ -149,8 +179,9 @@ func TestCeilingRows(t *testing.T) {
 	var got float64
 	var fieldsJSON string
 	err = pool.QueryRow(t.Context(), "SELECT c.usage_guest, j.fields->>'usage_guest' FROM "+
-		pgx.Identifier{schema, "cpu_columns_pgx"}.Sanitize()+" c JOIN "+pgx.Identifier{schema, "cpu_jsonb_pgx"}.Sanitize()+
-		" j USING (time) WHERE time = $1 AND c.host = 'host-0000' AND c.cpu = 'cpu0'", testBase.Truncate(time.Microsecond)).Scan(&got, &fieldsJSON)
+		pgx.Identifier{schema, "cpu_columns_0"}.Sanitize()+" c JOIN "+pgx.Identifier{schema, "cpu_jsonb_0"}.Sanitize()+
+		" j ON j.time = c.time AND j.tags->>'host' = c.host AND j.tags->>'cpu' = c.cpu"+
+		" WHERE c.time = $1 AND c.host = 'host-0000' AND c.cpu = 'cpu-total'", testBase.Truncate(time.Microsecond)).Scan(&got, &fieldsJSON)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,5 +190,59 @@ func TestCeilingRows(t *testing.T) {
 	}
 	if f, err := strconv.ParseFloat(fieldsJSON, 64); err != nil || f != v.FloatV() {
 		t.Errorf("jsonb usage_guest of line %q: stored %s, want %v", line, fieldsJSON, v.FloatV())
+	}
+}
+
+// TestSortedBatches: the batches of MethodKeySorted hold the rows of
+// MethodKeyArrival, each batch's in the order of the point key, which the
+// rows as sent are not in when a round shares one timestamp.
+func TestSortedBatches(t *testing.T) {
+	t.Parallel()
+	w, err := mustWorkload(t, "cpu", 50, 9).WithStamps(StampRound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := CeilingConfig{Schema: "s", Workload: w, Rows: 2000, BatchSize: 700}
+	keysOf := func(method string) (batches [][][2]int64, bodies []string) {
+		bs, _ := buildBatches(cfg, StorageColumns, method, testBase)
+		for _, b := range bs {
+			var keys [][2]int64
+			data := b.data[len(copyHeader) : len(b.data)-len(copyTrailer)]
+			for len(data) > 0 {
+				cols := int(binary.BigEndian.Uint16(data))
+				at := 2
+				for range cols {
+					at += 4 + int(int32(binary.BigEndian.Uint32(data[at:])))
+				}
+				keys = append(keys, [2]int64{int64(binary.BigEndian.Uint64(data[6:])), int64(binary.BigEndian.Uint64(data[18:]))})
+				bodies = append(bodies, string(data[:at]))
+				data = data[at:]
+			}
+			batches = append(batches, keys)
+		}
+		return batches, bodies
+	}
+	arrival, sent := keysOf(MethodKeyArrival)
+	sorted, stored := keysOf(MethodKeySorted)
+	if len(arrival) != 3 || len(sorted) != 3 {
+		t.Fatalf("got %d and %d batches, want 3 of at most 700 rows", len(arrival), len(sorted))
+	}
+	less := func(a, b [2]int64) bool { return a[0] < b[0] || a[0] == b[0] && a[1] < b[1] }
+	unsorted := false
+	for i := range sorted {
+		for j := 1; j < len(sorted[i]); j++ {
+			if !less(sorted[i][j-1], sorted[i][j]) {
+				t.Fatalf("batch %d, row %d: key %v after %v, want rising keys", i, j, sorted[i][j], sorted[i][j-1])
+			}
+			unsorted = unsorted || !less(arrival[i][j-1], arrival[i][j])
+		}
+	}
+	if !unsorted {
+		t.Error("the rows as sent are in key order already: the test shows nothing")
+	}
+	slices.Sort(sent)
+	slices.Sort(stored)
+	if !slices.Equal(sent, stored) {
+		t.Error("sorting changed the rows")
 	}
 }

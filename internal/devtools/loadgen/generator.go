@@ -18,23 +18,25 @@ const fracScale = 1_000_000 // 10^fracDigits
 const SeqStride = time.Microsecond
 
 // Generator writes the lines of a workload: line seq has the timestamp
-// Base + seq*SeqStride and values derived from seq alone, so the same seq
+// Base + seq*SeqStride, less its place in the lines that share it (see
+// Workload.Stamps), and values derived from seq alone, so the same seq
 // always gives the same line. A Generator produces the seqs first,
 // first+step, first+2*step, ..., so that several generators (one per
 // sender) can share a run without sharing a line.
 //
 // A Generator is not safe for concurrent use; the Workload may be shared.
 type Generator struct {
-	w    *Workload
-	base int64 // Unix nanoseconds of seq 0
-	next uint64
-	step uint64
+	w     *Workload
+	base  int64 // Unix nanoseconds of seq 0
+	next  uint64
+	step  uint64
+	group uint64 // consecutive lines sharing a timestamp
 }
 
 // NewGenerator returns a generator of w's lines from seq first on, every
 // step-th, with seq 0 at base (truncated to the microsecond).
 func NewGenerator(w *Workload, base time.Time, first, step uint64) *Generator {
-	return &Generator{w: w, base: base.Truncate(time.Microsecond).UnixNano(), next: first, step: max(step, 1)}
+	return &Generator{w: w, base: base.Truncate(time.Microsecond).UnixNano(), next: first, step: max(step, 1), group: w.group()}
 }
 
 // Next returns the seq of the line the generator writes next.
@@ -43,7 +45,9 @@ func (g *Generator) Next() uint64 { return g.next }
 // Time returns the timestamp of line seq.
 func (g *Generator) Time(seq uint64) time.Time { return time.Unix(0, g.unixNano(seq)) }
 
-func (g *Generator) unixNano(seq uint64) int64 { return g.base + int64(seq)*int64(SeqStride) }
+func (g *Generator) unixNano(seq uint64) int64 {
+	return g.base + int64(seq-seq%g.group)*int64(SeqStride)
+}
 
 // AppendLine appends the next line, newline included, to b.
 func (g *Generator) AppendLine(b []byte) []byte {

@@ -81,14 +81,24 @@ func TestLinesDistinctAndValid(t *testing.T) {
 		name          string
 		workload      string
 		hosts, series int
+		stamps        string
+		group         int // lines sharing a timestamp
 	}{
-		{name: "cpu", workload: "cpu", hosts: 3, series: 4},
-		{name: "cpu one series", workload: "cpu", hosts: 1, series: 1},
-		{name: "mix", workload: "mix", hosts: 2, series: 3},
+		{name: "cpu", workload: "cpu", hosts: 3, series: 4, group: 4},
+		{name: "cpu one series", workload: "cpu", hosts: 1, series: 1, group: 1},
+		{name: "mix", workload: "mix", hosts: 2, series: 3, group: 3 + 1 + 3 + 3},
+		{name: "cpu, a timestamp a round", workload: "cpu", hosts: 3, series: 4, stamps: StampRound, group: 12},
+		{name: "mix, a timestamp a line", workload: "mix", hosts: 2, series: 3, stamps: StampLine, group: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := mustWorkload(t, tt.workload, tt.hosts, tt.series)
+			if tt.stamps != "" {
+				var err error
+				if w, err = w.WithStamps(tt.stamps); err != nil {
+					t.Fatal(err)
+				}
+			}
 			g := NewGenerator(w, testBase, 0, 1)
 			const n = 5000
 			var all []byte
@@ -110,13 +120,19 @@ func TestLinesDistinctAndValid(t *testing.T) {
 				t.Fatalf("parsed %d lines, want %d", len(lines), n)
 			}
 			var row Row
+			points := make(map[string]bool, n) // series and time
 			for seq, p := range lines {
-				wantTime := testBase.Truncate(time.Microsecond).Add(time.Duration(seq) * SeqStride)
+				wantTime := testBase.Truncate(time.Microsecond).Add(time.Duration(seq-seq%tt.group) * SeqStride)
 				if !p.time.Equal(wantTime) {
 					t.Fatalf("line %d: time %v, want %v", seq, p.time, wantTime)
 				}
 				g.Row(uint64(seq), &row)
 				m := row.Series.Measurement
+				point := fmt.Sprint(p.measurement, p.tags, p.time.UnixNano())
+				if points[point] {
+					t.Fatalf("line %d: a second line of point %s", seq, point)
+				}
+				points[point] = true
 				if p.measurement != m.Name || len(p.tags) != len(m.TagKeys) || len(p.fields) != len(m.Fields) {
 					t.Fatalf("line %d: got %s with %d tags, %d fields; want %s with %d, %d",
 						seq, p.measurement, len(p.tags), len(p.fields), m.Name, len(m.TagKeys), len(m.Fields))

@@ -15,6 +15,7 @@ package loadgen
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -65,6 +66,52 @@ type Workload struct {
 	// tags and time, each with a part of the fields, as Telegraf's UDP
 	// output does with wide points; 0 or 1: a line a point.
 	Split int
+	// Stamps is how the lines of a round (every series once) share
+	// timestamps: StampHost (the default, ""), StampRound or StampLine.
+	Stamps string
+
+	perHost int // lines of one host in a round
+}
+
+// How the lines of a round share their timestamps. A round is every series
+// once, in order; line seq of a run is stamped Base + seq*SeqStride, less
+// its place in its group, so times never fall and two lines of one series
+// never share one.
+const (
+	// StampHost: the lines of one host in a round share a timestamp, and
+	// hosts differ, as Telegraf agents stamp each gather with its time.
+	StampHost = "host"
+	// StampRound: every line of a round shares one timestamp, as agents
+	// gathering on the interval with precision = "1s" send.
+	StampRound = "round"
+	// StampLine: every line has a timestamp of its own.
+	StampLine = "line"
+)
+
+// Stampings are the values Workload.Stamps takes.
+var Stampings = []string{StampHost, StampRound, StampLine}
+
+// WithStamps returns a copy of w whose lines share timestamps as stamps
+// says (see StampHost).
+func (w *Workload) WithStamps(stamps string) (*Workload, error) {
+	if !slices.Contains(Stampings, stamps) {
+		return nil, fmt.Errorf("unknown timestamps %q; timestamps: %s", stamps, strings.Join(Stampings, ", "))
+	}
+	c := *w
+	c.Stamps = stamps
+	return &c, nil
+}
+
+// group returns how many consecutive lines of a round share a timestamp.
+func (w *Workload) group() uint64 {
+	switch w.Stamps {
+	case StampLine:
+		return 1
+	case StampRound:
+		return uint64(len(w.Series))
+	default:
+		return uint64(max(w.perHost, 1))
+	}
 }
 
 // SplitInto returns a copy of w that sends each point as n lines (see
@@ -136,7 +183,8 @@ func floats(max uint64, names ...string) []Field {
 // NewWorkload makes a workload over hosts hosts with series series of
 // each kind per host:
 //
-//   - cpu: per host, cpus cpu0..cpu<series-1>, all of measurement cpu.
+//   - cpu: per host, cpu-total and cpus cpu0..cpu<series-2>, all of
+//     measurement cpu, as Telegraf's cpu input sends them.
 //   - mix: per host, series cpu lines, one mem line, series disk lines
 //     (one per mount) and series net lines (one per interface), in that
 //     order, as a Telegraf agent sends them each interval.
@@ -159,7 +207,11 @@ func NewWorkload(name string, hosts, series int) (*Workload, error) {
 	for h := range hosts {
 		host := "host-" + pad(h, 4)
 		for s := range series {
-			w.add(cpuMeasurement, "cpu"+strconv.Itoa(s), host)
+			cpu := "cpu-total"
+			if s > 0 {
+				cpu = "cpu" + strconv.Itoa(s-1)
+			}
+			w.add(cpuMeasurement, cpu, host)
 		}
 		if name != "mix" {
 			continue
@@ -176,6 +228,7 @@ func NewWorkload(name string, hosts, series int) (*Workload, error) {
 			w.add(netMeasurement, host, "eth"+strconv.Itoa(s))
 		}
 	}
+	w.perHost = len(w.Series) / hosts
 	return w, nil
 }
 
