@@ -1,6 +1,8 @@
 package sink
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"testing"
@@ -20,11 +22,17 @@ func cpuLines(n int) []byte {
 	return []byte(b.String())
 }
 
-// parsedCPU parses lines into owned Points.
+// parsedCPU parses n cpu lines into owned Points.
 func parsedCPU(b *testing.B, n int) []*parse.Point {
 	b.Helper()
+	return parsedLines(b, cpuLines(n), n)
+}
+
+// parsedLines parses n lines into owned Points.
+func parsedLines(b *testing.B, lines []byte, n int) []*parse.Point {
+	b.Helper()
 	p := parse.NewParser(parse.Nanosecond)
-	p.Reset(cpuLines(n), time.Now())
+	p.Reset(lines, time.Now())
 	var pts []*parse.Point
 	for {
 		pt, err := p.Next()
@@ -101,4 +109,70 @@ func benchTable(bt *batch, pts []*parse.Point) (*schema.TypedTable, []*schema.Co
 		t.Add(&schema.Column{Name: k.Name, Type: typ, Owner: &key})
 	}
 	return t, t.ColumnsFor(bt.keys)
+}
+
+// fleetLines returns a batch of Telegraf's cpu lines from a fleet: hosts
+// hosts of cpus series each (cpu-total, cpu0, ...), round after round,
+// the lines of one host in a round sharing its timestamp, until n lines.
+func fleetLines(n, hosts, cpus int) []byte {
+	var b strings.Builder
+	for i := range n {
+		host, cpu := (i/cpus)%hosts, i%cpus
+		name := "cpu-total"
+		if cpu > 0 {
+			name = fmt.Sprintf("cpu%d", cpu-1)
+		}
+		fmt.Fprintf(&b, "cpu,cpu=%s,host=host-%04d usage_guest=0,usage_guest_nice=0,usage_idle=%d.%d,usage_iowait=0.1,usage_irq=0,usage_nice=0,usage_softirq=0.02,usage_steal=0,usage_system=2.%d,usage_user=%d.25 %d\n",
+			name, host, 90+i%10, i%7, i%9, i%5, 1574753954000000000+int64(i/cpus)*1000)
+	}
+	return []byte(b.String())
+}
+
+// BenchmarkEncodePoints is a writer's work per row of a batch for a table
+// with a point key, in columns storage, series ids known: each row's tag
+// set and time, the rows of each point, the points in key order (or as
+// they came), and the binary COPY rows. One batch of 10,000 lines from
+// 1,000 hosts × 9 cpus.
+func BenchmarkEncodePoints(b *testing.B) {
+	pts := parsedLines(b, fleetLines(10_000, 1000, 9), 10_000)
+	bt := &batch{measurement: "cpu"}
+	t, cols := benchTable(bt, pts)
+	t.Point = true
+	n := bt.rows()
+	var pp pointPlan
+	pp.readRows(bt, 0, n, 1, true)
+	ids := make(map[string]int64)
+	for k := range n {
+		c := string(pp.canonOf(k))
+		if _, ok := ids[c]; !ok {
+			sum := sha256.Sum256([]byte(c))
+			ids[c] = int64(binary.BigEndian.Uint64(sum[:]) >> 1)
+		}
+	}
+	for _, order := range []string{"as sent", "key order"} {
+		b.Run(order, func(b *testing.B) {
+			var e encoded
+			b.ReportAllocs()
+			for b.Loop() {
+				pp.readRows(bt, 0, n, 1, true)
+				pp.sids = resize(pp.sids, n)
+				for k := range n {
+					pp.sids[k] = ids[string(pp.canonOf(k))]
+				}
+				pp.group(n)
+				if order == "key order" {
+					pp.keyOrder(n)
+				} else {
+					pp.keys = pp.keys[:0]
+					for k := range n {
+						if pp.head[k] {
+							pp.keys = append(pp.keys, pointKey{first: int32(k)})
+						}
+					}
+				}
+				encodeTyped(&e, bt, 0, n, t, cols, &pp)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*b.N), "ns/row")
+		})
+	}
 }

@@ -25,18 +25,16 @@ const (
 )
 
 // encodeJSONBPoints encodes rows lo..hi-1 of b (jsonb storage) for a table
-// with a point key: time, series_id, tags, fields, the rows of one point
-// made one, their fields objects joined so that jsonb keeps the last value
+// with a point key, in the order of the key: time, series_id, tags,
+// fields, the rows of one point made one, their fields objects joined so that jsonb keeps the last value
 // of a repeated key.
 func encodeJSONBPoints(e *encoded, b *batch, lo, hi int, pp *pointPlan, ident string) {
 	e.reset()
 	e.names = append(e.names[:0], `"time"`, `"series_id"`, `"tags"`, `"fields"`)
 	e.copySQL = "COPY " + ident + " (" + strings.Join(e.names, ", ") + ") FROM STDIN (FORMAT binary)"
-	for r := lo; r < hi; r++ {
-		k := r - lo
-		if !pp.head[k] {
-			continue
-		}
+	for _, pk := range pp.keys { // in key order (see keyOrder)
+		k := int(pk.first)
+		r := lo + k
 		row := b.rowBytes(r, r+1)
 		tl := readInt32(row, 14)
 		fat := 18 + tl // the fields' length word

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"sync"
@@ -404,4 +405,48 @@ func TestMergedRejectAttribution(t *testing.T) {
 	}
 	dbtest.Equal(t, "rejected", dbtest.Query(t, pool, "SELECT source || ' ' || line FROM "+pgx.Identifier{schema, "pginflux_rejected"}.Sanitize()),
 		[]string{`192.0.2.2:2222 m,host=a v="x" 2000`})
+}
+
+// TestKeyOrder: a batch's points come out in the order of the point key,
+// (time, series_id), each once with its first row, whatever order the rows
+// came in: times rising with a few points each (as from a fleet), one time
+// for all, falling times, points written twice.
+func TestKeyOrder(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	shapes := map[string]func(k int) (micros, sid int64){
+		"in order":       func(k int) (int64, int64) { return int64(k / 9), int64(k % 9) },
+		"hosts":          func(k int) (int64, int64) { return int64(k / 9), rng.Int64N(1 << 62) },
+		"one time":       func(k int) (int64, int64) { return 7, rng.Int64N(1 << 62) },
+		"falling":        func(k int) (int64, int64) { return int64(-k), rng.Int64N(4) },
+		"written twice":  func(k int) (int64, int64) { return int64(k % 50), int64(k % 7) },
+		"random":         func(k int) (int64, int64) { return rng.Int64N(100), rng.Int64N(100) },
+		"a point at all": func(k int) (int64, int64) { return 1, 1 },
+	}
+	for name, shape := range shapes {
+		t.Run(name, func(t *testing.T) {
+			const n = 3000
+			var pp pointPlan
+			pp.micros, pp.sids = make([]int64, n), make([]int64, n)
+			for k := range n {
+				pp.micros[k], pp.sids[k] = shape(k)
+			}
+			pp.group(n)
+			pp.keyOrder(n)
+			if len(pp.keys) != pp.rows {
+				t.Fatalf("%d keys for %d points", len(pp.keys), pp.rows)
+			}
+			seen := make(map[int32]bool)
+			for i, pk := range pp.keys {
+				k := pk.first
+				if !pp.head[k] || seen[k] || pk.micros != pp.micros[k] || pk.sid != pp.sids[k] {
+					t.Fatalf("key %d: %+v is not the first row of a point not seen before", i, pk)
+				}
+				seen[k] = true
+				if i > 0 && comparePointKeys(pp.keys[i-1], pk) >= 0 {
+					t.Fatalf("key %d: %+v after %+v, want rising keys", i, pk, pp.keys[i-1])
+				}
+			}
+		})
+	}
 }

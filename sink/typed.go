@@ -38,7 +38,8 @@ func (e *encoded) reset() {
 // column, or the rejected table when there is none). For a table with a
 // point key, pts gives each row's series id and the rows that are one
 // point: they become one row, a later value of a key replacing an earlier
-// one; pts is nil for other tables.
+// one, and the points are encoded in the order of the key (see
+// pointPlan.keyOrder); pts is nil for other tables.
 //
 // Each row takes fastRow when it can, else the general path (generalRow),
 // which also finds the values that go to the overflow column or the
@@ -52,9 +53,16 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *schema.TypedTable, keyCols
 	for range hi - lo {
 		e.dead = append(e.dead, nil)
 	}
-	for r := lo; r < hi; r++ {
-		if pts != nil && !pts.head[r-lo] {
-			continue // merged into its point's first row
+	// With a point key, the points in key order, each its first row with
+	// the others merged in; else every row as it came.
+	n := hi - lo
+	if pts != nil {
+		n = len(pts.keys)
+	}
+	for i := range n {
+		r := lo + i
+		if pts != nil {
+			r = lo + int(pts.keys[i].first)
 		}
 		if e.noFastRow || !fastRow(e, b, r, lo, t, e.slot, e.cols, e.pos, pts, x.ncols, x.useOverflow) {
 			x.generalRow(r)
