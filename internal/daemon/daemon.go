@@ -260,6 +260,7 @@ func (d *Daemon) Close() error {
 func (d *Daemon) close() error {
 	d.ready.listening.Store(false)
 	d.writes.beginStop()
+	d.tcp.beginStop()
 	var readErr error
 	if d.udp != nil {
 		d.stopUDP()
@@ -285,7 +286,8 @@ func (d *Daemon) close() error {
 	return nil
 }
 
-// abort undoes a start that failed, without waiting to write anything.
+// abort undoes a start that failed. What a transport started before the
+// failure took is written, within the shutdown timeout.
 func (d *Daemon) abort() {
 	if d.udp != nil {
 		d.stopUDP()
@@ -296,9 +298,11 @@ func (d *Daemon) abort() {
 		d.pipeline.Close()
 	}
 	if d.sink != nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel() // nothing was received: nothing to wait for
-		_ = d.sink.Close(ctx)
+		ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
+		abandon := context.AfterFunc(ctx, d.sink.Abandon)
+		d.logStopped(d.sink.Close(ctx))
+		abandon()
+		cancel()
 	}
 	if d.pool != nil {
 		d.pool.Close()

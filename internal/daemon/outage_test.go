@@ -277,6 +277,18 @@ func TestWriteWhileDatabaseDown(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// Answered because the server is down, not when the commit
+			// timeout (a minute in these tests) runs out.
+			limit := daemontest.CommitTimeout
+			post := func(t *testing.T, client *http.Client, url string, body []byte, header ...string) answer {
+				t.Helper()
+				start := time.Now()
+				a := post(t, client, url, body, header...)
+				if took := time.Since(start); took > limit {
+					t.Errorf("%s answered after %v, want it answered while PostgreSQL is down (within %v)", url, took, limit)
+				}
+				return a
+			}
 			check := func(what string, a answer) {
 				t.Helper()
 				t.Logf("%s: %d %s", what, a.code, strings.TrimSpace(a.body))

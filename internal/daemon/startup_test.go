@@ -144,3 +144,37 @@ func TestNothingToListenOn(t *testing.T) {
 		t.Errorf("nothing enabled: got %v, want nothing to listen on", err)
 	}
 }
+
+// TestUDPAddressInUse: a UDP port that cannot be bound, after TCP and
+// HTTP have started, stops pginflux with an error naming it, and what
+// had started is closed: its TCP and HTTP ports can be bound again.
+func TestUDPAddressInUse(t *testing.T) {
+	t.Parallel()
+	taken, err := net.ListenPacket("udp", "127.0.0.1:0") // no SO_REUSEPORT: pginflux cannot share it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	tcpAddr, httpAddr := free(), free()
+	_, err = daemontest.Config{}.TryStart(t, "unused",
+		"--udp-address", taken.LocalAddr().String(), "--tcp-address", tcpAddr, "--http-address", httpAddr)
+	if err == nil || !strings.Contains(err.Error(), "listen on udp") {
+		t.Fatalf("got %v, want the UDP address in use", err)
+	}
+	for _, addr := range []string{tcpAddr, httpAddr} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("after the failed start: %v, want %s closed", err, addr)
+			continue
+		}
+		ln.Close()
+	}
+}

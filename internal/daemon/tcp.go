@@ -59,6 +59,15 @@ func startTCP(cfg config.Config, reg prometheus.Registerer, s *sink.Sink, log *s
 	return t, nil
 }
 
+// beginStop tells the listener to stop accepting connections, as every
+// transport stops at once when pginflux stops; stop waits for it. A nil t
+// does nothing.
+func (t *tcpStream) beginStop() {
+	if t != nil {
+		t.cancel()
+	}
+}
+
 // stop stops the listener (its connections drain what the kernel holds)
 // and hands what the batcher holds to the sink. A nil t does nothing.
 func (t *tcpStream) stop() {
