@@ -38,12 +38,14 @@ type benchFlags struct {
 	appendMode       bool
 	hosts, series    int
 	timestamps       string
+	interval         time.Duration
 	linesPerDatagram int
 	datagramSize     int
 	rate             float64
 	lines            int64
 	duration         time.Duration
 	senders          int
+	reportEvery      time.Duration
 
 	databaseURL string
 	schema      string
@@ -72,6 +74,7 @@ func (f *benchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.workload, "workload", "cpu", "`name` of the workload: cpu (Telegraf's cpu lines) or mix (cpu, mem, disk, net)")
 	fs.IntVar(&f.hosts, "hosts", 1000, "`number` of hosts sending")
 	fs.IntVar(&f.series, "series", 9, "`number` of series of each measurement per host (cpu-total and cpus, disks, interfaces)")
+	fs.DurationVar(&f.interval, "interval", 0, "time (a `duration`) between two points of a series, as an agent's interval: round r of the workload is stamped start + r×interval, so a long run spans days of a fleet's data (and --partition-by makes partitions); 0: a microsecond a line, whatever the rate")
 	fs.StringVar(&f.timestamps, "timestamps", loadgen.StampHost, "which lines share a timestamp: host (a host's lines of a round, as Telegraf agents stamp their gathers), round (every line of a round, as agents with precision = \"1s\"), or line (none)")
 	fs.IntVar(&f.linesPerDatagram, "lines-per-datagram", 10, "`lines` in each UDP datagram at most (points, with --split); with --http-url, in each request")
 	fs.StringVar(&f.httpURL, "http-url", "", "send over HTTP instead of UDP: POST --lines-per-datagram lines a request to this `URL` (pginflux's /write or /api/v2/write, loopback unless --allow-remote), one request at a time a sender; only 204 counts as sent")
@@ -83,6 +86,7 @@ func (f *benchFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.lines, "lines", 1_000_000, "stop after this many `lines` (also the rows of --ceiling; --find-max sends rate × --step-duration a step)")
 	fs.DurationVar(&f.duration, "duration", 30*time.Second, "stop after this long (a `duration`), whichever comes first (--ceiling: for each way of writing)")
 	fs.IntVar(&f.senders, "senders", 1, "`number` of sending goroutines, each with its own socket")
+	fs.DurationVar(&f.reportEvery, "report-every", 0, "while sending, report every this long (a `duration`, at least 1s) the rates sent and committed, the lines lost, CPU per line and per row, RSS and pending rows; 0: only at the end")
 	fs.StringVar(&f.databaseURL, "database-url", "", "PostgreSQL `URL` pginflux writes to, for counting what was stored (also PGINFLUX_DATABASE_URL, DATABASE_URL); empty: no check")
 	fs.StringVar(&f.schema, "schema", "metrics", "`schema` of pginflux's tables")
 	fs.DurationVar(&f.settle, "settle", 10*time.Second, "after sending, wait at most this long (a `duration`) for the rows to be stored")
@@ -158,12 +162,14 @@ func parseBenchFlags(args []string, getenv func(string) string, usageOut io.Writ
 	}
 	check(f.hosts >= 1, "--hosts %d: want at least 1", f.hosts)
 	check(f.series >= 1, "--series %d: want at least 1", f.series)
+	check(f.interval >= 0, "--interval %v: want 0 or more", f.interval)
 	check(f.linesPerDatagram >= 1, "--lines-per-datagram %d: want at least 1", f.linesPerDatagram)
 	check(f.split >= 1 && f.split <= 10, "--split %d: want 1 to 10", f.split)
 	check(f.rate >= 0, "--rate %v: want 0 or more", f.rate)
 	check(f.lines >= 1, "--lines %d: want at least 1", f.lines)
 	check(f.duration > 0, "--duration %v: want more than 0", f.duration)
 	check(f.senders >= 1 && f.senders <= 1024, "--senders %d: want 1..1024", f.senders)
+	check(f.reportEvery == 0 || f.reportEvery >= time.Second, "--report-every %v: want 0 or at least 1s", f.reportEvery)
 	check(f.settle >= 0, "--settle %v: want 0 or more", f.settle)
 	check(f.stepDuration > 0, "--step-duration %v: want more than 0", f.stepDuration)
 	check(f.stepFactor > 1, "--step-factor %v: want more than 1", f.stepFactor)
@@ -242,6 +248,9 @@ func (f *benchFlags) loadConfig(ctx context.Context, progress io.Writer) (loadge
 	if w, err = w.WithStamps(f.timestamps); err != nil {
 		return loadgen.Config{}, fmt.Errorf("--timestamps: %w", err)
 	}
+	if w, err = w.WithInterval(f.interval); err != nil {
+		return loadgen.Config{}, fmt.Errorf("--interval: %w", err)
+	}
 	w = w.SplitInto(f.split)
 	rowsPerPoint := 1
 	if f.appendMode {
@@ -298,6 +307,7 @@ func (f *benchFlags) loadConfig(ctx context.Context, progress io.Writer) (loadge
 		HTTPClient:   client,
 		PID:          f.pid,
 		Progress:     progress,
+		ReportEvery:  f.reportEvery,
 	}
 	return cfg, cfg.Send.Validate()
 }

@@ -46,7 +46,8 @@ func warmUp(t *testing.T, addr string, pool *pgxpool.Pool, schema string) {
 }
 
 // TestBenchEndToEnd sends 5,000 lines through the real pginflux path and
-// finds every one stored, and pginflux's counters agreeing.
+// finds every one stored, and pginflux's counters agreeing, with a report
+// every second while sending.
 func TestBenchEndToEnd(t *testing.T) {
 	t.Parallel()
 	pool, schema := pgtest.Schema(t)
@@ -65,6 +66,7 @@ func TestBenchEndToEnd(t *testing.T) {
 		"--settle", "30s",
 		"--metrics-url", metricsURL,
 		"--pid", strconv.Itoa(os.Getpid()),
+		"--report-every", "1s",
 		"--json")
 	if err != nil {
 		t.Fatalf("bench: %v", err)
@@ -104,6 +106,18 @@ func TestBenchEndToEnd(t *testing.T) {
 		t.Errorf("server: got %+v, want its durability settings", s)
 	} else if s.PID > 0 && s.CPU <= 0 {
 		t.Errorf("server: postmaster %d found but no CPU time measured: %+v", s.PID, s)
+	}
+	// About a second of sending: one interval, or two when the last,
+	// cut short, was long enough to count.
+	var intervalLines int64
+	for _, iv := range r.Intervals {
+		intervalLines += iv.Lines
+		if iv.Pginflux == nil || iv.RSS <= 0 {
+			t.Errorf("interval %+v lacks pginflux's counters or RSS", iv)
+		}
+	}
+	if len(r.Intervals) == 0 || r.Intervals[0].Rate <= 0 || intervalLines > r.Sent.Lines {
+		t.Errorf("intervals: got %+v, want at least one, the first at a positive rate, %d lines in all at most", r.Intervals, r.Sent.Lines)
 	}
 	// A second run counts only its own rows; without --pid, pginflux's
 	// memory comes from its process metrics.
@@ -151,9 +165,9 @@ func TestBenchFlags(t *testing.T) {
 		t.Errorf("got rate %v, workload %s, database %q; want 1234 from the environment, cpu from the flag, DATABASE_URL",
 			f.rate, f.workload, f.databaseURL)
 	}
-	_, err = parseBenchFlags([]string{"--find-max", "--rate", "-1", "--storage", "jsonb,nope", "--senders", "0"},
+	_, err = parseBenchFlags([]string{"--find-max", "--rate", "-1", "--storage", "jsonb,nope", "--senders", "0", "--report-every", "500ms"},
 		func(string) string { return "" }, &bytes.Buffer{})
-	for _, want := range []string{"--rate -1", "--storage: \"nope\"", "--senders 0", "need --database-url"} {
+	for _, want := range []string{"--rate -1", "--storage: \"nope\"", "--senders 0", "--report-every 500ms", "need --database-url"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
 		}

@@ -26,17 +26,20 @@ const SeqStride = time.Microsecond
 //
 // A Generator is not safe for concurrent use; the Workload may be shared.
 type Generator struct {
-	w     *Workload
-	base  int64 // Unix nanoseconds of seq 0
-	next  uint64
-	step  uint64
-	group uint64 // consecutive lines sharing a timestamp
+	w        *Workload
+	base     int64 // Unix nanoseconds of seq 0
+	next     uint64
+	step     uint64
+	group    uint64 // consecutive lines sharing a timestamp
+	round    uint64 // lines of a round: every series once
+	interval int64  // nanoseconds between rounds; 0: none
 }
 
 // NewGenerator returns a generator of w's lines from seq first on, every
 // step-th, with seq 0 at base (truncated to the microsecond).
 func NewGenerator(w *Workload, base time.Time, first, step uint64) *Generator {
-	return &Generator{w: w, base: base.Truncate(time.Microsecond).UnixNano(), next: first, step: max(step, 1), group: w.group()}
+	return &Generator{w: w, base: base.Truncate(time.Microsecond).UnixNano(), next: first, step: max(step, 1),
+		group: w.group(), round: uint64(len(w.Series)), interval: int64(w.Interval)}
 }
 
 // Next returns the seq of the line the generator writes next.
@@ -46,7 +49,11 @@ func (g *Generator) Next() uint64 { return g.next }
 func (g *Generator) Time(seq uint64) time.Time { return time.Unix(0, g.unixNano(seq)) }
 
 func (g *Generator) unixNano(seq uint64) int64 {
-	return g.base + int64(seq-seq%g.group)*int64(SeqStride)
+	if g.interval == 0 {
+		return g.base + int64(seq-seq%g.group)*int64(SeqStride)
+	}
+	r, at := seq/g.round, seq%g.round
+	return g.base + int64(r)*g.interval + int64(at-at%g.group)*int64(SeqStride)
 }
 
 // AppendLine appends the next line, newline included, to b.

@@ -83,18 +83,22 @@ func TestLinesDistinctAndValid(t *testing.T) {
 		hosts, series int
 		stamps        string
 		group         int // lines sharing a timestamp
+		interval      time.Duration
 	}{
 		{name: "cpu", workload: "cpu", hosts: 3, series: 4, group: 4},
 		{name: "cpu one series", workload: "cpu", hosts: 1, series: 1, group: 1},
 		{name: "mix", workload: "mix", hosts: 2, series: 3, group: 3 + 1 + 3 + 3},
 		{name: "cpu, a timestamp a round", workload: "cpu", hosts: 3, series: 4, stamps: StampRound, group: 12},
 		{name: "mix, a timestamp a line", workload: "mix", hosts: 2, series: 3, stamps: StampLine, group: 1},
+		{name: "cpu, every 10s", workload: "cpu", hosts: 3, series: 4, group: 4, interval: 10 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := mustWorkload(t, tt.workload, tt.hosts, tt.series)
+			w, err := mustWorkload(t, tt.workload, tt.hosts, tt.series).WithInterval(tt.interval)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if tt.stamps != "" {
-				var err error
 				if w, err = w.WithStamps(tt.stamps); err != nil {
 					t.Fatal(err)
 				}
@@ -122,7 +126,13 @@ func TestLinesDistinctAndValid(t *testing.T) {
 			var row Row
 			points := make(map[string]bool, n) // series and time
 			for seq, p := range lines {
-				wantTime := testBase.Truncate(time.Microsecond).Add(time.Duration(seq-seq%tt.group) * SeqStride)
+				at := seq
+				wantTime := testBase.Truncate(time.Microsecond)
+				if tt.interval > 0 {
+					at = seq % len(w.Series)
+					wantTime = wantTime.Add(time.Duration(seq/len(w.Series)) * tt.interval)
+				}
+				wantTime = wantTime.Add(time.Duration(at-at%tt.group) * SeqStride)
 				if !p.time.Equal(wantTime) {
 					t.Fatalf("line %d: time %v, want %v", seq, p.time, wantTime)
 				}
@@ -267,6 +277,18 @@ func TestGeneratorStride(t *testing.T) {
 		if got := string(g.AppendLine(nil)); got != want {
 			t.Fatalf("seq %d: got %q, want %q", i, got, want)
 		}
+	}
+}
+
+// TestIntervalTooShort: rounds closer than their lines are refused.
+func TestIntervalTooShort(t *testing.T) {
+	t.Parallel()
+	w := mustWorkload(t, "cpu", 1000, 9)
+	if _, err := w.WithInterval(8 * time.Millisecond); err == nil || !strings.Contains(err.Error(), "shorter than a round of 9000 series") {
+		t.Errorf("8ms for 9,000 series: got %v, want it refused", err)
+	}
+	if _, err := w.WithInterval(10 * time.Second); err != nil {
+		t.Errorf("10s: %v", err)
 	}
 }
 

@@ -66,6 +66,7 @@ func sendHTTP(ctx context.Context, cfg SendConfig) (*SendResult, error) {
 				} else {
 					res.Lines += k
 					res.Bytes += int64(len(payload))
+					cfg.Live.add(k, 1)
 				}
 				pacer.Take(int(k))
 			}

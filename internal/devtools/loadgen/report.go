@@ -73,6 +73,9 @@ func (r *Result) WriteText(w io.Writer) {
 	if m := r.Machine; m != nil {
 		fmt.Fprintf(w, "machine     %.2f of %.0f cores busy while sending (sender, pginflux, PostgreSQL and anything else)\n", m.BusyCores, m.Cores)
 	}
+	for _, iv := range r.Intervals {
+		fmt.Fprintf(w, "interval    %s\n", iv)
+	}
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "warning     %s\n", warn)
 	}

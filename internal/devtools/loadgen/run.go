@@ -41,6 +41,10 @@ type Config struct {
 	// (the default), or Workload.Split for a pginflux in append mode that
 	// stores each line of a split point as a row of its own.
 	RowsPerPoint int
+	// ReportEvery, when more than 0, reads the counters this often while
+	// the lines are being sent and reports each interval in Progress and
+	// in the Result's Intervals.
+	ReportEvery time.Duration
 }
 
 // Result is what one run sent, what arrived, and what the machine and
@@ -65,6 +69,8 @@ type Result struct {
 	Server   *ServerUsage    `json:"server,omitempty"`
 	Machine  *MachineUsage   `json:"machine,omitempty"`
 	Warnings []string        `json:"warnings,omitempty"`
+	// Intervals are the periods of Config.ReportEvery while sending.
+	Intervals []Interval `json:"intervals,omitempty"`
 
 	// pginflux's CPU time until the rows settled, for fill.
 	runCPU     float64
@@ -180,14 +186,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	progress(cfg.Progress, "sending %s lines to %s at %s for at most %v or %d lines",
 		sc.Workload.Name, sc.Address, rateString(sc.Rate), sc.Duration, sc.Lines)
+	intervals := startIntervals(cfg, probe, &sc)
 	selfCPU, selfErr := ReadProcessCPU(os.Getpid())
 	sent, err := Send(ctx, sc)
 	if err != nil {
+		intervals.stop()
 		sampler.stop()
 		return nil, err
 	}
-	// CPU use is measured while sending, when the load is on.
+	// CPU use is measured while sending, when the load is on; the last
+	// interval's reading comes after, not to count in it.
 	sendEnd := takeCPU(probe)
+	r.Intervals = intervals.stop()
 	r.noteSent(sc, sent, selfCPU, selfErr == nil)
 
 	// What was sent is verified even when ctx ended the sending early

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/ipv4"
@@ -41,6 +42,24 @@ type SendConfig struct {
 	HTTPURL    string
 	Gzip       bool
 	HTTPClient *http.Client // nil: a client dialing loopback only
+	// Live, when set, counts what was sent as it is sent, for watching a
+	// run while it goes on (--report-every).
+	Live *LiveCounts
+}
+
+// LiveCounts are the lines and datagrams (or requests) sent so far, added
+// to by every sender as the kernel (or pginflux) takes them.
+type LiveCounts struct {
+	Lines     atomic.Int64
+	Datagrams atomic.Int64
+}
+
+// add counts lines in datagrams more sent; l may be nil.
+func (l *LiveCounts) add(lines, datagrams int64) {
+	if l != nil && datagrams > 0 {
+		l.Lines.Add(lines)
+		l.Datagrams.Add(datagrams)
+	}
 }
 
 // Validate reports every problem with c at once.
@@ -135,6 +154,7 @@ func Send(ctx context.Context, cfg SendConfig) (*SendResult, error) {
 			per:   cfg.LinesPerDatagram,
 			size:  cfg.MaxDatagramSize,
 			res:   &results[i],
+			live:  cfg.Live,
 		}
 		s.pacer.start = start
 		wg.Go(func() {
@@ -194,6 +214,7 @@ type sender struct {
 	per   int // lines per datagram
 	size  int // bytes per datagram at most
 	res   *SendResult
+	live  *LiveCounts // nil when nobody watches
 }
 
 func (s *sender) run(ctx context.Context) {
@@ -244,11 +265,14 @@ func (s *sender) write(bw batchWriter, msgs []ipv4.Message, lines []int) {
 	for off := 0; off < len(msgs); {
 		n, err := bw.WriteBatch(msgs[off:], 0)
 		n = max(n, 0) // -1 with an error
+		var sent int64
 		for i := off; i < off+n; i++ {
 			s.res.Datagrams++
 			s.res.Lines += int64(lines[i])
 			s.res.Bytes += int64(msgs[i].N)
+			sent += int64(lines[i])
 		}
+		s.live.add(sent, int64(n))
 		off += n
 		if err == nil && n == 0 {
 			err = errors.New("sendmmsg sent nothing")

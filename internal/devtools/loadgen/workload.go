@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Kind is the line-protocol type of a field's values.
@@ -69,6 +70,11 @@ type Workload struct {
 	// Stamps is how the lines of a round (every series once) share
 	// timestamps: StampHost (the default, ""), StampRound or StampLine.
 	Stamps string
+	// Interval, when set, is the time between two points of a series:
+	// round r starts at Base + r×Interval, as agents gathering every
+	// Interval send (see WithInterval). Zero: the rounds follow each
+	// other a SeqStride a line, whatever the rate.
+	Interval time.Duration
 
 	perHost int // lines of one host in a round
 }
@@ -99,6 +105,18 @@ func (w *Workload) WithStamps(stamps string) (*Workload, error) {
 	}
 	c := *w
 	c.Stamps = stamps
+	return &c, nil
+}
+
+// WithInterval returns a copy of w whose rounds are interval apart (see
+// Workload.Interval). The lines of a round keep their SeqStride apart
+// within it, so interval must be longer than a round's lines.
+func (w *Workload) WithInterval(interval time.Duration) (*Workload, error) {
+	if interval != 0 && interval < time.Duration(len(w.Series))*SeqStride {
+		return nil, fmt.Errorf("interval %v is shorter than a round of %d series %v apart", interval, len(w.Series), SeqStride)
+	}
+	c := *w
+	c.Interval = interval
 	return &c, nil
 }
 
