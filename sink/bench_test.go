@@ -113,8 +113,13 @@ func benchTable(bt *batch, pts []*parse.Point) (*schema.TypedTable, []*schema.Co
 
 // fleetLines returns a batch of Telegraf's cpu lines from a fleet: hosts
 // hosts of cpus series each (cpu-total, cpu0, ...), round after round,
-// the lines of one host in a round sharing its timestamp, until n lines.
-func fleetLines(n, hosts, cpus int) []byte {
+// the lines of one host in a round sharing its timestamp (or, with
+// round, every line of a round sharing one), until n lines.
+func fleetLines(n, hosts, cpus int, round bool) []byte {
+	group := cpus
+	if round {
+		group = hosts * cpus
+	}
 	var b strings.Builder
 	for i := range n {
 		host, cpu := (i/cpus)%hosts, i%cpus
@@ -123,7 +128,7 @@ func fleetLines(n, hosts, cpus int) []byte {
 			name = fmt.Sprintf("cpu%d", cpu-1)
 		}
 		fmt.Fprintf(&b, "cpu,cpu=%s,host=host-%04d usage_guest=0,usage_guest_nice=0,usage_idle=%d.%d,usage_iowait=0.1,usage_irq=0,usage_nice=0,usage_softirq=0.02,usage_steal=0,usage_system=2.%d,usage_user=%d.25 %d\n",
-			name, host, 90+i%10, i%7, i%9, i%5, 1574753954000000000+int64(i/cpus)*1000)
+			name, host, 90+i%10, i%7, i%9, i%5, 1574753954000000000+int64(i/group)*1000)
 	}
 	return []byte(b.String())
 }
@@ -132,9 +137,15 @@ func fleetLines(n, hosts, cpus int) []byte {
 // with a point key, in columns storage, series ids known: each row's tag
 // set and time, the rows of each point, the points in key order (or as
 // they came), and the binary COPY rows. One batch of 10,000 lines from
-// 1,000 hosts × 9 cpus.
+// 1,000 hosts × 9 cpus, stamped by host or by round.
 func BenchmarkEncodePoints(b *testing.B) {
-	pts := parsedLines(b, fleetLines(10_000, 1000, 9), 10_000)
+	for _, stamps := range []string{"host", "round"} {
+		b.Run(stamps, func(b *testing.B) { benchmarkEncodePoints(b, stamps == "round") })
+	}
+}
+
+func benchmarkEncodePoints(b *testing.B, round bool) {
+	pts := parsedLines(b, fleetLines(10_000, 1000, 9, round), 10_000)
 	bt := &batch{measurement: "cpu"}
 	t, cols := benchTable(bt, pts)
 	t.Point = true

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"math/bits"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -23,14 +24,17 @@ type pointPlan struct {
 	keys []pointKey // the points, in the order of the point key (see keyOrder)
 
 	// Scratch space, reused from batch to batch.
-	canon     []byte
-	canonEnds []int
-	order     []int
-	tk, tv    [][]byte
-	keyBytes  [][]byte
-	micros    []int64 // each row's time as its column keeps it
-	slots     []int32 // open addressing: the first row of a point, or -1
-	miss      []int
+	canon      []byte
+	canonEnds  []int
+	order      []int
+	tk, tv     [][]byte
+	keyBytes   [][]byte
+	micros     []int64 // each row's time as its column keeps it
+	slots      []int32 // open addressing: the first row of a point, or -1
+	miss       []int
+	buckets    []int32 // sortBySID's
+	bucketNext []int32
+	keysWas    []pointKey
 }
 
 // pointKey is a point's key (its time as its column keeps it, and its
@@ -190,42 +194,90 @@ func (pp *pointPlan) group(n int) {
 // the index while time rises, where rows in the order they came go all
 // over its last pages (the lines of one time come in no order of series
 // id): the server spends less per row (see docs/benchmarks.md). Points
-// already in order are not sorted.
+// already in order are not sorted; times that rise, as they nearly always
+// do within a batch, only need each time's points sorted by series id.
 func (pp *pointPlan) keyOrder(n int) {
 	keys := pp.keys[:0]
-	sorted := true
+	sorted, rising := true, true
 	for k := range n {
 		if !pp.head[k] {
 			continue
 		}
 		pk := pointKey{micros: pp.micros[k], sid: pp.sids[k], first: int32(k)}
-		if sorted && len(keys) > 0 {
+		if len(keys) > 0 {
 			last := &keys[len(keys)-1]
-			sorted = last.micros < pk.micros || last.micros == pk.micros && last.sid < pk.sid
+			rising = rising && last.micros <= pk.micros
+			sorted = sorted && (last.micros < pk.micros || last.micros == pk.micros && last.sid < pk.sid)
 		}
 		keys = append(keys, pk)
 	}
-	if !sorted {
-		sortPointKeys(keys)
-	}
 	pp.keys = keys
+	switch {
+	case sorted:
+	case rising:
+		for a := 0; a < len(keys); {
+			b := a + 1
+			for b < len(keys) && keys[b].micros == keys[a].micros {
+				b++
+			}
+			pp.sortBySID(keys[a:b])
+			a = b
+		}
+	default:
+		slices.SortFunc(keys, comparePointKeys)
+	}
 }
 
-// sortPointKeys sorts keys by insertion while that is cheap, as it is for
-// the usual batch (times rising, a few points of each time in no order),
-// and with pdqsort once the moves pass a few per key.
-func sortPointKeys(keys []pointKey) {
-	moves, limit := 0, 4*len(keys)
+// sortBySID sorts keys of one time by series id: a few by insertion,
+// more by a counting sort on the ids' top bits into about one bucket for
+// two keys, then each bucket by insertion. Series ids are hashes, spread
+// evenly: two passes over the keys and a few moves each. A bucket that
+// gets more than its share is sorted by pdqsort.
+func (pp *pointPlan) sortBySID(keys []pointKey) {
+	if len(keys) <= 16 {
+		insertBySID(keys)
+		return
+	}
+	var most int64
+	for _, k := range keys {
+		most = max(most, k.sid)
+	}
+	width := min(bits.Len(uint(len(keys)/2)), 16) // bits of bucket number
+	shift := max(bits.Len64(uint64(most))-width, 0)
+	starts := resize(pp.buckets, 1<<width+1)
+	clear(starts)
+	for _, k := range keys {
+		starts[uint64(k.sid)>>shift+1]++
+	}
+	for i := 1; i < len(starts); i++ {
+		starts[i] += starts[i-1]
+	}
+	was := append(pp.keysWas[:0], keys...)
+	next := append(pp.bucketNext[:0], starts[:len(starts)-1]...)
+	for _, k := range was {
+		b := uint64(k.sid) >> shift
+		keys[next[b]] = k
+		next[b]++
+	}
+	for b := range len(starts) - 1 {
+		switch bucket := keys[starts[b]:starts[b+1]]; {
+		case len(bucket) > 64:
+			slices.SortFunc(bucket, comparePointKeys)
+		case len(bucket) > 1:
+			insertBySID(bucket)
+		}
+	}
+	pp.buckets, pp.bucketNext, pp.keysWas = starts, next, was
+}
+
+// insertBySID sorts a few keys of one time by series id.
+func insertBySID(keys []pointKey) {
 	for i := 1; i < len(keys); i++ {
 		k, j := keys[i], i
-		for ; j > 0 && (keys[j-1].micros > k.micros || keys[j-1].micros == k.micros && keys[j-1].sid > k.sid); j-- {
+		for ; j > 0 && keys[j-1].sid > k.sid; j-- {
 			keys[j] = keys[j-1]
 		}
 		keys[j] = k
-		if moves += i - j; moves > limit {
-			slices.SortFunc(keys, comparePointKeys)
-			return
-		}
 	}
 }
 
