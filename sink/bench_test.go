@@ -174,10 +174,10 @@ func benchmarkEncodePoints(b *testing.B, round bool) {
 				if order == "key order" {
 					pp.keyOrder(n)
 				} else {
-					pp.keys = pp.keys[:0]
+					pp.keys, pp.reordered = pp.keys[:0], false
 					for k := range n {
 						if pp.head[k] {
-							pp.keys = append(pp.keys, pointKey{first: int32(k)})
+							pp.keys = append(pp.keys, pointKey{first: int32(k), ord: int32(len(pp.keys))})
 						}
 					}
 				}

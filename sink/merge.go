@@ -32,9 +32,11 @@ func encodeJSONBPoints(e *encoded, b *batch, lo, hi int, pp *pointPlan, ident st
 	e.reset()
 	e.names = append(e.names[:0], `"time"`, `"series_id"`, `"tags"`, `"fields"`)
 	e.copySQL = "COPY " + ident + " (" + strings.Join(e.names, ", ") + ") FROM STDIN (FORMAT binary)"
-	for _, pk := range pp.keys { // in key order (see keyOrder)
-		k := int(pk.first)
-		r := lo + k
+	for r := lo; r < hi; r++ {
+		k := r - lo
+		if !pp.head[k] {
+			continue
+		}
 		row := b.rowBytes(r, r+1)
 		tl := readInt32(row, 14)
 		fat := 18 + tl // the fields' length word
@@ -63,6 +65,7 @@ func encodeJSONBPoints(e *encoded, b *batch, lo, hi int, pp *pointPlan, ident st
 		}
 		e.ends = append(e.ends, len(e.rows))
 	}
+	e.inKeyOrder(pp)
 }
 
 // isUniqueViolation reports whether err is a unique violation: for a

@@ -22,6 +22,8 @@ type pointPlan struct {
 	tail []int32    // for a head, the last row of its point so far
 	rows int        // points: rows once merged
 	keys []pointKey // the points, in the order of the point key (see keyOrder)
+	// reordered: keys are not in the order the points came.
+	reordered bool
 
 	// Scratch space, reused from batch to batch.
 	canon      []byte
@@ -41,7 +43,8 @@ type pointPlan struct {
 // series id) and its first row, relative to lo.
 type pointKey struct {
 	micros, sid int64
-	first       int32
+	first       int32 // the point's first row
+	ord         int32 // the point's place among the points as they came
 }
 
 // floorMicros turns Unix nanoseconds into microseconds as appendTimestamp
@@ -196,6 +199,9 @@ func (pp *pointPlan) group(n int) {
 // id): the server spends less per row (see docs/benchmarks.md). Points
 // already in order are not sorted; times that rise, as they nearly always
 // do within a batch, only need each time's points sorted by series id.
+// The rows are encoded as they came, reading the batch in order, and the
+// encoded rows then put in key order (encoded.inKeyOrder): reading the
+// batch's rows out of order costs the writer more than copying.
 func (pp *pointPlan) keyOrder(n int) {
 	keys := pp.keys[:0]
 	sorted, rising := true, true
@@ -203,7 +209,7 @@ func (pp *pointPlan) keyOrder(n int) {
 		if !pp.head[k] {
 			continue
 		}
-		pk := pointKey{micros: pp.micros[k], sid: pp.sids[k], first: int32(k)}
+		pk := pointKey{micros: pp.micros[k], sid: pp.sids[k], first: int32(k), ord: int32(len(keys))}
 		if len(keys) > 0 {
 			last := &keys[len(keys)-1]
 			rising = rising && last.micros <= pk.micros
@@ -211,7 +217,7 @@ func (pp *pointPlan) keyOrder(n int) {
 		}
 		keys = append(keys, pk)
 	}
-	pp.keys = keys
+	pp.keys, pp.reordered = keys, !sorted
 	switch {
 	case sorted:
 	case rising:
@@ -307,4 +313,21 @@ func resize[T any](s []T, n int) []T {
 		return s[:n]
 	}
 	return make([]T, n)
+}
+
+// inKeyOrder puts e.rows, the points encoded as they came (their ends in
+// e.ends), in the order of pp.keys, when that differs.
+func (e *encoded) inKeyOrder(pp *pointPlan) {
+	if !pp.reordered {
+		return
+	}
+	out := e.spare[:0]
+	for _, pk := range pp.keys {
+		start := 0
+		if pk.ord > 0 {
+			start = e.ends[pk.ord-1]
+		}
+		out = append(out, e.rows[start:e.ends[pk.ord]]...)
+	}
+	e.rows, e.spare = out, e.rows
 }

@@ -17,6 +17,7 @@ type encoded struct {
 	copySQL string
 	names   []string // the COPY's columns, quoted
 	rows    []byte
+	spare   []byte         // inKeyOrder's
 	ends    []int          // ends[i] is where encoded row i ends in rows
 	dead    [][]deadLetter // dead[i]: values of batch row lo+i that went to the rejected table
 	// overflowed counts values put in the overflow column.
@@ -53,21 +54,17 @@ func encodeTyped(e *encoded, b *batch, lo, hi int, t *schema.TypedTable, keyCols
 	for range hi - lo {
 		e.dead = append(e.dead, nil)
 	}
-	// With a point key, the points in key order, each its first row with
-	// the others merged in; else every row as it came.
-	n := hi - lo
-	if pts != nil {
-		n = len(pts.keys)
-	}
-	for i := range n {
-		r := lo + i
-		if pts != nil {
-			r = lo + int(pts.keys[i].first)
+	for r := lo; r < hi; r++ {
+		if pts != nil && !pts.head[r-lo] {
+			continue // merged into its point's first row
 		}
 		if e.noFastRow || !fastRow(e, b, r, lo, t, e.slot, e.cols, e.pos, pts, x.ncols, x.useOverflow) {
 			x.generalRow(r)
 		}
 		e.ends = append(e.ends, len(e.rows))
+	}
+	if pts != nil {
+		e.inKeyOrder(pts)
 	}
 }
 
