@@ -143,9 +143,12 @@ func (c *Catalog) RegisterSeries(ctx context.Context, conn *pgx.Conn, table stri
 	ids := make([]int64, len(tags))
 	found := make([]bool, len(tags))
 
-	// Tag sets registered before, under whatever id.
+	// Tag sets registered before, under whatever id: one probe of the
+	// index on tags each (LATERAL ... OFFSET 0 keeps the planner from
+	// hashing the whole series table instead, which costs as much as the
+	// table is large, for each batch that brings new series).
 	rows, err := conn.Query(ctx, `SELECT v.i, s.series_id FROM unnest($2::text[]) WITH ORDINALITY AS v(tags, i)
-		JOIN `+ident+` s ON s.tags = v.tags::jsonb AND s.table_name = $1`, table, tags)
+		CROSS JOIN LATERAL (SELECT series_id FROM `+ident+` s WHERE s.tags = v.tags::jsonb AND s.table_name = $1 OFFSET 0) s`, table, tags)
 	if err != nil {
 		return nil, fmt.Errorf("look up series of %s: %w", table, err)
 	}
@@ -202,28 +205,60 @@ func (c *Catalog) RegisterSeries(ctx context.Context, conn *pgx.Conn, table stri
 
 // insertSeries registers the candidate ids cand of tag sets tags in the
 // series table ident, where free, and reports which of them are now the
-// ids of their own tag set (mine[k]), not of another's. Two statements:
-// the second sees what a concurrent process committed while the first
-// waited on its conflicting row.
+// ids of their own tag set (mine[k]), not of another's. The INSERT says
+// which ids it took; only the others (taken already, or proposed twice)
+// are read back, by a second statement that sees what a concurrent
+// process committed while the first waited on its conflicting row.
 func insertSeries(ctx context.Context, conn *pgx.Conn, ident, table string, cand []int64, tags []string) (mine []bool, err error) {
-	if _, err := conn.Exec(ctx, `INSERT INTO `+ident+` (table_name, series_id, tags)
+	rows, err := conn.Query(ctx, `INSERT INTO `+ident+` (table_name, series_id, tags)
 		SELECT $1, id, tags::jsonb FROM unnest($2::bigint[], $3::text[]) AS v(id, tags)
-		ON CONFLICT DO NOTHING`, table, cand, tags); err != nil {
-		return nil, err
-	}
-	mine = make([]bool, len(cand))
-	rows, err := conn.Query(ctx, `SELECT v.k, s.tags = v.tags::jsonb FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS v(id, tags, k)
-		JOIN `+ident+` s ON s.table_name = $1 AND s.series_id = v.id`, table, cand, tags)
+		ON CONFLICT DO NOTHING RETURNING series_id`, table, cand, tags)
 	if err != nil {
 		return nil, err
 	}
+	took := make(map[int64]bool, len(cand))
 	for rows.Next() {
-		var k int64
-		var same bool
-		if err := rows.Scan(&k, &same); err != nil {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
 			return nil, err
 		}
-		mine[k-1] = same
+		took[id] = true
 	}
-	return mine, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	proposed := make(map[int64]int, len(cand))
+	for _, id := range cand {
+		proposed[id]++
+	}
+	mine = make([]bool, len(cand))
+	var check []int // indexes into cand to read back
+	for k, id := range cand {
+		if took[id] && proposed[id] == 1 {
+			mine[k] = true
+		} else {
+			check = append(check, k)
+		}
+	}
+	if len(check) == 0 {
+		return mine, nil
+	}
+	ids, texts := make([]int64, len(check)), make([]string, len(check))
+	for j, k := range check {
+		ids[j], texts[j] = cand[k], tags[k]
+	}
+	back, err := conn.Query(ctx, `SELECT v.j, s.tags = v.tags::jsonb FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS v(id, tags, j)
+		CROSS JOIN LATERAL (SELECT tags FROM `+ident+` s WHERE s.table_name = $1 AND s.series_id = v.id OFFSET 0) s`, table, ids, texts)
+	if err != nil {
+		return nil, err
+	}
+	for back.Next() {
+		var j int64
+		var same bool
+		if err := back.Scan(&j, &same); err != nil {
+			return nil, err
+		}
+		mine[check[j-1]] = same
+	}
+	return mine, back.Err()
 }
