@@ -211,7 +211,7 @@ func TestPointIdentityEndToEnd(t *testing.T) {
 				}
 				cols = strings.NewReplacer("r.host", "j->>'host'", "r.used", "j->>'used'", "r.free", "j->>'free'", "r.total", "j->>'total'").Replace(cols)
 				return "SELECT concat_ws('|', extract(epoch from time)::bigint, " + cols + ") FROM " + pgx.Identifier{schema, table}.Sanitize() +
-					" AS r, LATERAL to_jsonb(r.*) AS j ORDER BY time"
+					" AS r, LATERAL to_jsonb(r.*) AS j ORDER BY time, 1"
 			}
 
 			// Over UDP, as Telegraf's influxdb output splits a wide point.
