@@ -277,18 +277,6 @@ func TestWriteWhileDatabaseDown(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			// Answered because the server is down, not when the commit
-			// timeout (a minute in these tests) runs out.
-			limit := daemontest.CommitTimeout
-			post := func(t *testing.T, client *http.Client, url string, body []byte, header ...string) answer {
-				t.Helper()
-				start := time.Now()
-				a := post(t, client, url, body, header...)
-				if took := time.Since(start); took > limit {
-					t.Errorf("%s answered after %v, want it answered while PostgreSQL is down (within %v)", url, took, limit)
-				}
-				return a
-			}
 			check := func(what string, a answer) {
 				t.Helper()
 				t.Logf("%s: %d %s", what, a.code, strings.TrimSpace(a.body))
@@ -302,10 +290,10 @@ func TestWriteWhileDatabaseDown(t *testing.T) {
 
 			// Taken before the sink knows: answered once it learns, from
 			// its first failed COPY, that the server is down.
-			check("the request taken first", post(t, nil, base+"/api/v2/write?bucket=b", []byte("down v=1i 2000\n")))
+			check("the request taken first", postWhileDown(t, base+"/api/v2/write?bucket=b", []byte("down v=1i 2000\n")))
 			written++
 			for i, target := range []string{"/write", "/api/v2/write", "/write"} {
-				check(target, post(t, nil, base+target, fmt.Appendf(nil, "down v=%di %d\n", i+2, (i+3)*1000), "Content-Encoding", "gzip"))
+				check(target, postWhileDown(t, base+target, fmt.Appendf(nil, "down v=%di %d\n", i+2, (i+3)*1000), "Content-Encoding", "gzip"))
 				if tc.want == http.StatusNoContent {
 					written++
 				}
@@ -319,6 +307,19 @@ func TestWriteWhileDatabaseDown(t *testing.T) {
 			daemontest.WaitRows(t, pool, pgx.Identifier{schema, "down"}.Sanitize(), written)
 		})
 	}
+}
+
+// postWhileDown posts body to url with PostgreSQL stopped: the answer
+// must come because the server is down, not when the commit timeout (a
+// minute in these tests) runs out.
+func postWhileDown(t *testing.T, url string, body []byte, header ...string) answer {
+	t.Helper()
+	start := time.Now()
+	a := post(t, nil, url, body, header...)
+	if took := time.Since(start); took > daemontest.CommitTimeout {
+		t.Errorf("%s answered after %v, want it answered while PostgreSQL is down (within %v)", url, took, daemontest.CommitTimeout)
+	}
+	return a
 }
 
 // TestResendAfterTimeoutNoDuplicates: a client whose request timed out

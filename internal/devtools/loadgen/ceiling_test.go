@@ -121,29 +121,8 @@ func TestCeilingRows(t *testing.T) {
 			if err != nil || v.Rows != 1000 {
 				t.Fatalf("%s, %s: wrote %d rows, %v", storage, method, v.Rows, err)
 			}
-			// Snapshot the result of this method for comparison, without
-			// the series ids (checked below).
 			for _, m := range w.Measurements {
-				src := pgx.Identifier{schema, tableOf(m, storage, keyed(method))}.Sanitize()
-				dst := pgx.Identifier{schema, m.Name + "_" + storage + "_" + strconv.Itoa(i)}.Sanitize()
-				names, _ := columnsOf(m, storage, false)
-				if _, err := pool.Exec(t.Context(), "CREATE TABLE "+dst+" AS SELECT "+quoteAll(names)+" FROM "+src); err != nil {
-					t.Fatal(err)
-				}
-				if !keyed(method) {
-					continue
-				}
-				tags := "tags"
-				if storage == StorageColumns {
-					tags = "(" + quoteAll(m.TagKeys) + ")"
-				}
-				var ids, series int
-				if err := pool.QueryRow(t.Context(), "SELECT count(DISTINCT series_id), count(DISTINCT "+tags+") FROM "+src).Scan(&ids, &series); err != nil {
-					t.Fatal(err)
-				}
-				if ids != series || ids == 0 {
-					t.Errorf("%s, %s, %s: %d series ids for %d tag sets, want one each", storage, method, m.Name, ids, series)
-				}
+				snapshotVariant(t, pool, schema, m, storage, i)
 			}
 		}
 		for _, m := range w.Measurements {
@@ -190,6 +169,35 @@ func TestCeilingRows(t *testing.T) {
 	}
 	if f, err := strconv.ParseFloat(fieldsJSON, 64); err != nil || f != v.FloatV() {
 		t.Errorf("jsonb usage_guest of line %q: stored %s, want %v", line, fieldsJSON, v.FloatV())
+	}
+}
+
+// snapshotVariant copies what variant i of ceilingMethods wrote into m's
+// table, without the series ids, into a table of its own for comparing
+// the variants; with the point key, it checks that each tag set has one
+// series id.
+func snapshotVariant(t *testing.T, pool *pgxpool.Pool, schema string, m *Measurement, storage string, i int) {
+	t.Helper()
+	method := ceilingMethods[i]
+	src := pgx.Identifier{schema, tableOf(m, storage, keyed(method))}.Sanitize()
+	dst := pgx.Identifier{schema, m.Name + "_" + storage + "_" + strconv.Itoa(i)}.Sanitize()
+	names, _ := columnsOf(m, storage, false)
+	if _, err := pool.Exec(t.Context(), "CREATE TABLE "+dst+" AS SELECT "+quoteAll(names)+" FROM "+src); err != nil {
+		t.Fatal(err)
+	}
+	if !keyed(method) {
+		return
+	}
+	tags := "tags"
+	if storage == StorageColumns {
+		tags = "(" + quoteAll(m.TagKeys) + ")"
+	}
+	var ids, series int
+	if err := pool.QueryRow(t.Context(), "SELECT count(DISTINCT series_id), count(DISTINCT "+tags+") FROM "+src).Scan(&ids, &series); err != nil {
+		t.Fatal(err)
+	}
+	if ids != series || ids == 0 {
+		t.Errorf("%s, %s, %s: %d series ids for %d tag sets, want one each", storage, method, m.Name, ids, series)
 	}
 }
 

@@ -137,37 +137,43 @@ func TestLinesDistinctAndValid(t *testing.T) {
 					t.Fatalf("line %d: time %v, want %v", seq, p.time, wantTime)
 				}
 				g.Row(uint64(seq), &row)
-				m := row.Series.Measurement
 				point := fmt.Sprint(p.measurement, p.tags, p.time.UnixNano())
 				if points[point] {
 					t.Fatalf("line %d: a second line of point %s", seq, point)
 				}
 				points[point] = true
-				if p.measurement != m.Name || len(p.tags) != len(m.TagKeys) || len(p.fields) != len(m.Fields) {
-					t.Fatalf("line %d: got %s with %d tags, %d fields; want %s with %d, %d",
-						seq, p.measurement, len(p.tags), len(p.fields), m.Name, len(m.TagKeys), len(m.Fields))
-				}
-				for i, tag := range p.tags {
-					if tag[0] != m.TagKeys[i] || tag[1] != row.Series.TagValues[i] {
-						t.Fatalf("line %d: tag %d is %s=%s, want %s=%s", seq, i, tag[0], tag[1], m.TagKeys[i], row.Series.TagValues[i])
-					}
-				}
-				for i, f := range m.Fields {
-					v := p.values[i]
-					switch {
-					case p.fields[i] != f.Name:
-						t.Fatalf("line %d: field %d is %s, want %s", seq, i, p.fields[i], f.Name)
-					case f.Kind == Float && (v.Kind() != lineprotocol.Float || v.FloatV() != row.Values[i].F):
-						t.Fatalf("line %d: %s = %v, want float %v", seq, f.Name, v, row.Values[i].F)
-					case f.Kind == Int && (v.Kind() != lineprotocol.Int || v.IntV() != row.Values[i].I):
-						t.Fatalf("line %d: %s = %v, want int %v", seq, f.Name, v, row.Values[i].I)
-					}
-				}
+				checkLine(t, seq, &p, &row)
 				if !time.Unix(0, row.UnixNano).Equal(wantTime) {
 					t.Fatalf("row %d: time %v, want %v", seq, time.Unix(0, row.UnixNano), wantTime)
 				}
 			}
 		})
+	}
+}
+
+// checkLine checks that line seq, parsed as p, says what row does.
+func checkLine(t *testing.T, seq int, p *parsedLine, row *Row) {
+	t.Helper()
+	m := row.Series.Measurement
+	if p.measurement != m.Name || len(p.tags) != len(m.TagKeys) || len(p.fields) != len(m.Fields) {
+		t.Fatalf("line %d: got %s with %d tags, %d fields; want %s with %d, %d",
+			seq, p.measurement, len(p.tags), len(p.fields), m.Name, len(m.TagKeys), len(m.Fields))
+	}
+	for i, tag := range p.tags {
+		if tag[0] != m.TagKeys[i] || tag[1] != row.Series.TagValues[i] {
+			t.Fatalf("line %d: tag %d is %s=%s, want %s=%s", seq, i, tag[0], tag[1], m.TagKeys[i], row.Series.TagValues[i])
+		}
+	}
+	for i, f := range m.Fields {
+		v := p.values[i]
+		switch {
+		case p.fields[i] != f.Name:
+			t.Fatalf("line %d: field %d is %s, want %s", seq, i, p.fields[i], f.Name)
+		case f.Kind == Float && (v.Kind() != lineprotocol.Float || v.FloatV() != row.Values[i].F):
+			t.Fatalf("line %d: %s = %v, want float %v", seq, f.Name, v, row.Values[i].F)
+		case f.Kind == Int && (v.Kind() != lineprotocol.Int || v.IntV() != row.Values[i].I):
+			t.Fatalf("line %d: %s = %v, want int %v", seq, f.Name, v, row.Values[i].I)
+		}
 	}
 }
 
