@@ -177,7 +177,7 @@ func benchmarkEncodePoints(b *testing.B, round bool) {
 					pp.keys, pp.reordered = pp.keys[:0], false
 					for k := range n {
 						if pp.head[k] {
-							pp.keys = append(pp.keys, pointKey{first: int32(k), ord: int32(len(pp.keys))})
+							pp.keys = append(pp.keys, pointKey{ord: int32(len(pp.keys))})
 						}
 					}
 				}

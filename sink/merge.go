@@ -26,8 +26,8 @@ const (
 
 // encodeJSONBPoints encodes rows lo..hi-1 of b (jsonb storage) for a table
 // with a point key, in the order of the key: time, series_id, tags,
-// fields, the rows of one point made one, their fields objects joined so that jsonb keeps the last value
-// of a repeated key.
+// fields, the rows of one point made one, their fields objects joined so
+// that jsonb keeps the last value of a repeated key.
 func encodeJSONBPoints(e *encoded, b *batch, lo, hi int, pp *pointPlan, ident string) {
 	e.reset()
 	e.names = append(e.names[:0], `"time"`, `"series_id"`, `"tags"`, `"fields"`)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"strings"
@@ -408,9 +409,10 @@ func TestMergedRejectAttribution(t *testing.T) {
 }
 
 // TestKeyOrder: a batch's points come out in the order of the point key,
-// (time, series_id), each once with its first row, whatever order the rows
-// came in: times rising with a few points each (as from a fleet), one time
-// for all, falling times, points written twice.
+// (time, series_id), each once, whatever order the rows came in: times
+// rising with a few points each (as from a fleet), one time for all,
+// falling times, points written twice, negative ids (tables converted by
+// hand) and the extremes of int64.
 func TestKeyOrder(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -422,6 +424,12 @@ func TestKeyOrder(t *testing.T) {
 		"written twice":  func(k int) (int64, int64) { return int64(k % 50), int64(k % 7) },
 		"random":         func(k int) (int64, int64) { return rng.Int64N(100), rng.Int64N(100) },
 		"a point at all": func(k int) (int64, int64) { return 1, 1 },
+		// Ids of a table converted by hand (docs/tables.md) are negative,
+		// beside the ones pginflux makes.
+		"converted": func(k int) (int64, int64) { return int64(k / 300), rng.Int64N(1<<62) - 1<<61 },
+		"extremes": func(k int) (int64, int64) {
+			return 0, [...]int64{math.MinInt64, math.MaxInt64, -1, 0}[k%4] + int64(k/4)*[...]int64{1, -1, 1, 1}[k%4]
+		},
 	}
 	for name, shape := range shapes {
 		t.Run(name, func(t *testing.T) {
@@ -436,13 +444,19 @@ func TestKeyOrder(t *testing.T) {
 			if len(pp.keys) != pp.rows {
 				t.Fatalf("%d keys for %d points", len(pp.keys), pp.rows)
 			}
+			var heads []int // the points' first rows, as they came
+			for k := range n {
+				if pp.head[k] {
+					heads = append(heads, k)
+				}
+			}
 			seen := make(map[int32]bool)
 			for i, pk := range pp.keys {
-				k := pk.first
-				if !pp.head[k] || seen[k] || pk.micros != pp.micros[k] || pk.sid != pp.sids[k] {
+				k := heads[pk.ord]
+				if seen[pk.ord] || pk.micros != pp.micros[k] || pk.sid != pp.sids[k] {
 					t.Fatalf("key %d: %+v is not the first row of a point not seen before", i, pk)
 				}
-				seen[k] = true
+				seen[pk.ord] = true
 				if i > 0 && comparePointKeys(pp.keys[i-1], pk) >= 0 {
 					t.Fatalf("key %d: %+v after %+v, want rising keys", i, pk, pp.keys[i-1])
 				}

@@ -40,11 +40,10 @@ type pointPlan struct {
 }
 
 // pointKey is a point's key (its time as its column keeps it, and its
-// series id) and its first row, relative to lo.
+// series id) and its place among the points as they came.
 type pointKey struct {
 	micros, sid int64
-	first       int32 // the point's first row
-	ord         int32 // the point's place among the points as they came
+	ord         int32
 }
 
 // floorMicros turns Unix nanoseconds into microseconds as appendTimestamp
@@ -209,7 +208,7 @@ func (pp *pointPlan) keyOrder(n int) {
 		if !pp.head[k] {
 			continue
 		}
-		pk := pointKey{micros: pp.micros[k], sid: pp.sids[k], first: int32(k), ord: int32(len(keys))}
+		pk := pointKey{micros: pp.micros[k], sid: pp.sids[k], ord: int32(len(keys))}
 		if len(keys) > 0 {
 			last := &keys[len(keys)-1]
 			rising = rising && last.micros <= pk.micros
@@ -244,16 +243,19 @@ func (pp *pointPlan) sortBySID(keys []pointKey) {
 		insertBySID(keys)
 		return
 	}
-	var most int64
+	// A key's bucket is its id's place between the least and the most
+	// (ids of tables converted by hand may be negative), in its top bits.
+	least, most := keys[0].sid, keys[0].sid
 	for _, k := range keys {
-		most = max(most, k.sid)
+		least, most = min(least, k.sid), max(most, k.sid)
 	}
 	width := min(bits.Len(uint(len(keys)/2)), 16) // bits of bucket number
-	shift := max(bits.Len64(uint64(most))-width, 0)
+	shift := max(bits.Len64(uint64(most)-uint64(least))-width, 0)
+	bucket := func(sid int64) uint64 { return (uint64(sid) - uint64(least)) >> shift }
 	starts := resize(pp.buckets, 1<<width+1)
 	clear(starts)
 	for _, k := range keys {
-		starts[uint64(k.sid)>>shift+1]++
+		starts[bucket(k.sid)+1]++
 	}
 	for i := 1; i < len(starts); i++ {
 		starts[i] += starts[i-1]
@@ -261,7 +263,7 @@ func (pp *pointPlan) sortBySID(keys []pointKey) {
 	was := append(pp.keysWas[:0], keys...)
 	next := append(pp.bucketNext[:0], starts[:len(starts)-1]...)
 	for _, k := range was {
-		b := uint64(k.sid) >> shift
+		b := bucket(k.sid)
 		keys[next[b]] = k
 		next[b]++
 	}

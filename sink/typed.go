@@ -39,7 +39,7 @@ func (e *encoded) reset() {
 // column, or the rejected table when there is none). For a table with a
 // point key, pts gives each row's series id and the rows that are one
 // point: they become one row, a later value of a key replacing an earlier
-// one, and the points are encoded in the order of the key (see
+// one, and the encoded points are put in the order of the key (see
 // pointPlan.keyOrder); pts is nil for other tables.
 //
 // Each row takes fastRow when it can, else the general path (generalRow),
