@@ -115,17 +115,23 @@ func TestTemplate(t *testing.T) {
 func TestTemplateFails(t *testing.T) {
 	t.Parallel()
 	pool, schema := pgtest.Schema(t)
-	tmpl := mustTemplate(t, `SELECT 1/0`)
-	m := NewMetrics(nil)
-	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1,
-		CreateTableSQL: tmpl, RejectedTable: "pginflux_rejected"}, m, quiet)
-	b := s.NewBatcher()
-	b.Add(pt("broken", 1, 1000), origin)
-	b.Add(pt("broken", 2, 2000), origin)
-	b.Flush()
-	closeSink(t, s)
+	writeWithTemplate(t, pool, schema, `SELECT 1/0`, "broken")
 	dbtest.Equal(t, "tables", dbtest.Query(t, pool, "SELECT tablename FROM pg_tables WHERE schemaname = '"+schema+"' ORDER BY 1"), []string{"pginflux_commits", "pginflux_rejected"})
 	dbtest.Equal(t, "rejected", dbtest.RejectedLines(t, pool, schema), []string{"create_failed: broken v=1 1000", "create_failed: broken v=2 2000"})
+}
+
+// writeWithTemplate writes two points of measurement (v=1 at 1000, v=2
+// at 2000) through a sink whose table template is tmpl, with a rejected
+// table, and closes the sink.
+func writeWithTemplate(t *testing.T, pool *pgxpool.Pool, schema, tmpl, measurement string) {
+	t.Helper()
+	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1,
+		CreateTableSQL: mustTemplate(t, tmpl), RejectedTable: "pginflux_rejected"}, NewMetrics(nil), quiet)
+	b := s.NewBatcher()
+	b.Add(pt(measurement, 1, 1000), origin)
+	b.Add(pt(measurement, 2, 2000), origin)
+	b.Flush()
+	closeSink(t, s)
 }
 
 // TestTemplateConnectionLost: a template that fails because its
@@ -139,15 +145,7 @@ func TestTemplateConnectionLost(t *testing.T) {
 	if _, err := pool.Exec(t.Context(), "CREATE SEQUENCE "+seq); err != nil {
 		t.Fatal(err)
 	}
-	tmpl := mustTemplate(t, `DO $do$ BEGIN IF nextval('`+seq+`') = 1 THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF; END $do$`)
-	m := NewMetrics(nil)
-	s := New(pool, Config{Schema: schema, Storage: StorageColumns, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1,
-		CreateTableSQL: tmpl, RejectedTable: "pginflux_rejected"}, m, quiet)
-	b := s.NewBatcher()
-	b.Add(pt("lost", 1, 1000), origin)
-	b.Add(pt("lost", 2, 2000), origin)
-	b.Flush()
-	closeSink(t, s)
+	writeWithTemplate(t, pool, schema, `DO $do$ BEGIN IF nextval('`+seq+`') = 1 THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF; END $do$`, "lost")
 	dbtest.Equal(t, "rows", dbtest.Query(t, pool, "SELECT v::text FROM "+pgx.Identifier{schema, "lost"}.Sanitize()+" ORDER BY time"), []string{"1", "2"})
 	dbtest.Equal(t, "tables", dbtest.Query(t, pool, "SELECT tablename FROM pg_tables WHERE schemaname = '"+schema+"' ORDER BY 1"),
 		[]string{"lost", "pginflux_series"}) // no rejected table: nothing rejected
