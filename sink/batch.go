@@ -24,6 +24,11 @@ type batch struct {
 	origins   []Origin // distinct origins, in order
 	rowOrigin []uint32 // rowOrigin[i] indexes origins
 
+	// Jsonb storage: each row's nanoseconds beyond its microsecond, which
+	// its encoded row does not keep; empty while they are all 0 (see
+	// appendJSONB).
+	subMicros []uint16
+
 	// Columns storage: the batch's tag and field keys.
 	keys     []schema.BatchKey
 	tagIDs   map[string]uint32
@@ -113,6 +118,7 @@ func (ib *idleBatches) put(b *batch) {
 	clear(b.origins)
 	b.origins = b.origins[:0]
 	b.rowOrigin = b.rowOrigin[:0]
+	b.subMicros = b.subMicros[:0]
 	b.keys = b.keys[:0]
 	b.lastSeq = b.lastSeq[:0]
 	clear(b.tagIDs)
@@ -176,7 +182,7 @@ func (bt *Batcher) addRow(p *parse.Point, o Origin, t *Ticket) (over bool) {
 	if bt.s.cfg.Storage == StorageColumns {
 		b.appendTypedRow(p)
 	} else {
-		b.buf = appendJSONBRow(b.buf, p)
+		b.appendJSONB(p)
 	}
 	b.ends = append(b.ends, len(b.buf))
 	b.addOrigin(o)

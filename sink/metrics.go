@@ -56,9 +56,10 @@ type Metrics struct {
 	// SpoolAppendErrors and SpoolCorruptSegments: see spool.go.
 	SpoolAppendErrors    prometheus.Counter
 	SpoolCorruptSegments prometheus.Counter
-	// Point identity: see merge.go.
-	MergedRows    prometheus.Counter
-	UpsertBatches prometheus.Counter
+	// Point identity: see merge.go and subresolution.go.
+	MergedRows              prometheus.Counter
+	SubresolutionMergedRows prometheus.Counter // a part of MergedRows
+	UpsertBatches           prometheus.Counter
 }
 
 // NewMetrics creates the sink's metrics and registers them with reg (nil
@@ -105,7 +106,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Spool segments found damaged (a bad record with more after it): written up to the damage and kept as <name>.corrupt."),
 
 		MergedRows: counter("pginflux_sink_merged_rows_total",
-			"Rows merged in memory into an earlier row of the same point (measurement, tag set and time) of their batch."),
+			"Rows merged in memory into an earlier row of the same point (measurement, tag set and time as the time column keeps it) of their batch."),
+		SubresolutionMergedRows: counter("pginflux_sink_subresolution_merged_rows_total",
+			"Of pginflux_sink_merged_rows_total, the rows whose time in nanoseconds was that of no earlier row of their point: points InfluxDB keeps apart, merged because the time column keeps microseconds (or its precision)."),
 		UpsertBatches: counter("pginflux_sink_upsert_batches_total",
 			"Batches merged into points already stored, through a staging table and INSERT ... ON CONFLICT, instead of a plain COPY."),
 	}
@@ -120,7 +123,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.CopyErrors, m.Retries, m.PendingRows,
 			m.Rejected, m.OverflowValues, m.Latency,
 			m.SpooledRows, m.ReplayedRows, m.SpoolBytes, m.SpoolAppendErrors, m.SpoolCorruptSegments,
-			m.MergedRows, m.UpsertBatches)
+			m.MergedRows, m.SubresolutionMergedRows, m.UpsertBatches)
 	}
 	return m
 }

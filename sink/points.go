@@ -24,6 +24,9 @@ type pointPlan struct {
 	keys []pointKey // the points, in the order of the point key (see keyOrder)
 	// reordered: keys are not in the order the points came.
 	reordered bool
+	// subres: of the rows merged, those that were points apart in
+	// nanoseconds (see countSubresolution).
+	subres int
 
 	// Scratch space, reused from batch to batch.
 	canon      []byte
@@ -37,6 +40,7 @@ type pointPlan struct {
 	buckets    []int32 // sortBySID's
 	bucketNext []int32
 	keysWas    []pointKey
+	times      []int64 // countSubresolution's
 }
 
 // pointKey is a point's key (its time as its column keeps it, and its
@@ -59,7 +63,8 @@ func floorMicros(unixNanos int64) int64 {
 // planPoints fills pp for rows lo..hi-1 of b, bound for table: it finds
 // each row's tag set and time (readRows), each tag set's series id,
 // registering new ones (seriesIDs), and groups the rows that are one
-// point, in arrival order (group).
+// point, in arrival order (group), counting those merged only for the
+// time column's resolution (countSubresolution).
 func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b *batch, lo, hi int, table string, timeType schema.Type) error {
 	columns := s.cfg.Storage == StorageColumns
 	pp.readRows(b, lo, hi, timeType.TimeUnit(), columns)
@@ -67,6 +72,7 @@ func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b 
 		return err
 	}
 	pp.group(hi - lo)
+	pp.countSubresolution(b, lo, hi-lo, columns)
 	pp.keyOrder(hi - lo)
 	return nil
 }

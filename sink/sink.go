@@ -98,6 +98,8 @@ type Sink struct {
 	rejectLog   logLimiter
 	spoolLog    logLimiter
 	mismatched  sync.Map // measurement -> struct{}: logged once
+	// subresolutionLogs: table -> *subresolutionLog (see subresolution.go).
+	subresolutionLogs sync.Map
 }
 
 // New starts cfg.Writers writers on pool.

@@ -12,7 +12,10 @@ import (
 )
 
 // encodeBatch appends rows lo..hi-1 of b, with what they need to be
-// written again (origins, keys), as a spool record payload.
+// written again (origins, keys, and in jsonb storage the nanoseconds of
+// their times when some are not 0), as a spool record payload. The
+// nanoseconds come last, and only when there are any: a reader that does
+// not know them reads the rest alike.
 func encodeBatch(out []byte, b *batch, lo, hi int) []byte {
 	u32 := func(v int) { out = binary.BigEndian.AppendUint32(out, uint32(v)) }
 	str := func(s string) { u32(len(s)); out = append(out, s...) }
@@ -51,6 +54,12 @@ func encodeBatch(out []byte, b *batch, lo, hi int) []byte {
 		out = append(out, tag, byte(k.First))
 		for _, c := range k.Counts {
 			u32(int(c))
+		}
+	}
+	if len(b.subMicros) > 0 {
+		u32(hi - lo)
+		for _, ns := range b.subMicros[lo:hi] {
+			out = binary.BigEndian.AppendUint16(out, ns)
 		}
 	}
 	return out
@@ -102,6 +111,15 @@ func decodeBatch(p []byte) (b *batch, err error) {
 			b.tagIDs[k.Name] = uint32(id)
 		} else {
 			b.fieldIDs[k.Name] = uint32(id)
+		}
+	}
+	if i < len(p) {
+		if u32() != n {
+			return nil, errBadRecord
+		}
+		for range n {
+			b.subMicros = append(b.subMicros, binary.BigEndian.Uint16(p[i:]))
+			i += 2
 		}
 	}
 	if len(b.ends) > 0 && b.ends[len(b.ends)-1] != len(b.buf) {

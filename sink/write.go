@@ -67,6 +67,12 @@ type prepared struct {
 	ndead    int           // dead letters encoded in writerState.dl
 	rejected *schema.Table // where they go, when there are any
 	marked   bool          // the transaction writes a commit marker
+
+	// subres: of the rows merged, those that were points apart in
+	// nanoseconds (see countSubresolution); timeUnit: the microseconds
+	// the time column keeps as one, when subres > 0.
+	subres   int
+	timeUnit int64
 }
 
 // prepare makes rows lo..hi-1 of b ready to send, in w.prep: it finds or
@@ -114,7 +120,10 @@ func (s *Sink) prepareTyped(ctx context.Context, conn *pgx.Conn, w *writerState,
 		if err := s.planPoints(ctx, conn, &w.pts, b, lo, hi, t.Name, t.TimeType); err != nil {
 			return err
 		}
-		pts, p.n = &w.pts, w.pts.rows
+		pts, p.n, p.subres = &w.pts, w.pts.rows, w.pts.subres
+		if p.subres > 0 {
+			p.timeUnit = t.TimeType.TimeUnit()
+		}
 	} else {
 		s.catalog.NoKey(t.Name)
 	}
@@ -140,6 +149,7 @@ func (s *Sink) prepareJSONB(ctx context.Context, conn *pgx.Conn, w *writerState,
 		}
 		encodeJSONBPoints(&w.enc, b, lo, hi, &w.pts, t.Ident)
 		p.rows, p.copySQL, p.n, p.names = w.enc.rows, w.enc.copySQL, w.pts.rows, w.enc.names
+		p.subres, p.timeUnit = w.pts.subres, 1
 	} else {
 		s.catalog.NoKey(t.Name)
 		p.rows, p.copySQL, p.names = b.rowBytes(lo, hi), t.CopySQL, jsonbNames
@@ -289,6 +299,9 @@ func (s *Sink) applied(w *writerState, b *batch, lo, hi int, upsert bool) error 
 	}
 	if merged := hi - lo - p.n; p.point && merged > 0 {
 		s.metrics.MergedRows.Add(float64(merged)) // counted once committed
+		if p.subres > 0 {
+			s.mergedSubresolution(p.target, p.subres, p.timeUnit)
+		}
 	}
 	if upsert {
 		s.metrics.UpsertBatches.Inc()
