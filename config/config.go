@@ -65,6 +65,7 @@ type Config struct {
 	QueueSize      int   // datagrams between the UDP readers and the parsers
 	QueueMaxBytes  int64 // and their bytes
 	MaxPendingRows int
+	MaxMemory      int64 // bytes: the memory budget (package budget)
 	Parsers        int
 
 	ShutdownTimeout time.Duration

@@ -44,6 +44,7 @@ func TestDefaults(t *testing.T) {
 		QueueSize:          16384,
 		QueueMaxBytes:      32 << 20,
 		MaxPendingRows:     200000,
+		MaxMemory:          96 << 20,
 		ShutdownTimeout:    30 * time.Second,
 		SpoolMaxBytes:      1 << 30,
 		HTTPAddress:        ":8086",

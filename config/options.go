@@ -180,6 +180,17 @@ func templateOptions() []option {
 // holdOptions are the flags of what pginflux holds while PostgreSQL does not take rows, and for how long at shutdown.
 func holdOptions() []option {
 	return []option{
+		{name: "max-memory", def: "96MiB", usage: "`bytes` that every buffer of received data draws from: datagrams queued, rows between parsing and commit, write requests and TCP connections being read; when spent, write requests are refused before their body is read (429/503 with Retry-After), TCP reads wait and datagrams are dropped and counted", set: func(c *Config, v string) error {
+			n, err := ParseBytes(v)
+			if err != nil {
+				return err
+			}
+			if n < 16<<20 {
+				return fmt.Errorf("%s is below 16MiB", v)
+			}
+			c.MaxMemory = n
+			return nil
+		}},
 		{name: "max-pending-rows", def: "200000", usage: "most `rows` held between parsing and commit; at the limit the parsers wait, the datagram queue fills and further datagrams are dropped and counted", set: intIn(1, 100_000_000, func(c *Config, n int) { c.MaxPendingRows = n })},
 		{name: "spool-dir", usage: "`directory` where batches PostgreSQL cannot take for now (or that the shutdown timeout would abandon) wait on disk, to be written, each once, when it can, also after a restart; empty: hold them in memory only", set: func(c *Config, v string) error {
 			c.SpoolDir = v

@@ -19,6 +19,7 @@ import (
 	"github.com/pginflux/pginflux/ingest/pipeline"
 	"github.com/pginflux/pginflux/ingest/tcp"
 	"github.com/pginflux/pginflux/ingest/udp"
+	"github.com/pginflux/pginflux/internal/budget"
 	"github.com/pginflux/pginflux/internal/poolstats"
 	"github.com/pginflux/pginflux/internal/procmetrics"
 	"github.com/pginflux/pginflux/sink"
@@ -64,6 +65,7 @@ func knownMetrics(t *testing.T) map[string]bool {
 		t.Fatal(err)
 	}
 	procmetrics.Register(r, "test")
+	r.MustRegister(budget.New(1 << 20).Collector())
 
 	// A pool that never connects: the collector only reads its statistics.
 	pool, err := pgxpool.New(t.Context(), "host=/nonexistent-pginflux-deploy-test")

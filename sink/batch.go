@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/pginflux/pginflux/internal/budget"
 	"github.com/pginflux/pginflux/parse"
 	"github.com/pginflux/pginflux/sink/schema"
 )
@@ -56,6 +57,10 @@ type batch struct {
 	parkable bool
 	attempts int
 
+	// charged is what the batch's buffers have drawn from the memory
+	// budget (see Sink.charge).
+	charged int64
+
 	// Tickets of the rows, when any row has one (see Ticket).
 	tickets   []*Ticket
 	rowTicket []int32 // rowTicket[i] indexes tickets, or -1
@@ -65,9 +70,14 @@ type batch struct {
 // outage, an overload) the batches it held go back to the garbage
 // collector instead of pinning their buffers, as a sync.Pool would until
 // enough allocation makes the collector run. Safe for concurrent use.
-type idleBatches struct{ ch chan *batch }
+type idleBatches struct {
+	ch  chan *batch
+	mem *budget.Account // given back what a batch drew
+}
 
-func newIdleBatches() *idleBatches { return &idleBatches{ch: make(chan *batch, 16)} }
+func newIdleBatches(mem *budget.Account) *idleBatches {
+	return &idleBatches{ch: make(chan *batch, 16), mem: mem}
+}
 
 // get returns an empty batch.
 func (ib *idleBatches) get() *batch {
@@ -106,6 +116,8 @@ const maxPooledBatch = 8 << 20
 // put empties b and keeps it for reuse, unless outsized or enough are
 // kept already.
 func (ib *idleBatches) put(b *batch) {
+	ib.mem.Give(b.charged)
+	b.charged = 0
 	if cap(b.buf) > maxPooledBatch {
 		return
 	}
@@ -187,6 +199,7 @@ func (bt *Batcher) addRow(p *parse.Point, o Origin, t *Ticket) (over bool) {
 	b.ends = append(b.ends, len(b.buf))
 	b.addOrigin(o)
 	b.addTicket(t, false)
+	spent := bt.s.charge(b)
 	if !b.full && b.rows() >= int(bt.s.batchSize.Load()) {
 		// Handed over with the next line that is not of this point: the
 		// lines of a point (a sender splitting a wide point) stay in one
@@ -195,7 +208,19 @@ func (bt *Batcher) addRow(p *parse.Point, o Origin, t *Ticket) (over bool) {
 		b.full = true
 		b.lastPoint = pointOf(p)
 	}
-	return bt.pending()
+	return bt.pending() || spent
+}
+
+// charge draws the growth of b's buffers since the last charge from the
+// memory budget, and reports whether the budget is now spent. Buffers
+// grow by doubling, so this draws seldom.
+func (s *Sink) charge(b *batch) (spent bool) {
+	n := int64(cap(b.buf)) + 8*int64(cap(b.ends)) + 4*int64(cap(b.rowOrigin)+cap(b.rowTicket)) + 2*int64(cap(b.subMicros))
+	if n > b.charged {
+		spent = s.cfg.Memory.Take(n - b.charged)
+		b.charged = n
+	}
+	return spent || s.limit.mem.Spent()
 }
 
 // pointID tells the point of a line apart from the next ones: its time
@@ -271,11 +296,12 @@ func (bt *Batcher) rejectRow(line []byte, measurement, reason, detail string, o 
 	b.ends = append(b.ends, len(b.buf))
 	b.addOrigin(o)
 	b.addTicket(nil, false)
+	spent := bt.s.charge(b)
 	if b.rows() >= int(bt.s.batchSize.Load()) {
 		bt.rejected = nil
 		bt.s.submit(b)
 	}
-	return bt.pending()
+	return bt.pending() || spent
 }
 
 // FlushDue hands over the batches that were opened a flush interval or

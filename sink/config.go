@@ -5,6 +5,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/pginflux/pginflux/internal/budget"
 	"github.com/pginflux/pginflux/sink/schema"
 )
 
@@ -45,6 +46,11 @@ type Config struct {
 	// WriteMode is how the tables pginflux creates are keyed: WriteMerge
 	// (the default; one row per point) or WriteAppend.
 	WriteMode string
+	// Memory is what the rows taken in draw from the memory budget: the
+	// buffers of the batches that hold them, from their first row until
+	// they are written. Producers wait while the budget is spent, as they
+	// do at MaxPendingRows. Nil for no budget.
+	Memory *budget.Account
 	// Seams lets a test reach inside one sink; zero in production.
 	Seams Seams
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+
+	"github.com/pginflux/pginflux/internal/budget"
 )
 
 // pendingLimit bounds the rows a Sink holds, from the moment a Batcher
@@ -17,6 +19,7 @@ import (
 // condition only serve producers that wait.
 type pendingLimit struct {
 	n, max atomic.Int64
+	mem    *budget.Budget // spent: over the limit too
 
 	mu   sync.Mutex
 	cond *sync.Cond
@@ -37,8 +40,8 @@ func (p *pendingLimit) add() bool { return p.n.Add(1) > p.max.Load() }
 // spool, which were counted out when spooled).
 func (p *pendingLimit) addN(n int) { p.n.Add(int64(n)) }
 
-// full reports whether the limit is reached.
-func (p *pendingLimit) full() bool { return p.n.Load() >= p.max.Load() }
+// full reports whether the limit is reached, or the memory budget spent.
+func (p *pendingLimit) full() bool { return p.n.Load() >= p.max.Load() || p.mem.Spent() }
 
 // setMax changes the limit; waiters look again.
 func (p *pendingLimit) setMax(max int64) {
@@ -53,7 +56,7 @@ func (p *pendingLimit) wait(ctx context.Context, stop func() bool) {
 		defer context.AfterFunc(ctx, p.wakeAll)()
 	}
 	p.mu.Lock()
-	for p.n.Load() > p.max.Load() && !stop() && ctx.Err() == nil {
+	for (p.n.Load() > p.max.Load() || p.mem.Spent()) && !stop() && ctx.Err() == nil {
 		p.cond.Wait()
 	}
 	p.mu.Unlock()

@@ -131,7 +131,7 @@ func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
 		rejectedName: cfg.RejectedTable,
 		limit:        newPendingLimit(int64(cfg.MaxPendingRows)),
 		streaks:      make(map[string]*upsertStreak),
-		idle:         newIdleBatches(),
+		idle:         newIdleBatches(cfg.Memory),
 
 		abandon:     ctx,
 		stopAbandon: cancel,
@@ -143,6 +143,10 @@ func New(pool *pgxpool.Pool, cfg Config, m *Metrics, log *slog.Logger) *Sink {
 	s.batchSize.Store(int64(cfg.BatchSize))
 	s.flushInterval.Store(int64(cfg.FlushInterval))
 	context.AfterFunc(ctx, s.limit.wakeAll)
+	if mem := cfg.Memory.Budget(); mem != nil {
+		s.limit.mem = mem
+		mem.OnFree(s.limit.wakeAll)
+	}
 	for range cfg.Writers {
 		s.wg.Go(s.writer)
 	}

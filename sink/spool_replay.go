@@ -131,55 +131,81 @@ func (s *Sink) replayAll(w *writerState) error {
 		return err
 	}
 	for _, g := range segs {
+		// A segment's records are held while they are written: they draw
+		// from the memory budget, and the replay waits while it is spent.
+		s.limit.mem.Wait(ctx, func() bool { return s.abandon.Err() != nil })
 		recs, readErr := readRecords(s.spool, g)
-		if readErr != nil && !errors.Is(readErr, spool.ErrCorrupt) {
-			return readErr
+		held := recordsMemory(recs)
+		s.cfg.Memory.Take(held)
+		stop, err := s.replaySegment(ctx, w, g, recs, readErr)
+		s.cfg.Memory.Give(held)
+		if stop || err != nil {
+			return err
 		}
-		key := s.spool.MarkerKey(g)
-		w.replayFailed = false
-		for _, r := range recs {
-			if ctx.Err() != nil || w.replayFailed {
-				return nil
-			}
-			r.b.mark = &spoolMark{spool: key, segment: g.Seq, item: r.index}
-			n := r.b.rows()
-			s.metrics.PendingRows.Add(float64(n))
-			s.limit.addN(n)
-			s.writeRange(w, r.b, 0, n, false)
-			if crash := s.cfg.Seams.Replayed; crash != nil && crash(g.Seq, r.index) {
-				return nil // a crash, for tests: nothing after this happens
-			}
-		}
-		if ctx.Err() != nil || w.replayFailed || s.abandon.Err() != nil {
-			return nil
-		}
-		if readErr != nil {
-			// Its markers stay: should the operator mend the file and
-			// put it back, what was written is not written again.
-			s.metrics.SpoolCorruptSegments.Inc()
-			to, err := s.spool.Quarantine(g)
-			if err != nil {
-				return fmt.Errorf("set a corrupt spool segment aside: %w (%w)", err, readErr)
-			}
-			s.log.Error("a spool segment is damaged: the records before the damage were written, the rest were not; the file is kept for inspection",
-				"file", to, "records_written", len(recs), "err", readErr)
-			continue
-		}
-		if err := s.spool.Remove(g); err != nil {
-			return fmt.Errorf("remove replayed spool segment: %w", err)
-		}
-		// Only now: a crash before this leaves markers of a deleted
-		// segment, which no other segment can match (its tag is its
-		// own), so they are harmless.
-		if c, err := s.pool.Acquire(ctx); err == nil {
-			_, err = c.Exec(ctx, "DELETE FROM "+pgx.Identifier{s.cfg.Schema, schema.MarkerTable}.Sanitize()+
-				" WHERE spool = $1 AND segment = $2", key, g.Seq)
-			c.Release()
-			if err != nil {
-				s.log.Debug("could not delete the markers of a replayed segment", "err", err)
-			}
-		}
-		s.log.Info("replayed a spool segment", "segment", g.Name(), "records", len(recs))
 	}
 	return nil
+}
+
+// recordsMemory is what a segment's records hold, as batches.
+func recordsMemory(recs []spoolRecord) int64 {
+	var n int64
+	for _, r := range recs {
+		n += int64(cap(r.b.buf)) + 8*int64(cap(r.b.ends))
+	}
+	return n
+}
+
+// replaySegment writes the records read from segment g (up to readErr,
+// when it is damaged), then removes it or sets it aside; stop says the
+// replay should stop here for now.
+func (s *Sink) replaySegment(ctx context.Context, w *writerState, g spool.Segment, recs []spoolRecord, readErr error) (stop bool, err error) {
+	if readErr != nil && !errors.Is(readErr, spool.ErrCorrupt) {
+		return true, readErr
+	}
+	key := s.spool.MarkerKey(g)
+	w.replayFailed = false
+	for _, r := range recs {
+		if ctx.Err() != nil || w.replayFailed {
+			return true, nil
+		}
+		r.b.mark = &spoolMark{spool: key, segment: g.Seq, item: r.index}
+		n := r.b.rows()
+		s.metrics.PendingRows.Add(float64(n))
+		s.limit.addN(n)
+		s.writeRange(w, r.b, 0, n, false)
+		if crash := s.cfg.Seams.Replayed; crash != nil && crash(g.Seq, r.index) {
+			return true, nil // a crash, for tests: nothing after this happens
+		}
+	}
+	if ctx.Err() != nil || w.replayFailed || s.abandon.Err() != nil {
+		return true, nil
+	}
+	if readErr != nil {
+		// Its markers stay: should the operator mend the file and
+		// put it back, what was written is not written again.
+		s.metrics.SpoolCorruptSegments.Inc()
+		to, err := s.spool.Quarantine(g)
+		if err != nil {
+			return true, fmt.Errorf("set a corrupt spool segment aside: %w (%w)", err, readErr)
+		}
+		s.log.Error("a spool segment is damaged: the records before the damage were written, the rest were not; the file is kept for inspection",
+			"file", to, "records_written", len(recs), "err", readErr)
+		return false, nil
+	}
+	if err := s.spool.Remove(g); err != nil {
+		return true, fmt.Errorf("remove replayed spool segment: %w", err)
+	}
+	// Only now: a crash before this leaves markers of a deleted
+	// segment, which no other segment can match (its tag is its
+	// own), so they are harmless.
+	if c, err := s.pool.Acquire(ctx); err == nil {
+		_, err = c.Exec(ctx, "DELETE FROM "+pgx.Identifier{s.cfg.Schema, schema.MarkerTable}.Sanitize()+
+			" WHERE spool = $1 AND segment = $2", key, g.Seq)
+		c.Release()
+		if err != nil {
+			s.log.Debug("could not delete the markers of a replayed segment", "err", err)
+		}
+	}
+	s.log.Info("replayed a spool segment", "segment", g.Name(), "records", len(recs))
+	return false, nil
 }

@@ -48,7 +48,9 @@ func partialWrite(res WriteResult) string {
 func (s *Server) failWith(w http.ResponseWriter, r *http.Request, v api, err error) int {
 	switch {
 	case errors.Is(err, ErrFull):
-		w.Header().Set("Retry-After", retryFull)
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", retryFull)
+		}
 		if v == apiV1 {
 			return s.fail(w, r, v, http.StatusServiceUnavailable, err.Error())
 		}

@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// stuckWriter takes a request and waits, as a sink whose database is
-// away does, until ctx ends or release is closed.
+// stuckWriter takes a request, reads its body, and waits, as a sink whose
+// database is away does, until ctx ends or release is closed.
 type stuckWriter struct {
 	entered chan struct{}
 	release chan struct{}
@@ -23,8 +23,19 @@ type stuckWriter struct {
 
 func (w *stuckWriter) Admit(string) error { return nil }
 
-func (w *stuckWriter) Write(ctx context.Context, _ *WriteRequest) (WriteResult, error) {
-	w.entered <- struct{}{}
+func (w *stuckWriter) Write(ctx context.Context, req *WriteRequest) (WriteResult, error) {
+	select {
+	case w.entered <- struct{}{}:
+	default:
+	}
+	if _, err := io.Copy(io.Discard, req.Body); err != nil {
+		return WriteResult{}, fmt.Errorf("read the body: %w", err)
+	}
+	if req.CommitTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, req.CommitTimeout)
+		defer cancel()
+	}
 	select {
 	case <-ctx.Done():
 		return WriteResult{}, ctx.Err()

@@ -29,6 +29,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pginflux/pginflux/internal/budget"
 )
 
 // Timeouts of the http.Server. WriteTimeout leaves room for a 30-second
@@ -94,6 +96,13 @@ type Config struct {
 	BodyTimeout, CommitTimeout time.Duration
 	// TLS, when not nil, makes the server HTTPS, for every endpoint.
 	TLS *tls.Config
+	// Memory is what write requests draw from the memory budget while
+	// served: RequestMemory bytes each (the first read buffer), and
+	// GzipMemory more for a gzipped body (its decompressor); one that does
+	// not fit is answered "try later" before its body is read. Nil for no
+	// budget.
+	Memory                    *budget.Account
+	RequestMemory, GzipMemory int64
 }
 
 // Defaults of Config.
@@ -124,6 +133,7 @@ type Server struct {
 
 	wm        *WriteMetrics
 	writes    chan struct{} // a slot per write request under way
+	admission *admission
 	tokenHash [sha256.Size]byte
 }
 
@@ -159,7 +169,7 @@ func Listen(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	ln = &limitListener{Listener: ln, slots: make(chan struct{}, cfg.MaxConnections), refused: refused}
 	s := &Server{cfg: cfg, ln: ln, mux: http.NewServeMux(), log: log, tokenHash: sha256.Sum256([]byte(cfg.Token)),
-		writes: make(chan struct{}, cfg.MaxWrites), started: time.Now()}
+		writes: make(chan struct{}, cfg.MaxWrites), admission: newAdmission(cfg.MaxBody), started: time.Now()}
 	if cfg.Writer != nil {
 		s.wm = NewWriteMetrics(cfg.Registry)
 	}

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,14 +8,9 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/klauspost/compress/flate"
-	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pginflux/pginflux/parse"
@@ -31,7 +25,7 @@ type Writer interface {
 	// or an error wrapping ErrFull, ErrUnavailable or ErrInvalid, whose
 	// text is the answer's message.
 	Admit(db string) error
-	// Write stores the lines of req.Body and returns once they are stored
+	// Write stores the lines of req.Body as they arrive and returns once they are stored
 	// for good (committed, or durably spooled), or could not be (an
 	// error: the rows are lost, or ctx ended, at the latest when the
 	// server's commit timeout passes; or an error wrapping ErrUnavailable
@@ -55,11 +49,17 @@ var (
 
 // WriteRequest is one write request, its body decompressed.
 type WriteRequest struct {
-	DB        string // v1 and v3 db=, v2 bucket=; "" when not given
-	Body      []byte // owned by the server: valid only during Write
+	DB string // v1 and v3 db=, v2 bucket=; "" when not given
+	// Body is the request's body, decompressed, read by Write as it
+	// arrives (never after Write returns). A read that fails returns a
+	// *BodyError, which Write returns wrapped, with the lines before it
+	// counted in its result.
+	Body      io.Reader
 	Precision parse.Precision
 	Source    netip.AddrPort // the client, as the connection says
 	Received  time.Time
+	// CommitTimeout bounds the wait for the commit, from the body's end.
+	CommitTimeout time.Duration
 	// AllOrNothing asks that nothing be stored when any line is bad (v3
 	// accept_partial=false); NoWait that Write return once the rows are
 	// taken, before their commit (v3 no_sync=true).
@@ -169,50 +169,59 @@ func (s *Server) writeHandler(v api) http.HandlerFunc {
 // write serves one write request and returns the status it answered.
 func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received time.Time) int {
 	if !s.authorized(r) {
-		return s.fail(w, r, v, http.StatusUnauthorized, "authorization failed: give the token of --http-token")
+		return s.refuse(w, r, v, http.StatusUnauthorized, "authorization failed: give the token of --http-token")
 	}
 	p, err := writeParamsOf(v, r.URL.Query())
 	if err != nil {
-		return s.fail(w, r, v, http.StatusBadRequest, err.Error())
+		return s.refuse(w, r, v, http.StatusBadRequest, err.Error())
 	}
 	if err := s.cfg.Writer.Admit(p.db); err != nil {
-		return s.failWith(w, r, v, err)
+		return s.refuseWith(w, r, v, err)
 	}
 	if r.ContentLength > s.cfg.MaxBody {
-		return s.fail(w, r, v, http.StatusRequestEntityTooLarge, s.tooLarge())
+		return s.refuse(w, r, v, http.StatusRequestEntityTooLarge, s.tooLarge()+"; nothing of it is written")
 	}
-	select {
-	case s.writes <- struct{}{}:
-		defer func() { <-s.writes }()
-	default:
-		return s.failWith(w, r, v, fmt.Errorf("%w: %d write requests are under way (--http-max-writes)", ErrFull, s.cfg.MaxWrites))
+	sv, err := s.serve(w, r)
+	if err != nil {
+		return s.refuseWith(w, r, v, err)
 	}
+	defer sv.end()
 	// A slow body holds its slot no longer than this.
 	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(received.Add(s.cfg.BodyTimeout))
-
-	buf := getBuffer()
-	defer putBuffer(buf)
-	if code, msg := s.readBody(w, r, buf); code != 0 {
+	b, code, msg := s.openBody(w, r, rc, received.Add(s.cfg.BodyTimeout), sv.read)
+	if code != 0 {
 		if code == clientGone {
 			return code
 		}
-		return s.fail(w, r, v, code, msg)
+		return s.refuse(w, r, v, code, msg)
 	}
-	s.wm.Bytes.Add(float64(buf.Len()))
+	defer b.Close()
+	// A body that trickles in gives its place back (see serve).
+	watch := time.AfterFunc(slowAfter, func() {
+		if !b.ended.Load() && b.n.Load() < slowBytes {
+			sv.slow()
+		}
+	})
+	defer watch.Stop()
 
-	// The body is read: from now on the answer comes within the commit
-	// timeout, 204 or 503.
-	_ = rc.SetReadDeadline(time.Time{})
-	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.CommitTimeout + writeTimeout))
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CommitTimeout)
+	// The rows wait for room at most as long as the body may take and
+	// their commit after it; the commit, CommitTimeout from the body's
+	// end.
+	ctx, cancel := context.WithDeadline(r.Context(), received.Add(s.cfg.BodyTimeout+s.cfg.CommitTimeout))
 	defer cancel()
 	src, _ := netip.ParseAddrPort(r.RemoteAddr)
 	res, err := s.cfg.Writer.Write(ctx, &WriteRequest{
-		DB: p.db, Body: buf.Bytes(), Precision: p.prec, Source: src, Received: received,
+		DB: p.db, Body: b, Precision: p.prec, Source: src, Received: received, CommitTimeout: s.cfg.CommitTimeout,
 		AllOrNothing: p.allOrNothing, NoWait: p.noWait,
 	})
+	s.wm.Bytes.Add(float64(b.n.Load()))
+	var cut *BodyError
 	switch {
+	case errors.As(err, &cut):
+		if cut.Code == clientGone {
+			return clientGone
+		}
+		return s.refuse(w, r, v, cut.Code, cutMessage(cut, res.Lines))
 	case err != nil && r.Context().Err() != nil:
 		return clientGone
 	case errors.Is(err, ErrFull), errors.Is(err, ErrUnavailable), errors.Is(err, ErrInvalid):
@@ -232,62 +241,6 @@ func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received t
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return http.StatusNoContent
-}
-
-// readBody reads the request's body, decompressed, into buf. It returns 0,
-// or the status and message to answer with (clientGone: none).
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) (int, string) {
-	limit := s.cfg.MaxBody
-	// The body as sent is bounded too: gzip only ever shrinks line
-	// protocol.
-	var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
-	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
-	invalid := "cannot read the body"
-	// The buffer grows with what arrives, never from the declared length,
-	// which costs a client nothing to claim.
-	switch enc {
-	case "", "identity":
-	case "gzip":
-		gz, err := getGzip(body)
-		if err != nil {
-			return s.bodyError(r, err, "the body is not gzip")
-		}
-		defer putGzip(gz)
-		body = gz
-		invalid = "the body is not valid gzip"
-	default:
-		return http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: send gzip or identity", enc)
-	}
-	// One byte more than allowed tells a body that is too large, after
-	// decompression, without holding more of it.
-	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
-	if n > limit {
-		return http.StatusRequestEntityTooLarge, s.tooLarge()
-	}
-	if err != nil {
-		return s.bodyError(r, err, invalid)
-	}
-	return 0, ""
-}
-
-func (s *Server) bodyError(r *http.Request, err error, invalid string) (int, string) {
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		return http.StatusRequestEntityTooLarge, s.tooLarge()
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return http.StatusRequestTimeout, fmt.Sprintf("the body did not arrive within %v; nothing of it is written", s.cfg.BodyTimeout)
-	case r.Context().Err() != nil:
-		return clientGone, ""
-	case errors.Is(err, gzip.ErrHeader), errors.Is(err, gzip.ErrChecksum), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.As(err, new(flate.CorruptInputError)):
-		return http.StatusBadRequest, invalid + ": " + err.Error()
-	}
-	return http.StatusBadRequest, "cannot read the body: " + err.Error()
-}
-
-func (s *Server) tooLarge() string {
-	return fmt.Sprintf("request body too large: more than --http-max-body (%d bytes) after decompression; send smaller batches", s.cfg.MaxBody)
 }
 
 // writeParams are the query parameters of a write request.
@@ -326,37 +279,31 @@ func writeParamsOf(v api, q url.Values) (writeParams, error) {
 	return p, nil
 }
 
-// Pools of what every request needs: a buffer for its body and, for
-// gzip, a decompressor.
-var (
-	bufferPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-	gzipPool   sync.Pool
-)
-
-// maxPooledBuffer keeps one outsized body from pinning its memory.
-const maxPooledBuffer = 4 << 20
-
-func getBuffer() *bytes.Buffer {
-	b := bufferPool.Get().(*bytes.Buffer)
-	b.Reset()
-	return b
-}
-
-func putBuffer(b *bytes.Buffer) {
-	if b.Cap() <= maxPooledBuffer {
-		bufferPool.Put(b)
+// refuse answers a write request whose body was not read, and closes the
+// connection after the answer: otherwise net/http would first read what
+// is left of the body (up to 256 KiB), and a client that trickles it
+// would not hear the answer for as long.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, v api, code int, msg string) int {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
 	}
+	return s.fail(w, r, v, code, msg)
 }
 
-func getGzip(r io.Reader) (*gzip.Reader, error) {
-	if gz, ok := gzipPool.Get().(*gzip.Reader); ok {
-		if err := gz.Reset(r); err != nil {
-			gzipPool.Put(gz)
-			return nil, err
-		}
-		return gz, nil
+// refuseWith is refuse with the answer of failWith.
+func (s *Server) refuseWith(w http.ResponseWriter, r *http.Request, v api, err error) int {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
 	}
-	return gzip.NewReader(r)
+	return s.failWith(w, r, v, err)
 }
 
-func putGzip(gz *gzip.Reader) { gzipPool.Put(gz) }
+// cutMessage is the answer to a request whose body was cut: what was
+// wrong, and what became of the lines before the cut, which were taken
+// as they arrived.
+func cutMessage(cut *BodyError, taken int) string {
+	if taken == 0 {
+		return cut.Msg + "; nothing of it is written"
+	}
+	return fmt.Sprintf("%s; the %d lines before it were taken and will be written", cut.Msg, taken)
+}

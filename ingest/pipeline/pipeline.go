@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pginflux/pginflux/ingest/udp"
+	"github.com/pginflux/pginflux/internal/budget"
 	"github.com/pginflux/pginflux/parse"
 	"github.com/pginflux/pginflux/sink"
 )
@@ -30,7 +31,11 @@ type Config struct {
 	// QueueBytes bounds the memory of the buffers holding the datagrams
 	// waiting for a parser: their capacity, not only the datagrams'
 	// bytes, is counted.
-	QueueBytes    int64
+	QueueBytes int64
+	// Memory is what the queue's buffers draw from the memory budget: a
+	// datagram that does not fit is dropped and counted, as at
+	// QueueBytes. Nil for no budget.
+	Memory        *budget.Account
 	Parsers       int
 	Precision     parse.Precision
 	FlushInterval time.Duration // how often parsers hand over old batches
@@ -198,6 +203,12 @@ func (p *Pipeline) HandleBatch(dgs []udp.Datagram, received time.Time) {
 		p.drop(len(dgs))
 		return
 	}
+	if !p.cfg.Memory.Admit(capacity) {
+		p.queued.Add(-capacity)
+		p.queuedDgs.Add(-int64(k))
+		p.drop(len(dgs))
+		return
+	}
 	pk := getPacket(class)
 	for _, d := range dgs[:k] {
 		pk.buf = append(pk.buf, d.Data...)
@@ -224,6 +235,7 @@ func (p *Pipeline) drop(n int) {
 // release returns pk's room in the queue and pk to its pool.
 func (p *Pipeline) release(pk *packet) {
 	p.queued.Add(-int64(classSize(pk.class)))
+	p.cfg.Memory.Give(int64(classSize(pk.class)))
 	p.queuedDgs.Add(-int64(len(pk.ends)))
 	putPacket(pk)
 }

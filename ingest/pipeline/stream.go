@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pginflux/pginflux/internal/budget"
 	"github.com/pginflux/pginflux/parse"
 	"github.com/pginflux/pginflux/sink"
 )
@@ -34,6 +35,12 @@ type StreamConfig struct {
 	// naming it as its measurement is refused by the sink, and a request
 	// hears of it as a bad line.
 	RejectedTable string
+	// ReadMemory is what requests' read buffers draw from the memory
+	// budget as they grow beyond FirstReadSize; nil for no budget.
+	ReadMemory *budget.Account
+	// WholeMemory is what bodies kept whole (WriteOptions.AllOrNothing)
+	// draw from the memory budget; nil for no budget.
+	WholeMemory *budget.Account
 }
 
 // Stream parses line protocol that comes over connections (TCP) or in
@@ -123,56 +130,23 @@ type WriteOptions struct {
 	NoWait bool
 	// AllOrNothing stores nothing, not even in the rejected table, when
 	// any line is bad (InfluxDB 3's accept_partial=false): the body is
-	// parsed once to look for bad lines, and a second time to add its
-	// rows only when there are none. Values a column cannot hold are
-	// found only at commit, too late to refuse the rest.
+	// read whole, parsed once to look for bad lines, and a second time to
+	// add its rows only when there are none. Values a column cannot hold
+	// are found only at commit, too late to refuse the rest.
 	AllOrNothing bool
-}
-
-// Write adds the lines of body (a request's, at precision prec) and waits
-// until the rows are committed, kept in the rejected table, or lost (an
-// error), or ctx ends; opts can change both (see WriteOptions). Lines
-// without a timestamp get o.Received. Lines of other requests share
-// batches with these. When ctx ends while lines are being added, the rest
-// are not, and what was added is written without anyone waiting for it.
-func (s *Stream) Write(ctx context.Context, body []byte, prec parse.Precision, o sink.Origin, opts WriteOptions) (Result, error) {
-	parser := s.parsers.Get().(*parse.Parser)
-	defer s.parsers.Put(parser)
-	defer parser.Reset(nil, time.Time{}) // drop body
-	parser.SetPrecision(prec)
-	var res Result
-	if opts.AllOrNothing {
-		// A nil producer only looks.
-		if err := s.addBody(ctx, parser, nil, body, o, nil, &res); err != nil || res.Bad > 0 {
-			return res, err
-		}
-	}
-	var tk *sink.Ticket
-	if !opts.NoWait {
-		tk = sink.NewTicket()
-	}
-	pr := s.sh.BeginContext(ctx)
-	err := s.addBody(ctx, parser, pr, body, o, tk, &res)
-	pr.End()
-	if tk == nil || err != nil {
-		if tk != nil {
-			tk.Seal()
-		}
-		return res, err
-	}
-	tk.Seal()
-	res.Rejected, err = tk.Wait(ctx)
-	return res, err
+	// CommitTimeout, when not 0, bounds the wait for the commit from the
+	// body's end.
+	CommitTimeout time.Duration
 }
 
 // addBody adds the lines of body, rejecting those over the line size on
-// the way; line numbers in what it reports count from body's start.
-func (s *Stream) addBody(ctx context.Context, parser *parse.Parser, pr *sink.Producer, body []byte, o sink.Origin, tk *sink.Ticket, res *Result) error {
+// the way; firstLine is the number of lines before body in its request.
+func (s *Stream) addBody(ctx context.Context, parser *parse.Parser, pr *sink.Producer, body []byte, firstLine int64, o sink.Origin, tk *sink.Ticket, res *Result) error {
 	if len(body) <= s.cfg.MaxLineSize {
-		return s.add(ctx, parser, pr, body, 0, o, tk, res)
+		return s.add(ctx, parser, pr, body, firstLine, o, tk, res)
 	}
-	segStart, segLine := 0, int64(0) // the segment of good lines, and the lines before it
-	line := int64(0)
+	segStart, segLine := 0, firstLine // the segment of good lines, and the lines before it
+	line := firstLine
 	for off := 0; off < len(body); line++ {
 		end := len(body)
 		if i := bytes.IndexByte(body[off:], '\n'); i >= 0 {

@@ -82,7 +82,7 @@ func TestStreamLineNumbers(t *testing.T) {
 			d.mu.Unlock()
 			ctx, cancel := context.WithCancel(t.Context())
 			cancel()
-			res, err := st.Write(ctx, []byte(c.body), parse.Nanosecond, sink.Origin{Source: netip.MustParseAddrPort("127.0.0.1:1"), Received: time.Now()}, WriteOptions{})
+			res, err := st.Write(ctx, strings.NewReader(c.body), parse.Nanosecond, sink.Origin{Source: netip.MustParseAddrPort("127.0.0.1:1"), Received: time.Now()}, WriteOptions{})
 			if err == nil {
 				t.Error("got no error for the cancelled request")
 			}
@@ -130,14 +130,14 @@ func TestStreamOptions(t *testing.T) {
 		return n
 	}
 
-	res, err := st.Write(t.Context(), []byte("whole v=1i 1\nwhole v= 2\nwhole v=3i 3\n"), parse.Second, o, WriteOptions{AllOrNothing: true})
+	res, err := st.Write(t.Context(), strings.NewReader("whole v=1i 1\nwhole v= 2\nwhole v=3i 3\n"), parse.Second, o, WriteOptions{AllOrNothing: true})
 	if err != nil || res.Lines != 0 || res.Bad != 1 || len(res.Listed) != 1 || res.Listed[0].Line != 2 {
 		t.Fatalf("all or nothing, a bad line: got %+v, %v, want line 2 bad and nothing added", res, err)
 	}
 	if n, r := count("whole"), count("rej"); n != 0 || r != 0 {
 		t.Errorf("all or nothing, a bad line: got %d rows and %d rejected, want none", n, r)
 	}
-	res, err = st.Write(t.Context(), []byte("whole v=1i 1\nwhole v=3i 3\n"), parse.Second, o, WriteOptions{AllOrNothing: true})
+	res, err = st.Write(t.Context(), strings.NewReader("whole v=1i 1\nwhole v=3i 3\n"), parse.Second, o, WriteOptions{AllOrNothing: true})
 	if err != nil || res.Lines != 2 || res.Bad != 0 {
 		t.Fatalf("all or nothing, good lines: got %+v, %v", res, err)
 	}
@@ -145,7 +145,7 @@ func TestStreamOptions(t *testing.T) {
 		t.Errorf("all or nothing, good lines: got %d rows, want 2", n)
 	}
 
-	res, err = st.Write(t.Context(), []byte("nowait v=1i 1\nnowait v=2i 2\n"), parse.Second, o, WriteOptions{NoWait: true})
+	res, err = st.Write(t.Context(), strings.NewReader("nowait v=1i 1\nnowait v=2i 2\n"), parse.Second, o, WriteOptions{NoWait: true})
 	if err != nil || res.Lines != 2 {
 		t.Fatalf("no wait: got %+v, %v", res, err)
 	}
@@ -158,7 +158,7 @@ func TestStreamOptions(t *testing.T) {
 	}
 
 	body := strings.Repeat("many v=\n", MaxListed+5)
-	res, err = st.Write(t.Context(), []byte(body), parse.Second, o, WriteOptions{})
+	res, err = st.Write(t.Context(), strings.NewReader(body), parse.Second, o, WriteOptions{})
 	if err != nil || res.Bad != MaxListed+5 || len(res.Listed) != MaxListed || res.Listed[MaxListed-1].Line != MaxListed {
 		t.Errorf("many bad lines: got %d bad, %d listed, %v", res.Bad, len(res.Listed), err)
 	}

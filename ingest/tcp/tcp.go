@@ -17,6 +17,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/pginflux/pginflux/internal/budget"
 )
 
 // DefaultMaxConnections is the default of Config.MaxConnections.
@@ -48,6 +50,10 @@ type Config struct {
 	MaxLineSize int
 	// TLS, when not nil, serves TLS on every connection.
 	TLS *tls.Config
+	// Memory is what the connections' read buffers draw from the memory
+	// budget; while it is spent, connections are not read (TCP's flow
+	// control makes their senders wait). Nil for no budget.
+	Memory *budget.Account
 }
 
 // ConnHandler receives what one TCP connection sends. Its methods are
@@ -252,6 +258,8 @@ type lineReader struct {
 func (l *Listener) read(ctx context.Context, conn net.Conn, h ConnHandler) (why string, err error) {
 	maxBuf := l.cfg.MaxLineSize + 1 // the longest line and its newline
 	r := &lineReader{buf: make([]byte, min(maxBuf, initialTCPBuffer))}
+	l.cfg.Memory.Take(int64(len(r.buf)))
+	defer func() { l.cfg.Memory.Give(int64(len(r.buf))) }()
 	var drainEnd, deadline time.Time // while stopping
 	for {
 		draining := !drainEnd.IsZero()
@@ -278,7 +286,9 @@ func (l *Listener) read(ctx context.Context, conn net.Conn, h ConnHandler) (why 
 		}
 		if r.n == len(r.buf) {
 			if len(r.buf) < maxBuf {
-				r.buf = append(r.buf, make([]byte, min(2*len(r.buf), maxBuf)-len(r.buf))...)
+				grow := min(2*len(r.buf), maxBuf) - len(r.buf)
+				l.cfg.Memory.Take(int64(grow))
+				r.buf = append(r.buf, make([]byte, grow)...)
 			} else {
 				// A line without its end fills the largest buffer.
 				r.skipping = true
@@ -286,6 +296,10 @@ func (l *Listener) read(ctx context.Context, conn net.Conn, h ConnHandler) (why 
 				r.size = int64(r.n)
 				r.n = 0
 			}
+		}
+		if !draining {
+			// Back-pressure: the budget's other buffers write out first.
+			l.cfg.Memory.Budget().Wait(ctx, nil)
 		}
 		k, rerr := conn.Read(r.buf[r.n:])
 		if k > 0 {

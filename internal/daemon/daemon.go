@@ -30,6 +30,7 @@ import (
 	"github.com/pginflux/pginflux/config"
 	"github.com/pginflux/pginflux/ingest/pipeline"
 	"github.com/pginflux/pginflux/ingest/udp"
+	"github.com/pginflux/pginflux/internal/budget"
 	"github.com/pginflux/pginflux/internal/procmetrics"
 	"github.com/pginflux/pginflux/sink"
 )
@@ -76,6 +77,7 @@ type Daemon struct {
 	level *slog.LevelVar // changed by Reload
 	reg   *prometheus.Registry
 	ready *readiness
+	mem   *budget.Budget // --max-memory, which every buffer draws from
 
 	http     *httpServer // nil without --http-address
 	writes   *httpWrites // nil without --http-address
@@ -131,8 +133,10 @@ func (d *Daemon) start(ctx context.Context) error {
 	// HTTP first, so that a port in use stops pginflux before anything
 	// starts; stopped last, so that metrics stay scrapeable while the
 	// rest drains.
-	d.writes = newHTTPWrites(d.cfg, d.opts.MaxSchemas, d.reg, d.log)
-	if d.http, err = startHTTP(d.cfg, d.opts, d.reg, d.ready, d.writes, d.log); err != nil {
+	d.mem = budget.New(d.cfg.MaxMemory)
+	d.reg.MustRegister(d.mem.Collector())
+	d.writes = newHTTPWrites(d.cfg, d.opts.MaxSchemas, d.reg, d.mem, d.log)
+	if d.http, err = startHTTP(d.cfg, d.opts, d.reg, d.ready, d.writes, d.mem, d.log); err != nil {
 		return err
 	}
 	if d.pool, err = openPool(ctx, d.cfg, d.log); err != nil {
@@ -140,6 +144,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	d.registerPool()
 	sinkCfg := d.cfg.Sink()
+	sinkCfg.Memory = d.mem.Account("rows")
 	sinkMetrics := sink.NewMetrics(d.reg)
 	d.sink = sink.New(d.pool, sinkCfg, sinkMetrics, d.log)
 	d.ready.sink.Store(d.sink)
@@ -152,12 +157,13 @@ func (d *Daemon) start(ctx context.Context) error {
 		Transport:     "udp",
 		QueueSize:     d.cfg.QueueSize,
 		QueueBytes:    d.cfg.QueueMaxBytes,
+		Memory:        d.mem.Account("udp_queue"),
 		Parsers:       d.cfg.Parsers,
 		Precision:     d.cfg.Precision,
 		FlushInterval: d.cfg.FlushInterval,
 	}, d.sink, pipeline.NewMetrics(d.reg, "udp"), d.log)
 	// TCP and HTTP writes go through shared batchers, not the pipeline.
-	if d.tcp, err = startTCP(d.cfg, d.reg, d.sink, d.log); err != nil {
+	if d.tcp, err = startTCP(d.cfg, d.reg, d.sink, d.mem.Account("tcp"), d.log); err != nil {
 		return err
 	}
 	if err := d.startUDP(); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pginflux/pginflux/config"
 	"github.com/pginflux/pginflux/ingest/httpapi"
+	"github.com/pginflux/pginflux/internal/budget"
 )
 
 // httpServer is the HTTP server running: /metrics, the probes, the write
@@ -25,7 +26,7 @@ type httpServer struct {
 // /ping, /health and /ready from reg and ready, the write endpoints into
 // writes and /query from them, over TLS with --tls-cert. It returns nil
 // when --http-address is empty (HTTP disabled).
-func startHTTP(cfg config.Config, opts Options, reg *prometheus.Registry, ready *readiness, writes *httpWrites, log *slog.Logger) (*httpServer, error) {
+func startHTTP(cfg config.Config, opts Options, reg *prometheus.Registry, ready *readiness, writes *httpWrites, mem *budget.Budget, log *slog.Logger) (*httpServer, error) {
 	if cfg.HTTPAddress == "" {
 		return nil, nil
 	}
@@ -46,6 +47,9 @@ func startHTTP(cfg config.Config, opts Options, reg *prometheus.Registry, ready 
 		MaxConnections: cfg.HTTPMaxConnections,
 		MaxWrites:      cfg.HTTPMaxWrites,
 		CommitTimeout:  opts.CommitTimeout,
+		Memory:         mem.Account("http"),
+		RequestMemory:  requestMemory,
+		GzipMemory:     gzipMemory,
 	}
 	hc.Ready, hc.Checks = ready.probes()
 	if writes != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/pginflux/pginflux/config"
 	"github.com/pginflux/pginflux/ingest/httpapi"
 	"github.com/pginflux/pginflux/ingest/pipeline"
+	"github.com/pginflux/pginflux/internal/budget"
 	"github.com/pginflux/pginflux/sink"
 )
 
@@ -30,6 +31,8 @@ type httpWrites struct {
 	cfg        config.Config
 	maxSchemas int // with --schema-from-db, the default one included
 	metrics    *pipeline.StreamMetrics
+	reads      *budget.Account // requests' read buffers
+	whole      *budget.Account // bodies kept whole (accept_partial=false)
 	log        *slog.Logger
 
 	mu       sync.Mutex
@@ -61,11 +64,12 @@ type schemaWrites struct {
 // newHTTPWrites returns the writes of a pginflux with configuration cfg,
 // answering "starting" until open, or nil when HTTP is disabled. Its
 // metrics go to reg.
-func newHTTPWrites(cfg config.Config, maxSchemas int, reg prometheus.Registerer, log *slog.Logger) *httpWrites {
+func newHTTPWrites(cfg config.Config, maxSchemas int, reg prometheus.Registerer, mem *budget.Budget, log *slog.Logger) *httpWrites {
 	if cfg.HTTPAddress == "" {
 		return nil
 	}
-	return &httpWrites{cfg: cfg, maxSchemas: maxSchemas, metrics: pipeline.NewStreamMetrics(reg, "http"), log: log, schemas: make(map[string]*schemaWrites)}
+	return &httpWrites{cfg: cfg, maxSchemas: maxSchemas, metrics: pipeline.NewStreamMetrics(reg, "http"), reads: mem.Account("http"), whole: mem.Account("http_whole"),
+		log: log, schemas: make(map[string]*schemaWrites)}
 }
 
 // open starts taking writes into s, the sink of --schema, made from
@@ -92,6 +96,8 @@ func (w *httpWrites) newSchema(schema string, s *sink.Sink, own bool) *schemaWri
 		Transport:     "http",
 		MaxLineSize:   w.cfg.MaxLineSize,
 		RejectedTable: w.cfg.RejectedTable,
+		ReadMemory:    w.reads,
+		WholeMemory:   w.whole,
 	}, sh, w.metrics, w.log)}
 }
 
@@ -232,7 +238,10 @@ func (w *httpWrites) Write(ctx context.Context, req *httpapi.WriteRequest) (http
 	ctx, stop := whileStorable(ctx, sw.sink)
 	defer stop()
 	res, err := sw.stream.Write(ctx, req.Body, req.Precision, sink.Origin{Source: req.Source, Received: req.Received},
-		pipeline.WriteOptions{NoWait: req.NoWait, AllOrNothing: req.AllOrNothing})
+		pipeline.WriteOptions{NoWait: req.NoWait, AllOrNothing: req.AllOrNothing, CommitTimeout: req.CommitTimeout})
+	if errors.Is(err, pipeline.ErrNoMemory) {
+		err = fmt.Errorf("%w: %w", httpapi.ErrFull, err)
+	}
 	if err != nil && errors.Is(context.Cause(ctx), errNotStorable) {
 		err = fmt.Errorf("%w: %s, and the rows cannot be spooled; pginflux holds them and keeps retrying, and may still write them", httpapi.ErrUnavailable, heldReason(sw.sink))
 	}

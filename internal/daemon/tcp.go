@@ -10,6 +10,7 @@ import (
 	"github.com/pginflux/pginflux/config"
 	"github.com/pginflux/pginflux/ingest/pipeline"
 	"github.com/pginflux/pginflux/ingest/tcp"
+	"github.com/pginflux/pginflux/internal/budget"
 	"github.com/pginflux/pginflux/sink"
 )
 
@@ -26,7 +27,7 @@ type tcpStream struct {
 
 // startTCP binds --tcp-address and serves it into s until stop; it
 // returns nil when --tcp-address is empty (TCP disabled).
-func startTCP(cfg config.Config, reg prometheus.Registerer, s *sink.Sink, log *slog.Logger) (*tcpStream, error) {
+func startTCP(cfg config.Config, reg prometheus.Registerer, s *sink.Sink, mem *budget.Account, log *slog.Logger) (*tcpStream, error) {
 	if cfg.TCPAddress == "" {
 		return nil, nil
 	}
@@ -48,6 +49,7 @@ func startTCP(cfg config.Config, reg prometheus.Registerer, s *sink.Sink, log *s
 		IdleTimeout:    cfg.TCPIdleTimeout,
 		MaxLineSize:    cfg.MaxLineSize,
 		TLS:            tlsCfg,
+		Memory:         mem,
 	}, func(src netip.AddrPort) tcp.ConnHandler { return stream.Open(src) }, tcp.NewMetrics(reg), log)
 	if err != nil {
 		cancel()
