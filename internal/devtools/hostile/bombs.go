@@ -24,12 +24,20 @@ type BombsResult struct {
 	Outcomes        Outcomes `json:"outcomes"`
 	SlowestSeconds  float64  `json:"slowest_seconds"` // the longest request, sent to answered
 	Seconds         float64  `json:"seconds"`         // from the first request to the last answer
+	// MostAttempts is the most attempts a bomb made: one told to try
+	// later (429, 503) is sent again when Retry-After says, up to
+	// BombAttempts times.
+	MostAttempts int `json:"most_attempts"`
 }
+
+// BombAttempts bounds the attempts of one bomb.
+const BombAttempts = 30
 
 // Bombs sends n gzip bombs at once to base's /write: POSTs with
 // Content-Encoding: gzip of a body that decompresses to size zero bytes
-// (not line protocol). pginflux should answer each 413 without holding
-// what it decompresses. The body is compressed once and shared.
+// (not line protocol), each sent again when told to try later, as
+// Retry-After says. pginflux should answer each 413 in the end without
+// holding what it decompresses. The body is compressed once and shared.
 func Bombs(ctx context.Context, base string, n int, size int64) (*BombsResult, error) {
 	if err := checkBase(ctx, base); err != nil {
 		return nil, err
@@ -47,18 +55,25 @@ func Bombs(ctx context.Context, base string, n int, size int64) (*BombsResult, e
 	client := newClient(n)
 	defer client.CloseIdleConnections()
 	answers := make([]answer, n)
+	attempts := make([]int, n)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range answers {
 		wg.Go(func() {
-			answers[i] = post(ctx, client, base+"/write", bytes.NewReader(body), int64(len(body)), "Content-Encoding", "gzip")
+			for attempts[i] = 1; ; attempts[i]++ {
+				answers[i] = post(ctx, client, base+"/write", bytes.NewReader(body), int64(len(body)), "Content-Encoding", "gzip")
+				if !answers[i].retryable() || attempts[i] == BombAttempts || !sleep(ctx, answers[i].wait()) {
+					return
+				}
+			}
 		})
 	}
 	wg.Wait()
 	r := &BombsResult{Requests: n, Size: size, CompressedBytes: len(body), Seconds: time.Since(start).Seconds()}
-	for _, a := range answers {
+	for i, a := range answers {
 		r.Outcomes.add(a.outcome(), a.sample)
 		r.SlowestSeconds = max(r.SlowestSeconds, a.took.Seconds())
+		r.MostAttempts = max(r.MostAttempts, attempts[i])
 	}
 	return r, nil
 }
