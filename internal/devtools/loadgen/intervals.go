@@ -239,6 +239,7 @@ func startIntervals(cfg Config, probe *processProbe, sc *SendConfig) *intervalSa
 		defer close(s.done)
 		t := time.NewTicker(every)
 		defer t.Stop()
+		last := first // the start of the last interval reported
 		for prev := first; ; {
 			stopped := false
 			select {
@@ -247,12 +248,17 @@ func startIntervals(cfg Config, probe *processProbe, sc *SendConfig) *intervalSa
 				stopped = true
 			}
 			cur := takeIntervalSample(probe, live)
-			// A last interval cut short by the end of the sending counts
-			// unless it is too short for its rates to mean anything.
-			if !stopped || cur.at.Sub(prev.at) >= every/10 {
+			// A last interval cut short by the end of the sending is its
+			// own unless too short for its rates to mean anything: then
+			// it is added to the one before, so that no count is lost.
+			switch n := len(s.intervals); {
+			case !stopped || cur.at.Sub(prev.at) >= every/10 || n == 0:
 				iv := newInterval(first.at, prev, cur, cfg.RowsPerPoint)
 				s.intervals = append(s.intervals, iv)
 				progress(cfg.Progress, "%s", iv)
+				last = prev
+			default:
+				s.intervals[n-1] = newInterval(first.at, last, cur, cfg.RowsPerPoint)
 			}
 			if stopped {
 				return
