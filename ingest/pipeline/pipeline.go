@@ -152,8 +152,9 @@ func (p *Pipeline) watchDrops(every time.Duration) {
 		switch {
 		case n > 0 && !dropping:
 			dropping, total = true, n
-			p.log.Warn("dropping datagrams: the queue to the parsers is full (PostgreSQL or the parsers cannot keep up); counted in pginflux_ingest_dropped_datagrams_total",
-				"transport", p.cfg.Transport, "dropped", n, "queue_size", p.cfg.QueueSize, "queue_max_bytes", p.cfg.QueueBytes)
+			p.log.Warn("dropping datagrams: the queue to the parsers is full, or the memory budget spent (PostgreSQL or the parsers cannot keep up); counted in pginflux_ingest_dropped_datagrams_total",
+				"transport", p.cfg.Transport, "dropped", n, "queue_size", p.cfg.QueueSize, "queue_max_bytes", p.cfg.QueueBytes,
+				"memory_budget", p.cfg.Memory.Budget().Max(), "memory_used", p.cfg.Memory.Budget().Used())
 		case n > 0:
 			total += n
 		case dropping:

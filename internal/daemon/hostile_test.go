@@ -2,7 +2,9 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +34,7 @@ const hostileDeadline = time.Minute
 type hostileDaemon struct {
 	base   string // http://host:port
 	tcp    string // host:port
+	udp    string // host:port
 	pid    int
 	pool   *pgxpool.Pool
 	schema string
@@ -45,7 +48,7 @@ func startHostile(t *testing.T) *hostileDaemon {
 	pool, schema := pgtest.Schema(t)
 	child := daemontest.StartChild(t, "--database-url", pgtest.ConnString(t), "--schema", schema,
 		"--udp-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0", "--tcp-address", "127.0.0.1:0")
-	h := &hostileDaemon{base: child.Base(t), pid: child.Cmd.Process.Pid, pool: pool, schema: schema}
+	h := &hostileDaemon{base: child.Base(t), udp: child.UDP(t), pid: child.Cmd.Process.Pid, pool: pool, schema: schema}
 	h.tcp = regexp.MustCompile(`tcp=(\S+)`).FindStringSubmatch(child.Log.WaitFor(t, `msg=listening .*tcp=\S+`))[1]
 	if err := hostile.ResetPeak(h.pid); err != nil {
 		t.Logf("the peak RSS counts from pginflux's start: %v", err)
@@ -157,4 +160,63 @@ func TestHostileLongTCPLine(t *testing.T) {
 		t.Errorf("table %s: got %d rows, want none", hostile.LongMeasurement, n)
 	}
 	h.checkPeakRSS(t, "a 10 MB TCP line")
+}
+
+// TestHostileAllAtOnce: gzip bombs, big bodies, slow clients and a 10 MB
+// TCP line at once, while UDP brings a fleet's lines: PostgreSQL cannot
+// take it all in time, so some requests are told to come back later, but
+// a bomb is never stored, a big body is stored whole when acknowledged,
+// every UDP line is stored or counted as dropped, and the peak RSS stays
+// under the bound.
+func TestHostileAllAtOnce(t *testing.T) {
+	t.Parallel()
+	h := startHostile(t)
+	// Those told to come back may be told to wait longer than this: their
+	// last answer is then that one.
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		bombs *hostile.BombsResult
+		big   *hostile.BigBodiesResult
+		slow  *hostile.SlowResult
+		line  *hostile.TCPLineResult
+		udp   *hostile.UDPResult
+		errs  [5]error
+	)
+	const bigClients, bigLines = 8, 36_000
+	wg.Go(func() { bombs, errs[0] = hostile.Bombs(ctx, h.base, 8, 1<<30) })
+	wg.Go(func() { big, errs[1] = hostile.BigBodies(ctx, h.base, bigClients, bigLines, 3) })
+	wg.Go(func() { slow, errs[2] = hostile.SlowClients(ctx, h.base, 100, 5*time.Second) })
+	wg.Go(func() { line, errs[3] = hostile.LongTCPLine(ctx, h.tcp, 10_000_000) })
+	wg.Go(func() { udp, errs[4] = hostile.UDPLoad(ctx, h.udp, 20_000, 5*time.Second) })
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("bombs %s (at most %d attempts); big bodies %s; slow clients %s, normal writes %s; TCP line closed %v; UDP %d lines",
+		bombs.Outcomes.String(), bombs.MostAttempts, big.Outcomes.String(), slow.Outcomes.String(), slow.Probes.String(), line.Closed, udp.Lines)
+	for code := range bombs.Outcomes.Samples {
+		if code != "413" && code != "503" && code != "429" && code != hostile.NoAnswer {
+			t.Errorf("bombs: got %s %q, want 413, or told to come back", bombs.Outcomes.String(), bombs.Outcomes.Samples)
+		}
+	}
+	acked := 0
+	for _, c := range big.PerClient {
+		switch c.Outcome {
+		case "204":
+			acked++
+		case "503", "429":
+		case hostile.NoAnswer: // still being written when the test's time ran out (the race detector)
+		default:
+			t.Errorf("big body %d: got %s %q, want 204, or told to come back", c.Client, c.Outcome, c.Sample)
+		}
+	}
+	if n := count(t, h.pool, h.schema, hostile.BigMeasurement, ""); n < acked*bigLines {
+		t.Errorf("big bodies: %d rows, want at least the %d of the %d acknowledged", n, acked*bigLines, acked)
+	}
+	// Every UDP line is a row, or in a datagram dropped and counted.
+	udpDropped := daemontest.Metric(t, h.base, "pginflux_ingest_dropped_datagrams_total", map[string]string{"transport": "udp"})
+	daemontest.WaitRows(t, h.pool, pgx.Identifier{h.schema, "cpu"}.Sanitize(), int(udp.Lines)-10*int(udpDropped))
+	h.checkPeakRSS(t, "all at once")
 }

@@ -38,7 +38,7 @@ const (
 	RequestTimeout = 2 * time.Minute
 	// MaxRetryAfter is the longest Retry-After a client honours; a longer
 	// one is waited for this long.
-	MaxRetryAfter = 10 * time.Second
+	MaxRetryAfter = time.Minute
 	// DefaultRetryAfter is how long a client waits after a 429 or a 503
 	// without Retry-After (or with 0), or after a request that got no
 	// answer.
