@@ -38,7 +38,7 @@ func TestDocsCommands(t *testing.T) {
 	t.Parallel()
 	section := doccheck.Section(t, "docs/configuration.md", "Commands")
 	var listed []string
-	for _, m := range regexp.MustCompile("(?m)^\\| `pginflux ([a-z]+)` \\|").FindAllStringSubmatch(section, -1) {
+	for _, m := range regexp.MustCompile("(?m)^\\| `pginflux ([a-z-]+)` \\|").FindAllStringSubmatch(section, -1) {
 		listed = append(listed, m[1])
 	}
 	slices.Sort(listed)

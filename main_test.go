@@ -57,7 +57,7 @@ func TestCLIUsageErrors(t *testing.T) {
 		{name: "unknown flag with one dash", args: []string{"-schemaa", "x"}, want: "pginflux: unknown flag --schemaa", status: 2},
 		{name: "extra argument", args: []string{"--schema", "x", "extra"}, want: `pginflux: unexpected argument "extra" (flags start with --)`, status: 2},
 		{name: "command after flags", args: []string{"--schema", "x", "send"}, want: `a command comes first: pginflux send [flags]`, status: 2},
-		{name: "unknown command", args: []string{"sned"}, want: `pginflux: unknown command "sned"; commands: bench, healthcheck, import, send`, status: 2},
+		{name: "unknown command", args: []string{"sned"}, want: `pginflux: unknown command "sned"; commands: auth-hash, bench, healthcheck, import, send`, status: 2},
 		{name: "log level", args: []string{"--log-level", "loud"}, want: `pginflux: --log-level: "loud" is not one of debug, info, warn, error`, status: 2},
 		{name: "boolean", args: []string{"--pprof=maybe"}, want: `pginflux: --pprof: "maybe" is not a boolean (true or false)`, status: 2},
 		{name: "boolean variable", env: map[string]string{"PGINFLUX_PPROF": "yes"}, want: `pginflux: PGINFLUX_PPROF: "yes" is not a boolean (true or false)`, status: 2},

@@ -84,6 +84,7 @@ type Config struct {
 	MaxLineSize    int           // bytes; longer lines (TCP, HTTP) are rejected
 
 	HTTPToken    string // when set, /write needs it
+	AuthFile     string // --auth-file: credentials with rights; "" for none
 	HTTPMaxBody  int64  // bytes, after decompression
 	TLSCert      string // PEM files; both or neither
 	TLSKey       string

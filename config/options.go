@@ -268,6 +268,10 @@ func serverOptions() []option {
 			c.HTTPToken = v
 			return nil
 		}},
+		{name: "auth-file", usage: "`file` of credentials (tokens and 1.x users, stored hashed) with the databases each may write to and query and the PostgreSQL role its rows are written as; reread on SIGHUP; see docs/operations.md#several-tenants", set: func(c *Config, v string) error {
+			c.AuthFile = v
+			return nil
+		}},
 		{name: "http-max-body", def: "32MiB", usage: "largest /write body, in `bytes`, after gzip decompression; larger ones get 413", set: func(c *Config, v string) error {
 			n, err := ParseBytes(v)
 			if err != nil {

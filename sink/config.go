@@ -46,6 +46,12 @@ type Config struct {
 	// WriteMode is how the tables pginflux creates are keyed: WriteMerge
 	// (the default; one row per point) or WriteAppend.
 	WriteMode string
+	// DeniedRefuses makes a missing privilege (SQLSTATE 42501, which a
+	// row-level security policy raises too) refuse the rows of the write,
+	// their tickets told ErrPermissionDenied, rather than hold them until
+	// someone grants it: for a sink that writes as a tenant's role, whose
+	// privileges are the tenant's business.
+	DeniedRefuses bool
 	// Memory is what the rows taken in draw from the memory budget: the
 	// buffers of the batches that hold them, from their first row until
 	// they are written. Producers wait while the budget is spent, as they

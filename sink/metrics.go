@@ -16,6 +16,9 @@ const (
 	DropPermanentError = "permanent_error"
 	// DropAbandoned: the shutdown timeout passed before the row was written.
 	DropAbandoned = "abandoned"
+	// DropDenied: PostgreSQL refused the rows for a privilege the sink's
+	// role lacks (Config.DeniedRefuses), and the request was told.
+	DropDenied = "denied"
 	// ReasonRefused and ReasonTableMismatch (rows their table would not
 	// take) count here only when there is no rejected table to keep them.
 )
@@ -28,7 +31,7 @@ const (
 	ReasonColumnFailed  = "column_failed"  // the key's column could not be added (a privilege missing, say)
 )
 
-var dropReasons = []string{DropPermanentError, DropAbandoned, ReasonRefused, ReasonTableMismatch}
+var dropReasons = []string{DropPermanentError, DropAbandoned, DropDenied, ReasonRefused, ReasonTableMismatch}
 
 // rejectReasons is the closed label set of pginflux_sink_rejected_total:
 // the parser's reasons for lines, and the sink's for values and rows.

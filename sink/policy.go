@@ -112,6 +112,10 @@ const (
 // went away is looked up again. Anything else holds the rows.
 func (s *Sink) settle(w *writerState, b *batch, lo, hi int, refreshed *bool, err error, attempt int) verdict {
 	n := hi - lo
+	if s.cfg.DeniedRefuses && isDenied(err) {
+		s.deny(b, lo, hi, err)
+		return settledAll
+	}
 	class, schemaGone := classify(err)
 	switch class {
 	case errData:
@@ -300,4 +304,30 @@ func sqlstateClass(err error) string {
 		return pgErr.Code[:2]
 	}
 	return "none"
+}
+
+// isDenied reports whether err is PostgreSQL refusing a privilege
+// (insufficient_privilege, also a row-level security policy's refusal).
+func isDenied(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42501"
+}
+
+// deny drops rows lo..hi-1 of b, which the sink's role may not write,
+// telling their tickets why (see Config.DeniedRefuses).
+func (s *Sink) deny(b *batch, lo, hi int, err error) {
+	n := hi - lo
+	s.dropped.Add(int64(n))
+	s.metrics.RowsDropped.WithLabelValues(DropDenied).Add(float64(n))
+	s.settled(n)
+	msg := err.Error()
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		msg = pgErr.Message
+	}
+	b.settleRows(lo, hi, false, deniedPrefix+msg)
+	if s.rejectLog.allow() {
+		s.log.Warn("PostgreSQL refused rows for a privilege the role lacks; the requests were answered 403 (logged at most every 10s, counted in pginflux_sink_dropped_rows_total{reason=\"denied\"})",
+			"measurement", b.measurement, "rows", n, "err", msg)
+	}
 }

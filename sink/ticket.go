@@ -2,7 +2,9 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,13 @@ type Ticket struct {
 	lost     int // dropped for good
 	lostWhy  string
 }
+
+// ErrPermissionDenied: PostgreSQL refused rows of the ticket for a
+// privilege the sink's role lacks (see Config.DeniedRefuses).
+var ErrPermissionDenied = errors.New("permission denied")
+
+// deniedPrefix starts the drop reason of rows refused so, in a ticket.
+const deniedPrefix = "denied: "
 
 // NewTicket returns a ticket with no rows.
 func NewTicket() *Ticket { return &Ticket{done: make(chan struct{})} }
@@ -76,6 +85,9 @@ func (t *Ticket) Wait(ctx context.Context) (rejected int, err error) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if why, ok := strings.CutPrefix(t.lostWhy, deniedPrefix); ok && t.lost > 0 {
+		return t.rejected, fmt.Errorf("%w: %s not written: %s", ErrPermissionDenied, plural.Of(t.lost, "row was", "rows were"), why)
+	}
 	if t.lost > 0 {
 		return t.rejected, fmt.Errorf("%s not written (%s)", plural.Of(t.lost, "row was", "rows were"), t.lostWhy)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pginflux/pginflux/internal/auth"
 )
 
 // Admission, not overcommitment: a write request is served only when the
@@ -46,10 +48,6 @@ const (
 	maxRetryAfter = 60
 )
 
-// refusedDecay is how long the demand of refused requests is remembered
-// (its time constant): what waits to be retried, spread over.
-const refusedDecay = 30 * time.Second
-
 // admission tracks the write requests served. Safe for concurrent use.
 type admission struct {
 	bound int64 // weight served at once
@@ -60,8 +58,10 @@ type admission struct {
 	rate     float64   // bytes a second, written lately; 0 until known
 	window   time.Time // since when done counts
 	done     int64     // bytes written in the window
-	refused  float64   // weight refused lately, decaying
-	refAt    time.Time // when refused was last decayed
+	// queueEnd is when the requests refused so far will likely have been
+	// written, had they come back when told: the turn of the next one
+	// refused.
+	queueEnd time.Time
 }
 
 func newAdmission(bound int64) *admission { return &admission{bound: bound} }
@@ -91,18 +91,30 @@ func (a *admission) admit(w int64, now time.Time) (ok bool, retryAfter int) {
 		a.inflight += w
 		return true, 0
 	}
-	a.decay(now)
-	a.refused += float64(w)
-	// Come back when what is served now is written, spread over the
-	// time what was refused lately takes, so that those refused do not
-	// all come back at once.
+	// Come back in turn: once what is served now is written, and after
+	// the requests refused before this one, each told its own turn, so
+	// that they do not all come back at once and most are served when
+	// they do.
 	rate := a.rate
 	if rate == 0 {
 		rate = defaultRate
 	}
-	wait := (float64(a.inflight) + rand.Float64()*a.refused) / rate
+	turn := now.Add(seconds(float64(a.inflight) / rate))
+	if a.queueEnd.After(turn) {
+		turn = a.queueEnd
+	}
+	// A request refused again is counted again: the turns never run
+	// further than the longest Retry-After.
+	a.queueEnd = turn.Add(seconds(float64(w) / rate))
+	if last := now.Add(maxRetryAfter * time.Second); a.queueEnd.After(last) {
+		a.queueEnd = last
+	}
+	// A little jitter, so that turns rounded to one second spread.
+	wait := turn.Sub(now).Seconds() * (1 + 0.1*rand.Float64())
 	return false, int(min(max(math.Ceil(wait), minRetryAfter), maxRetryAfter))
 }
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 // defaultRate is the rate assumed before one is measured, in bytes a
 // second.
@@ -126,13 +138,6 @@ func (a *admission) end(w, n int64, now time.Time) {
 	}
 }
 
-func (a *admission) decay(now time.Time) {
-	if !a.refAt.IsZero() {
-		a.refused *= math.Exp(-now.Sub(a.refAt).Seconds() / refusedDecay.Seconds())
-	}
-	a.refAt = now
-}
-
 // retryAfterHeader sets Retry-After to n seconds.
 func retryAfterHeader(w http.ResponseWriter, n int) {
 	w.Header().Set("Retry-After", strconv.Itoa(n))
@@ -154,6 +159,7 @@ const (
 // rows bound.
 type serving struct {
 	s          *Server
+	cred       *auth.Credential
 	weight     int64
 	memory     int64
 	slot, load sync.Once
@@ -162,15 +168,20 @@ type serving struct {
 // serve takes a slot of --http-max-writes, admits the request's weight
 // and draws its memory, or says why not (an error wrapping ErrFull, with
 // Retry-After set on w when it is not 1). Call end when done.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) (*serving, error) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, cred *auth.Credential) (*serving, error) {
+	if !s.credWrites.take(cred, s.cfg.MaxWrites) {
+		return nil, fmt.Errorf("%w: %q has its most write requests under way (its max-writes, or half of --http-max-writes)", ErrFull, cred.Name)
+	}
 	select {
 	case s.writes <- struct{}{}:
 	default:
+		s.credWrites.give(cred)
 		return nil, fmt.Errorf("%w: %d write requests are under way (--http-max-writes)", ErrFull, s.cfg.MaxWrites)
 	}
-	sv := &serving{s: s, weight: weight(r, s.cfg.MaxBody), memory: s.cfg.RequestMemory}
+	sv := &serving{s: s, cred: cred, weight: weight(r, s.cfg.MaxBody), memory: s.cfg.RequestMemory}
 	if ok, after := s.admission.admit(sv.weight, time.Now()); !ok {
 		<-s.writes
+		s.credWrites.give(cred)
 		retryAfterHeader(w, after)
 		return nil, fmt.Errorf("%w: the write requests under way bring as much as pginflux writes at once (--http-max-body); send this one again in %d s", ErrFull, after)
 	}
@@ -200,6 +211,7 @@ func (sv *serving) slow() {
 func (sv *serving) end() {
 	sv.read(0)
 	sv.slot.Do(func() { <-sv.s.writes })
+	sv.s.credWrites.give(sv.cred)
 	sv.s.cfg.Memory.Give(sv.memory)
 }
 

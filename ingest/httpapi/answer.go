@@ -60,6 +60,8 @@ func (s *Server) failWith(w http.ResponseWriter, r *http.Request, v api, err err
 		return s.fail(w, r, v, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, ErrInvalid):
 		return s.fail(w, r, v, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrForbidden):
+		return s.fail(w, r, v, http.StatusForbidden, err.Error())
 	}
 	return s.fail(w, r, v, http.StatusInternalServerError, err.Error())
 }
@@ -68,6 +70,7 @@ func (s *Server) failWith(w http.ResponseWriter, r *http.Request, v api, err err
 var v2Codes = map[int]string{
 	http.StatusBadRequest:            "invalid",
 	http.StatusUnauthorized:          "unauthorized",
+	http.StatusForbidden:             "forbidden",
 	http.StatusRequestTimeout:        "request timeout",
 	http.StatusRequestEntityTooLarge: "request too large",
 	http.StatusUnsupportedMediaType:  "unsupported media type",

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pginflux/pginflux/internal/auth"
 )
 
 // stuckWriter takes a request, reads its body, and waits, as a sink whose
@@ -21,7 +23,7 @@ type stuckWriter struct {
 	release chan struct{}
 }
 
-func (w *stuckWriter) Admit(string) error { return nil }
+func (w *stuckWriter) Admit(string, *auth.Credential) error { return nil }
 
 func (w *stuckWriter) Write(ctx context.Context, req *WriteRequest) (WriteResult, error) {
 	select {

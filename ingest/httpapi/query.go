@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/pginflux/pginflux/internal/auth"
 )
 
 // Catalog tells /query what InfluxDB tools ask before they write, from
@@ -70,8 +72,9 @@ const maxStatements = 100
 // indents. Statements run in order, and the first that fails ends the
 // request, its error in its result.
 func (s *Server) query(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(r) {
-		s.fail(w, r, apiV1, http.StatusUnauthorized, "authorization failed: give the token of --http-token")
+	cred, ok := s.credential(r)
+	if !ok {
+		s.fail(w, r, apiV1, http.StatusUnauthorized, s.unauthorized())
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxQueryBody)
@@ -99,9 +102,18 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
 	db := r.Form.Get("db")
+	for _, st := range stmts {
+		if verb, target, ok := permitted(cred, st, db); !ok {
+			s.fail(w, r, apiV1, http.StatusForbidden, forbidden(cred, verb, target))
+			return
+		}
+	}
 	results := make([]result, 0, len(stmts))
 	for i, st := range stmts {
 		res, err := s.execute(ctx, st, db)
+		if st.kind == showDatabases {
+			res = visible(res, cred)
+		}
 		res.StatementID = i
 		switch {
 		case errors.Is(err, errUnsupported):
@@ -137,6 +149,37 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 }
 
 // execute runs one statement; db is the request's database.
+// permitted says whether c may run st, whose database is db unless it
+// names one (ON); if not, what it may not do to which database.
+func permitted(c *auth.Credential, st statement, db string) (verb, target string, ok bool) {
+	if st.on || st.kind == createDatabase {
+		db = st.db
+	}
+	switch st.kind {
+	case createDatabase:
+		return "create", db, c.CanWrite(db)
+	case showDatabases:
+		return "", "", true // each is shown only if c may write to or query it
+	}
+	return "query", db, c.CanQuery(db)
+}
+
+// visible keeps, of SHOW DATABASES' answer, the databases c may write to
+// or query.
+func visible(res result, c *auth.Credential) result {
+	if c.CanQuery("*") && c.CanWrite("*") || len(res.Series) == 0 {
+		return res
+	}
+	kept := res.Series[0].Values[:0]
+	for _, v := range res.Series[0].Values {
+		if name, _ := v[0].(string); c.CanQuery(name) || c.CanWrite(name) {
+			kept = append(kept, v)
+		}
+	}
+	res.Series[0].Values = kept
+	return res
+}
+
 func (s *Server) execute(ctx context.Context, st statement, db string) (result, error) {
 	if st.on {
 		db = st.db

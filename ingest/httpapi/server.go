@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pginflux/pginflux/internal/auth"
 	"github.com/pginflux/pginflux/internal/budget"
 )
 
@@ -76,9 +77,15 @@ type Config struct {
 	// Catalog, when not nil, answers /query's CREATE DATABASE and SHOW
 	// statements; without it CREATE DATABASE is a no-op and SHOW gets 501.
 	Catalog Catalog
-	// Token, when not empty, is required by the write endpoints and
-	// /query (see authorized).
+	// Token, when not empty, is a credential that may write to and query
+	// every database (see tokenGiven).
 	Token string
+	// Auth, when not nil, returns the credentials file (--auth-file) in
+	// force, or nil for none: a request to the write endpoints or /query
+	// then needs one of its credentials (or Token), and may write to and
+	// query only the databases it grants (403 otherwise). It is called for
+	// every request, so that a reload takes effect at once.
+	Auth func() *auth.File
 	// MaxBody bounds a write request's body, after decompression.
 	MaxBody int64
 	// MaxConnections bounds the connections held open at once, every
@@ -131,10 +138,11 @@ type Server struct {
 	log     *slog.Logger
 	started time.Time
 
-	wm        *WriteMetrics
-	writes    chan struct{} // a slot per write request under way
-	admission *admission
-	tokenHash [sha256.Size]byte
+	wm         *WriteMetrics
+	writes     chan struct{} // a slot per write request under way
+	admission  *admission
+	credWrites credentialWrites
+	tokenHash  [sha256.Size]byte
 }
 
 // Listen binds cfg.Address at once, so that a bad address or a port in use

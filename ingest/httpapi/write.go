@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pginflux/pginflux/internal/auth"
 	"github.com/pginflux/pginflux/parse"
 )
 
@@ -21,10 +22,10 @@ import (
 // called concurrently, by every request.
 type Writer interface {
 	// Admit says whether a request for database db (v1 and v3 db=, v2
-	// bucket=; "" when not given) can be taken now, before its body is read: nil,
-	// or an error wrapping ErrFull, ErrUnavailable or ErrInvalid, whose
-	// text is the answer's message.
-	Admit(db string) error
+	// bucket=; "" when not given), of credential c, can be taken now,
+	// before its body is read: nil, or an error wrapping ErrFull,
+	// ErrUnavailable or ErrInvalid, whose text is the answer's message.
+	Admit(db string, c *auth.Credential) error
 	// Write stores the lines of req.Body as they arrive and returns once they are stored
 	// for good (committed, or durably spooled), or could not be (an
 	// error: the rows are lost, or ctx ended, at the latest when the
@@ -45,6 +46,9 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 	// ErrInvalid: the request cannot be taken as it is (400).
 	ErrInvalid = errors.New("invalid request")
+	// ErrForbidden: PostgreSQL refused the rows for a privilege the
+	// credential's role lacks (403).
+	ErrForbidden = errors.New("forbidden")
 )
 
 // WriteRequest is one write request, its body decompressed.
@@ -60,6 +64,8 @@ type WriteRequest struct {
 	Received  time.Time
 	// CommitTimeout bounds the wait for the commit, from the body's end.
 	CommitTimeout time.Duration
+	// Credential is who sent it (see Config.Auth); never nil.
+	Credential *auth.Credential
 	// AllOrNothing asks that nothing be stored when any line is bad (v3
 	// accept_partial=false); NoWait that Write return once the rows are
 	// taken, before their commit (v3 no_sync=true).
@@ -121,6 +127,9 @@ type WriteMetrics struct {
 	Requests *prometheus.CounterVec // api, code
 	Bytes    prometheus.Counter
 	Duration prometheus.Histogram
+	// By credential of --auth-file (not --http-token's, nor anyone's):
+	CredentialRequests *prometheus.CounterVec // credential, code
+	CredentialLines    *prometheus.CounterVec // credential, outcome: taken, bad, rejected
 }
 
 // NewWriteMetrics creates the metrics of the write endpoints and registers
@@ -141,8 +150,16 @@ func NewWriteMetrics(reg prometheus.Registerer) *WriteMetrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12), // 1ms .. 24s
 		}),
 	}
+	m.CredentialRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pginflux_http_credential_write_requests_total",
+		Help: "Write requests answered, by credential of --auth-file (its name) and status code.",
+	}, []string{"credential", "code"})
+	m.CredentialLines = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pginflux_http_credential_lines_total",
+		Help: "Lines of write requests, by credential of --auth-file and outcome: taken (added as rows), bad (not stored as rows), rejected (rows stored with values in the rejected table, or refused whole).",
+	}, []string{"credential", "outcome"})
 	if reg != nil {
-		reg.MustRegister(m.Requests, m.Bytes, m.Duration)
+		reg.MustRegister(m.Requests, m.Bytes, m.Duration, m.CredentialRequests, m.CredentialLines)
 	}
 	return m
 }
@@ -160,28 +177,40 @@ func (s *Server) writeRoutes() {
 func (s *Server) writeHandler(v api) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		code := s.write(v, w, r, start)
+		var t tally
+		code := s.write(v, w, r, start, &t)
 		s.wm.Requests.WithLabelValues(v.String(), strconv.Itoa(code)).Inc()
+		if c := t.cred; c != nil && c != anyone && c != tokenHolder {
+			s.wm.CredentialRequests.WithLabelValues(c.Name, strconv.Itoa(code)).Inc()
+			s.wm.CredentialLines.WithLabelValues(c.Name, "taken").Add(float64(t.res.Lines))
+			s.wm.CredentialLines.WithLabelValues(c.Name, "bad").Add(float64(t.res.BadLines))
+			s.wm.CredentialLines.WithLabelValues(c.Name, "rejected").Add(float64(t.res.Rejected))
+		}
 		s.wm.Duration.Observe(time.Since(start).Seconds())
 	}
 }
 
 // write serves one write request and returns the status it answered.
-func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received time.Time) int {
-	if !s.authorized(r) {
-		return s.refuse(w, r, v, http.StatusUnauthorized, "authorization failed: give the token of --http-token")
+func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received time.Time, t *tally) int {
+	cred, ok := s.credential(r)
+	t.cred = cred
+	if !ok {
+		return s.refuse(w, r, v, http.StatusUnauthorized, s.unauthorized())
 	}
 	p, err := writeParamsOf(v, r.URL.Query())
 	if err != nil {
 		return s.refuse(w, r, v, http.StatusBadRequest, err.Error())
 	}
-	if err := s.cfg.Writer.Admit(p.db); err != nil {
+	if !cred.CanWrite(p.db) {
+		return s.refuse(w, r, v, http.StatusForbidden, forbidden(cred, "write to", p.db))
+	}
+	if err := s.cfg.Writer.Admit(p.db, cred); err != nil {
 		return s.refuseWith(w, r, v, err)
 	}
 	if r.ContentLength > s.cfg.MaxBody {
 		return s.refuse(w, r, v, http.StatusRequestEntityTooLarge, s.tooLarge()+"; nothing of it is written")
 	}
-	sv, err := s.serve(w, r)
+	sv, err := s.serve(w, r, cred)
 	if err != nil {
 		return s.refuseWith(w, r, v, err)
 	}
@@ -211,10 +240,11 @@ func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received t
 	defer cancel()
 	src, _ := netip.ParseAddrPort(r.RemoteAddr)
 	res, err := s.cfg.Writer.Write(ctx, &WriteRequest{
-		DB: p.db, Body: b, Precision: p.prec, Source: src, Received: received, CommitTimeout: s.cfg.CommitTimeout,
+		DB: p.db, Body: b, Precision: p.prec, Source: src, Received: received, CommitTimeout: s.cfg.CommitTimeout, Credential: cred,
 		AllOrNothing: p.allOrNothing, NoWait: p.noWait,
 	})
 	s.wm.Bytes.Add(float64(b.n.Load()))
+	t.res = res
 	var cut *BodyError
 	switch {
 	case errors.As(err, &cut):
@@ -224,7 +254,7 @@ func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received t
 		return s.refuse(w, r, v, cut.Code, cutMessage(cut, res.Lines))
 	case err != nil && r.Context().Err() != nil:
 		return clientGone
-	case errors.Is(err, ErrFull), errors.Is(err, ErrUnavailable), errors.Is(err, ErrInvalid):
+	case errors.Is(err, ErrFull), errors.Is(err, ErrUnavailable), errors.Is(err, ErrInvalid), errors.Is(err, ErrForbidden):
 		return s.failWith(w, r, v, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		w.Header().Set("Retry-After", retryUnavailable)
@@ -296,6 +326,12 @@ func (s *Server) refuseWith(w http.ResponseWriter, r *http.Request, v api, err e
 		w.Header().Set("Connection", "close")
 	}
 	return s.failWith(w, r, v, err)
+}
+
+// tally is what a write request's metrics need of it.
+type tally struct {
+	cred *auth.Credential // nil when it carried none
+	res  WriteResult
 }
 
 // cutMessage is the answer to a request whose body was cut: what was

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/pginflux/pginflux/internal/auth"
 	"github.com/pginflux/pginflux/parse"
 )
 
@@ -37,7 +38,7 @@ type written struct {
 	Data []byte
 }
 
-func (f *fakeWriter) Admit(db string) error {
+func (f *fakeWriter) Admit(string, *auth.Credential) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.admitErr

@@ -135,8 +135,8 @@ func (w *httpWrites) Databases(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	w.mu.Lock()
-	for s := range w.schemas {
-		names = append(names, s)
+	for _, sw := range w.schemas {
+		names = append(names, sw.schema)
 	}
 	w.mu.Unlock()
 	rows, err := pool.Query(ctx, `

@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -30,6 +31,7 @@ import (
 	"github.com/pginflux/pginflux/config"
 	"github.com/pginflux/pginflux/ingest/pipeline"
 	"github.com/pginflux/pginflux/ingest/udp"
+	"github.com/pginflux/pginflux/internal/auth"
 	"github.com/pginflux/pginflux/internal/budget"
 	"github.com/pginflux/pginflux/internal/procmetrics"
 	"github.com/pginflux/pginflux/sink"
@@ -77,7 +79,8 @@ type Daemon struct {
 	level *slog.LevelVar // changed by Reload
 	reg   *prometheus.Registry
 	ready *readiness
-	mem   *budget.Budget // --max-memory, which every buffer draws from
+	mem   *budget.Budget             // --max-memory, which every buffer draws from
+	auth  *atomic.Pointer[auth.File] // --auth-file as last read; nil without
 
 	http     *httpServer // nil without --http-address
 	writes   *httpWrites // nil without --http-address
@@ -133,10 +136,19 @@ func (d *Daemon) start(ctx context.Context) error {
 	// HTTP first, so that a port in use stops pginflux before anything
 	// starts; stopped last, so that metrics stay scrapeable while the
 	// rest drains.
+	if d.cfg.AuthFile != "" {
+		f, err := auth.Load(d.cfg.AuthFile)
+		if err != nil {
+			return fmt.Errorf("--auth-file: %w", err)
+		}
+		d.auth = new(atomic.Pointer[auth.File])
+		d.auth.Store(f)
+		d.log.Info("credentials read", "auth_file", d.cfg.AuthFile, "credentials", len(f.Credentials()))
+	}
 	d.mem = budget.New(d.cfg.MaxMemory)
 	d.reg.MustRegister(d.mem.Collector())
 	d.writes = newHTTPWrites(d.cfg, d.opts.MaxSchemas, d.reg, d.mem, d.log)
-	if d.http, err = startHTTP(d.cfg, d.opts, d.reg, d.ready, d.writes, d.mem, d.log); err != nil {
+	if d.http, err = startHTTP(d.cfg, d.opts, d.reg, d.ready, d.writes, d.mem, d.auth, d.log); err != nil {
 		return err
 	}
 	if d.pool, err = openPool(ctx, d.cfg, d.log); err != nil {
@@ -171,7 +183,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	d.writes.open(d.pool, d.sink, sinkCfg, sinkMetrics)
 	d.ready.listening.Store(true)
-	d.reloader = &reloader{cfg: d.cfg, level: d.level, sink: d.sink, others: d.writes, log: d.log}
+	d.reloader = &reloader{cfg: d.cfg, level: d.level, sink: d.sink, others: d.writes, auth: d.auth, log: d.log}
 	return nil
 }
 

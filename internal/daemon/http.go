@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pginflux/pginflux/config"
 	"github.com/pginflux/pginflux/ingest/httpapi"
+	"github.com/pginflux/pginflux/internal/auth"
 	"github.com/pginflux/pginflux/internal/budget"
 )
 
@@ -26,7 +28,8 @@ type httpServer struct {
 // /ping, /health and /ready from reg and ready, the write endpoints into
 // writes and /query from them, over TLS with --tls-cert. It returns nil
 // when --http-address is empty (HTTP disabled).
-func startHTTP(cfg config.Config, opts Options, reg *prometheus.Registry, ready *readiness, writes *httpWrites, mem *budget.Budget, log *slog.Logger) (*httpServer, error) {
+func startHTTP(cfg config.Config, opts Options, reg *prometheus.Registry, ready *readiness, writes *httpWrites, mem *budget.Budget,
+	creds *atomic.Pointer[auth.File], log *slog.Logger) (*httpServer, error) {
 	if cfg.HTTPAddress == "" {
 		return nil, nil
 	}
@@ -50,6 +53,9 @@ func startHTTP(cfg config.Config, opts Options, reg *prometheus.Registry, ready 
 		Memory:         mem.Account("http"),
 		RequestMemory:  requestMemory,
 		GzipMemory:     gzipMemory,
+	}
+	if creds != nil {
+		hc.Auth = creds.Load
 	}
 	hc.Ready, hc.Checks = ready.probes()
 	if writes != nil {

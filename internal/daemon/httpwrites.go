@@ -10,12 +10,14 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pginflux/pginflux/config"
 	"github.com/pginflux/pginflux/ingest/httpapi"
 	"github.com/pginflux/pginflux/ingest/pipeline"
+	"github.com/pginflux/pginflux/internal/auth"
 	"github.com/pginflux/pginflux/internal/budget"
 	"github.com/pginflux/pginflux/sink"
 )
@@ -40,9 +42,14 @@ type httpWrites struct {
 	pool     *pgxpool.Pool
 	sinkCfg  sink.Config
 	sinkM    *sink.Metrics
-	schemas  map[string]*schemaWrites // by schema, --schema's included
+	schemas  map[string]*schemaWrites // by schema and role (sinkKey), --schema's included
+	roles    map[string]*pgxpool.Pool // a pool for each credential's role, its connections that role
 	inflight sync.WaitGroup           // Write calls under way; Add only under mu while open
 }
+
+// sinkKey names where the writes of a schema by a role go ("" for
+// pginflux's own role).
+func sinkKey(schema, role string) string { return schema + "\x00" + role }
 
 type writesState int
 
@@ -52,9 +59,10 @@ const (
 	writesStopping
 )
 
-// schemaWrites is where the writes into one schema go.
+// schemaWrites is where the writes into one schema, as one role, go.
 type schemaWrites struct {
 	schema string
+	role   string // "" for pginflux's own
 	sink   *sink.Sink
 	own    bool // made by httpWrites, which closes it
 	shared *sink.Shared
@@ -85,14 +93,14 @@ func (w *httpWrites) open(pool *pgxpool.Pool, s *sink.Sink, sinkCfg sink.Config,
 		return
 	}
 	w.pool, w.sinkCfg, w.sinkM = pool, sinkCfg, m
-	w.schemas[w.cfg.Schema] = w.newSchema(w.cfg.Schema, s, false)
+	w.schemas[sinkKey(w.cfg.Schema, "")] = w.newSchema(w.cfg.Schema, "", s, false)
 	w.state = writesOpen
 	w.mu.Unlock()
 }
 
-func (w *httpWrites) newSchema(schema string, s *sink.Sink, own bool) *schemaWrites {
+func (w *httpWrites) newSchema(schema, role string, s *sink.Sink, own bool) *schemaWrites {
 	sh := s.NewShared()
-	return &schemaWrites{schema: schema, sink: s, own: own, shared: sh, stream: pipeline.NewStream(pipeline.StreamConfig{
+	return &schemaWrites{schema: schema, role: role, sink: s, own: own, shared: sh, stream: pipeline.NewStream(pipeline.StreamConfig{
 		Transport:     "http",
 		MaxLineSize:   w.cfg.MaxLineSize,
 		RejectedTable: w.cfg.RejectedTable,
@@ -152,12 +160,15 @@ func (w *httpWrites) stop(ctx context.Context) error {
 		}
 		abandon()
 	}
+	for _, p := range w.roles {
+		p.Close()
+	}
 	return errors.Join(errs...)
 }
 
-// schemaLocked returns where writes for database db go, making its sink
-// when it is new. w.mu is held.
-func (w *httpWrites) schemaLocked(db string) (*schemaWrites, error) {
+// schemaLocked returns where writes for database db, by a credential of
+// role ("" for none), go, making its sink when it is new. w.mu is held.
+func (w *httpWrites) schemaLocked(db, role string) (*schemaWrites, error) {
 	switch w.state {
 	case writesStarting:
 		return nil, fmt.Errorf("%w: pginflux is starting", httpapi.ErrUnavailable)
@@ -168,7 +179,7 @@ func (w *httpWrites) schemaLocked(db string) (*schemaWrites, error) {
 	if w.cfg.SchemaFromDB && db != "" {
 		schema = db
 	}
-	if sw := w.schemas[schema]; sw != nil {
+	if sw := w.schemas[sinkKey(schema, role)]; sw != nil {
 		return sw, nil
 	}
 	if err := validSchema(schema); err != nil {
@@ -180,10 +191,19 @@ func (w *httpWrites) schemaLocked(db string) (*schemaWrites, error) {
 	}
 	cfg := w.sinkCfg
 	cfg.Schema = schema
-	s := sink.New(w.pool, cfg, w.sinkM, w.log.With("schema", schema))
-	sw := w.newSchema(schema, s, true)
-	w.schemas[schema] = sw
-	w.log.Info("writing into another schema, named by a request (--schema-from-db)", "schema", schema, "schemas", len(w.schemas))
+	pool, log := w.pool, w.log.With("schema", schema)
+	if role != "" {
+		var err error
+		if pool, err = w.rolePoolLocked(role); err != nil {
+			return nil, err
+		}
+		cfg.DeniedRefuses = true
+		log = log.With("role", role)
+	}
+	s := sink.New(pool, cfg, w.sinkM, log)
+	sw := w.newSchema(schema, role, s, true)
+	w.schemas[sinkKey(schema, role)] = sw
+	log.Info("writing into another schema, or as another role (--schema-from-db, --auth-file)", "schemas", len(w.schemas))
 	return sw, nil
 }
 
@@ -205,9 +225,9 @@ func validSchema(s string) error {
 // Admit answers 503 while starting or stopping, or while the database is
 // down, 429 (or 503, for v1 clients) while the sink of the request's
 // schema holds its limit of rows, and 400 for a schema that cannot be.
-func (w *httpWrites) Admit(db string) error {
+func (w *httpWrites) Admit(db string, c *auth.Credential) error {
 	w.mu.Lock()
-	sw, err := w.schemaLocked(db)
+	sw, err := w.schemaLocked(db, c.Role)
 	w.mu.Unlock()
 	if err != nil {
 		return err
@@ -226,7 +246,7 @@ func (w *httpWrites) Admit(db string) error {
 // their commit.
 func (w *httpWrites) Write(ctx context.Context, req *httpapi.WriteRequest) (httpapi.WriteResult, error) {
 	w.mu.Lock()
-	sw, err := w.schemaLocked(req.DB)
+	sw, err := w.schemaLocked(req.DB, req.Credential.Role)
 	if err != nil {
 		w.mu.Unlock()
 		return httpapi.WriteResult{}, err
@@ -239,6 +259,9 @@ func (w *httpWrites) Write(ctx context.Context, req *httpapi.WriteRequest) (http
 	defer stop()
 	res, err := sw.stream.Write(ctx, req.Body, req.Precision, sink.Origin{Source: req.Source, Received: req.Received},
 		pipeline.WriteOptions{NoWait: req.NoWait, AllOrNothing: req.AllOrNothing, CommitTimeout: req.CommitTimeout})
+	if errors.Is(err, sink.ErrPermissionDenied) {
+		err = fmt.Errorf("%w: PostgreSQL refused the rows of role %q: %w", httpapi.ErrForbidden, sw.role, err)
+	}
 	if errors.Is(err, pipeline.ErrNoMemory) {
 		err = fmt.Errorf("%w: %w", httpapi.ErrFull, err)
 	}
@@ -301,4 +324,40 @@ func whileStorable(ctx context.Context, s *sink.Sink) (_ context.Context, stop f
 		}
 	}()
 	return ctx, func() { close(done); cancel(nil) }
+}
+
+// rolePoolLocked returns the pool whose connections are role's, making it
+// when it is new: pginflux's pool's settings, each connection set to the
+// role (SET ROLE) as it is made, so that every statement of the sinks on
+// it — COPY, INSERT, CREATE TABLE — runs with the role's privileges, and
+// the tables it creates are the role's. pginflux's own role must be a
+// member of it. w.mu is held.
+func (w *httpWrites) rolePoolLocked(role string) (*pgxpool.Pool, error) {
+	if p := w.roles[role]; p != nil {
+		return p, nil
+	}
+	cfg := w.pool.Config()
+	set := "SET ROLE " + pgx.Identifier{role}.Sanitize()
+	after := cfg.AfterConnect
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		if after != nil {
+			if err := after(ctx, c); err != nil {
+				return err
+			}
+		}
+		if _, err := c.Exec(ctx, set); err != nil {
+			return fmt.Errorf("set role %s: %w", role, err)
+		}
+		return nil
+	}
+	cfg.MaxConns = int32(w.cfg.Writers + 2)
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: a pool for role %q: %v", httpapi.ErrUnavailable, role, err)
+	}
+	if w.roles == nil {
+		w.roles = make(map[string]*pgxpool.Pool)
+	}
+	w.roles[role] = p
+	return p, nil
 }

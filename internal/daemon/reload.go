@@ -5,9 +5,11 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pginflux/pginflux/config"
+	"github.com/pginflux/pginflux/internal/auth"
 	"github.com/pginflux/pginflux/sink"
 )
 
@@ -23,7 +25,8 @@ type limitSetter interface {
 type reloader struct {
 	level  *slog.LevelVar
 	sink   *sink.Sink
-	others limitSetter // the sinks of other schemas (--schema-from-db), or nil
+	others limitSetter                // the sinks of other schemas (--schema-from-db), or nil
+	auth   *atomic.Pointer[auth.File] // --auth-file, reread at each reload; nil without
 	log    *slog.Logger
 
 	mu  sync.Mutex
@@ -63,6 +66,18 @@ func (r *reloader) reload(next config.Config) error {
 	}
 	for _, c := range applied {
 		r.log.Info("setting changed", "setting", c.name, "old", fmt.Sprint(c.old), "new", fmt.Sprint(c.new))
+	}
+	if r.auth != nil && next.AuthFile != "" {
+		// Reread, whether or not it changed: that is what a reload is
+		// for. A file that does not parse leaves the credentials as they
+		// were.
+		if f, err := auth.Load(next.AuthFile); err != nil {
+			r.log.Error("cannot reread --auth-file; the credentials stay as they were", "err", err)
+		} else {
+			r.auth.Store(f)
+			applied = append(applied, change{"auth-file", cur.AuthFile, next.AuthFile})
+			cur.AuthFile = next.AuthFile
+		}
 	}
 	r.level.Set(next.LogLevel)
 	cur.LogLevel, cur.BatchSize, cur.FlushInterval, cur.MaxPendingRows = next.LogLevel, next.BatchSize, next.FlushInterval, next.MaxPendingRows
