@@ -88,7 +88,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, v api, code int, m
 // failLine is fail naming, in v2's "line", the first of the bad lines
 // listed.
 func (s *Server) failLine(w http.ResponseWriter, r *http.Request, v api, code int, msg string, listed []BadLine) int {
-	s.log.Debug("http request refused", "path", r.URL.Path, "code", code, "request_id", requestID(r), "err", msg)
+	s.log.Debug("http request refused", "path", r.URL.Path, "code", code, "request_id", requestID(r), "credential", credentialName(r), "err", msg)
 	var body any
 	switch v {
 	case apiV2:

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
@@ -137,4 +138,22 @@ func (cw *credentialWrites) give(c *auth.Credential) {
 	n := cw.n[c.Name]
 	cw.mu.Unlock()
 	n.Add(-1)
+}
+
+// credentialKey keys a request's credential in its context, for the log.
+type credentialKey struct{}
+
+// withCredential returns r carrying c, whose name the log lines of its
+// answer show.
+func withCredential(r *http.Request, c *auth.Credential) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), credentialKey{}, c))
+}
+
+// credentialName is the name of the credential r carries, "" for none
+// (or anyone's).
+func credentialName(r *http.Request) string {
+	if c, ok := r.Context().Value(credentialKey{}).(*auth.Credential); ok {
+		return c.Name
+	}
+	return ""
 }

@@ -194,6 +194,9 @@ func (s *Server) writeHandler(v api) http.HandlerFunc {
 func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received time.Time, t *tally) int {
 	cred, ok := s.credential(r)
 	t.cred = cred
+	if ok {
+		r = withCredential(r, cred)
+	}
 	if !ok {
 		return s.refuse(w, r, v, http.StatusUnauthorized, s.unauthorized())
 	}
@@ -261,7 +264,7 @@ func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received t
 		return s.fail(w, r, v, http.StatusServiceUnavailable, fmt.Sprintf(
 			"the rows were not committed within %v (PostgreSQL is slow or unreachable); pginflux holds them and may still write them: send the request again later", s.cfg.CommitTimeout))
 	case err != nil:
-		s.log.Warn("a write request's rows were not written", "source", src, "request_id", requestID(r), "err", err)
+		s.log.Warn("a write request's rows were not written", "source", src, "request_id", requestID(r), "credential", cred.Name, "err", err)
 		return s.fail(w, r, v, http.StatusInternalServerError, "rows were not written: "+err.Error())
 	case res.BadLines > 0 || res.Rejected > 0:
 		if v == apiV3 {

@@ -70,7 +70,7 @@ func (s *Server) partialV3(w http.ResponseWriter, r *http.Request, p writeParams
 		return lineError{OriginalLine: b.Text, LineNumber: b.Line, ErrorMessage: b.Err}
 	}
 	if p.allOrNothing && res.BadLines > 0 && len(res.Listed) > 0 {
-		s.log.Debug("http request refused", "path", r.URL.Path, "code", http.StatusBadRequest, "request_id", requestID(r),
+		s.log.Debug("http request refused", "path", r.URL.Path, "code", http.StatusBadRequest, "request_id", requestID(r), "credential", credentialName(r),
 			"err", fmt.Sprintf("%d bad lines, nothing written (accept_partial=false)", res.BadLines))
 		writeJSON(w, r, http.StatusBadRequest, struct {
 			Error string    `json:"error"`
@@ -93,7 +93,7 @@ func (s *Server) partialV3(w http.ResponseWriter, r *http.Request, p writeParams
 		data = append(data, lineError{ErrorMessage: fmt.Sprintf(
 			"%d rows written with values their columns cannot hold (type conflicts), or refused whole by PostgreSQL; those values and rows are %s", res.Rejected, kept)})
 	}
-	s.log.Debug("http request refused", "path", r.URL.Path, "code", http.StatusBadRequest, "request_id", requestID(r), "err", partialWrite(res))
+	s.log.Debug("http request refused", "path", r.URL.Path, "code", http.StatusBadRequest, "request_id", requestID(r), "credential", credentialName(r), "err", partialWrite(res))
 	writeJSON(w, r, http.StatusBadRequest, struct {
 		Error string      `json:"error"`
 		Data  []lineError `json:"data"`
