@@ -116,6 +116,14 @@ func (s *Sink) settle(w *writerState, b *batch, lo, hi int, refreshed *bool, err
 		s.deny(b, lo, hi, err)
 		return settledAll
 	}
+	if isNotSupported(err) && w.prep.point && attempt < 3 {
+		// PostgreSQL takes no COPY into a table under row-level
+		// security (feature_not_supported): its points are merged
+		// through INSERT (the upsert), whose rows the policies check one
+		// by one. Should INSERT not do either, the rows are held.
+		s.streakOf(w.prep.target).collided()
+		return retryNow
+	}
 	class, schemaGone := classify(err)
 	switch class {
 	case errData:
@@ -304,6 +312,14 @@ func sqlstateClass(err error) string {
 		return pgErr.Code[:2]
 	}
 	return "none"
+}
+
+// isNotSupported reports whether err is PostgreSQL's
+// feature_not_supported, which a COPY into a table where row-level
+// security applies raises.
+func isNotSupported(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "0A000"
 }
 
 // isDenied reports whether err is PostgreSQL refusing a privilege

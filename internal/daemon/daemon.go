@@ -249,14 +249,16 @@ func (d *Daemon) Failed() <-chan struct{} {
 
 // Reload reads the configuration again from Options.Args and
 // Options.Getenv and applies what can change while pginflux runs; see
-// reloader.reload. On an error nothing changes, and the error says why.
+// reloader.reload. On an error nothing changes, and the error says why;
+// except that an --auth-file that does not parse leaves only the
+// credentials as they were (the error says so too).
 func (d *Daemon) Reload() error {
 	d.log.Info("reloading the configuration", "config_file", d.opts.Getenv(config.FileEnv))
 	next, err := config.Load(d.opts.Args, d.opts.Getenv, io.Discard)
 	if err == nil {
 		err = d.reloader.reload(next)
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, errAuthNotReread) { // that one is logged already
 		d.log.Error("cannot reload the configuration; running on with the current one", "err", err)
 	}
 	return err

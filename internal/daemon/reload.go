@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -17,6 +18,10 @@ import (
 type limitSetter interface {
 	setLimits(batchSize int, flushInterval time.Duration, maxPendingRows int)
 }
+
+// errAuthNotReread: a reload found --auth-file that does not parse; the
+// rest of the configuration was applied.
+var errAuthNotReread = errors.New("--auth-file not reread; the credentials stay as they were")
 
 // reloader applies a configuration read again to the running pginflux.
 // What can change without a restart is the log level, and the sink's
@@ -64,20 +69,22 @@ func (r *reloader) reload(next config.Config) error {
 	if r.others != nil {
 		r.others.setLimits(next.BatchSize, next.FlushInterval, next.MaxPendingRows)
 	}
-	for _, c := range applied {
-		r.log.Info("setting changed", "setting", c.name, "old", fmt.Sprint(c.old), "new", fmt.Sprint(c.new))
-	}
+	var authErr error
 	if r.auth != nil && next.AuthFile != "" {
 		// Reread, whether or not it changed: that is what a reload is
 		// for. A file that does not parse leaves the credentials as they
 		// were.
 		if f, err := auth.Load(next.AuthFile); err != nil {
-			r.log.Error("cannot reread --auth-file; the credentials stay as they were", "err", err)
+			authErr = fmt.Errorf("%w: %w", errAuthNotReread, err)
+			r.log.Error("cannot reread --auth-file; the credentials stay as they were, the other settings are applied", "err", err)
 		} else {
 			r.auth.Store(f)
-			applied = append(applied, change{"auth-file", cur.AuthFile, next.AuthFile})
+			r.log.Info("credentials reread", "auth_file", next.AuthFile, "credentials", len(f.Credentials()))
 			cur.AuthFile = next.AuthFile
 		}
+	}
+	for _, c := range applied {
+		r.log.Info("setting changed", "setting", c.name, "old", fmt.Sprint(c.old), "new", fmt.Sprint(c.new))
 	}
 	r.level.Set(next.LogLevel)
 	cur.LogLevel, cur.BatchSize, cur.FlushInterval, cur.MaxPendingRows = next.LogLevel, next.BatchSize, next.FlushInterval, next.MaxPendingRows
@@ -91,5 +98,5 @@ func (r *reloader) reload(next config.Config) error {
 	}
 	r.cfg = cur
 	r.log.Info("configuration reloaded", "applied", len(applied), "need_restart", len(restart))
-	return nil
+	return authErr
 }

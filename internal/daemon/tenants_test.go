@@ -590,7 +590,7 @@ func TestTenantReloadRevokes(t *testing.T) {
 			t.Errorf("%s: pginflux_http_credential_write_requests_total{code=204}: got %v, want %d", name, got, ok)
 		}
 	}
-	p.Log.WaitFor(t, `msg="configuration reloaded" applied=1`)
+	p.Log.WaitFor(t, `msg="credentials reread" .* credentials=2`)
 }
 
 // TestTenantSecretsNeverShown: with the log at debug, after requests
