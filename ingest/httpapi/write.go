@@ -66,6 +66,9 @@ type WriteRequest struct {
 	CommitTimeout time.Duration
 	// Credential is who sent it (see Config.Auth); never nil.
 	Credential *auth.Credential
+	// Held, when not nil, is to count the request's rows while they wait
+	// for their commit (a credential's of --auth-file).
+	Held prometheus.Gauge
 	// AllOrNothing asks that nothing be stored when any line is bad (v3
 	// accept_partial=false); NoWait that Write return once the rows are
 	// taken, before their commit (v3 no_sync=true).
@@ -130,6 +133,7 @@ type WriteMetrics struct {
 	// By credential of --auth-file (not --http-token's, nor anyone's):
 	CredentialRequests *prometheus.CounterVec // credential, code
 	CredentialLines    *prometheus.CounterVec // credential, outcome: taken, bad, rejected
+	CredentialHeld     *prometheus.GaugeVec   // credential: rows waiting for their commit
 }
 
 // NewWriteMetrics creates the metrics of the write endpoints and registers
@@ -158,8 +162,12 @@ func NewWriteMetrics(reg prometheus.Registerer) *WriteMetrics {
 		Name: "pginflux_http_credential_lines_total",
 		Help: "Lines of write requests, by credential of --auth-file and outcome: taken (added as rows), bad (not stored as rows), rejected (rows stored with values in the rejected table, or refused whole).",
 	}, []string{"credential", "outcome"})
+	m.CredentialHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "pginflux_http_credential_held_rows",
+		Help: "Rows of write requests waiting for their commit, by credential of --auth-file.",
+	}, []string{"credential"})
 	if reg != nil {
-		reg.MustRegister(m.Requests, m.Bytes, m.Duration, m.CredentialRequests, m.CredentialLines)
+		reg.MustRegister(m.Requests, m.Bytes, m.Duration, m.CredentialRequests, m.CredentialLines, m.CredentialHeld)
 	}
 	return m
 }
@@ -242,8 +250,13 @@ func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received t
 	ctx, cancel := context.WithDeadline(r.Context(), received.Add(s.cfg.BodyTimeout+s.cfg.CommitTimeout))
 	defer cancel()
 	src, _ := netip.ParseAddrPort(r.RemoteAddr)
+	var held prometheus.Gauge
+	if cred != anyone && cred != tokenHolder {
+		held = s.wm.CredentialHeld.WithLabelValues(cred.Name)
+	}
 	res, err := s.cfg.Writer.Write(ctx, &WriteRequest{
-		DB: p.db, Body: b, Precision: p.prec, Source: src, Received: received, CommitTimeout: s.cfg.CommitTimeout, Credential: cred,
+		Held: held,
+		DB:   p.db, Body: b, Precision: p.prec, Source: src, Received: received, CommitTimeout: s.cfg.CommitTimeout, Credential: cred,
 		AllOrNothing: p.allOrNothing, NoWait: p.noWait,
 	})
 	s.wm.Bytes.Add(float64(b.n.Load()))

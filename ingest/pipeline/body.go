@@ -70,6 +70,12 @@ func (s *Stream) Write(ctx context.Context, body io.Reader, prec parse.Precision
 		err = s.addFrom(ctx, parser, pr, body, o, tk, &res)
 	}
 	pr.End()
+	if opts.Held != nil && tk != nil && err == nil {
+		// The rows wait for their commit.
+		held := float64(res.Lines)
+		opts.Held.Add(held)
+		defer opts.Held.Sub(held)
+	}
 	if tk == nil || err != nil {
 		if tk != nil {
 			tk.Seal()

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pginflux/pginflux/internal/budget"
 	"github.com/pginflux/pginflux/internal/devtools/pgtest"
@@ -91,6 +94,43 @@ func TestStreamBodyReads(t *testing.T) {
 		parse.Nanosecond, o, WriteOptions{})
 	if !errors.Is(err, cut) || res.Lines != 2 {
 		t.Errorf("a failed read: got %d lines, %v; want 2 and the read's error", res.Lines, err)
+	}
+	sh.Close()
+	if err := s.Close(t.Context()); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestStreamHeld: WriteOptions.Held counts a request's rows while they
+// wait for their commit, and nothing once Write returns.
+func TestStreamHeld(t *testing.T) {
+	pool, schema := pgtest.Schema(t)
+	log := slog.New(slog.DiscardHandler)
+	// The rows wait: nothing is written before an hour or 1,000 rows.
+	s := sink.New(pool, sink.Config{Schema: schema, BatchSize: 1000, FlushInterval: time.Hour, Writers: 1}, sink.NewMetrics(nil), log)
+	sh := s.NewShared()
+	st := NewStream(StreamConfig{Transport: "http", MaxLineSize: 1 << 10}, sh, NewStreamMetrics(nil, "http"), log)
+	held := prometheus.NewGauge(prometheus.GaugeOpts{Name: "held"})
+	o := sink.Origin{Source: netip.MustParseAddrPort("127.0.0.1:1"), Received: time.Now()}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.Write(ctx, strings.NewReader("held v=1i 1\nheld v=2i 2\nheld v=3i 3\n"), parse.Second, o, WriteOptions{Held: held})
+		done <- err
+	}()
+	for testutil.ToFloat64(held) != 3 {
+		select {
+		case err := <-done:
+			t.Fatalf("Write returned before its commit: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Error("Write cancelled before its commit returned no error")
+	}
+	if got := testutil.ToFloat64(held); got != 0 {
+		t.Errorf("held after Write: got %v, want 0", got)
 	}
 	sh.Close()
 	if err := s.Close(t.Context()); err != nil {

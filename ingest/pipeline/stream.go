@@ -137,6 +137,9 @@ type WriteOptions struct {
 	// CommitTimeout, when not 0, bounds the wait for the commit from the
 	// body's end.
 	CommitTimeout time.Duration
+	// Held, when not nil, counts the request's rows while they wait for
+	// their commit.
+	Held prometheus.Gauge
 }
 
 // addBody adds the lines of body, rejecting those over the line size on

@@ -258,7 +258,7 @@ func (w *httpWrites) Write(ctx context.Context, req *httpapi.WriteRequest) (http
 	ctx, stop := whileStorable(ctx, sw.sink)
 	defer stop()
 	res, err := sw.stream.Write(ctx, req.Body, req.Precision, sink.Origin{Source: req.Source, Received: req.Received},
-		pipeline.WriteOptions{NoWait: req.NoWait, AllOrNothing: req.AllOrNothing, CommitTimeout: req.CommitTimeout})
+		pipeline.WriteOptions{NoWait: req.NoWait, AllOrNothing: req.AllOrNothing, CommitTimeout: req.CommitTimeout, Held: req.Held})
 	if errors.Is(err, sink.ErrPermissionDenied) {
 		err = fmt.Errorf("%w: PostgreSQL refused the rows of role %q: %w", httpapi.ErrForbidden, sw.role, err)
 	}
