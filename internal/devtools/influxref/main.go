@@ -1,0 +1,186 @@
+// Command influxref records InfluxDB 1.8's answers to InfluxQL queries as
+// golden files: the reference that pginflux's /query is compared with.
+// It is run by hand against an InfluxDB 1.8.10 on this machine; the
+// files it writes are committed, and the tests compare with them without
+// InfluxDB.
+//
+// Build InfluxDB 1.8.10 from its tag, outside this tree:
+//
+//	git clone --branch v1.8.10 --depth 1 https://github.com/influxdata/influxdb /tmp/influxdb-1.8.10
+//	cd /tmp/influxdb-1.8.10 && go build -o /tmp/bin/influxd-1.8.10 ./cmd/influxd
+//
+// (It builds with Go 1.26 as it is.) Start it with its directories in a
+// temporary directory, on loopback, with nothing of its own recorded:
+//
+//	T=$(mktemp -d)
+//	cat > $T/influxd.conf <<END
+//	reporting-disabled = true
+//	bind-address = "127.0.0.1:18088"
+//	[meta]
+//	  dir = "$T/meta"
+//	[data]
+//	  dir = "$T/data"
+//	  wal-dir = "$T/wal"
+//	[http]
+//	  bind-address = "127.0.0.1:18086"
+//	[monitor]
+//	  store-enabled = false
+//	END
+//	/tmp/bin/influxd-1.8.10 run -config $T/influxd.conf &
+//	curl -i 127.0.0.1:18086/ping   # 204
+//
+// Then, from the root of the tree:
+//
+//	go run ./internal/devtools/influxref -data testdata/influxql/data.lp \
+//	    -queries testdata/influxql/queries.txt -out testdata/influxql/answers
+//
+// influxref creates the database -db (default telegraf), which must not
+// exist yet (-reuse to write into it anyway), writes -data into it (POST
+// /write, precision ns, in chunks), then sends each query of -queries
+// (GET /query, epoch=ns) and writes InfluxDB's answer to -out/NNN.json,
+// NNN the query's number (from 001), as
+//
+//	{"query": "...", "db": "...", "status": 200, "answer": {"results": [...]}}
+//
+// indented, object keys sorted, numbers as InfluxDB wrote them. Files of
+// that name form already in -out are removed first. A line of -queries
+// is one query (several statements separated by ';' are one query); '#'
+// starts a comment line; a line may start with "db=NAME " to send its
+// query to database NAME instead of -db.
+//
+// The data set is made by influxref itself, deterministically:
+//
+//	go run ./internal/devtools/influxref -make-data testdata/influxql/data.lp
+//
+// and a test checks that the committed file is what it makes.
+//
+// Every target must be a loopback address; every request has a timeout
+// and every answer a size limit.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	var usage usageError
+	switch {
+	case errors.As(err, &usage):
+		fmt.Fprintln(os.Stderr, "influxref:", err)
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "influxref:", err)
+		os.Exit(1)
+	}
+}
+
+// usageError is a bad command line.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// options are influxref's flags.
+type options struct {
+	influxd  string
+	db       string
+	data     string
+	queries  string
+	out      string
+	makeData string
+	reuse    bool
+	timeout  time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("influxref", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.influxd, "influxd", "http://127.0.0.1:18086", "InfluxDB 1.8's base `URL` (loopback only)")
+	fs.StringVar(&o.db, "db", "telegraf", "the database the data is written to and queries go to by default")
+	fs.StringVar(&o.data, "data", "", "line protocol `file` to write first")
+	fs.StringVar(&o.queries, "queries", "", "`file` of queries, one a line")
+	fs.StringVar(&o.out, "out", "", "`directory` for the answers (NNN.json)")
+	fs.StringVar(&o.makeData, "make-data", "", "write the reference data set to `file` and exit")
+	fs.BoolVar(&o.reuse, "reuse", false, "write into -db even if it exists")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "timeout of each request")
+	if err := fs.Parse(args); err != nil {
+		return o, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return o, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	if o.makeData != "" {
+		return o, nil
+	}
+	var errs []error
+	if o.queries == "" {
+		errs = append(errs, errors.New("-queries is required"))
+	}
+	if o.out == "" {
+		errs = append(errs, errors.New("-out is required"))
+	}
+	if o.db == "" {
+		errs = append(errs, errors.New("-db must not be empty"))
+	}
+	if o.timeout <= 0 {
+		errs = append(errs, fmt.Errorf("-timeout %v: want > 0", o.timeout))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return o, usageError{err}
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	o, err := parseFlags(args, os.Stderr)
+	if err != nil {
+		return err
+	}
+	if o.makeData != "" {
+		return writeDatasetFile(o.makeData)
+	}
+	qs, err := readQueriesFile(o.queries, o.db)
+	if err != nil {
+		return err
+	}
+	c, err := newClient(ctx, o.influxd, o.timeout)
+	if err != nil {
+		return err
+	}
+	if err := c.ping(ctx); err != nil {
+		return err
+	}
+	exists, err := c.databaseExists(ctx, o.db)
+	if err != nil {
+		return err
+	}
+	if exists && !o.reuse {
+		return fmt.Errorf("database %q exists already: start from an empty InfluxDB, or pass -reuse", o.db)
+	}
+	if err := c.createDatabase(ctx, o.db); err != nil {
+		return err
+	}
+	if o.data != "" {
+		n, err := c.writeFile(ctx, o.db, o.data)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %d lines into %s\n", n, o.db)
+	}
+	if err := record(ctx, c, qs, o.out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "recorded %d answers in %s\n", len(qs), o.out)
+	return nil
+}
