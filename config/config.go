@@ -46,6 +46,7 @@ type Config struct {
 	Schema        string
 	Storage       Storage
 	WriteMode     string // "merge" (one row per point) or "append"
+	TimeNanos     bool   // new tables in merge mode get time_ns in their point key
 	UintType      string // "numeric" or "bigint": columns for unsigned fields
 	MaxColumns    int
 	RejectedTable string // "" disables the rejected table

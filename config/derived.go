@@ -17,6 +17,7 @@ func (c Config) Sink() sink.Config {
 		Schema:         c.Schema,
 		Storage:        string(c.Storage),
 		WriteMode:      c.WriteMode,
+		TimeNanos:      c.TimeNanos,
 		BatchSize:      c.BatchSize,
 		FlushInterval:  c.FlushInterval,
 		Writers:        c.Writers,

@@ -56,6 +56,9 @@ func tableOptions() []option {
 			c.WriteMode = v
 			return nil
 		}},
+		{name: "time-nanos", def: "false", isBool: true, usage: "tables pginflux creates in merge mode keep times to the nanosecond: a column time_ns smallint (the nanoseconds beyond the microsecond of time) in the point key, so that points less than a microsecond apart are rows of their own", set: func(c *Config, v string) error {
+			return parseBool(v, &c.TimeNanos)
+		}},
 		{name: "uint64-type", def: "numeric", usage: "`type` of new columns for unsigned (u) fields: numeric (exact) or bigint (values above 2^63-1 are rejected)", set: func(c *Config, v string) error {
 			if v != "numeric" && v != "bigint" {
 				return fmt.Errorf("%q is neither numeric nor bigint", v)

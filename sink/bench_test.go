@@ -138,20 +138,22 @@ func fleetLines(n, hosts, cpus int, round bool) []byte {
 // set and time, the rows of each point (and of those the rows merged
 // below the time column's resolution: none here), the points in key
 // order (or as they came), and the binary COPY rows. One batch of 10,000 lines from
-// 1,000 hosts × 9 cpus, stamped by host or by round.
+// 1,000 hosts × 9 cpus, stamped by host or by round; with "nanos", for a
+// table whose key keeps nanoseconds (--time-nanos).
 func BenchmarkEncodePoints(b *testing.B) {
 	for _, stamps := range []string{"host", "round"} {
-		b.Run(stamps, func(b *testing.B) { benchmarkEncodePoints(b, stamps == "round") })
+		b.Run(stamps, func(b *testing.B) { benchmarkEncodePoints(b, stamps == "round", false) })
+		b.Run(stamps+"_nanos", func(b *testing.B) { benchmarkEncodePoints(b, stamps == "round", true) })
 	}
 }
 
-func benchmarkEncodePoints(b *testing.B, round bool) {
+func benchmarkEncodePoints(b *testing.B, round, nanos bool) {
 	pts := parsedLines(b, fleetLines(10_000, 1000, 9, round), 10_000)
 	bt := &batch{measurement: "cpu"}
 	t, cols := benchTable(bt, pts)
-	t.Point = true
+	t.Point, t.Nanos = true, nanos
 	n := bt.rows()
-	var pp pointPlan
+	pp := pointPlan{nanos: nanos}
 	pp.readRows(bt, 0, n, 1, true)
 	ids := make(map[string]int64)
 	for k := range n {

@@ -46,6 +46,10 @@ type Config struct {
 	// WriteMode is how the tables pginflux creates are keyed: WriteMerge
 	// (the default; one row per point) or WriteAppend.
 	WriteMode string
+	// TimeNanos gives the tables pginflux creates in merge mode the column
+	// schema.NanosColumn, in their point key: points less than a
+	// microsecond apart are rows of their own.
+	TimeNanos bool
 	// DeniedRefuses makes a missing privilege (SQLSTATE 42501, which a
 	// row-level security policy raises too) refuse the rows of the write,
 	// their tickets told ErrPermissionDenied, rather than hold them until
@@ -93,6 +97,7 @@ func (c Config) catalogConfig() schema.Config {
 		CreateTableSQL: c.CreateTableSQL,
 		PartitionBy:    c.PartitionBy,
 		Merge:          c.WriteMode != WriteAppend,
+		TimeNanos:      c.TimeNanos,
 		SeriesHash:     c.Seams.SeriesHash,
 	}
 }

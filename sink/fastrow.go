@@ -25,8 +25,7 @@ func fastRow(e *encoded, b *batch, r, lo int, t *schema.TypedTable, slot []int, 
 	out := appendInt16(e.rows, int16(ncols))
 	out = appendTimeAs(out, t.TimeType, ts)
 	if pts != nil {
-		out = appendInt32(out, 8)
-		out = binary.BigEndian.AppendUint64(out, uint64(pts.sids[r-lo]))
+		out = pts.appendKey(out, r-lo)
 	}
 	for i, c := range cols {
 		p := pos[i+1]

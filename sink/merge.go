@@ -2,7 +2,6 @@ package sink
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -25,12 +24,17 @@ const (
 )
 
 // encodeJSONBPoints encodes rows lo..hi-1 of b (jsonb storage) for a table
-// with a point key, in the order of the key: time, series_id, tags,
-// fields, the rows of one point made one, their fields objects joined so
-// that jsonb keeps the last value of a repeated key.
+// with a point key, in the order of the key: time, series_id (and time_ns
+// in a table that keeps nanoseconds), tags, fields, the rows of one point
+// made one, their fields objects joined so that jsonb keeps the last
+// value of a repeated key.
 func encodeJSONBPoints(e *encoded, b *batch, lo, hi int, pp *pointPlan, ident string) {
 	e.reset()
-	e.names = append(e.names[:0], `"time"`, `"series_id"`, `"tags"`, `"fields"`)
+	e.names = append(e.names[:0], `"time"`, `"series_id"`)
+	if pp.nanos {
+		e.names = append(e.names, `"`+schema.NanosColumn+`"`)
+	}
+	e.names = append(e.names, `"tags"`, `"fields"`)
 	e.copySQL = "COPY " + ident + " (" + strings.Join(e.names, ", ") + ") FROM STDIN (FORMAT binary)"
 	for r := lo; r < hi; r++ {
 		k := r - lo
@@ -40,10 +44,9 @@ func encodeJSONBPoints(e *encoded, b *batch, lo, hi int, pp *pointPlan, ident st
 		row := b.rowBytes(r, r+1)
 		tl := readInt32(row, 14)
 		fat := 18 + tl // the fields' length word
-		e.rows = appendInt16(e.rows, 4)
+		e.rows = appendInt16(e.rows, int16(len(e.names)))
 		e.rows = append(e.rows, row[2:14]...) // time
-		e.rows = appendInt32(e.rows, 8)
-		e.rows = binary.BigEndian.AppendUint64(e.rows, uint64(pp.sids[k]))
+		e.rows = pp.appendKey(e.rows, k)
 		e.rows = append(e.rows, row[14:fat]...) // tags
 		if pp.next[k] < 0 {
 			e.rows = append(e.rows, row[fat:]...)
@@ -91,19 +94,24 @@ func isRemoteCopyError(err error) bool {
 
 // upsertSQL is the statement that merges a staging table's rows into
 // their table: a row whose point exists updates the fields it carries
-// (a NULL, a key the write did not carry, keeps the stored value).
-func upsertSQL(ident, stage string, names []string, jsonb bool) string {
+// (a NULL, a key the write did not carry, keeps the stored value). nanos
+// says the point key includes schema.NanosColumn.
+func upsertSQL(ident, stage string, names []string, jsonb, nanos bool) string {
 	var set []string
+	target := `"series_id", "time"`
+	if nanos {
+		target += `, "` + schema.NanosColumn + `"`
+	}
 	for _, n := range names {
-		switch n {
-		case `"time"`, `"series_id"`, `"tags"`:
+		switch {
+		case n == `"time"`, n == `"series_id"`, n == `"tags"`, nanos && n == `"`+schema.NanosColumn+`"`:
 			continue
-		case `"fields"`:
+		case n == `"fields"`:
 			if jsonb {
 				set = append(set, `"fields" = t."fields" || EXCLUDED."fields"`)
 				continue
 			}
-		case `"` + schema.OverflowColumn + `"`:
+		case n == `"`+schema.OverflowColumn+`"`:
 			set = append(set, n+` = CASE WHEN t.`+n+` IS NULL OR EXCLUDED.`+n+` IS NULL THEN coalesce(EXCLUDED.`+n+`, t.`+n+`) ELSE
 				jsonb_strip_nulls(jsonb_build_object('tags', nullif(coalesce(t.`+n+`->'tags', '{}') || coalesce(EXCLUDED.`+n+`->'tags', '{}'), '{}'),
 					'fields', nullif(coalesce(t.`+n+`->'fields', '{}') || coalesce(EXCLUDED.`+n+`->'fields', '{}'), '{}'))) END`)
@@ -117,7 +125,7 @@ func upsertSQL(ident, stage string, names []string, jsonb bool) string {
 		action = "DO UPDATE SET " + strings.Join(set, ", ")
 	}
 	return "INSERT INTO " + ident + " AS t (" + cols + ") SELECT " + cols + " FROM " + stage +
-		` ON CONFLICT ("series_id", "time") ` + action
+		" ON CONFLICT (" + target + ") " + action
 }
 
 // stageTable is the temporary table a batch that hit existing points goes
@@ -125,12 +133,13 @@ func upsertSQL(ident, stage string, names []string, jsonb bool) string {
 const stageTable = "pginflux_stage"
 
 // upsertRows writes n encoded rows into ident through a staging table,
-// merging each into the point it hits, in tx.
-func upsertRows(ctx context.Context, tx pgx.Tx, ident string, names []string, rows []byte, n int, jsonb bool) error {
+// merging each into the point it hits, in tx; nanos says the point key
+// includes schema.NanosColumn.
+func upsertRows(ctx context.Context, tx pgx.Tx, ident string, names []string, rows []byte, n int, jsonb, nanos bool) error {
 	if err := stageRows(ctx, tx, ident, names, rows, n); err != nil {
 		return err
 	}
-	tag, err := tx.Conn().PgConn().Exec(ctx, upsertSQL(ident, stageTable, names, jsonb)).ReadAll()
+	tag, err := tx.Conn().PgConn().Exec(ctx, upsertSQL(ident, stageTable, names, jsonb, nanos)).ReadAll()
 	if err != nil {
 		return fmt.Errorf("merge %s into %s: %w", plural.Count(n, "row"), ident, err)
 	}

@@ -93,6 +93,10 @@ func (pl *Planner) Plan(ctx context.Context) ([]PlannedTable, error) {
 			if pl.s.cfg.WriteMode != WriteAppend {
 				t.Add(&schema.Column{Name: schema.SeriesColumn})
 				t.Point = true
+				if pl.s.cfg.TimeNanos {
+					t.Add(&schema.Column{Name: schema.NanosColumn})
+					t.Nanos = true
+				}
 			}
 			if pt.Exists {
 				var err error

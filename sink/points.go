@@ -27,6 +27,10 @@ type pointPlan struct {
 	// subres: of the rows merged, those that were points apart in
 	// nanoseconds (see countSubresolution).
 	subres int
+	// nanos says the point key includes the nanoseconds beyond the
+	// microsecond (schema.NanosColumn), ns each row's.
+	nanos bool
+	ns    []uint16
 
 	// Scratch space, reused from batch to batch.
 	canon      []byte
@@ -48,6 +52,7 @@ type pointPlan struct {
 type pointKey struct {
 	micros, sid int64
 	ord         int32
+	ns          uint16 // the nanoseconds beyond micros, in a table that keeps them; else 0
 }
 
 // floorMicros turns Unix nanoseconds into microseconds as appendTimestamp
@@ -64,9 +69,12 @@ func floorMicros(unixNanos int64) int64 {
 // each row's tag set and time (readRows), each tag set's series id,
 // registering new ones (seriesIDs), and groups the rows that are one
 // point, in arrival order (group), counting those merged only for the
-// time column's resolution (countSubresolution).
-func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b *batch, lo, hi int, table string, timeType schema.Type) error {
+// time column's resolution (countSubresolution). nanos says the table's
+// point key includes the nanoseconds beyond the microsecond: rows apart by
+// less than a microsecond are then points apart.
+func (s *Sink) planPoints(ctx context.Context, conn *pgx.Conn, pp *pointPlan, b *batch, lo, hi int, table string, timeType schema.Type, nanos bool) error {
 	columns := s.cfg.Storage == StorageColumns
+	pp.nanos = nanos
 	pp.readRows(b, lo, hi, timeType.TimeUnit(), columns)
 	if err := s.seriesIDs(ctx, conn, pp, hi-lo, table, columns); err != nil {
 		return err
@@ -90,8 +98,12 @@ func (pp *pointPlan) readRows(b *batch, lo, hi int, unit int64, columns bool) {
 		}
 	}
 	micros := pp.micros[:0]
+	pp.ns = pp.ns[:0]
 	for r := lo; r < hi; r++ {
 		row := b.rowBytes(r, r+1)
+		if pp.nanos {
+			pp.ns = append(pp.ns, subMicro(b, r, columns))
+		}
 		if columns {
 			micros = append(micros, floorUnit(floorMicros(int64(binary.BigEndian.Uint64(row))), unit))
 			pp.tk, pp.tv = pp.tk[:0], pp.tv[:0]
@@ -157,7 +169,8 @@ func (s *Sink) seriesIDs(ctx context.Context, conn *pgx.Conn, pp *pointPlan, n i
 	return nil
 }
 
-// group finds the rows of each point (a series and a time) among n rows:
+// group finds the rows of each point (a series and a time, and the
+// nanoseconds in a table that keeps them) among n rows:
 // an open-addressing table of each point's first row, at most half full.
 func (pp *pointPlan) group(n int) {
 	micros := pp.micros
@@ -176,8 +189,12 @@ func (pp *pointPlan) group(n int) {
 	pp.rows = 0
 	for k := range n {
 		pp.next[k] = -1
-		sid, us := pp.sids[k], micros[k]
-		h := (uint64(sid) ^ uint64(us)*0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
+		sid, us, ns := pp.sids[k], micros[k], pp.nsOf(k)
+		t := uint64(us)
+		if pp.nanos {
+			t = t*1000 + uint64(ns)
+		}
+		h := (uint64(sid) ^ t*0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
 		for i := (h ^ h>>31) & mask; ; i = (i + 1) & mask {
 			first := pp.slots[i]
 			if first < 0 {
@@ -186,7 +203,7 @@ func (pp *pointPlan) group(n int) {
 				pp.rows++
 				break
 			}
-			if pp.sids[first] == sid && micros[first] == us {
+			if pp.sids[first] == sid && micros[first] == us && pp.nsOf(int(first)) == ns {
 				pp.head[k] = false
 				pp.next[pp.tail[first]] = int32(k)
 				pp.tail[first] = int32(k)
@@ -197,11 +214,12 @@ func (pp *pointPlan) group(n int) {
 }
 
 // keyOrder sets pp.keys: the points of n rows in the order of the point
-// key, (time, series_id), the order of the table's unique index. A COPY
-// in that order adds each key next to the one before, at the right end of
-// the index while time rises, where rows in the order they came go all
-// over its last pages (the lines of one time come in no order of series
-// id): the server spends less per row (see docs/benchmarks.md). Points
+// key, (time, series_id) or (time, series_id, time_ns), the order of the
+// table's unique index. A COPY in that order adds each key next to the
+// one before, at the right end of the index while time rises, where rows
+// in the order they came go all over its last pages (the lines of one
+// time come in no order of series id): the server spends less per row
+// (see docs/benchmarks.md). Points
 // already in order are not sorted; times that rise, as they nearly always
 // do within a batch, only need each time's points sorted by series id.
 // The rows are encoded as they came, reading the batch in order, and the
@@ -214,11 +232,11 @@ func (pp *pointPlan) keyOrder(n int) {
 		if !pp.head[k] {
 			continue
 		}
-		pk := pointKey{micros: pp.micros[k], sid: pp.sids[k], ord: int32(len(keys))}
+		pk := pointKey{micros: pp.micros[k], sid: pp.sids[k], ord: int32(len(keys)), ns: pp.nsOf(k)}
 		if len(keys) > 0 {
 			last := &keys[len(keys)-1]
 			rising = rising && last.micros <= pk.micros
-			sorted = sorted && (last.micros < pk.micros || last.micros == pk.micros && last.sid < pk.sid)
+			sorted = sorted && (last.micros < pk.micros || last.micros == pk.micros && (last.sid < pk.sid || last.sid == pk.sid && last.ns < pk.ns))
 		}
 		keys = append(keys, pk)
 	}
@@ -284,11 +302,12 @@ func (pp *pointPlan) sortBySID(keys []pointKey) {
 	pp.buckets, pp.bucketNext, pp.keysWas = starts, next, was
 }
 
-// insertBySID sorts a few keys of one time by series id.
+// insertBySID sorts a few keys of one time by series id (and
+// nanoseconds).
 func insertBySID(keys []pointKey) {
 	for i := 1; i < len(keys); i++ {
 		k, j := keys[i], i
-		for ; j > 0 && keys[j-1].sid > k.sid; j-- {
+		for ; j > 0 && (keys[j-1].sid > k.sid || keys[j-1].sid == k.sid && keys[j-1].ns > k.ns); j-- {
 			keys[j] = keys[j-1]
 		}
 		keys[j] = k
@@ -296,12 +315,15 @@ func insertBySID(keys []pointKey) {
 }
 
 // comparePointKeys orders point keys as the table's index does: by time,
-// then series id. Two points never have the same key.
+// series id, then nanoseconds. Two points never have the same key.
 func comparePointKeys(a, b pointKey) int {
 	if a.micros != b.micros {
 		return cmp.Compare(a.micros, b.micros)
 	}
-	return cmp.Compare(a.sid, b.sid)
+	if a.sid != b.sid {
+		return cmp.Compare(a.sid, b.sid)
+	}
+	return cmp.Compare(a.ns, b.ns)
 }
 
 // floorUnit floors micros to a multiple of unit.

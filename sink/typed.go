@@ -133,6 +133,9 @@ func (x *typedRows) mapColumns(keyCols []*schema.Column) {
 	names = append(names, pgx.Identifier{"time"}.Sanitize())
 	if x.pts != nil {
 		names = append(names, pgx.Identifier{schema.SeriesColumn}.Sanitize())
+		if x.pts.nanos {
+			names = append(names, pgx.Identifier{schema.NanosColumn}.Sanitize())
+		}
 	}
 	for _, c := range e.cols {
 		names = append(names, pgx.Identifier{c.Name}.Sanitize())
@@ -155,8 +158,7 @@ func (x *typedRows) generalRow(r int) {
 	e.rows = appendInt16(e.rows, int16(x.ncols))
 	e.rows = appendTimeAs(e.rows, x.t.TimeType, ts)
 	if pts != nil {
-		e.rows = appendInt32(e.rows, 8)
-		e.rows = binary.BigEndian.AppendUint64(e.rows, uint64(pts.sids[r-x.lo]))
+		e.rows = pts.appendKey(e.rows, r-x.lo)
 	}
 	for i := 1; i < len(e.cols)+1; i++ {
 		x.appendColumn(r, ts, i)

@@ -61,6 +61,7 @@ type prepared struct {
 	target, ident string   // the table's name, and its name quoted with the schema
 	names         []string // the COPY's columns, quoted
 	point         bool     // the table has a point key
+	nanos         bool     // which includes schema.NanosColumn
 	streak        *upsertStreak
 	dead          [][]deadLetter // values of each row that go to the rejected table
 
@@ -117,7 +118,7 @@ func (s *Sink) prepareTyped(ctx context.Context, conn *pgx.Conn, w *writerState,
 	}
 	var pts *pointPlan
 	if t.Point {
-		if err := s.planPoints(ctx, conn, &w.pts, b, lo, hi, t.Name, t.TimeType); err != nil {
+		if err := s.planPoints(ctx, conn, &w.pts, b, lo, hi, t.Name, t.TimeType, t.Nanos); err != nil {
 			return err
 		}
 		pts, p.n, p.subres = &w.pts, w.pts.rows, w.pts.subres
@@ -129,6 +130,7 @@ func (s *Sink) prepareTyped(ctx context.Context, conn *pgx.Conn, w *writerState,
 	}
 	encodeTyped(&w.enc, b, lo, hi, t, cols, pts)
 	p.rows, p.copySQL, p.target, p.ident, p.dead, p.names, p.point = w.enc.rows, w.enc.copySQL, t.Name, t.Ident, w.enc.dead, w.enc.names, t.Point
+	p.nanos = t.Nanos
 	return nil
 }
 
@@ -144,7 +146,7 @@ func (s *Sink) prepareJSONB(ctx context.Context, conn *pgx.Conn, w *writerState,
 		return err
 	}
 	if t.Point {
-		if err := s.planPoints(ctx, conn, &w.pts, b, lo, hi, t.Name, schema.Type{OID: schema.OIDTimestamptz, Typmod: -1}); err != nil {
+		if err := s.planPoints(ctx, conn, &w.pts, b, lo, hi, t.Name, schema.Type{OID: schema.OIDTimestamptz, Typmod: -1}, t.Nanos); err != nil {
 			return err
 		}
 		encodeJSONBPoints(&w.enc, b, lo, hi, &w.pts, t.Ident)
@@ -154,7 +156,7 @@ func (s *Sink) prepareJSONB(ctx context.Context, conn *pgx.Conn, w *writerState,
 		s.catalog.NoKey(t.Name)
 		p.rows, p.copySQL, p.names = b.rowBytes(lo, hi), t.CopySQL, jsonbNames
 	}
-	p.target, p.ident, p.point = t.Name, t.Ident, t.Point
+	p.target, p.ident, p.point, p.nanos = t.Name, t.Ident, t.Point, t.Nanos
 	return nil
 }
 
@@ -259,7 +261,7 @@ func (s *Sink) applyTx(ctx context.Context, tx pgx.Tx, w *writerState, b *batch,
 	p := &w.prep
 	switch {
 	case upsert:
-		if err := upsertRows(ctx, tx, p.ident, p.names, p.rows, p.n, s.cfg.Storage != StorageColumns); err != nil {
+		if err := upsertRows(ctx, tx, p.ident, p.names, p.rows, p.n, s.cfg.Storage != StorageColumns, p.nanos); err != nil {
 			return err
 		}
 	case staged:

@@ -33,7 +33,7 @@ import (
 // http_limits_test.go (back-pressure, the commit timeout, stopping),
 // http_query_test.go and clients_test.go (InfluxDB's client libraries);
 // outage_test.go (PostgreSQL away), spool_test.go; schema_test.go
-// (tables, points, privileges); ops_test.go (metrics, health,
+// (tables, points, privileges), nanos_test.go (--time-nanos); ops_test.go (metrics, health,
 // readiness, reload), startup_test.go; docs_test.go; timescale_test.go,
 // citus_test.go; fuzz_test.go with its checkers (fuzzcheck_test.go,
 // fuzzread_test.go). catalog_test.go, readiness_test.go and

@@ -91,6 +91,7 @@ func TestTimescale(t *testing.T) {
 	t.Run("dml_decompression_off", ts.testDMLDecompressionOff)
 	t.Run("decompression_limit", ts.testDecompressionLimit)
 	t.Run("partition_by_refused", ts.testPartitionByRefused)
+	t.Run("time_nanos", ts.testTimeNanos)
 }
 
 // schema makes a schema for one subtest, dropped at its end.

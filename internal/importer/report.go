@@ -79,7 +79,12 @@ func WritePlan(w io.Writer, res Result, cfg Config) {
 				fmt.Fprintf(w, "  create table %s for %s:\n", name, rows)
 				fmt.Fprintln(w, "      time timestamptz")
 				if cfg.Sink.WriteMode != sink.WriteAppend {
-					fmt.Fprintln(w, "      series_id bigint  (the tag set; primary key (time, series_id))")
+					if cfg.Sink.TimeNanos {
+						fmt.Fprintln(w, "      series_id bigint  (the tag set)")
+						fmt.Fprintln(w, "      time_ns smallint  (nanoseconds beyond the microsecond; primary key (time, series_id, time_ns))")
+					} else {
+						fmt.Fprintln(w, "      series_id bigint  (the tag set; primary key (time, series_id))")
+					}
 				}
 				if cfg.Sink.Storage == sink.StorageJSONB {
 					fmt.Fprintln(w, "      tags jsonb\n      fields jsonb")

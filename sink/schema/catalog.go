@@ -19,6 +19,7 @@ type Table struct {
 	Ident   string // schema and name, quoted
 	CopySQL string // the COPY of a row as the sink encodes it
 	Point   bool   // the table has a point key (see hasPointKey)
+	Nanos   bool   // the point key includes NanosColumn (see hasPointKey)
 }
 
 // ErrTableMismatch marks a table that exists with a layout pginflux cannot
@@ -46,6 +47,9 @@ type Config struct {
 	PartitionBy string
 	// Merge gives the tables pginflux makes a point key.
 	Merge bool
+	// TimeNanos adds NanosColumn to the point key of the tables pginflux
+	// makes in merge mode.
+	TimeNanos bool
 	// SeriesHash, for tests, replaces the hash that proposes a tag set's
 	// series id (to force collisions); nil in production.
 	SeriesHash func(tagsJSON []byte) int64
@@ -71,6 +75,7 @@ type Catalog struct {
 	refused    error              // why no table may be made (see Validate), or nil
 	partitions *Partitions        // --partition-by, or nil
 	merge      bool               // new tables get a point key
+	timeNanos  bool               // and NanosColumn in it
 
 	commitsMu      sync.Mutex   // held while the commit marker table is made or cleaned
 	commitsCleaned atomic.Int64 // see commitsReady
@@ -109,6 +114,7 @@ func New(cfg Config, m *Metrics, log *slog.Logger) *Catalog {
 		uintType:       cfg.UintType,
 		rejectedName:   cfg.RejectedTable,
 		merge:          cfg.Merge,
+		timeNanos:      cfg.TimeNanos,
 		series:         make(map[string]*Series),
 		names:          make(map[string]string),
 		metrics:        m,

@@ -54,6 +54,10 @@ type TypedTable struct {
 	// Point says the table has a point key: rows carry a series_id, and
 	// the column of that name serves no key.
 	Point bool
+	// Nanos says the point key includes NanosColumn: rows carry the
+	// nanoseconds of their time beyond the microsecond, and the column of
+	// that name serves no key.
+	Nanos bool
 	// TimeType is the type of the time column: timestamp(p) keeps less
 	// than microseconds.
 	TimeType Type
@@ -120,7 +124,7 @@ func (t *TypedTable) ColumnsFor(keys []BatchKey) []*Column {
 				continue
 			}
 			c := t.byName[k.Name]
-			if c == nil || c.Owner != nil || c == t.Overflow || k.Name == "time" || (t.Point && k.Name == SeriesColumn) || claimed[c] || !c.Type.Writable() {
+			if c == nil || c.Owner != nil || c == t.Overflow || k.Name == "time" || (t.Point && k.Name == SeriesColumn) || (t.Nanos && k.Name == NanosColumn) || claimed[c] || !c.Type.Writable() {
 				continue
 			}
 			claimed[c] = true
@@ -218,7 +222,7 @@ func ReadTyped(ctx context.Context, q pgx.Tx, name, ident string) (*TypedTable, 
 		return nil, fmt.Errorf("table %s: column %q is %s, not jsonb: %w", ident, OverflowColumn, t.Overflow.Type.Name, ErrTableMismatch)
 	}
 	t.TimeType = timeCol.Type
-	if t.Point, err = hasPointKey(ctx, q, ident); err != nil {
+	if t.Point, t.Nanos, err = hasPointKey(ctx, q, ident); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -284,7 +288,7 @@ func (c *Catalog) EnsureTyped(ctx context.Context, conn *pgx.Conn, measurement s
 func (c *Catalog) createTyped(ctx context.Context, tx pgx.Tx, ident, name, measurement string) error {
 	cols := "time timestamptz NOT NULL"
 	if c.merge {
-		cols += ", " + SeriesColumn + " bigint NOT NULL, " + pointKeyDDL
+		cols += ", " + SeriesColumn + " bigint NOT NULL, " + c.pointKeyDDL()
 	}
 	if _, err := tx.Exec(ctx, "CREATE TABLE "+ident+" ("+cols+")"+c.partitionClause()); err != nil {
 		return err

@@ -60,7 +60,7 @@ func (c *Catalog) ensureTable(ctx context.Context, conn *pgx.Conn, measurement s
 		}
 		if c.merge {
 			cols = append(cols[:1], append([]string{SeriesColumn + " bigint NOT NULL"}, cols[1:]...)...)
-			cols = append(cols, pointKeyDDL)
+			cols = append(cols, c.pointKeyDDL())
 		}
 		if _, err := tx.Exec(ctx, "CREATE TABLE "+ident+" ("+strings.Join(cols, ", ")+")"+c.partitionClause()); err != nil {
 			return err
@@ -81,7 +81,7 @@ func (c *Catalog) ensureTable(ctx context.Context, conn *pgx.Conn, measurement s
 	if err := c.checkColumns(ctx, conn, ident); err != nil {
 		return nil, err
 	}
-	point, err := hasPointKey(ctx, conn, ident)
+	point, nanos, err := hasPointKey(ctx, conn, ident)
 	if err != nil {
 		return nil, err
 	}
@@ -93,6 +93,7 @@ func (c *Catalog) ensureTable(ctx context.Context, conn *pgx.Conn, measurement s
 		Name:    name,
 		Ident:   ident,
 		Point:   point,
+		Nanos:   nanos,
 		CopySQL: "COPY " + ident + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary)",
 	}, nil
 }
