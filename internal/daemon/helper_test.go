@@ -34,7 +34,9 @@ import (
 // http_query_test.go and clients_test.go (InfluxDB's client libraries);
 // outage_test.go (PostgreSQL away), spool_test.go; schema_test.go
 // (tables, points, privileges), nanos_test.go (--time-nanos); ops_test.go (metrics, health,
-// readiness, reload), startup_test.go; docs_test.go; timescale_test.go,
+// readiness, reload), startup_test.go; hostile_test.go (hostile clients:
+// bombs, big bodies, slow clients; peak RSS); tenants_test.go,
+// tenants_roles_test.go, tenants_reload_test.go (--auth-file); docs_test.go; timescale_test.go,
 // citus_test.go; fuzz_test.go with its checkers (fuzzcheck_test.go,
 // fuzzread_test.go). catalog_test.go, readiness_test.go and
 // reload_test.go test their files from inside the package.
