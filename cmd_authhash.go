@@ -38,10 +38,10 @@ func runAuthHash(_ context.Context, args []string, _ func(string) string, stdin 
 		return nil
 	}
 	if err != nil {
-		return usageError{fmt.Errorf("auth-hash: %w", err)}
+		return usageError{Err: fmt.Errorf("auth-hash: %w", err)}
 	}
 	if len(rest) > 0 {
-		return usageError{fmt.Errorf("auth-hash: unexpected argument %q: the secret is read from standard input, never from the command line", rest[0])}
+		return usageError{Err: fmt.Errorf("auth-hash: unexpected argument %q: the secret is read from standard input, never from the command line", rest[0])}
 	}
 	line, err := bufio.NewReader(io.LimitReader(stdin, 64<<10)).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {

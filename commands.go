@@ -32,7 +32,7 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		return usageError{fmt.Errorf("unknown command %q; commands: %s (or no command, with flags, to run the daemon; pginflux --help says more)", args[0], commandNames())}
+		return usageError{Err: fmt.Errorf("unknown command %q; commands: %s (or no command, with flags, to run the daemon; pginflux --help says more)", args[0], commandNames())}
 	}
 	return c.run(ctx, args[1:], getenv, stdin, stdout, stderr)
 }
@@ -44,10 +44,10 @@ func runHelp(ctx context.Context, args []string, getenv func(string) string, std
 	case len(args) == 0:
 		return runIO(ctx, []string{"--help"}, getenv, stdin, stdout, stderr)
 	case len(args) > 1:
-		return usageError{fmt.Errorf("help: unexpected argument %q (pginflux help COMMAND)", args[1])}
+		return usageError{Err: fmt.Errorf("help: unexpected argument %q (pginflux help COMMAND)", args[1])}
 	}
 	if _, ok := commands[args[0]]; !ok {
-		return usageError{fmt.Errorf("help: unknown command %q; commands: %s", args[0], commandNames())}
+		return usageError{Err: fmt.Errorf("help: unknown command %q; commands: %s", args[0], commandNames())}
 	}
 	return runCommand(ctx, []string{args[0], "--help"}, getenv, stdin, stdout, stderr)
 }
@@ -103,5 +103,5 @@ func explainArgument(err error) error {
 // commandUsageError is a usage error of command name: a bad flag or
 // argument, which the user fixes with name's --help.
 func commandUsageError(name string, err error) error {
-	return usageError{fmt.Errorf("%s: %w", name, err)}
+	return usageError{Err: fmt.Errorf("%s: %w", name, err)}
 }

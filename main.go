@@ -18,10 +18,10 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"strings"
 	"syscall"
 
 	"github.com/pginflux/pginflux/config"
+	"github.com/pginflux/pginflux/internal/cli"
 	"github.com/pginflux/pginflux/internal/daemon"
 )
 
@@ -35,7 +35,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv)
 	stop()
-	os.Exit(exitStatus(err, os.Stderr))
+	os.Exit(cli.ExitStatus("pginflux", err, os.Stderr))
 }
 
 // setProcs runs the daemon's Go code on half the CPUs the runtime would
@@ -56,28 +56,7 @@ func setProcs(getenv func(string) string) int {
 }
 
 // usageError is a problem with the flags or environment: exit status 2.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-// exitStatus writes err, if any, to w, every line of it after
-// "pginflux: ", and returns the exit status for it: 0 for none, 2 for a
-// usageError (bad flags, arguments or environment: what systemd's unit
-// does not restart on), 1 for anything else.
-func exitStatus(err error, w io.Writer) int {
-	if err == nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(err.Error(), "\n") {
-		fmt.Fprintf(w, "pginflux: %s\n", line)
-	}
-	var usage usageError
-	if errors.As(err, &usage) {
-		return 2
-	}
-	return 1
-}
+type usageError = cli.UsageError
 
 // run is pginflux: it returns when ctx ends and everything received has
 // been written (or the shutdown timeout passed).
@@ -98,14 +77,14 @@ func runIO(ctx context.Context, args []string, getenv func(string) string, stdin
 		return nil
 	}
 	if err != nil {
-		return usageError{explainArgument(err)}
+		return usageError{Err: explainArgument(err)}
 	}
 	if cfg.Version {
 		fmt.Fprintln(stdout, "pginflux", version)
 		return nil
 	}
 	if cfg.UDPAddress == "" && cfg.TCPAddress == "" && cfg.HTTPAddress == "" {
-		return usageError{errors.New("nothing to listen on: --udp-address, --tcp-address and --http-address are all empty")}
+		return usageError{Err: errors.New("nothing to listen on: --udp-address, --tcp-address and --http-address are all empty")}
 	}
 	return runDaemon(ctx, cfg, daemon.Options{Version: version, Log: stderr, Args: args, Getenv: getenv})
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pginflux/pginflux/config"
+	"github.com/pginflux/pginflux/internal/cli"
 	"github.com/pginflux/pginflux/internal/devtools/daemontest"
 )
 
@@ -29,7 +30,7 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (stdout, stderr
 	t.Helper()
 	var out, errOut bytes.Buffer
 	err := runIO(t.Context(), args, func(k string) string { return env[k] }, strings.NewReader(""), &out, &errOut)
-	status = exitStatus(err, &errOut)
+	status = cli.ExitStatus("pginflux", err, &errOut)
 	return out.String(), errOut.String(), status
 }
 

@@ -7,6 +7,7 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -150,4 +151,28 @@ func quoteIfNeeded(s string) string {
 		return strconv.Quote(s)
 	}
 	return s
+}
+
+// UsageError is a problem with a command line: its flags, arguments or
+// environment. A command exits 2 for it (ExitStatus), what systemd's
+// units do not restart on.
+type UsageError struct{ Err error }
+
+func (e UsageError) Error() string { return e.Err.Error() }
+func (e UsageError) Unwrap() error { return e.Err }
+
+// ExitStatus writes err, if any, to w, every line of it after "name: ",
+// and returns the exit status for it: 0 for none, 2 for a UsageError, 1
+// for anything else.
+func ExitStatus(name string, err error, w io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintf(w, "%s: %s\n", name, line)
+	}
+	if errors.As(err, new(UsageError)) {
+		return 2
+	}
+	return 1
 }

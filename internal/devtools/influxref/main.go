@@ -68,27 +68,19 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/pginflux/pginflux/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout)
 	stop()
-	var usage usageError
-	switch {
-	case errors.As(err, &usage):
-		fmt.Fprintln(os.Stderr, "influxref:", err)
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "influxref:", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.ExitStatus("influxref", err, os.Stderr))
 }
 
 // usageError is a bad command line.
-type usageError struct{ error }
-
-func (e usageError) Unwrap() error { return e.error }
+type usageError = cli.UsageError
 
 // options are influxref's flags.
 type options struct {
@@ -115,10 +107,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.reuse, "reuse", false, "write into -db even if it exists")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "timeout of each request")
 	if err := fs.Parse(args); err != nil {
-		return o, usageError{err}
+		return o, usageError{Err: err}
 	}
 	if fs.NArg() > 0 {
-		return o, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+		return o, usageError{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
 	if o.makeData != "" {
 		return o, nil
@@ -137,7 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		errs = append(errs, fmt.Errorf("-timeout %v: want > 0", o.timeout))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return o, usageError{err}
+		return o, usageError{Err: err}
 	}
 	return o, nil
 }

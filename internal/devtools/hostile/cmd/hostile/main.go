@@ -42,21 +42,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	var usage usageError
-	switch {
-	case errors.As(err, &usage):
-		fmt.Fprintln(os.Stderr, "hostile:", err)
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "hostile:", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.ExitStatus("hostile", err, os.Stderr))
 }
 
 // usageError is a bad command line.
-type usageError struct{ error }
-
-func (e usageError) Unwrap() error { return e.error }
+type usageError = cli.UsageError
 
 // options are the command line.
 type options struct {
@@ -113,18 +103,18 @@ func parseArgs(args []string, help io.Writer) (*options, error) {
 		return nil, err
 	}
 	if err != nil {
-		return nil, usageError{err}
+		return nil, usageError{Err: err}
 	}
 	if len(rest) > 0 {
-		return nil, usageError{fmt.Errorf("unexpected arguments %q", rest)}
+		return nil, usageError{Err: fmt.Errorf("unexpected arguments %q", rest)}
 	}
 	for s := range strings.SplitSeq(*scenarios, ",") {
 		s = strings.TrimSpace(s)
 		if !known(s) {
-			return nil, usageError{fmt.Errorf("--scenario: unknown %q; scenarios: %s", s, strings.Join(scenarioNames, ", "))}
+			return nil, usageError{Err: fmt.Errorf("--scenario: unknown %q; scenarios: %s", s, strings.Join(scenarioNames, ", "))}
 		}
 		if (s == "tcpline" || s == "all") && o.tcp == "" {
-			return nil, usageError{fmt.Errorf("--scenario %s needs --tcp", s)}
+			return nil, usageError{Err: fmt.Errorf("--scenario %s needs --tcp", s)}
 		}
 		o.scenarios = append(o.scenarios, s)
 	}
