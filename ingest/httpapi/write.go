@@ -261,6 +261,12 @@ func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received t
 	})
 	s.wm.Bytes.Add(float64(b.n.Load()))
 	t.res = res
+	return s.answerWrite(w, r, v, p, res, err)
+}
+
+// answerWrite answers a write request whose body was read (or cut), with
+// what the Writer returned, and returns the status.
+func (s *Server) answerWrite(w http.ResponseWriter, r *http.Request, v api, p writeParams, res WriteResult, err error) int {
 	var cut *BodyError
 	switch {
 	case errors.As(err, &cut):
@@ -277,7 +283,7 @@ func (s *Server) write(v api, w http.ResponseWriter, r *http.Request, received t
 		return s.fail(w, r, v, http.StatusServiceUnavailable, fmt.Sprintf(
 			"the rows were not committed within %v (PostgreSQL is slow or unreachable); pginflux holds them and may still write them: send the request again later", s.cfg.CommitTimeout))
 	case err != nil:
-		s.log.Warn("a write request's rows were not written", "source", src, "request_id", requestID(r), "credential", cred.Name, "err", err)
+		s.log.Warn("a write request's rows were not written", "source", r.RemoteAddr, "request_id", requestID(r), "credential", credentialName(r), "err", err)
 		return s.fail(w, r, v, http.StatusInternalServerError, "rows were not written: "+err.Error())
 	case res.BadLines > 0 || res.Rejected > 0:
 		if v == apiV3 {

@@ -254,6 +254,22 @@ type lineReader struct {
 	size     int64
 }
 
+// room makes room in a full buffer: it doubles, up to maxBuf, drawing
+// what it grows by from mem; a line without its end that fills the
+// largest buffer is skipped from then on, its start kept.
+func (r *lineReader) room(maxBuf int, mem *budget.Account) {
+	if len(r.buf) < maxBuf {
+		grow := min(2*len(r.buf), maxBuf) - len(r.buf)
+		mem.Take(int64(grow))
+		r.buf = append(r.buf, make([]byte, grow)...)
+		return
+	}
+	r.skipping = true
+	r.prefix = append(r.prefix[:0], r.buf[:min(LongLinePrefix, r.n)]...)
+	r.size = int64(r.n)
+	r.n = 0
+}
+
 // read serves one connection until it ends, and says why it did.
 func (l *Listener) read(ctx context.Context, conn net.Conn, h ConnHandler) (why string, err error) {
 	maxBuf := l.cfg.MaxLineSize + 1 // the longest line and its newline
@@ -285,17 +301,7 @@ func (l *Listener) read(ctx context.Context, conn net.Conn, h ConnHandler) (why 
 			}
 		}
 		if r.n == len(r.buf) {
-			if len(r.buf) < maxBuf {
-				grow := min(2*len(r.buf), maxBuf) - len(r.buf)
-				l.cfg.Memory.Take(int64(grow))
-				r.buf = append(r.buf, make([]byte, grow)...)
-			} else {
-				// A line without its end fills the largest buffer.
-				r.skipping = true
-				r.prefix = append(r.prefix[:0], r.buf[:min(LongLinePrefix, r.n)]...)
-				r.size = int64(r.n)
-				r.n = 0
-			}
+			r.room(maxBuf, l.cfg.Memory)
 		}
 		if !draining {
 			// Back-pressure: the budget's other buffers write out first.
