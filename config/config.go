@@ -94,6 +94,10 @@ type Config struct {
 	HTTPMaxConnections int // HTTP connections open at once
 	HTTPMaxWrites      int // write requests served at once
 
+	QueryTimeout   time.Duration // a /query statement's statement_timeout
+	QueryMaxPoints int           // points one SELECT returns at most; 0: no bound
+	QueryMaxSeries int           // series one SELECT returns at most; 0: no bound
+
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
 

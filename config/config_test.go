@@ -53,6 +53,9 @@ func TestDefaults(t *testing.T) {
 		HTTPMaxBody:        32 << 20,
 		HTTPMaxConnections: 1024,
 		HTTPMaxWrites:      64,
+		QueryTimeout:       30 * time.Second,
+		QueryMaxPoints:     10_000_000,
+		QueryMaxSeries:     100_000,
 		LogLevel:           slog.LevelInfo,
 		LogFormat:          "text",
 	}

@@ -288,6 +288,9 @@ func serverOptions() []option {
 		}},
 		{name: "http-max-connections", def: "1024", usage: "most HTTP `connections` open at once, every endpoint's; one more is closed at once and counted", set: intIn(1, 1<<16, func(c *Config, n int) { c.HTTPMaxConnections = n })},
 		{name: "http-max-writes", def: "64", usage: "most write `requests` served at once (reading, parsing, waiting for the commit); one more is answered 503 (v2: 429) with Retry-After: 1 before its body is read", set: intIn(1, 1<<16, func(c *Config, n int) { c.HTTPMaxWrites = n })},
+		{name: "query-timeout", def: "30s", usage: "longest a /query statement runs in PostgreSQL (its statement_timeout, a `duration`); longer ones get InfluxDB's \"query timeout\" error", set: durationIn(time.Millisecond, 24*time.Hour, func(c *Config, d time.Duration) { c.QueryTimeout = d })},
+		{name: "query-max-points", def: "10000000", usage: "most `points` (rows) one /query SELECT returns, as InfluxDB's max-select-point; 0 is no bound", set: intIn(0, 1<<40, func(c *Config, n int) { c.QueryMaxPoints = n })},
+		{name: "query-max-series", def: "100000", usage: "most `series` one /query SELECT returns, as InfluxDB's max-select-series; 0 is no bound", set: intIn(0, 1<<40, func(c *Config, n int) { c.QueryMaxSeries = n })},
 		{name: "tls-cert", usage: "PEM certificate `file` for HTTPS and TLS over TCP (with --tls-key)", set: func(c *Config, v string) error {
 			c.TLSCert = v
 			return nil

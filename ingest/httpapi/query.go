@@ -6,28 +6,35 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/influxdata/influxql"
+
 	"github.com/pginflux/pginflux/internal/auth"
+	"github.com/pginflux/pginflux/internal/query"
 )
 
-// Catalog tells /query what InfluxDB tools ask before they write, from
-// where the data is. Its methods are called concurrently, with a context
-// that ends when the request does. An error wrapping ErrNotFound or
-// ErrInvalid is the statement's, told in its result as InfluxDB tells it
-// (with status 200); ErrUnavailable is answered 503; any other 500.
+// Catalog answers the statements of /query about databases. Its methods
+// are called concurrently, with a context that ends when the request
+// does. An error wrapping ErrNotFound or ErrInvalid is the statement's,
+// told in its result as InfluxDB tells it (with status 200);
+// ErrUnavailable is answered 503; any other 500.
 type Catalog interface {
 	// CreateDatabase makes database db ready to be written into, or does
 	// nothing where databases are not kept apart.
 	CreateDatabase(ctx context.Context, db string) error
 	// Databases lists the databases written into, in order.
 	Databases(ctx context.Context) ([]string, error)
-	// Measurements lists the measurements of database db ("" for the
-	// default one), in order.
-	Measurements(ctx context.Context, db string) ([]string, error)
 	// Retention returns how long database db keeps data; 0 is forever.
 	Retention(ctx context.Context, db string) (time.Duration, error)
+}
+
+// Reader answers the statements of /query that read data (those
+// query.Supported names), with errors as query.Engine's.
+type Reader interface {
+	Run(ctx context.Context, st influxql.Statement, req query.Request) ([]query.Series, error)
 }
 
 // ErrNotFound: the database named does not exist. Its text is InfluxDB's.
@@ -36,8 +43,9 @@ var ErrNotFound = errors.New("database not found")
 // maxQueryBody bounds a /query form.
 const maxQueryBody = 1 << 20
 
-// queryTimeout bounds the Catalog's work for one request.
-const queryTimeout = 10 * time.Second
+// DefaultChunkSize is the rows of a chunk of a chunked answer when
+// chunk_size does not say, InfluxDB's.
+const DefaultChunkSize = 10000
 
 // queryRoutes serves /query, GET and POST, when there is a Writer.
 func (s *Server) queryRoutes() {
@@ -52,25 +60,38 @@ func (s *Server) queryRoutes() {
 type result struct {
 	StatementID int      `json:"statement_id"`
 	Series      []series `json:"series,omitempty"`
+	Partial     bool     `json:"partial,omitempty"`
 	Error       string   `json:"error,omitempty"`
 }
 
 type series struct {
-	Name    string   `json:"name,omitempty"`
-	Columns []string `json:"columns"`
-	Values  [][]any  `json:"values,omitempty"`
+	Name    string            `json:"name,omitempty"`
+	Tags    map[string]string `json:"tags,omitempty"`
+	Columns []string          `json:"columns"`
+	Values  [][]any           `json:"values,omitempty"`
+	Partial bool              `json:"partial,omitempty"`
 }
 
-// maxStatements bounds the statements of one /query request: each may be
-// a round trip to PostgreSQL, and tools send one or two.
+// maxStatements bounds the statements of one /query request.
 const maxStatements = 100
 
-// query answers /query as InfluxDB 1.x does, for the statements InfluxDB
-// tools send before they write (see parseQuery); anything else is
-// answered 501, a malformed statement 400. q is read from the URL or a
-// form body; db is the database of statements without ON; pretty=true
-// indents. Statements run in order, and the first that fails ends the
-// request, its error in its result.
+// queryRequest is what /query's form says besides q.
+type queryRequest struct {
+	db        string
+	cred      *auth.Credential
+	epoch     int64 // the divisor of times in ns; 0 writes RFC3339 strings
+	chunked   bool
+	chunkSize int
+	now       time.Time
+}
+
+// query answers /query as InfluxDB 1.x does: q is parsed with InfluxQL's
+// parser (params binds its $parameters), db is the database of
+// statements that name none, epoch chooses how times are written,
+// chunked=true streams the answer in chunks of chunk_size rows, and
+// pretty=true indents. A malformed query is 400; a statement that fails
+// has its error in its result (200), and the statements after it are
+// "not executed", as in InfluxDB.
 func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 	cred, ok := s.credential(r)
 	if !ok {
@@ -87,81 +108,175 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, apiV1, http.StatusBadRequest, `missing required parameter "q"`)
 		return
 	}
-	stmts, err := parseQuery(q)
+	p := influxql.NewParser(strings.NewReader(q))
+	if raw := r.Form.Get("params"); raw != "" {
+		params, err := queryParams(raw)
+		if err != nil {
+			s.fail(w, r, apiV1, http.StatusBadRequest, err.Error())
+			return
+		}
+		p.SetParams(params)
+	}
+	parsed, err := p.ParseQuery()
 	switch {
-	case errors.Is(err, errUnsupported):
-		s.fail(w, r, apiV1, http.StatusNotImplemented, err.Error())
-		return
 	case err != nil:
 		s.fail(w, r, apiV1, http.StatusBadRequest, "error parsing query: "+err.Error())
 		return
-	case len(stmts) > maxStatements:
-		s.fail(w, r, apiV1, http.StatusBadRequest, fmt.Sprintf("error parsing query: %d statements, more than the %d pginflux takes in one request", len(stmts), maxStatements))
+	case len(parsed.Statements) == 0:
+		s.fail(w, r, apiV1, http.StatusBadRequest, "error parsing query: found EOF, expected a statement")
+		return
+	case len(parsed.Statements) > maxStatements:
+		s.fail(w, r, apiV1, http.StatusBadRequest, fmt.Sprintf("error parsing query: %d statements, more than the %d pginflux takes in one request", len(parsed.Statements), maxStatements))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
-	defer cancel()
-	db := r.Form.Get("db")
-	for _, st := range stmts {
-		if verb, target, ok := permitted(cred, st, db); !ok {
+	qr := queryRequest{db: r.Form.Get("db"), cred: cred, now: time.Now(), chunked: r.Form.Get("chunked") == "true", chunkSize: DefaultChunkSize}
+	if n, err := strconv.Atoi(r.Form.Get("chunk_size")); err == nil && n > 0 {
+		qr.chunkSize = n
+	}
+	if qr.epoch, ok = epochDivisor(r.Form.Get("epoch")); !ok {
+		s.fail(w, r, apiV1, http.StatusBadRequest, fmt.Sprintf("invalid epoch %q: one of ns, u, ms, s, m, h", r.Form.Get("epoch")))
+		return
+	}
+	for _, st := range parsed.Statements {
+		if verb, target, ok := permitted(cred, st, qr.db); !ok {
 			s.fail(w, r, apiV1, http.StatusForbidden, forbidden(cred, verb, target))
 			return
 		}
 	}
-	results := make([]result, 0, len(stmts))
-	for i, st := range stmts {
-		res, err := s.execute(ctx, st, db)
-		if st.kind == showDatabases {
-			res = visible(res, cred)
+	out := newQueryWriter(w, r, qr.chunked)
+	failed := false
+	for i, st := range parsed.Statements {
+		if failed {
+			out.result(result{StatementID: i, Error: "not executed"})
+			continue
 		}
+		res, err := s.execute(r.Context(), st, qr)
 		res.StatementID = i
 		switch {
-		case errors.Is(err, errUnsupported):
-			s.fail(w, r, apiV1, http.StatusNotImplemented, err.Error())
-			return
-		case errors.Is(err, ErrUnavailable):
+		case errors.Is(err, ErrUnavailable), errors.Is(err, query.ErrUnavailable):
+			if out.started() {
+				res.Error = err.Error()
+				break
+			}
 			w.Header().Set("Retry-After", retryUnavailable)
 			s.fail(w, r, apiV1, http.StatusServiceUnavailable, err.Error())
 			return
-		case errors.Is(err, ErrNotFound), errors.Is(err, ErrInvalid):
+		case errors.Is(err, ErrNotFound), errors.Is(err, ErrInvalid), errors.Is(err, query.ErrStatement):
 			res.Error = err.Error()
 		case err != nil:
+			if out.started() || r.Context().Err() != nil {
+				res.Error = err.Error()
+				break
+			}
 			s.log.Warn("a query failed", "request_id", requestID(r), "err", err)
 			s.fail(w, r, apiV1, http.StatusInternalServerError, err.Error())
 			return
 		}
-		results = append(results, res)
-		if res.Error != "" {
-			break
+		failed = res.Error != ""
+		if res.Error == "" && qr.chunked {
+			out.chunks(res, qr.chunkSize)
+			continue
 		}
+		out.result(res)
 	}
-	body := struct {
-		Results []result `json:"results"`
-	}{results}
-	if r.Form.Get("pretty") != "true" {
-		writeJSON(w, r, http.StatusOK, body)
-		return
-	}
-	b, _ := json.MarshalIndent(body, "", "    ")
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(append(b, '\n'))
+	out.finish(r.Form.Get("pretty") == "true")
 }
 
-// execute runs one statement; db is the request's database.
-// permitted says whether c may run st, whose database is db unless it
-// names one (ON); if not, what it may not do to which database.
-func permitted(c *auth.Credential, st statement, db string) (verb, target string, ok bool) {
-	if st.on || st.kind == createDatabase {
-		db = st.db
+// queryParams reads the params form value, as InfluxDB does: numbers
+// with a decimal point are floats, others integers.
+func queryParams(raw string) (map[string]any, error) {
+	d := json.NewDecoder(strings.NewReader(raw))
+	d.UseNumber()
+	var params map[string]any
+	if err := d.Decode(&params); err != nil {
+		return nil, fmt.Errorf("error parsing query parameters: %v", err)
 	}
-	switch st.kind {
-	case createDatabase:
-		return "create", db, c.CanWrite(db)
-	case showDatabases:
-		return "", "", true // each is shown only if c may write to or query it
+	for k, v := range params {
+		n, ok := v.(json.Number)
+		if !ok {
+			continue
+		}
+		var err error
+		if strings.Contains(string(n), ".") {
+			params[k], err = n.Float64()
+		} else {
+			params[k], err = n.Int64()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("error parsing json value: %v", err)
+		}
 	}
-	return "query", db, c.CanQuery(db)
+	return params, nil
+}
+
+// epochDivisor is what a time in ns is divided by for epoch=e; 0 for
+// RFC3339 strings (no epoch).
+func epochDivisor(e string) (int64, bool) {
+	switch e {
+	case "":
+		return 0, true
+	case "ns", "n":
+		return 1, true
+	case "u", "µ":
+		return int64(time.Microsecond), true
+	case "ms":
+		return int64(time.Millisecond), true
+	case "s":
+		return int64(time.Second), true
+	case "m":
+		return int64(time.Minute), true
+	case "h":
+		return int64(time.Hour), true
+	}
+	return 0, false
+}
+
+// databases names the databases st reads or changes; "" is the request's.
+func databases(st influxql.Statement) (names []string, write bool) {
+	switch st := st.(type) {
+	case *influxql.CreateDatabaseStatement:
+		return []string{st.Name}, true
+	case *influxql.ShowDatabasesStatement:
+		return nil, false
+	case *influxql.SelectStatement:
+		for _, src := range st.Sources {
+			if m, ok := src.(*influxql.Measurement); ok {
+				names = append(names, m.Database)
+			}
+		}
+		return names, st.Target != nil
+	case *influxql.ShowMeasurementsStatement:
+		return []string{st.Database}, false
+	case *influxql.ShowTagKeysStatement:
+		return []string{st.Database}, false
+	case *influxql.ShowTagValuesStatement:
+		return []string{st.Database}, false
+	case *influxql.ShowFieldKeysStatement:
+		return []string{st.Database}, false
+	case *influxql.ShowSeriesStatement:
+		return []string{st.Database}, false
+	case *influxql.ShowRetentionPoliciesStatement:
+		return []string{st.Database}, false
+	}
+	return []string{""}, false
+}
+
+// permitted says whether c may run st in database db (those st names
+// otherwise); if not, what it may not do to which database.
+func permitted(c *auth.Credential, st influxql.Statement, db string) (verb, target string, ok bool) {
+	names, write := databases(st)
+	for _, n := range names {
+		if n == "" {
+			n = db
+		}
+		if write && !c.CanWrite(n) {
+			return "create", n, false
+		}
+		if !write && !c.CanQuery(n) {
+			return "query", n, false
+		}
+	}
+	return "", "", true
 }
 
 // visible keeps, of SHOW DATABASES' answer, the databases c may write to
@@ -178,81 +293,4 @@ func visible(res result, c *auth.Credential) result {
 	}
 	res.Series[0].Values = kept
 	return res
-}
-
-func (s *Server) execute(ctx context.Context, st statement, db string) (result, error) {
-	if st.on {
-		db = st.db
-	}
-	c := s.cfg.Catalog
-	if c == nil {
-		if st.kind == createDatabase {
-			return result{}, nil
-		}
-		return result{}, fmt.Errorf("%w (pginflux answers SHOW statements only with its database)", errUnsupported)
-	}
-	switch st.kind {
-	case createDatabase:
-		return result{}, c.CreateDatabase(ctx, st.db)
-	case showDatabases:
-		names, err := c.Databases(ctx)
-		if err != nil {
-			return result{}, err
-		}
-		return result{Series: []series{{Name: "databases", Columns: []string{"name"}, Values: column(names)}}}, nil
-	case showMeasurements:
-		names, err := c.Measurements(ctx, db)
-		if err != nil {
-			return result{}, err
-		}
-		if st.match != nil {
-			kept := names[:0]
-			for _, n := range names {
-				if st.match(n) {
-					kept = append(kept, n)
-				}
-			}
-			names = kept
-		}
-		names = names[min(st.offset, len(names)):]
-		if st.limit > 0 {
-			names = names[:min(st.limit, len(names))]
-		}
-		if len(names) == 0 {
-			return result{}, nil // InfluxDB's answer: no series
-		}
-		return result{Series: []series{{Name: "measurements", Columns: []string{"name"}, Values: column(names)}}}, nil
-	case showRetentionPolicies:
-		d, err := c.Retention(ctx, db)
-		if err != nil {
-			return result{}, err
-		}
-		return result{Series: []series{{
-			Columns: []string{"name", "duration", "shardGroupDuration", "replicaN", "default"},
-			Values:  [][]any{{"autogen", d.String(), shardGroupDuration(d).String(), 1, true}},
-		}}}, nil
-	}
-	return result{}, fmt.Errorf("statement kind %d: %w", st.kind, errUnsupported)
-}
-
-// column makes the values of a one-column series.
-func column(names []string) [][]any {
-	v := make([][]any, len(names))
-	for i, n := range names {
-		v[i] = []any{n}
-	}
-	return v
-}
-
-// shardGroupDuration is the shard group duration InfluxDB 1.x gives a
-// retention policy of duration d: a week for 0 (forever) or six months
-// and more, a day for two days and more, else an hour.
-func shardGroupDuration(d time.Duration) time.Duration {
-	switch {
-	case d == 0 || d >= 180*24*time.Hour:
-		return 7 * 24 * time.Hour
-	case d >= 2*24*time.Hour:
-		return 24 * time.Hour
-	}
-	return time.Hour
 }

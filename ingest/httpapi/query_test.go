@@ -9,6 +9,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/influxdata/influxql"
+
+	"github.com/pginflux/pginflux/internal/query"
 )
 
 // fakeCatalog answers /query from maps. (The tests of package main ask
@@ -67,9 +71,10 @@ func (c *fakeCatalog) Retention(_ context.Context, db string) (time.Duration, er
 	return 0, nil
 }
 
-// TestQuery: the statements InfluxDB tools send before writing, answered
-// in InfluxDB 1.x's JSON; others 501, malformed ones 400, a statement's
-// own error in its result.
+// TestQuery: statements answered in InfluxDB 1.x's JSON (times as
+// epoch= says, chunks, params); malformed ones 400, a statement's own
+// error in its result and the statements after it not executed, as in
+// InfluxDB; what would write refused.
 func TestQuery(t *testing.T) {
 	cat := &fakeCatalog{dbs: map[string][]string{
 		"":          {"cpu", "disk", "mem"},
@@ -77,7 +82,7 @@ func TestQuery(t *testing.T) {
 		"short":     {},
 		"we ird\"x": {"a b"},
 	}}
-	s, _ := writeServer(t, Config{Catalog: cat})
+	s, _ := writeServer(t, Config{Catalog: cat, Reader: fakeReader{}})
 	h := s.Handler()
 	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
 	get := func(q string) req { return req{method: "GET", target: "/query?q=" + q} }
@@ -92,44 +97,41 @@ func TestQuery(t *testing.T) {
 		{"two creates", req{target: "/query?q=CREATE+DATABASE+a%3B+CREATE+DATABASE+b+WITH+DURATION+1d+REPLICATION+1%3B"}, 200, `{"results":[{"statement_id":0},{"statement_id":1}]}`},
 		{"show databases", get("SHOW+DATABASES"), 200,
 			`{"results":[{"statement_id":0,"series":[{"name":"databases","columns":["name"],"values":[["short"],["telegraf"],["we ird\"x"]]}]}]}`},
-		{"grafana", get("SHOW+measurements&db=telegraf&epoch=ms"), 200,
-			`{"results":[{"statement_id":0,"series":[{"name":"measurements","columns":["name"],"values":[["cpu"],["disk"],["diskio"],["mem"],["net"]]}]}]}`},
-		{"no db: the default", get("SHOW+MEASUREMENTS"), 200,
-			`{"results":[{"statement_id":0,"series":[{"name":"measurements","columns":["name"],"values":[["cpu"],["disk"],["mem"]]}]}]}`},
-		{"limit, offset", get("SHOW+MEASUREMENTS+ON+telegraf+LIMIT+2+OFFSET+1&db=other"), 200,
-			`{"results":[{"statement_id":0,"series":[{"name":"measurements","columns":["name"],"values":[["disk"],["diskio"]]}]}]}`},
-		{"regex", get("SHOW+MEASUREMENTS+ON+%22telegraf%22+WITH+MEASUREMENT+%3D~+%2F(%3Fi)%5EDISK%2F+LIMIT+100"), 200,
-			`{"results":[{"statement_id":0,"series":[{"name":"measurements","columns":["name"],"values":[["disk"],["diskio"]]}]}]}`},
-		{"not regex", get("SHOW+MEASUREMENTS+WITH+MEASUREMENT+!~+%2Fi%2F&db=telegraf"), 200,
-			`{"results":[{"statement_id":0,"series":[{"name":"measurements","columns":["name"],"values":[["cpu"],["mem"],["net"]]}]}]}`},
-		{"equal", get("SHOW+MEASUREMENTS+WITH+MEASUREMENT+%3D+%22a+b%22&db=we+ird%22x"), 200,
-			`{"results":[{"statement_id":0,"series":[{"name":"measurements","columns":["name"],"values":[["a b"]]}]}]}`},
-		{"none", get("SHOW+MEASUREMENTS&db=short"), 200, `{"results":[{"statement_id":0}]}`},
-		{"not found", get("SHOW+MEASUREMENTS&db=nope"), 200, `{"results":[{"statement_id":0,"error":"database not found: nope"}]}`},
-		{"error ends", get("SHOW+MEASUREMENTS+ON+nope%3BSHOW+DATABASES"), 200, `{"results":[{"statement_id":0,"error":"database not found: nope"}]}`},
+		{"not found", get("SHOW+RETENTION+POLICIES&db=nope"), 200, `{"results":[{"statement_id":0,"error":"database not found: nope"}]}`},
+		{"error ends", get("SHOW+RETENTION+POLICIES+ON+nope%3BSHOW+DATABASES"), 200, `{"results":[{"statement_id":0,"error":"database not found: nope"},{"statement_id":1,"error":"not executed"}]}`},
 		{"retention policies", get("SHOW+RETENTION+POLICIES+ON+telegraf"), 200,
 			`{"results":[{"statement_id":0,"series":[{"columns":["name","duration","shardGroupDuration","replicaN","default"],"values":[["autogen","0s","168h0m0s",1,true]]}]}]}`},
 		{"retention of 3 days", get("SHOW+RETENTION+POLICIES&db=short"), 200,
 			`{"results":[{"statement_id":0,"series":[{"columns":["name","duration","shardGroupDuration","replicaN","default"],"values":[["autogen","72h0m0s","24h0m0s",1,true]]}]}]}`},
 		{"comment, case", get("show+Databases+--+a+comment%0A"), 200,
 			`{"results":[{"statement_id":0,"series":[{"name":"databases","columns":["name"],"values":[["short"],["telegraf"],["we ird\"x"]]}]}]}`},
-		{"select", get("SELECT+*+FROM+cpu"), 501, `{"error":"pginflux does not serve queries: its data is in PostgreSQL, query it there (SELECT * FROM is not one of`},
-		{"mixed", req{target: "/query?q=CREATE+DATABASE+a%3BDROP+DATABASE+a"}, 501, `{"error":"pginflux does not serve queries`},
-		{"where", get("SHOW+MEASUREMENTS+WHERE+host%3D%27a%27"), 501, `{"error":"pginflux does not serve queries: its data is in PostgreSQL, query it there (SHOW MEASUREMENTS ... WHERE`},
-		{"show tag keys", get("SHOW+TAG+KEYS"), 501, `{"error":"pginflux does not serve queries`},
+		{"select, rfc3339", get("SELECT+mean(v)+FROM+cpu+GROUP+BY+host&db=telegraf"), 200,
+			`{"results":[{"statement_id":0,"series":[{"name":"cpu","tags":{"host":"a"},"columns":["time","mean"],"values":[["2024-01-01T00:00:00Z",1.5],["2024-01-01T00:01:00.000000001Z",2]]}]}]}`},
+		{"select, epoch=ms", get("SELECT+mean(v)+FROM+cpu+GROUP+BY+host&epoch=ms"), 200,
+			`{"results":[{"statement_id":0,"series":[{"name":"cpu","tags":{"host":"a"},"columns":["time","mean"],"values":[[1704067200000,1.5],[1704067260000,2]]}]}]}`},
+		{"select, tz", get("SELECT+mean(v)+FROM+cpu+tz('Europe/Paris')"), 200,
+			`{"results":[{"statement_id":0,"series":[{"name":"cpu","tags":{"host":"a"},"columns":["time","mean"],"values":[["2024-01-01T01:00:00+01:00",1.5],["2024-01-01T01:01:00.000000001+01:00",2]]}]}]}`},
+		{"params", get("SELECT+mean(v)+FROM+cpu+WHERE+host%3D%24h&epoch=s&params=%7B%22h%22%3A%22a%22%7D"), 200,
+			`{"results":[{"statement_id":0,"series":[{"name":"cpu","tags":{"host":"a"},"columns":["time","mean"],"values":[[1704067200,1.5],[1704067260,2]]}]}]}`},
+		{"statement error", get("SELECT+mean(v)+FROM+fails%3BSHOW+DATABASES"), 200, `{"results":[{"statement_id":0,"error":"it failed"},{"statement_id":1,"error":"not executed"}]}`},
+		{"unreachable", get("SELECT+mean(v)+FROM+unreachable"), 503, `{"error":"the database is unreachable`},
+		{"drop", req{target: "/query?q=CREATE+DATABASE+a%3BDROP+DATABASE+a"}, 200,
+			`{"results":[{"statement_id":0},{"statement_id":1,"error":"DROP DATABASE is not supported by pginflux: /query only reads; the data is in PostgreSQL, change it there"}]}`},
+		{"delete", get("DELETE+FROM+cpu"), 200, `{"results":[{"statement_id":0,"error":"DELETE FROM is not supported by pginflux: /query only reads`},
+		{"show users", get("SHOW+USERS"), 200, `{"results":[{"statement_id":0,"error":"SHOW USERS is not supported by pginflux"}]}`},
 		{"missing q", req{target: "/query"}, 400, `{"error":"missing required parameter \"q\""}`},
 		{"only semicolons", get("%3B%3B"), 400, `{"error":"error parsing query: found EOF`},
-		{"no name", get("CREATE+DATABASE"), 400, `{"error":"error parsing query: CREATE DATABASE: expected a database name, found EOF"}`},
-		{"bad limit", get("SHOW+MEASUREMENTS+LIMIT+x"), 400, `{"error":"error parsing query: LIMIT: expected a number, found x"}`},
-		{"bad regex", get("SHOW+MEASUREMENTS+WITH+MEASUREMENT+%3D~+%2F(%2F"), 400, `{"error":"error parsing query: WITH MEASUREMENT: error parsing regexp`},
-		{"unterminated", get("CREATE+DATABASE+%22x"), 400, `{"error":"error parsing query: unterminated quoted identifier"}`},
-		{"trailing", get("SHOW+DATABASES+x"), 400, `{"error":"error parsing query: SHOW DATABASES: found x, expected the end"}`},
+		{"no name", get("CREATE+DATABASE"), 400, `{"error":"error parsing query: found EOF, expected identifier`},
+		{"bad limit", get("SHOW+MEASUREMENTS+LIMIT+x"), 400, `{"error":"error parsing query: found x, expected integer`},
+		{"bad regex", get("SHOW+MEASUREMENTS+WITH+MEASUREMENT+%3D~+%2F(%2F"), 400, `{"error":"error parsing query: `},
+		{"bad params", get("SELECT+v+FROM+m&params=%7Bx"), 400, `{"error":"error parsing query parameters: `},
+		{"bad epoch", get("SELECT+v+FROM+m&epoch=d"), 400, `{"error":"invalid epoch \"d\"`},
 		{"too many statements", get(strings.Repeat("SHOW+DATABASES%3B", maxStatements+1)), 400, `{"error":"error parsing query: 101 statements, more than the 100`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			resp, b := c.r.do(t, h)
 			b = strings.TrimSuffix(b, "\n")
-			if resp.StatusCode != c.want || (c.want == 200 && b != c.body) || !strings.HasPrefix(b, c.body) {
+			if resp.StatusCode != c.want || !strings.HasPrefix(b, c.body) || (c.want == 200 && strings.HasSuffix(c.body, "}") && b != c.body) {
 				t.Fatalf("got %s\n%s\nwant %d\n%s", resp.Status, b, c.want, c.body)
 			}
 			if resp.Header.Get("Content-Type") != "application/json; charset=utf-8" {
@@ -138,8 +140,8 @@ func TestQuery(t *testing.T) {
 		})
 	}
 	cat.mu.Lock()
-	if got := strings.Join(cat.created, ","); got != "telegraf,x,a,b" {
-		t.Errorf("got databases created %q, want telegraf,x,a,b", got)
+	if got := strings.Join(cat.created, ","); got != "telegraf,x,a,b,a" {
+		t.Errorf("got databases created %q, want telegraf,x,a,b,a", got)
 	}
 	cat.mu.Unlock()
 
@@ -163,34 +165,52 @@ func TestQuery(t *testing.T) {
 }
 
 // TestQueryNoCatalog: without a Catalog, CREATE DATABASE is a no-op and
-// SHOW is not served.
+// SHOW DATABASES is an error.
 func TestQueryNoCatalog(t *testing.T) {
 	s, _ := writeServer(t, Config{})
 	h := s.Handler()
 	if resp, b := (req{target: "/query?q=CREATE+DATABASE+x"}).do(t, h); resp.StatusCode != 200 || b != `{"results":[{"statement_id":0}]}`+"\n" {
 		t.Errorf("CREATE DATABASE: got %s %q", resp.Status, b)
 	}
-	if resp, b := (req{target: "/query?q=SHOW+DATABASES"}).do(t, h); resp.StatusCode != 501 {
-		t.Errorf("SHOW DATABASES: got %s %q, want 501", resp.Status, b)
+	if resp, b := (req{target: "/query?q=SHOW+DATABASES"}).do(t, h); resp.StatusCode != 200 || !strings.Contains(b, `"error":"SHOW DATABASES is answered only with a database"`) {
+		t.Errorf("SHOW DATABASES: got %s %q, want its error", resp.Status, b)
 	}
 }
 
-// TestLex: the tokens of InfluxQL that /query reads.
-func TestLex(t *testing.T) {
-	for q, want := range map[string]string{
-		`SHOW MEASUREMENTS ON "a\"b" WITH MEASUREMENT =~ /a\/b\d/`: `SHOW|MEASUREMENTS|ON|"a\"b"|WITH|MEASUREMENT|=~|/a/b\d/`,
-		`create database x with duration 1h;`:                      `create|database|x|with|duration|1h|;`,
-		`a != 'it''s'`:                                             `a|!=|'it'|'s'`,
-		`a <> b -- the rest`:                                       `a|<>|b`,
-		`été/2`:                                                    `été|/|2`,
-	} {
-		toks, err := lex(q)
-		if err != nil {
-			t.Errorf("%s: %v", q, err)
-			continue
-		}
-		if got := strings.Join(texts(toks), "|"); got != want {
-			t.Errorf("%s: got %s, want %s", q, got, want)
-		}
+// fakeReader answers SELECT from cpu with two windows of series host=a,
+// fails from fails with a statement error and from unreachable as when
+// PostgreSQL is down.
+type fakeReader struct{}
+
+func (fakeReader) Run(_ context.Context, st influxql.Statement, req query.Request) ([]query.Series, error) {
+	sel, ok := st.(*influxql.SelectStatement)
+	if !ok {
+		return nil, query.StatementError("only SELECT")
+	}
+	switch sel.Sources[0].(*influxql.Measurement).Name {
+	case "fails":
+		return nil, query.StatementError("it failed")
+	case "unreachable":
+		return nil, fmt.Errorf("%w: connection refused", query.ErrUnavailable)
+	}
+	loc := time.UTC
+	if sel.Location != nil {
+		loc = sel.Location
+	}
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	return []query.Series{{Name: "cpu", Tags: map[string]string{"host": "a"}, Columns: []string{"time", "mean"},
+		Values: [][]any{{t0.In(loc), 1.5}, {t0.Add(time.Minute + 1).In(loc), float64(2)}}}}, nil
+}
+
+// TestQueryChunked: chunked=true streams a JSON object a chunk, the
+// series' rows chunk_size at a time, partial but the last.
+func TestQueryChunked(t *testing.T) {
+	s, _ := writeServer(t, Config{Catalog: &fakeCatalog{}, Reader: fakeReader{}})
+	resp, b := (req{method: "GET", target: "/query?q=SELECT+mean(v)+FROM+cpu&epoch=s&chunked=true&chunk_size=1"}).do(t, s.Handler())
+	want := `{"results":[{"statement_id":0,"series":[{"name":"cpu","tags":{"host":"a"},"columns":["time","mean"],"values":[[1704067200,1.5]],"partial":true}],"partial":true}]}
+{"results":[{"statement_id":0,"series":[{"name":"cpu","tags":{"host":"a"},"columns":["time","mean"],"values":[[1704067260,2]]}]}]}
+`
+	if resp.StatusCode != 200 || b != want {
+		t.Errorf("got %s\n%s\nwant\n%s", resp.Status, b, want)
 	}
 }

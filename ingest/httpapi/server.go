@@ -74,9 +74,13 @@ type Config struct {
 	// Writer, when not nil, takes /write, /api/v2/write and
 	// /api/v3/write_lp, and /query is served.
 	Writer Writer
-	// Catalog, when not nil, answers /query's CREATE DATABASE and SHOW
-	// statements; without it CREATE DATABASE is a no-op and SHOW gets 501.
+	// Catalog, when not nil, answers /query's CREATE DATABASE, SHOW
+	// DATABASES and SHOW RETENTION POLICIES; without it CREATE DATABASE is
+	// a no-op and the others are errors.
 	Catalog Catalog
+	// Reader, when not nil, answers /query's SELECT and other SHOW
+	// statements; without it they are errors.
+	Reader Reader
 	// Token, when not empty, is a credential that may write to and query
 	// every database (see tokenGiven).
 	Token string

@@ -230,6 +230,17 @@ func (w *httpWrites) schemaExists(ctx context.Context, pool *pgxpool.Pool, db, s
 	return nil
 }
 
+// schemaFor returns the schema of database db for /query's reads, or
+// ErrNotFound when db, named with --schema-from-db, has none.
+func (w *httpWrites) schemaFor(ctx context.Context, db string) (string, error) {
+	pool, err := w.catalogPool()
+	if err != nil {
+		return "", err
+	}
+	schema := w.schemaOf(db)
+	return schema, w.schemaExists(ctx, pool, db, schema)
+}
+
 // Retention returns --retention, for every database that exists.
 func (w *httpWrites) Retention(ctx context.Context, db string) (time.Duration, error) {
 	pool, err := w.catalogPool()

@@ -14,6 +14,7 @@ import (
 	"github.com/pginflux/pginflux/ingest/httpapi"
 	"github.com/pginflux/pginflux/internal/auth"
 	"github.com/pginflux/pginflux/internal/budget"
+	"github.com/pginflux/pginflux/internal/query"
 )
 
 // httpServer is the HTTP server running: /metrics, the probes, the write
@@ -60,6 +61,14 @@ func startHTTP(cfg config.Config, opts Options, reg *prometheus.Registry, ready 
 	hc.Ready, hc.Checks = ready.probes()
 	if writes != nil {
 		hc.Writer, hc.Catalog = writes, writes
+		hc.Reader = query.New(query.Options{
+			Pool:         writes.catalogPool,
+			Schema:       writes.schemaFor,
+			Measurements: writes.Measurements,
+			Timeout:      cfg.QueryTimeout,
+			MaxPoints:    cfg.QueryMaxPoints,
+			MaxSeries:    cfg.QueryMaxSeries,
+		})
 	}
 	srv, err := httpapi.Listen(hc, log)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,8 +23,9 @@ import (
 // POLICIES), and SELECT refused.
 
 // TestQueryEndpoint: CREATE DATABASE, which Telegraf's influxdb output
-// sends at startup, is a no-op answered as InfluxDB does; other queries
-// get 501.
+// sends at startup, is a no-op answered as InfluxDB does; a SELECT of a
+// measurement without a table answers no series; what would write is
+// refused in the statement's result.
 func TestQueryEndpoint(t *testing.T) {
 	t.Parallel()
 	_, schema := pgtest.Schema(t)
@@ -34,8 +36,12 @@ func TestQueryEndpoint(t *testing.T) {
 		t.Errorf("CREATE DATABASE: got %d %q", a.code, a.body)
 	}
 	resp, body := daemontest.Get(t, http.MethodGet, base+"/query?q="+url.QueryEscape("SELECT * FROM cpu"))
-	if resp.StatusCode != http.StatusNotImplemented || !strings.Contains(body, `"error":"pginflux does not serve queries`) {
-		t.Errorf("SELECT: got %s %q, want 501", resp.Status, body)
+	if resp.StatusCode != http.StatusOK || body != `{"results":[{"statement_id":0}]}`+"\n" {
+		t.Errorf("SELECT from no table: got %s %q, want no series", resp.Status, body)
+	}
+	resp, body = daemontest.Get(t, http.MethodGet, base+"/query?q="+url.QueryEscape("DROP SERIES FROM cpu"))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"error":"DROP SERIES is not supported by pginflux: /query only reads`) {
+		t.Errorf("DROP SERIES: got %s %q, want refused", resp.Status, body)
 	}
 }
 
@@ -133,9 +139,34 @@ func TestClientV1(t *testing.T) {
 		t.Errorf("SHOW RETENTION POLICIES: got %v", rp)
 	}
 
-	resp, err := client.Query(influxdb1.NewQuery("SELECT * FROM v1cpu", db, ""))
-	if err != nil || resp.Error() == nil || !strings.Contains(resp.Error().Error(), "query it there") {
-		t.Errorf("SELECT: got %v, %v, want the error saying to query PostgreSQL", resp, err)
+	// SELECT, read back through the client: raw, and an aggregate by host
+	// in chunks, the measurements in name order (v1_long... first).
+	sel := query("SELECT * FROM v1cpu", db)
+	if len(sel) != 1 || len(sel[0]) != 3 || sel[0][1] != "a" || sel[0][2] != json.Number("0") {
+		t.Errorf("SELECT *: got %v, want one row: time, host a, v 0", sel)
+	}
+	q := influxdb1.NewQuery(`SELECT count("v"), last("v") FROM /^v1/ WHERE time > now() - 1h GROUP BY "host"`, db, "s")
+	q.Chunked, q.ChunkSize = true, 1
+	resp, err := client.Query(q)
+	// The client makes a result of each chunk: one series each here.
+	var chunks []influxdb1.Result
+	if err == nil && resp.Error() == nil {
+		chunks = resp.Results
+	}
+	if len(chunks) != 3 {
+		t.Fatalf("SELECT count, last, chunked: got %+v, %v, want 3 chunks", resp, err)
+	}
+	for i, c := range chunks {
+		if len(c.Series) != 1 {
+			t.Fatalf("chunk %d: got %+v, want one series", i, c)
+		}
+		s := c.Series[0]
+		if s.Tags["host"] != "a" || len(s.Values) != 1 || s.Values[0][1] != json.Number("1") || s.Values[0][2] != json.Number(strconv.Itoa([]int{2, 0, 1}[i])) {
+			t.Errorf("SELECT count, last: series %d: got %+v", i, s)
+		}
+	}
+	if resp, err := client.Query(influxdb1.NewQuery("DROP MEASUREMENT v1cpu", db, "")); err != nil || resp.Error() == nil || !strings.Contains(resp.Error().Error(), "only reads") {
+		t.Errorf("DROP MEASUREMENT: got %v, %v, want refused", resp, err)
 	}
 	if resp, err := client.Query(influxdb1.NewQuery("SHOW MEASUREMENTS", "no_such_db", "")); err != nil || resp.Error() == nil || resp.Error().Error() != "database not found: no_such_db" {
 		t.Errorf("SHOW MEASUREMENTS of no database: got %v, %v", resp, err)

@@ -1,0 +1,196 @@
+package query
+
+import (
+	"encoding/json"
+	"math"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/influxdata/influxql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// row is one row a plan reads: a window or a point.
+type row struct {
+	t    int64 // ns
+	vals []any // the calls' values, then the refs'
+}
+
+// group is the rows of one series, in time order.
+type group struct {
+	tags map[string]string
+	rows []row
+}
+
+// read reads the rows of a plan's SQL into series, in tag order.
+func (p *plan) read(rows pgx.Rows) ([]*group, error) {
+	defer rows.Close()
+	byKey := map[string]*group{}
+	var order []*group
+	n := 0
+	for rows.Next() {
+		v, err := rows.Values()
+		if err != nil {
+			return nil, err
+		}
+		n++
+		if err := p.q.checkPoints(n); err != nil {
+			return nil, err
+		}
+		var t int64
+		var tagVals []any
+		var vals []any
+		switch {
+		case p.special != nil && p.special.Name != "distinct":
+			i := 0
+			if p.q.interval > 0 {
+				i++
+			}
+			tagVals = v[i : i+len(p.dims)]
+			i += len(p.dims)
+			t = v[i].(time.Time).UnixNano()
+			vals = v[i+1:]
+			for j := range vals {
+				vals[j] = normalize(vals[j], false)
+			}
+		case p.aggregate:
+			i := 0
+			if p.q.interval > 0 {
+				t = v[0].(time.Time).UnixNano()
+				i++
+			} else if p.q.hasMin {
+				t = p.q.min
+			}
+			tagVals = v[i : i+len(p.dims)]
+			i += len(p.dims)
+			vals = v[i : i+len(p.calls)]
+			for j := range vals {
+				vals[j] = normalize(vals[j], false)
+			}
+			i += len(p.calls)
+			if p.lone != nil {
+				if p.q.interval == 0 {
+					if ts, ok := v[i].(time.Time); ok {
+						t = ts.UnixNano()
+					}
+					i++
+				}
+				for j, r := range p.refs {
+					vals = append(vals, normalize(v[i+j], p.refJSON(r)))
+				}
+			}
+		default:
+			t = v[0].(time.Time).UnixNano()
+			i := 1
+			if p.t.nanos {
+				if ns, ok := v[1].(int16); ok {
+					t += int64(ns)
+				}
+				i++
+			}
+			tagVals = v[i : i+len(p.dims)]
+			i += len(p.dims)
+			for j, r := range p.refs {
+				vals = append(vals, normalize(v[i+j], p.refJSON(r)))
+			}
+		}
+		var key strings.Builder
+		for _, tv := range tagVals {
+			s, _ := tv.(string)
+			key.WriteString(s)
+			key.WriteByte(0)
+		}
+		g := byKey[key.String()]
+		if g == nil {
+			g = &group{}
+			if len(p.dims) > 0 {
+				g.tags = make(map[string]string, len(p.dims))
+				for i, d := range p.dims {
+					s, _ := tagVals[i].(string)
+					g.tags[d] = s
+				}
+			}
+			byKey[key.String()] = g
+			order = append(order, g)
+		}
+		g.rows = append(g.rows, row{t: t, vals: vals})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return order, nil
+}
+
+// refJSON says ref r is read as the text of a jsonb value.
+func (p *plan) refJSON(r *influxql.VarRef) bool {
+	f, ok := p.t.fields[r.Val]
+	_, isTag := p.t.tags[r.Val]
+	return ok && f.json && !(r.Type == influxql.Tag && isTag)
+}
+
+// normalize makes a value PostgreSQL returned one InfluxDB would answer:
+// a float64, int64, string or bool (or a slice of them, of distinct()).
+func normalize(v any, jsonText bool) any {
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case string:
+		if !jsonText {
+			return v
+		}
+		d := json.NewDecoder(strings.NewReader(v))
+		d.UseNumber()
+		var x any
+		if d.Decode(&x) != nil {
+			return nil
+		}
+		return normalize(x, false)
+	case json.Number:
+		if !strings.ContainsAny(string(v), ".eE") {
+			if i, err := v.Int64(); err == nil {
+				return i
+			}
+		}
+		f, err := v.Float64()
+		if err != nil {
+			return nil
+		}
+		return f
+	case float32:
+		return float64(v)
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil
+		}
+		return v
+	case int16:
+		return int64(v)
+	case int32:
+		return int64(v)
+	case pgtype.Numeric:
+		if !v.Valid || v.NaN {
+			return nil
+		}
+		if v.Exp >= 0 {
+			i := new(big.Int).Set(v.Int)
+			i.Mul(i, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(v.Exp)), nil))
+			if i.IsInt64() {
+				return i.Int64()
+			}
+		}
+		f, err := v.Float64Value()
+		if err != nil || !f.Valid {
+			return nil
+		}
+		return f.Float64
+	case []any:
+		out := make([]any, len(v))
+		for i := range v {
+			out[i] = normalize(v[i], jsonText)
+		}
+		return out
+	}
+	return v
+}

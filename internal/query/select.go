@@ -1,0 +1,183 @@
+package query
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/influxdata/influxql"
+)
+
+// A SELECT runs once per measurement of its FROM: plan (plan.go) turns
+// the statement and the measurement's table into one SQL statement, and
+// what it returns into series (series.go).
+
+// maxWindows bounds the windows of one series of a GROUP BY time query,
+// with or without --query-max-points.
+const maxWindows = 1_000_000
+
+// selectStmt runs a SELECT.
+func (r *run) selectStmt(ctx context.Context, st *influxql.SelectStatement) ([]Series, error) {
+	if st.Target != nil {
+		return nil, errorf("SELECT INTO is not supported: pginflux's /query is read-only")
+	}
+	q, err := r.newQuery(st)
+	if err != nil {
+		return nil, err
+	}
+	var out []Series
+	for _, src := range st.Sources {
+		m, ok := src.(*influxql.Measurement)
+		if !ok {
+			return nil, unsupported("a subquery")
+		}
+		sch, err := r.schema(ctx, m.Database)
+		if err != nil {
+			return nil, err
+		}
+		names, err := r.measurements(ctx, m.Database, m)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range names {
+			t, err := r.table(ctx, sch, name)
+			if err != nil || t == nil {
+				if err != nil {
+					return nil, err
+				}
+				continue
+			}
+			s, err := r.selectFrom(ctx, q, t)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s...)
+			if err := q.checkSeries(len(out)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Series) int {
+		if c := compareStrings(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return compareTags(a.Tags, b.Tags)
+	})
+	if st.SOffset > 0 {
+		out = out[min(st.SOffset, len(out)):]
+	}
+	if st.SLimit > 0 {
+		out = out[:min(st.SLimit, len(out))]
+	}
+	return out, nil
+}
+
+// query is what a SELECT's measurements share.
+type query struct {
+	st              *influxql.SelectStatement
+	e               *Engine
+	loc             *time.Location
+	cond            influxql.Expr // without the time range
+	min, max        int64         // the time range, inclusive, in ns
+	hasMin, hasMax  bool
+	interval, shift int64 // GROUP BY time(interval, offset), in ns
+	fill            influxql.FillOption
+	fillValue       any
+	desc            bool
+}
+
+func (r *run) newQuery(st *influxql.SelectStatement) (*query, error) {
+	q := &query{st: st, e: r.e, loc: time.UTC, fill: st.Fill, fillValue: st.FillValue, desc: !st.TimeAscending()}
+	if st.Location != nil {
+		q.loc = st.Location
+	}
+	cond, tr, err := influxql.ConditionExpr(st.Condition, &influxql.NowValuer{Now: r.req.Now, Location: st.Location})
+	if err != nil {
+		return nil, errorf("%s", err)
+	}
+	q.cond = cond
+	if !tr.Min.IsZero() {
+		q.min, q.hasMin = tr.Min.UnixNano(), true
+	}
+	if !tr.Max.IsZero() {
+		q.max, q.hasMax = tr.Max.UnixNano(), true
+	}
+	iv, err := st.GroupByInterval()
+	if err != nil {
+		return nil, errorf("%s", err)
+	}
+	off, err := st.GroupByOffset()
+	if err != nil {
+		return nil, errorf("%s", err)
+	}
+	q.interval, q.shift = int64(iv), int64(off)
+	if q.interval > 0 && !q.hasMax {
+		q.max, q.hasMax = r.req.Now.UnixNano(), true
+	}
+	if q.hasMin && q.hasMax && q.min > q.max {
+		q.hasMin, q.hasMax, q.min, q.max = true, true, 1, 0 // empty
+	}
+	return q, nil
+}
+
+// checkSeries applies --query-max-series.
+func (q *query) checkSeries(n int) error {
+	if m := q.e.opt.MaxSeries; m > 0 && n > m {
+		return errorf("max-select-series limit exceeded: (%d/%d)", n, m)
+	}
+	return nil
+}
+
+// checkPoints applies --query-max-points.
+func (q *query) checkPoints(n int) error {
+	if m := q.e.opt.MaxPoints; m > 0 && n > m {
+		return errorf("max-select-point limit exceeded: (%d/%d)", n, m)
+	}
+	return nil
+}
+
+// window returns the start of the GROUP BY time window of t (ns).
+func (q *query) window(t int64) int64 {
+	origin := q.shift
+	if q.loc != time.UTC {
+		_, zone := time.Unix(0, q.min).In(q.loc).Zone()
+		origin -= int64(zone) * int64(time.Second)
+	}
+	m := (t - origin) % q.interval
+	if m < 0 {
+		m += q.interval
+	}
+	return t - m
+}
+
+// origin is the window origin as a time, for date_bin.
+func (q *query) origin() time.Time { return time.Unix(0, q.window(0)) }
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// compareTags orders tag sets as InfluxDB orders series: by their keys
+// and values, in key order.
+func compareTags(a, b map[string]string) int {
+	return compareStrings(tagString(a), tagString(b))
+}
+
+// tagString is a tag set as the series key writes it, without the
+// measurement.
+func tagString(tags map[string]string) string {
+	s := ""
+	for _, k := range sortedKeys(tags) {
+		if tags[k] == "" {
+			continue
+		}
+		s += "," + k + "=" + tags[k]
+	}
+	return s
+}
