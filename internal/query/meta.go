@@ -47,7 +47,7 @@ type table struct {
 	name        string // the table's name, unquoted
 	schema      string
 	jsonb       bool
-	nanos       bool // a time_ns column adds nanoseconds to time
+	nanos       bool              // a time_ns column adds nanoseconds to time
 	tags        map[string]string // tag key → SQL of its value (text, NULL when absent)
 	fields      map[string]field
 }

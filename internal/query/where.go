@@ -20,8 +20,8 @@ func (a *sqlArgs) add(v any) string {
 // condition translates an InfluxQL condition without its time range (see
 // influxql.ConditionExpr) into SQL on t. nil is "true". Tags compare as
 // InfluxDB compares them: a series without the tag has it empty, so
-// `host != 'a'` and `host !~ /a/` hold there, and `host = ''` holds only
-// there. A key that is neither a tag nor a field of t is an absent tag.
+// `host != 'a'` and `host !~ /a/` hold there, and host equal to the empty
+// string holds only there. A key that is neither a tag nor a field of t is an absent tag.
 func condition(t *table, e influxql.Expr, args *sqlArgs) (string, error) {
 	if e == nil {
 		return "true", nil
