@@ -50,6 +50,11 @@ type table struct {
 	nanos       bool              // a time_ns column adds nanoseconds to time
 	tags        map[string]string // tag key → SQL of its value (text, NULL when absent)
 	fields      map[string]field
+	// series says rows carry a series_id registered in the schema's
+	// series table, whose tags hold every key of seriesTags: a condition
+	// on those tags can pick series ids first (see seriesFilter).
+	series     bool
+	seriesTags map[string]bool
 }
 
 // field is a field key's column.
@@ -82,9 +87,10 @@ type metaCache struct {
 }
 
 type metaEntry struct {
-	at     time.Time
-	tags   []string
-	fields map[string]fieldType
+	at         time.Time
+	tags       []string
+	fromSeries bool // tags were read from the series table
+	fields     map[string]fieldType
 }
 
 // jsonbTTL is how long the keys of a jsonb table are taken as read.
@@ -132,6 +138,13 @@ func (r *run) table(ctx context.Context, sch, m string) (*table, error) {
 	if byName[schema.NanosColumn].typ != "int2" {
 		t.nanos = false
 	}
+	if _, ok := byName[schema.SeriesColumn]; ok {
+		ident := pgx.Identifier{sch, seriesTable}.Sanitize()
+		if err := r.tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL AND has_table_privilege($1, 'SELECT')", ident).Scan(&t.series); err != nil {
+			return nil, err
+		}
+	}
+	t.seriesTags = map[string]bool{}
 	if tg, fs := byName["tags"], byName["fields"]; tg.typ == "jsonb" && fs.typ == "jsonb" && !strings.HasPrefix(tg.comment, "pginflux tag") {
 		t.jsonb = true
 		return t, r.jsonbKeys(ctx, t)
@@ -141,7 +154,9 @@ func (r *run) table(ctx context.Context, sch, m string) (*table, error) {
 		switch {
 		case c.name == "time", c.name == schema.SeriesColumn, c.name == schema.OverflowColumn, t.nanos && c.name == schema.NanosColumn:
 		case strings.HasPrefix(c.comment, "pginflux tag "):
-			t.tags[strings.TrimPrefix(c.comment, "pginflux tag ")] = pgx.Identifier{c.name}.Sanitize()
+			k := strings.TrimPrefix(c.comment, "pginflux tag ")
+			t.tags[k] = pgx.Identifier{c.name}.Sanitize()
+			t.seriesTags[k] = true
 		case strings.HasPrefix(c.comment, "pginflux field "):
 			if f, ok := typedField(c.name, c.cat, c.typ); ok {
 				t.fields[strings.TrimPrefix(c.comment, "pginflux field ")] = f
@@ -210,6 +225,7 @@ func (r *run) jsonbKeys(ctx context.Context, t *table) error {
 	}
 	for _, k := range ent.tags {
 		t.tags[k] = "(tags->>" + quoteLiteral(k) + ")"
+		t.seriesTags[k] = ent.fromSeries
 	}
 	for k, typ := range ent.fields {
 		t.fields[k] = jsonbField(k, typ)
@@ -239,7 +255,7 @@ func jsonbField(k string, typ fieldType) field {
 
 func (r *run) readJSONBKeys(ctx context.Context, t *table) (metaEntry, error) {
 	ent := metaEntry{at: time.Now(), fields: map[string]fieldType{}}
-	series := pgx.Identifier{t.schema, "pginflux_series"}.Sanitize()
+	series := pgx.Identifier{t.schema, seriesTable}.Sanitize()
 	var hasSeries bool
 	if err := r.tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", series).Scan(&hasSeries); err != nil {
 		return ent, err
@@ -252,6 +268,7 @@ func (r *run) readJSONBKeys(ctx context.Context, t *table) (metaEntry, error) {
 		if ent.tags, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 			return ent, err
 		}
+		ent.fromSeries = len(ent.tags) > 0
 	}
 	sample := fmt.Sprintf("(SELECT tags, fields FROM %s ORDER BY time DESC LIMIT %d) s", t.ident, jsonbSample)
 	if len(ent.tags) == 0 {
@@ -287,6 +304,9 @@ func (r *run) readJSONBKeys(ctx context.Context, t *table) (metaEntry, error) {
 	})
 	return ent, err
 }
+
+// seriesTable is the schema's table of series (see docs/tables.md).
+const seriesTable = "pginflux_series"
 
 // quoteLiteral quotes s as an SQL string literal.
 func quoteLiteral(s string) string {

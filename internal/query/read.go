@@ -39,63 +39,7 @@ func (p *plan) read(rows pgx.Rows) ([]*group, error) {
 		if err := p.q.checkPoints(n); err != nil {
 			return nil, err
 		}
-		var t int64
-		var tagVals []any
-		var vals []any
-		switch {
-		case p.special != nil && p.special.Name != "distinct":
-			i := 0
-			if p.q.interval > 0 {
-				i++
-			}
-			tagVals = v[i : i+len(p.dims)]
-			i += len(p.dims)
-			t = v[i].(time.Time).UnixNano()
-			vals = v[i+1:]
-			for j := range vals {
-				vals[j] = normalize(vals[j], false)
-			}
-		case p.aggregate:
-			i := 0
-			if p.q.interval > 0 {
-				t = v[0].(time.Time).UnixNano()
-				i++
-			} else if p.q.hasMin {
-				t = p.q.min
-			}
-			tagVals = v[i : i+len(p.dims)]
-			i += len(p.dims)
-			vals = v[i : i+len(p.calls)]
-			for j := range vals {
-				vals[j] = normalize(vals[j], false)
-			}
-			i += len(p.calls)
-			if p.lone != nil {
-				if p.q.interval == 0 {
-					if ts, ok := v[i].(time.Time); ok {
-						t = ts.UnixNano()
-					}
-					i++
-				}
-				for j, r := range p.refs {
-					vals = append(vals, normalize(v[i+j], p.refJSON(r)))
-				}
-			}
-		default:
-			t = v[0].(time.Time).UnixNano()
-			i := 1
-			if p.t.nanos {
-				if ns, ok := v[1].(int16); ok {
-					t += int64(ns)
-				}
-				i++
-			}
-			tagVals = v[i : i+len(p.dims)]
-			i += len(p.dims)
-			for j, r := range p.refs {
-				vals = append(vals, normalize(v[i+j], p.refJSON(r)))
-			}
-		}
+		t, tagVals, vals := p.decode(v)
 		var key strings.Builder
 		for _, tv := range tagVals {
 			s, _ := tv.(string)
@@ -121,6 +65,66 @@ func (p *plan) read(rows pgx.Rows) ([]*group, error) {
 		return nil, err
 	}
 	return order, nil
+}
+
+// decode splits a row of the plan's SQL into its time, its dimensions'
+// values and its values (see sql.go for the layouts).
+func (p *plan) decode(v []any) (t int64, tagVals, vals []any) {
+	switch {
+	case p.special != nil && p.special.Name != "distinct":
+		i := 0
+		if p.q.interval > 0 {
+			i++
+		}
+		tagVals = v[i : i+len(p.dims)]
+		i += len(p.dims)
+		t = v[i].(time.Time).UnixNano()
+		vals = v[i+1:]
+		for j := range vals {
+			vals[j] = normalize(vals[j], false)
+		}
+	case p.aggregate:
+		i := 0
+		if p.q.interval > 0 {
+			t = v[0].(time.Time).UnixNano()
+			i++
+		} else if p.q.hasMin {
+			t = p.q.min
+		}
+		tagVals = v[i : i+len(p.dims)]
+		i += len(p.dims)
+		vals = v[i : i+len(p.calls)]
+		for j := range vals {
+			vals[j] = normalize(vals[j], false)
+		}
+		i += len(p.calls)
+		if p.lone != nil {
+			if p.q.interval == 0 {
+				if ts, ok := v[i].(time.Time); ok {
+					t = ts.UnixNano()
+				}
+				i++
+			}
+			for j, r := range p.refs {
+				vals = append(vals, normalize(v[i+j], p.refJSON(r)))
+			}
+		}
+	default:
+		t = v[0].(time.Time).UnixNano()
+		i := 1
+		if p.t.nanos {
+			if ns, ok := v[1].(int16); ok {
+				t += int64(ns)
+			}
+			i++
+		}
+		tagVals = v[i : i+len(p.dims)]
+		i += len(p.dims)
+		for j, r := range p.refs {
+			vals = append(vals, normalize(v[i+j], p.refJSON(r)))
+		}
+	}
+	return t, tagVals, vals
 }
 
 // refJSON says ref r is read as the text of a jsonb value.

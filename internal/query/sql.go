@@ -28,9 +28,18 @@ func (p *plan) sql() (string, []any, error) {
 		return "", nil, err
 	}
 	where := p.timeRange(&args) + " AND " + cond
+	filter, err := seriesFilter(p.t, p.q.cond, &args)
+	if err != nil {
+		return "", nil, err
+	}
+	if filter != "" {
+		where += " AND " + filter
+	}
 	switch {
 	case p.special != nil && p.special.Name != "distinct":
 		return p.topSQL(&args, where)
+	case len(p.calls) == 1 && p.calls[0].Name == "integral":
+		return p.integralSQL(&args, where)
 	case p.aggregate:
 		return p.aggregateSQL(&args, where)
 	}
@@ -199,7 +208,7 @@ func (p *plan) callSQL(c *influxql.Call, args *sqlArgs) (string, error) {
 		n, err := num()
 		return "stddev_samp(" + n + "::double precision)", err
 	case "integral":
-		return "", unsupported("integral()")
+		return "", unsupported("integral() beside other functions")
 	case "min", "max":
 		if _, err := num(); err != nil {
 			return "", err
@@ -249,58 +258,6 @@ func (p *plan) selectorOrder(c *influxql.Call, args *sqlArgs) (order, idx string
 		return v + ", time", "floor(count(" + v + ") * " + args.add(pct) + "::double precision / 100 + 0.5)::int", nil
 	}
 	return "", "", errorf("%s() is not a selector", c.Name)
-}
-
-// topSQL selects the points of top() and bottom(): per window and series
-// the n greatest (least) values, with the tags named the greatest
-// (least) of each of their values first.
-func (p *plan) topSQL(args *sqlArgs, where string) (string, []any, error) {
-	c := p.special
-	k := c.Args[0].(*influxql.VarRef).Val
-	f, ok := p.t.fields[k]
-	if !ok {
-		return "", nil, nil
-	}
-	if !f.typ.numeric() {
-		return "", nil, errorf("unsupported %s iterator type: %s", c.Name, f.typ)
-	}
-	n := c.Args[len(c.Args)-1].(*influxql.IntegerLiteral).Val
-	dir := "DESC"
-	if c.Name == "bottom" {
-		dir = "ASC"
-	}
-	var part, sel []string
-	if p.q.interval > 0 {
-		w, err := p.windowSQL(args)
-		if err != nil {
-			return "", nil, err
-		}
-		sel = append(sel, w+" AS w")
-		part = append(part, "w")
-	}
-	for i, d := range p.dimSQL() {
-		sel = append(sel, d+" AS d"+strconv.Itoa(i))
-		part = append(part, "d"+strconv.Itoa(i))
-	}
-	sel = append(sel, "time", f.sql+" AS v")
-	var tags []string
-	for i, a := range c.Args[1 : len(c.Args)-1] {
-		sel = append(sel, p.refSQL(a.(*influxql.VarRef))+" AS t"+strconv.Itoa(i))
-		tags = append(tags, "t"+strconv.Itoa(i))
-	}
-	inner := "SELECT " + strings.Join(sel, ", ") + " FROM " + p.t.ident + " WHERE " + where + " AND " + f.sql + " IS NOT NULL"
-	partition := func(extra []string) string {
-		all := append(append([]string{}, part...), extra...)
-		if len(all) == 0 {
-			return ""
-		}
-		return "PARTITION BY " + strings.Join(all, ", ") + " "
-	}
-	mid := "SELECT *, row_number() OVER (" + partition(tags) + "ORDER BY v " + dir + ", time) AS r1 FROM (" + inner + ") i"
-	cols := append(append([]string{}, part...), "time", "v")
-	cols = append(cols, tags...)
-	outer := "SELECT " + strings.Join(cols, ", ") + " FROM (SELECT *, row_number() OVER (" + partition(nil) + "ORDER BY v " + dir + ", time) AS r2 FROM (" + mid + ") m WHERE r1 = 1) o WHERE r2 <= " + args.add(n)
-	return outer, args.vals, nil
 }
 
 func (p *plan) rawSQL(args *sqlArgs, where string) (string, []any, error) {

@@ -19,18 +19,7 @@ func (p *plan) transform(c *influxql.Call, rows []row, trans map[string][]opt) [
 	var prev *point
 	var window []float64
 	var sum any
-	unit := func(def int64) float64 {
-		if len(c.Args) == 2 {
-			if d, ok := c.Args[1].(*influxql.DurationLiteral); ok {
-				return float64(d.Val)
-			}
-		}
-		return float64(def)
-	}
-	derivUnit := int64(time.Second)
-	if p.q.interval > 0 {
-		derivUnit = p.q.interval
-	}
+	unit := p.unit(c)
 	for i := range rows {
 		v, _ := p.eval(c.Args[0], rows, i, trans)
 		if v == nil {
@@ -46,7 +35,7 @@ func (p *plan) transform(c *influxql.Call, rows []row, trans map[string][]opt) [
 				a, _ := toFloat(prev.v)
 				b, ok := toFloat(cur.v)
 				if ok && (c.Name == "derivative" || b-a >= 0) {
-					out[i] = opt{(b - a) / (float64(cur.t-prev.t) / unit(derivUnit)), true}
+					out[i] = opt{(b - a) / (float64(cur.t-prev.t) / unit), true}
 				}
 			}
 		case "difference", "non_negative_difference":
@@ -61,7 +50,7 @@ func (p *plan) transform(c *influxql.Call, rows []row, trans map[string][]opt) [
 			}
 		case "elapsed":
 			if prev != nil {
-				out[i] = opt{int64(float64(cur.t-prev.t) / unit(1)), true}
+				out[i] = opt{int64(float64(cur.t-prev.t) / unit), true}
 			}
 		case "moving_average":
 			f, ok := toFloat(v)
@@ -91,6 +80,24 @@ func (p *plan) transform(c *influxql.Call, rows []row, trans map[string][]opt) [
 		prev = cur
 	}
 	return out
+}
+
+// unit is the unit of a transformation, in ns: its duration argument,
+// else the GROUP BY time interval for the derivatives (1s without), 1ns
+// for elapsed.
+func (p *plan) unit(c *influxql.Call) float64 {
+	if len(c.Args) == 2 {
+		if d, ok := c.Args[1].(*influxql.DurationLiteral); ok {
+			return float64(d.Val)
+		}
+	}
+	switch {
+	case c.Name == "elapsed":
+		return 1
+	case p.q.interval > 0:
+		return float64(p.q.interval)
+	}
+	return float64(time.Second)
 }
 
 // toFloat reads a number.

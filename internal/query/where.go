@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/influxdata/influxql"
+	"github.com/jackc/pgx/v5"
 )
 
 // sqlArgs collects the parameters of one SQL statement.
@@ -86,43 +87,56 @@ func comparison(t *table, e *influxql.BinaryExpr, args *sqlArgs) (string, error)
 	if !isTag && !isField {
 		isTag, tag = true, "NULL::text"
 	}
-	if re, ok := rhs.(*influxql.RegexLiteral); ok {
-		if op != influxql.EQREGEX && op != influxql.NEQREGEX {
-			return "", errorf("unsupported condition: %s", e)
-		}
-		not := ""
-		if op == influxql.NEQREGEX {
-			not = "!"
-		}
-		switch {
-		case isTag:
-			return "(coalesce(" + tag + ", '') " + not + "~ " + args.add(re.Val.String()) + ")", nil
-		case f.typ == typeString:
-			return "(" + f.sql + " " + not + "~ " + args.add(re.Val.String()) + ")", nil
-		}
-		return "false", nil
-	}
-	if op == influxql.EQREGEX || op == influxql.NEQREGEX {
-		return "", errorf("unsupported condition: %s", e)
-	}
 	if isTag {
-		s, ok := literalString(rhs)
-		if !ok {
-			return "false", nil // a tag is never a number
-		}
-		switch {
-		case op == influxql.EQ && s == "":
-			return "(" + tag + " IS NULL)", nil
-		case op == influxql.NEQ && s == "":
-			return "(" + tag + " IS NOT NULL)", nil
-		case op == influxql.EQ:
-			return "(" + tag + " = " + args.add(s) + ")", nil
-		case op == influxql.NEQ:
-			return "(" + tag + " IS DISTINCT FROM " + args.add(s) + ")", nil
-		}
-		return "(coalesce(" + tag + ", '') " + sqlOp(op) + " " + args.add(s) + ")", nil
+		return tagComparison(tag, op, rhs, args)
 	}
+	return fieldComparison(f, op, rhs, t, args)
+}
+
+// tagComparison compares tag value tag (NULL when absent) with a string
+// or regex: an absent tag is the empty string.
+func tagComparison(tag string, op influxql.Token, rhs influxql.Expr, args *sqlArgs) (string, error) {
+	if re, ok := rhs.(*influxql.RegexLiteral); ok {
+		switch op {
+		case influxql.EQREGEX:
+			return "(coalesce(" + tag + ", '') ~ " + args.add(re.Val.String()) + ")", nil
+		case influxql.NEQREGEX:
+			return "(coalesce(" + tag + ", '') !~ " + args.add(re.Val.String()) + ")", nil
+		}
+		return "", errorf("unsupported condition: %s %s %s", tag, op, rhs)
+	}
+	s, ok := literalString(rhs)
+	switch {
+	case op == influxql.EQREGEX || op == influxql.NEQREGEX:
+		return "", errorf("unsupported condition: a regex is expected after %s", op)
+	case !ok:
+		return "false", nil // a tag is never a number
+	case op == influxql.EQ && s == "":
+		return "(" + tag + " IS NULL)", nil
+	case op == influxql.NEQ && s == "":
+		return "(" + tag + " IS NOT NULL)", nil
+	case op == influxql.EQ:
+		return "(" + tag + " = " + args.add(s) + ")", nil
+	case op == influxql.NEQ:
+		return "(" + tag + " IS DISTINCT FROM " + args.add(s) + ")", nil
+	}
+	return "(coalesce(" + tag + ", '') " + sqlOp(op) + " " + args.add(s) + ")", nil
+}
+
+// fieldComparison compares field f with a literal of its type; another
+// type never matches, as in InfluxDB.
+func fieldComparison(f field, op influxql.Token, rhs influxql.Expr, t *table, args *sqlArgs) (string, error) {
 	switch v := rhs.(type) {
+	case *influxql.RegexLiteral:
+		switch {
+		case op != influxql.EQREGEX && op != influxql.NEQREGEX:
+			return "", errorf("unsupported condition: %s after %s", rhs, op)
+		case f.typ != typeString:
+			return "false", nil
+		case op == influxql.NEQREGEX:
+			return "(" + f.sql + " !~ " + args.add(v.Val.String()) + ")", nil
+		}
+		return "(" + f.sql + " ~ " + args.add(v.Val.String()) + ")", nil
 	case *influxql.StringLiteral:
 		if f.typ != typeString {
 			return "false", nil
@@ -134,12 +148,15 @@ func comparison(t *table, e *influxql.BinaryExpr, args *sqlArgs) (string, error)
 		}
 		return "(" + f.sql + " " + sqlOp(op) + " " + args.add(v.Val) + ")", nil
 	}
+	if op == influxql.EQREGEX || op == influxql.NEQREGEX {
+		return "", errorf("unsupported condition: a regex is expected after %s", op)
+	}
 	if !f.typ.numeric() {
 		return "false", nil
 	}
 	r, err := numeric(t, rhs, args)
 	if err != nil {
-		return "", errorf("unsupported condition: %s", e)
+		return "", errorf("unsupported condition: %s %s", op, rhs)
 	}
 	return "(" + f.sql + " " + sqlOp(op) + " " + r + ")", nil
 }
@@ -200,4 +217,66 @@ func sqlOp(op influxql.Token) string {
 		return "="
 	}
 	return strings.TrimSpace(op.String())
+}
+
+// seriesFilter is SQL that keeps the rows of the series that the tag
+// conditions among e's top-level conjuncts pick, read first from the
+// series table, so that the point key (time, series_id), or an index
+// leading with series_id, finds them without reading other series' rows;
+// "" when none applies. The conditions stay in the query as well.
+func seriesFilter(t *table, e influxql.Expr, args *sqlArgs) (string, error) {
+	if !t.series || e == nil {
+		return "", nil
+	}
+	st := &table{tags: map[string]string{}, fields: map[string]field{}}
+	for k := range t.seriesTags {
+		st.tags[k] = "(s.tags->>" + quoteLiteral(k) + ")"
+	}
+	var parts []string
+	for _, c := range conjuncts(e) {
+		if !onlyTags(t, c) {
+			continue
+		}
+		sql, err := condition(st, c, args)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, sql)
+	}
+	if len(parts) == 0 {
+		return "", nil
+	}
+	ident := pgx.Identifier{t.schema, seriesTable}.Sanitize()
+	return "series_id = ANY (ARRAY(SELECT s.series_id FROM " + ident + " s WHERE s.table_name = " + args.add(t.name) +
+		" AND " + strings.Join(parts, " AND ") + "))", nil
+}
+
+// conjuncts splits e at its top-level ANDs.
+func conjuncts(e influxql.Expr) []influxql.Expr {
+	switch e := e.(type) {
+	case *influxql.ParenExpr:
+		return conjuncts(e.Expr)
+	case *influxql.BinaryExpr:
+		if e.Op == influxql.AND {
+			return append(conjuncts(e.LHS), conjuncts(e.RHS)...)
+		}
+	}
+	return []influxql.Expr{e}
+}
+
+// onlyTags says every key e reads is a tag the series table holds.
+func onlyTags(t *table, e influxql.Expr) bool {
+	ok, refs := true, 0
+	influxql.WalkFunc(e, func(n influxql.Node) {
+		r, isRef := n.(*influxql.VarRef)
+		if !isRef {
+			return
+		}
+		refs++
+		_, isField := t.fields[r.Val]
+		if !t.seriesTags[r.Val] || (isField && r.Type != influxql.Tag) {
+			ok = false
+		}
+	})
+	return ok && refs > 0
 }
