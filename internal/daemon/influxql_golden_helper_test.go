@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -20,42 +21,130 @@ import (
 )
 
 // The golden files of /query's InfluxQL (testdata/influxql, see its
-// README.md): reading queries.txt and answers/NNN.json, and comparing an
+// README.md): a directory per corpus, each with data.lp, queries.txt,
+// answers/NNN.json and known_failures.txt; reading them, and comparing an
 // answer with InfluxDB's, structurally.
 
-// influxqlDir holds the reference data set, queries and answers.
+// influxqlDir holds the corpora.
 const influxqlDir = "../../testdata/influxql"
 
-// influxqlDefaultDB is the database of a query that names none, and the
-// one data.lp is written into.
+// influxqlDefaultDB is the database of a corpus whose data.lp names
+// none.
 const influxqlDefaultDB = "telegraf"
 
-// goldenQuery is one query of queries.txt.
-type goldenQuery struct {
-	Num  int    // its number, from 1: its answer is answers/NNN.json
-	Line int    // its line in queries.txt
-	DB   string // the database it is sent to
-	Text string // the query: one statement or several
+// contextDatabasePrefix starts the comment line of a data.lp that names
+// its database (as influx_inspect export writes it).
+const contextDatabasePrefix = "# CONTEXT-DATABASE: "
+
+// epochRFC3339 is the epoch= of a query sent without an epoch parameter.
+const epochRFC3339 = "rfc3339"
+
+// goldenCorpus is one directory of influxqlDir.
+type goldenCorpus struct {
+	Name    string        // the directory's name
+	Dir     string        // its path
+	DB      string        // the database data.lp goes to, and queries by default
+	Queries []goldenQuery // queries.txt
+	// Known are the queries of known_failures.txt, by number.
+	Known map[int]knownFailure
 }
 
-// readGoldenQueries reads queries.txt as influxref does: one query a
-// line, blank lines and lines starting with '#' skipped, "db=NAME " at
-// the start picking the database.
-func readGoldenQueries(t *testing.T) []goldenQuery {
+// goldenQuery is one query of a queries.txt.
+type goldenQuery struct {
+	Num   int    // its number, from 1: its answer is answers/NNN.json
+	Line  int    // its line in queries.txt
+	DB    string // the database it is sent to
+	Epoch string // its epoch parameter: "" for ns, epochRFC3339 for none
+	Text  string // the query: one statement or several
+}
+
+// knownFailure is one line of a known_failures.txt: a query pginflux
+// does not answer as InfluxDB does yet.
+type knownFailure struct {
+	Line     int      // its line in known_failures.txt
+	Storages []string // the storages it fails in; nil for every one
+	Reason   string   // what is missing or different
+}
+
+// in says whether the failure is known in storage.
+func (k knownFailure) in(storage string) bool {
+	return k.Storages == nil || slices.Contains(k.Storages, storage)
+}
+
+// readGoldenCorpora reads every corpus of influxqlDir: the directories
+// with a queries.txt, in the order of their names.
+func readGoldenCorpora(t *testing.T) []goldenCorpus {
 	t.Helper()
-	f, err := os.Open(filepath.Join(influxqlDir, "queries.txt"))
+	entries, err := os.ReadDir(influxqlDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	qs, err := parseGoldenQueries(f)
-	if err != nil {
-		t.Fatalf("queries.txt: %v", err)
+	var cs []goldenCorpus
+	for _, e := range entries {
+		dir := filepath.Join(influxqlDir, e.Name())
+		if _, err := os.Stat(filepath.Join(dir, "queries.txt")); !e.IsDir() || err != nil {
+			continue
+		}
+		c := goldenCorpus{Name: e.Name(), Dir: dir}
+		if c.DB, err = readDataDatabase(filepath.Join(dir, "data.lp")); err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		if c.Queries, err = readGoldenQueries(filepath.Join(dir, "queries.txt"), c.DB); err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		if c.Known, err = readKnownFailures(filepath.Join(dir, "known_failures.txt")); err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		cs = append(cs, c)
 	}
-	return qs
+	if len(cs) == 0 {
+		t.Fatalf("no corpus in %s", influxqlDir)
+	}
+	return cs
 }
 
-func parseGoldenQueries(r io.Reader) ([]goldenQuery, error) {
+// readDataDatabase returns the database a data file names in its
+// leading comment lines, or influxqlDefaultDB.
+func readDataDatabase(name string) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line != "" && !strings.HasPrefix(line, "#") {
+			break
+		}
+		if db, ok := strings.CutPrefix(line, contextDatabasePrefix); ok && strings.TrimSpace(db) != "" {
+			return strings.TrimSpace(db), nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", err
+	}
+	return influxqlDefaultDB, nil
+}
+
+// readGoldenQueries reads a queries.txt as influxref does: one query a
+// line, blank lines and lines starting with '#' skipped, options
+// "db=NAME " and "epoch=E " at the start.
+func readGoldenQueries(name, db string) ([]goldenQuery, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	qs, err := parseGoldenQueries(f, db)
+	if err != nil {
+		return nil, fmt.Errorf("queries.txt: %v", err)
+	}
+	return qs, nil
+}
+
+func parseGoldenQueries(r io.Reader, db string) ([]goldenQuery, error) {
 	var qs []goldenQuery
 	sc := bufio.NewScanner(r)
 	sc.Buffer(nil, 1<<20)
@@ -64,14 +153,24 @@ func parseGoldenQueries(r io.Reader) ([]goldenQuery, error) {
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
-		q := goldenQuery{Num: len(qs) + 1, Line: line, DB: influxqlDefaultDB, Text: text}
-		if rest, ok := strings.CutPrefix(text, "db="); ok {
-			name, stmt, _ := strings.Cut(rest, " ")
-			if stmt = strings.TrimSpace(stmt); name == "" || stmt == "" {
-				return nil, fmt.Errorf("line %d: want db=NAME QUERY", line)
+		q := goldenQuery{Num: len(qs) + 1, Line: line, DB: db}
+		for {
+			key, rest, ok := strings.Cut(text, "=")
+			if !ok || (key != "db" && key != "epoch") {
+				break
 			}
-			q.DB, q.Text = name, stmt
+			value, stmt, _ := strings.Cut(rest, " ")
+			if stmt = strings.TrimSpace(stmt); value == "" || stmt == "" {
+				return nil, fmt.Errorf("line %d: want %s=VALUE QUERY", line, key)
+			}
+			if key == "db" {
+				q.DB = value
+			} else if value != "ns" {
+				q.Epoch = value
+			}
+			text = stmt
 		}
+		q.Text = text
 		qs = append(qs, q)
 	}
 	if err := sc.Err(); err != nil {
@@ -83,11 +182,55 @@ func parseGoldenQueries(r io.Reader) ([]goldenQuery, error) {
 	return qs, nil
 }
 
+// readKnownFailures reads a known_failures.txt, if there is one: a
+// query number a line (as in NNN.json), then the storages it fails in
+// when not all, then '#' and the reason, which is required; blank lines
+// and lines starting with '#' are skipped.
+func readKnownFailures(name string) (map[int]knownFailure, error) {
+	known := make(map[int]knownFailure)
+	b, err := os.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return known, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		head, reason, _ := strings.Cut(line, "#")
+		fields := strings.Fields(head)
+		reason = strings.TrimSpace(reason)
+		if len(fields) == 0 || reason == "" {
+			return nil, fmt.Errorf("known_failures.txt line %d: want NNN [STORAGE...] # REASON", i+1)
+		}
+		num, err := strconv.Atoi(fields[0])
+		if err != nil || num < 1 {
+			return nil, fmt.Errorf("known_failures.txt line %d: %q is not a query number", i+1, fields[0])
+		}
+		if k, ok := known[num]; ok {
+			return nil, fmt.Errorf("known_failures.txt line %d: query %d again (line %d)", i+1, num, k.Line)
+		}
+		k := knownFailure{Line: i + 1, Reason: reason}
+		for _, s := range fields[1:] {
+			if !slices.Contains(goldenStorages, s) {
+				return nil, fmt.Errorf("known_failures.txt line %d: %q is not a storage (%s)", i+1, s, strings.Join(goldenStorages, ", "))
+			}
+			k.Storages = append(k.Storages, s)
+		}
+		known[num] = k
+	}
+	return known, nil
+}
+
 // goldenAnswer is one answers/NNN.json: InfluxDB 1.8.10's answer to
-// GET /query?db=DB&q=QUERY&epoch=ns.
+// GET /query?db=DB&q=QUERY&epoch=EPOCH.
 type goldenAnswer struct {
 	Query  string          `json:"query"`
 	DB     string          `json:"db"`
+	Epoch  string          `json:"epoch"` // "" for ns, epochRFC3339 for none
 	Status int             `json:"status"`
 	Answer json.RawMessage `json:"answer"` // the body
 }
@@ -95,16 +238,16 @@ type goldenAnswer struct {
 // goldenFileName matches the answer files.
 var goldenFileName = regexp.MustCompile(`^([0-9]{3})\.json$`)
 
-// goldenFile names the answer file of query num, relative to the
-// tree's root (for messages).
-func goldenFile(num int) string {
-	return fmt.Sprintf("testdata/influxql/answers/%03d.json", num)
+// goldenFile names the answer file of query num of corpus c, relative to
+// the tree's root (for messages).
+func (c goldenCorpus) goldenFile(num int) string {
+	return fmt.Sprintf("testdata/influxql/%s/answers/%03d.json", c.Name, num)
 }
 
-// readGoldenAnswers reads every file of answers/, by number; a file of
+// readAnswers reads every file of c's answers/, by number; a file of
 // another name is an error.
-func readGoldenAnswers() (map[int]goldenAnswer, error) {
-	dir := filepath.Join(influxqlDir, "answers")
+func (c goldenCorpus) readAnswers() (map[int]goldenAnswer, error) {
+	dir := filepath.Join(c.Dir, "answers")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -114,7 +257,7 @@ func readGoldenAnswers() (map[int]goldenAnswer, error) {
 	for _, e := range entries {
 		m := goldenFileName.FindStringSubmatch(e.Name())
 		if m == nil || !e.Type().IsRegular() {
-			problems = append(problems, fmt.Sprintf("answers/%s: not an answer file (NNN.json)", e.Name()))
+			problems = append(problems, fmt.Sprintf("%s/answers/%s: not an answer file (NNN.json)", c.Name, e.Name()))
 			continue
 		}
 		num, _ := strconv.Atoi(m[1])

@@ -177,10 +177,17 @@ func (c *client) writeFile(ctx context.Context, db, file string) (int, error) {
 	return lines, flush()
 }
 
-// query sends q to db (GET /query, epoch=ns) and returns the status and
-// the answer.
-func (c *client) query(ctx context.Context, db, q string) (int, []byte, error) {
-	return c.do(ctx, http.MethodGet, "/query", url.Values{"db": {db}, "q": {q}, "epoch": {"ns"}}, nil)
+// query sends q (GET /query) and returns the status and the answer.
+func (c *client) query(ctx context.Context, q query) (int, []byte, error) {
+	params := url.Values{"db": {q.DB}, "q": {q.Text}}
+	switch q.Epoch {
+	case "":
+		params.Set("epoch", "ns")
+	case epochRFC3339:
+	default:
+		params.Set("epoch", q.Epoch)
+	}
+	return c.do(ctx, http.MethodGet, "/query", params, nil)
 }
 
 // quoteIdent quotes an InfluxQL identifier.

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// The reference data set: Telegraf's cpu, mem and net from four hosts,
+// The fleet data set: Telegraf's cpu, mem and net from four hosts,
 // every 10 s for two hours from datasetStart. What the queries exercise:
 //
 //   - h4 sends nothing from 00:30:00 to 00:39:59 (gaps for fill);
@@ -49,9 +49,14 @@ func noise(a, b, c uint64) float64 {
 // fixed formats v with two decimals.
 func fixed(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 
-// writeDataset writes the reference data set as line protocol, in time
-// order.
-func writeDataset(w io.Writer) error {
+// datasets are the data sets -make-data writes, by -dataset.
+var datasets = map[string]func(io.Writer) error{
+	"fleet": writeFleet,
+	"docs":  writeDocs,
+}
+
+// writeFleet writes the fleet data set as line protocol, in time order.
+func writeFleet(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	recv := make([]int64, len(datasetHosts))
 	sent := make([]int64, len(datasetHosts))
@@ -85,13 +90,13 @@ func writeDataset(w io.Writer) error {
 	return bw.Flush()
 }
 
-// writeDatasetFile writes the reference data set to name.
-func writeDatasetFile(name string) error {
+// writeDatasetFile writes a data set to name.
+func writeDatasetFile(name string, write func(io.Writer) error) error {
 	f, err := os.Create(name)
 	if err != nil {
 		return fmt.Errorf("cannot create data: %w", err)
 	}
-	if err := writeDataset(f); err != nil {
+	if err := write(f); err != nil {
 		f.Close()
 		return fmt.Errorf("cannot write data %s: %w", name, err)
 	}

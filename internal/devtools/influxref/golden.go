@@ -15,8 +15,11 @@ import (
 
 // golden is one recorded answer, as stored in NNN.json.
 type golden struct {
-	Query  string `json:"query"`
-	DB     string `json:"db"`
+	Query string `json:"query"`
+	DB    string `json:"db"`
+	// Epoch is the epoch parameter sent, when not ns; "rfc3339" when
+	// none was.
+	Epoch  string `json:"epoch,omitempty"`
 	Status int    `json:"status"`
 	// Answer is InfluxDB's body, decoded with numbers kept as written.
 	Answer any `json:"answer"`
@@ -43,7 +46,7 @@ func record(ctx context.Context, c *client, qs []query, dir string) error {
 		}
 	}
 	for i, q := range qs {
-		status, body, err := c.query(ctx, q.DB, q.Text)
+		status, body, err := c.query(ctx, q)
 		if err != nil {
 			return fmt.Errorf("query of line %d: %w", q.Line, err)
 		}
@@ -77,6 +80,10 @@ func encodeGolden(q query, status int, body []byte) ([]byte, error) {
 	err := scalar(&buf, q.Text)
 	buf.WriteString(",\n  \"db\": ")
 	err = errors.Join(err, scalar(&buf, q.DB))
+	if q.Epoch != "" {
+		buf.WriteString(",\n  \"epoch\": ")
+		err = errors.Join(err, scalar(&buf, q.Epoch))
+	}
 	fmt.Fprintf(&buf, ",\n  \"status\": %d,\n  \"answer\": ", status)
 	err = errors.Join(err, pretty(&buf, answer, "  "))
 	buf.WriteString("\n}\n")

@@ -10,13 +10,22 @@ import (
 	"testing"
 )
 
-// TestGoldenAnswers checks that the recorded answers parse, that each
-// has its query, database and a "results" array, and that they are the
-// answers to queries.txt, one each, in order.
+// TestGoldenAnswers checks, for each corpus, that the recorded answers
+// parse, that each has its query, database and a "results" array, and
+// that they are the answers to queries.txt, one each, in order.
 func TestGoldenAnswers(t *testing.T) {
 	t.Parallel()
-	qs := corpusQueries(t)
-	dir := filepath.Join(corpusDir, "answers")
+	for _, c := range corpora(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			t.Parallel()
+			checkGoldenAnswers(t, c)
+		})
+	}
+}
+
+func checkGoldenAnswers(t *testing.T, c corpus) {
+	qs := corpusQueries(t, c)
+	dir := filepath.Join(c.Dir, "answers")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -43,8 +52,9 @@ func TestGoldenAnswers(t *testing.T) {
 			if g.Query == "" || g.DB == "" {
 				t.Errorf("got query %q, db %q: want both", g.Query, g.DB)
 			}
-			if i < len(qs) && (g.Query != qs[i].Text || g.DB != qs[i].DB) {
-				t.Errorf("got query %q on %q, want %q on %q (line %d of queries.txt)", g.Query, g.DB, qs[i].Text, qs[i].DB, qs[i].Line)
+			if i < len(qs) && (g.Query != qs[i].Text || g.DB != qs[i].DB || g.Epoch != qs[i].Epoch) {
+				t.Errorf("got query %q on %q (epoch %q), want %q on %q (epoch %q) (line %d of queries.txt)",
+					g.Query, g.DB, g.Epoch, qs[i].Text, qs[i].DB, qs[i].Epoch, qs[i].Line)
 			}
 			if g.Status != 200 {
 				t.Errorf("got status %d, want 200", g.Status)
@@ -90,6 +100,12 @@ func TestEncodeGolden(t *testing.T) {
 	if g.Query != q.Text || g.DB != q.DB || g.Status != 200 {
 		t.Errorf("got %q %q %d, want %q %q 200", g.Query, g.DB, g.Status, q.Text, q.DB)
 	}
+	q.Epoch = "ms"
+	withEpoch, err := encodeGolden(q, 200, body)
+	if err != nil || !bytes.Contains(withEpoch, []byte("\"db\": \"telegraf\",\n  \"epoch\": \"ms\",\n  \"status\": 200,")) {
+		t.Errorf("got (%v)\n%s\nwant the epoch after the database", err, withEpoch)
+	}
+	q.Epoch = ""
 	again, err := encodeGolden(q, 200, body)
 	if err != nil || !bytes.Equal(again, b) {
 		t.Errorf("got a different encoding the second time (%v):\n%s", err, again)

@@ -29,30 +29,45 @@
 //	/tmp/bin/influxd-1.8.10 run -config $T/influxd.conf &
 //	curl -i 127.0.0.1:18086/ping   # 204
 //
-// Then, from the root of the tree:
+// A corpus is a directory of testdata/influxql (its README.md describes
+// each): data.lp, queries.txt, and the answers/ influxref records. Record
+// each corpus into an InfluxDB of its own, started empty as above (SHOW
+// DATABASES answers every database there is); from the root of the tree,
+// for corpus fleet:
 //
-//	go run ./internal/devtools/influxref -data testdata/influxql/data.lp \
-//	    -queries testdata/influxql/queries.txt -out testdata/influxql/answers
+//	go run ./internal/devtools/influxref -data testdata/influxql/fleet/data.lp \
+//	    -queries testdata/influxql/fleet/queries.txt -out testdata/influxql/fleet/answers
 //
-// influxref creates the database -db (default telegraf), which must not
-// exist yet (-reuse to write into it anyway), writes -data into it (POST
-// /write, precision ns, in chunks), then sends each query of -queries
-// (GET /query, epoch=ns) and writes InfluxDB's answer to -out/NNN.json,
-// NNN the query's number (from 001), as
+// influxref creates the database -db, which must not exist yet (-reuse to
+// write into it anyway), writes -data into it (POST /write, precision ns,
+// in chunks), then sends each query of -queries (GET /query, epoch=ns
+// unless the query says otherwise) and writes InfluxDB's answer to
+// -out/NNN.json, NNN the query's number (from 001), as
 //
 //	{"query": "...", "db": "...", "status": 200, "answer": {"results": [...]}}
 //
-// indented, object keys sorted, numbers as InfluxDB wrote them. Files of
-// that name form already in -out are removed first. A line of -queries
-// is one query (several statements separated by ';' are one query); '#'
-// starts a comment line; a line may start with "db=NAME " to send its
-// query to database NAME instead of -db.
+// indented, object keys sorted, numbers as InfluxDB wrote them, with
+// "epoch" after "db" when the query was not sent with epoch=ns. Files of
+// that name form already in -out are removed first.
 //
-// The data set is made by influxref itself, deterministically:
+// The database: -db, or else the one the data file names in a comment
+// line "# CONTEXT-DATABASE: NAME" before its first line of data (as
+// influx_inspect export writes it), or else telegraf.
 //
-//	go run ./internal/devtools/influxref -make-data testdata/influxql/data.lp
+// A line of -queries is one query (several statements separated by ';'
+// are one query); '#' starts a comment line. A line may start with
+// options, each followed by a space: "db=NAME" sends its query to
+// database NAME instead of -db's; "epoch=E" sends epoch=E (h, m, s, ms,
+// u, µ or ns) instead of epoch=ns, and "epoch=rfc3339" sends no epoch,
+// for times as RFC3339 strings.
 //
-// and a test checks that the committed file is what it makes.
+// Data sets of fleet and docs are made by influxref itself,
+// deterministically:
+//
+//	go run ./internal/devtools/influxref -make-data testdata/influxql/fleet/data.lp
+//	go run ./internal/devtools/influxref -dataset docs -make-data testdata/influxql/docs/data.lp
+//
+// and a test checks that the committed files are what it makes.
 //
 // Every target must be a loopback address; every request has a timeout
 // and every answer a size limit.
@@ -90,6 +105,7 @@ type options struct {
 	queries  string
 	out      string
 	makeData string
+	dataset  string
 	reuse    bool
 	timeout  time.Duration
 }
@@ -99,11 +115,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("influxref", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.influxd, "influxd", "http://127.0.0.1:18086", "InfluxDB 1.8's base `URL` (loopback only)")
-	fs.StringVar(&o.db, "db", "telegraf", "the database the data is written to and queries go to by default")
+	fs.StringVar(&o.db, "db", "", "the database the data is written to and queries go to by default (default: the data's, or telegraf)")
 	fs.StringVar(&o.data, "data", "", "line protocol `file` to write first")
 	fs.StringVar(&o.queries, "queries", "", "`file` of queries, one a line")
 	fs.StringVar(&o.out, "out", "", "`directory` for the answers (NNN.json)")
-	fs.StringVar(&o.makeData, "make-data", "", "write the reference data set to `file` and exit")
+	fs.StringVar(&o.makeData, "make-data", "", "write data set -dataset to `file` and exit")
+	fs.StringVar(&o.dataset, "dataset", "fleet", "the data set -make-data writes: fleet or docs")
 	fs.BoolVar(&o.reuse, "reuse", false, "write into -db even if it exists")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "timeout of each request")
 	if err := fs.Parse(args); err != nil {
@@ -113,6 +130,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, usageError{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
 	if o.makeData != "" {
+		if datasets[o.dataset] == nil {
+			return o, usageError{Err: fmt.Errorf("-dataset %q: want fleet or docs", o.dataset)}
+		}
 		return o, nil
 	}
 	var errs []error
@@ -121,9 +141,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.out == "" {
 		errs = append(errs, errors.New("-out is required"))
-	}
-	if o.db == "" {
-		errs = append(errs, errors.New("-db must not be empty"))
 	}
 	if o.timeout <= 0 {
 		errs = append(errs, fmt.Errorf("-timeout %v: want > 0", o.timeout))
@@ -140,7 +157,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if o.makeData != "" {
-		return writeDatasetFile(o.makeData)
+		return writeDatasetFile(o.makeData, datasets[o.dataset])
+	}
+	if o.db, err = database(o); err != nil {
+		return err
 	}
 	qs, err := readQueriesFile(o.queries, o.db)
 	if err != nil {
@@ -175,4 +195,25 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "recorded %d answers in %s\n", len(qs), o.out)
 	return nil
+}
+
+// database is the database of the data and of the queries that name
+// none: -db, the data file's, or telegraf.
+func database(o options) (string, error) {
+	db := ""
+	if o.data != "" {
+		var err error
+		if db, err = dataDatabase(o.data); err != nil {
+			return "", err
+		}
+	}
+	switch {
+	case o.db != "" && db != "" && o.db != db:
+		return "", usageError{Err: fmt.Errorf("-db %s, but %s names database %s", o.db, o.data, db)}
+	case o.db != "":
+		return o.db, nil
+	case db != "":
+		return db, nil
+	}
+	return "telegraf", nil
 }

@@ -17,6 +17,7 @@ func TestParseFlagsUsage(t *testing.T) {
 		{name: "bad timeout", args: []string{"-queries", "q", "-out", "x", "-timeout", "0s"}},
 		{name: "extra argument", args: []string{"-queries", "q", "-out", "x", "more"}},
 		{name: "unknown flag", args: []string{"-nope"}},
+		{name: "unknown data set", args: []string{"-make-data", "x", "-dataset", "nope"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
