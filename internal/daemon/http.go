@@ -68,6 +68,7 @@ func startHTTP(cfg config.Config, opts Options, reg *prometheus.Registry, ready 
 			Timeout:      cfg.QueryTimeout,
 			MaxPoints:    cfg.QueryMaxPoints,
 			MaxSeries:    cfg.QueryMaxSeries,
+			Log:          log,
 		})
 	}
 	srv, err := httpapi.Listen(hc, log)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -27,6 +28,9 @@ type Options struct {
 	// Timeout bounds each statement in PostgreSQL (statement_timeout); 0
 	// leaves the server's.
 	Timeout time.Duration
+	// Log, when not nil, gets each SQL statement a SELECT runs, at debug
+	// level.
+	Log *slog.Logger
 	// MaxPoints and MaxSeries bound what one SELECT returns, as InfluxDB's
 	// max-select-point and max-select-series; 0 is no bound.
 	MaxPoints, MaxSeries int

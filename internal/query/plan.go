@@ -59,6 +59,9 @@ func (r *run) selectFrom(ctx context.Context, q *query, t *table) ([]Series, err
 	if err != nil {
 		return nil, err
 	}
+	if l := r.e.opt.Log; l != nil {
+		l.Debug("InfluxQL as SQL", "measurement", t.measurement, "sql", sql, "args", args)
+	}
 	rows, err := r.tx.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
