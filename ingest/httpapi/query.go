@@ -34,7 +34,7 @@ type Catalog interface {
 // Reader answers the statements of /query that read data (those
 // query.Supported names), with errors as query.Engine's.
 type Reader interface {
-	Run(ctx context.Context, st influxql.Statement, req query.Request) ([]query.Series, error)
+	Run(ctx context.Context, st influxql.Statement, req query.Request, emit func(query.Series) error) error
 }
 
 // ErrNotFound: the database named does not exist. Its text is InfluxDB's.
@@ -143,43 +143,45 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	out := newQueryWriter(w, r, qr.chunked)
+	// Each statement may take the Reader's timeout, then the answer is
+	// written.
+	deadline := time.Now().Add(time.Duration(len(parsed.Statements))*s.cfg.QueryTimeout + writeTimeout)
+	_ = http.NewResponseController(w).SetWriteDeadline(deadline)
+	out := &queryWriter{w: w, chunked: qr.chunked, chunkSize: qr.chunkSize, pretty: r.Form.Get("pretty") == "true"}
 	failed := false
 	for i, st := range parsed.Statements {
+		out.open(i)
 		if failed {
-			out.result(result{StatementID: i, Error: "not executed"})
+			out.close("not executed")
 			continue
 		}
-		res, err := s.execute(r.Context(), st, qr)
-		res.StatementID = i
+		err := s.execute(r.Context(), st, qr, out)
 		switch {
+		case err == nil:
 		case errors.Is(err, ErrUnavailable), errors.Is(err, query.ErrUnavailable):
-			if out.started() {
-				res.Error = err.Error()
+			if out.started {
 				break
 			}
 			w.Header().Set("Retry-After", retryUnavailable)
 			s.fail(w, r, apiV1, http.StatusServiceUnavailable, err.Error())
 			return
 		case errors.Is(err, ErrNotFound), errors.Is(err, ErrInvalid), errors.Is(err, query.ErrStatement):
-			res.Error = err.Error()
-		case err != nil:
-			if out.started() || r.Context().Err() != nil {
-				res.Error = err.Error()
+		default:
+			if out.started || r.Context().Err() != nil {
 				break
 			}
 			s.log.Warn("a query failed", "request_id", requestID(r), "err", err)
 			s.fail(w, r, apiV1, http.StatusInternalServerError, err.Error())
 			return
 		}
-		failed = res.Error != ""
-		if res.Error == "" && qr.chunked {
-			out.chunks(res, qr.chunkSize)
+		if err != nil {
+			failed = true
+			out.close(err.Error())
 			continue
 		}
-		out.result(res)
+		out.close("")
 	}
-	out.finish(r.Form.Get("pretty") == "true")
+	out.finish()
 }
 
 // queryParams reads the params form value, as InfluxDB does: numbers

@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -12,51 +14,48 @@ import (
 	"github.com/pginflux/pginflux/internal/query"
 )
 
-// execute runs one statement of a /query request.
-func (s *Server) execute(ctx context.Context, st influxql.Statement, qr queryRequest) (result, error) {
+// execute runs one statement of a /query request, its series into out.
+func (s *Server) execute(ctx context.Context, st influxql.Statement, qr queryRequest, out *queryWriter) error {
 	db := qr.db
 	c := s.cfg.Catalog
 	switch st := st.(type) {
 	case *influxql.CreateDatabaseStatement:
 		if c == nil {
-			return result{}, nil
+			return nil
 		}
-		return result{}, c.CreateDatabase(ctx, st.Name)
+		return c.CreateDatabase(ctx, st.Name)
 	case *influxql.ShowDatabasesStatement:
 		if c == nil {
-			return result{}, query.StatementError("SHOW DATABASES is answered only with a database")
+			return query.StatementError("SHOW DATABASES is answered only with a database")
 		}
 		names, err := c.Databases(ctx)
 		if err != nil {
-			return result{}, err
+			return err
 		}
-		res := result{Series: []series{{Name: "databases", Columns: []string{"name"}, Values: column(names)}}}
-		return visible(res, qr.cred), nil
+		res := visible(result{Series: []series{{Name: "databases", Columns: []string{"name"}, Values: column(names)}}}, qr.cred)
+		out.series(res.Series[0])
+		return nil
 	case *influxql.ShowRetentionPoliciesStatement:
 		if c == nil {
-			return result{}, query.StatementError("SHOW RETENTION POLICIES is answered only with a database")
+			return query.StatementError("SHOW RETENTION POLICIES is answered only with a database")
 		}
 		if st.Database != "" {
 			db = st.Database
 		}
 		d, err := c.Retention(ctx, db)
 		if err != nil {
-			return result{}, err
+			return err
 		}
-		return result{Series: []series{{
+		out.series(series{
 			Columns: []string{"name", "duration", "shardGroupDuration", "replicaN", "default"},
 			Values:  [][]any{{"autogen", d.String(), shardGroupDuration(d).String(), 1, true}},
-		}}}, nil
+		})
+		return nil
 	}
 	if !query.Supported(st) || s.cfg.Reader == nil {
-		return result{}, notSupported(st)
+		return notSupported(st)
 	}
-	out, err := s.cfg.Reader.Run(ctx, st, query.Request{DB: db, Role: qr.cred.Role, Now: qr.now})
-	if err != nil {
-		return result{}, err
-	}
-	res := result{Series: make([]series, len(out))}
-	for i, o := range out {
+	return s.cfg.Reader.Run(ctx, st, query.Request{DB: db, Role: qr.cred.Role, Now: qr.now}, func(o query.Series) error {
 		if qr.epoch > 0 {
 			for _, v := range o.Values {
 				if t, ok := v[0].(time.Time); ok {
@@ -64,9 +63,9 @@ func (s *Server) execute(ctx context.Context, st influxql.Statement, qr queryReq
 				}
 			}
 		}
-		res.Series[i] = series{Name: o.Name, Tags: o.Tags, Columns: o.Columns, Values: o.Values}
-	}
-	return res, nil
+		out.series(series{Name: o.Name, Tags: o.Tags, Columns: o.Columns, Values: o.Values})
+		return out.err
+	})
 }
 
 // notSupported is the error of a statement /query does not run.
@@ -105,85 +104,173 @@ func shardGroupDuration(d time.Duration) time.Duration {
 	return time.Hour
 }
 
-// queryWriter writes /query's answer: whole at the end, or chunk by
-// chunk, each a JSON object on a line of its own, as InfluxDB streams.
+// queryWriter writes /query's answer as it comes, series after series,
+// so that an answer of millions of points is never held whole: as one
+// JSON document, or with chunked=true as a JSON object a chunk of at most
+// chunkSize rows of one series, each on a line of its own, as InfluxDB
+// streams them. Nothing is sent until a statement ends or 64 KiB are
+// ready, so that a failure to reach PostgreSQL at the start is still a
+// 503; a failure after that is the statement's error, after the series
+// sent. pretty=true holds the whole answer to indent it.
 type queryWriter struct {
-	w       http.ResponseWriter
-	r       *http.Request
-	chunked bool
-	results []result
-	wrote   bool
+	w         http.ResponseWriter
+	chunked   bool
+	chunkSize int
+	pretty    bool
+	pending   bytes.Buffer
+	started   bool  // the status is sent
+	err       error // of writing to the client
+	// The statement being written: its id, whether a result object is
+	// open (not chunked) and its series array, whether any result was
+	// written yet.
+	id             int
+	inSeries, some bool
+	// held is the last chunk of a chunked answer, sent once it is known
+	// whether more of its statement follows (then marked partial).
+	held *result
 }
 
-func newQueryWriter(w http.ResponseWriter, r *http.Request, chunked bool) *queryWriter {
-	return &queryWriter{w: w, r: r, chunked: chunked}
-}
+// flushAt is how much of the answer waits before it is sent.
+const flushAt = 64 << 10
 
-// started says the status is sent: later failures go into results.
-func (q *queryWriter) started() bool { return q.wrote }
-
-func (q *queryWriter) result(res result) {
-	if !q.chunked {
-		q.results = append(q.results, res)
+// open starts statement id's result.
+func (q *queryWriter) open(id int) {
+	q.id, q.inSeries = id, false
+	if q.chunked {
 		return
 	}
-	q.send(res)
+	if !q.some {
+		q.pending.WriteString(`{"results":[`)
+	} else {
+		q.pending.WriteByte(',')
+	}
+	q.some = true
+	fmt.Fprintf(&q.pending, `{"statement_id":%d`, id)
 }
 
-// chunks sends a result in chunks of at most size rows of one series,
-// marked partial but the last (its series' last chunk unmarked too).
-func (q *queryWriter) chunks(res result, size int) {
-	if len(res.Series) == 0 {
-		q.send(res)
+// series adds a series to the statement's result.
+func (q *queryWriter) series(s series) {
+	if q.chunked {
+		q.chunks(s)
 		return
 	}
-	for i, s := range res.Series {
-		for start := 0; start == 0 || start < len(s.Values); start += size {
-			end := min(start+size, len(s.Values))
-			part := s
-			part.Values = s.Values[start:end]
-			part.Partial = end < len(s.Values)
-			q.send(result{StatementID: res.StatementID, Series: []series{part}, Partial: part.Partial || i < len(res.Series)-1})
-			if end == len(s.Values) {
-				break
-			}
+	if q.inSeries {
+		q.pending.WriteByte(',')
+	} else {
+		q.pending.WriteString(`,"series":[`)
+		q.inSeries = true
+	}
+	q.encode(s)
+	if q.pending.Len() >= flushAt && !q.pretty {
+		q.flush()
+	}
+}
+
+// encode writes v as JSON, without a newline.
+func (q *queryWriter) encode(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(err.Error())
+	}
+	q.pending.Write(b)
+}
+
+// close ends the statement's result, with its error if any.
+func (q *queryWriter) close(errText string) {
+	if q.chunked {
+		if errText != "" || !q.inSeries {
+			q.chunk(result{StatementID: q.id, Error: errText})
+		}
+		q.send(false)
+		return
+	}
+	if q.inSeries {
+		q.pending.WriteByte(']')
+	}
+	if errText != "" {
+		q.pending.WriteString(`,"error":`)
+		q.encode(errText)
+	}
+	q.pending.WriteByte('}')
+	if !q.pretty {
+		q.flush()
+	}
+}
+
+// chunks sends a series in chunks of at most chunkSize rows, each but
+// the last marked partial.
+func (q *queryWriter) chunks(s series) {
+	q.inSeries = true
+	for start := 0; start == 0 || start < len(s.Values); start += q.chunkSize {
+		end := min(start+q.chunkSize, len(s.Values))
+		part := s
+		part.Values = s.Values[start:end]
+		part.Partial = end < len(s.Values)
+		q.chunk(result{StatementID: q.id, Series: []series{part}, Partial: part.Partial})
+		if end == len(s.Values) {
+			break
 		}
 	}
 }
 
-func (q *queryWriter) send(res result) {
-	if !q.wrote {
+// chunk sends the chunk held, partial, and holds res.
+func (q *queryWriter) chunk(res result) {
+	q.send(true)
+	q.held = &res
+}
+
+// send sends the chunk held, as one JSON object on a line; partial says
+// more of its statement follows.
+func (q *queryWriter) send(partial bool) {
+	if q.held == nil {
+		return
+	}
+	res := *q.held
+	q.held = nil
+	res.Partial = res.Partial || (partial && res.Error == "")
+	q.encode(struct {
+		Results []result `json:"results"`
+	}{[]result{res}})
+	q.pending.WriteByte('\n')
+	q.flush()
+}
+
+// flush sends what is ready.
+func (q *queryWriter) flush() {
+	if q.err != nil {
+		q.pending.Reset()
+		return
+	}
+	if !q.started {
 		h := q.w.Header()
 		h.Set("Content-Type", "application/json; charset=utf-8")
 		h.Set("Cache-Control", "no-store")
 		q.w.WriteHeader(http.StatusOK)
-		q.wrote = true
+		q.started = true
 	}
-	_ = json.NewEncoder(q.w).Encode(struct {
-		Results []result `json:"results"`
-	}{[]result{res}})
-	if f, ok := q.w.(http.Flusher); ok {
+	_, q.err = q.w.Write(q.pending.Bytes())
+	q.pending.Reset()
+	if f, ok := q.w.(http.Flusher); ok && q.chunked {
 		f.Flush()
 	}
 }
 
-// finish writes the whole answer of an answer not chunked.
-func (q *queryWriter) finish(pretty bool) {
+// finish ends the answer.
+func (q *queryWriter) finish() {
 	if q.chunked {
-		if !q.wrote {
-			q.send(result{})
+		if !q.started {
+			q.chunk(result{})
+			q.send(false)
 		}
 		return
 	}
-	body := struct {
-		Results []result `json:"results"`
-	}{q.results}
-	if !pretty {
-		writeJSON(q.w, q.r, http.StatusOK, body)
-		return
+	q.pending.WriteString("]}\n")
+	if q.pretty {
+		var b bytes.Buffer
+		if json.Indent(&b, q.pending.Bytes(), "", "    ") == nil {
+			q.pending.Reset()
+			q.pending.Write(b.Bytes())
+		}
 	}
-	b, _ := json.MarshalIndent(body, "", "    ")
-	q.w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	q.w.WriteHeader(http.StatusOK)
-	_, _ = q.w.Write(append(b, '\n'))
+	q.flush()
 }

@@ -182,24 +182,24 @@ func TestQueryNoCatalog(t *testing.T) {
 // PostgreSQL is down.
 type fakeReader struct{}
 
-func (fakeReader) Run(_ context.Context, st influxql.Statement, req query.Request) ([]query.Series, error) {
+func (fakeReader) Run(_ context.Context, st influxql.Statement, req query.Request, emit func(query.Series) error) error {
 	sel, ok := st.(*influxql.SelectStatement)
 	if !ok {
-		return nil, query.StatementError("only SELECT")
+		return query.StatementError("only SELECT")
 	}
 	switch sel.Sources[0].(*influxql.Measurement).Name {
 	case "fails":
-		return nil, query.StatementError("it failed")
+		return query.StatementError("it failed")
 	case "unreachable":
-		return nil, fmt.Errorf("%w: connection refused", query.ErrUnavailable)
+		return fmt.Errorf("%w: connection refused", query.ErrUnavailable)
 	}
 	loc := time.UTC
 	if sel.Location != nil {
 		loc = sel.Location
 	}
 	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	return []query.Series{{Name: "cpu", Tags: map[string]string{"host": "a"}, Columns: []string{"time", "mean"},
-		Values: [][]any{{t0.In(loc), 1.5}, {t0.Add(time.Minute + 1).In(loc), float64(2)}}}}, nil
+	return emit(query.Series{Name: "cpu", Tags: map[string]string{"host": "a"}, Columns: []string{"time", "mean"},
+		Values: [][]any{{t0.In(loc), 1.5}, {t0.Add(time.Minute + 1).In(loc), float64(2)}}})
 }
 
 // TestQueryChunked: chunked=true streams a JSON object a chunk, the

@@ -81,6 +81,9 @@ type Config struct {
 	// Reader, when not nil, answers /query's SELECT and other SHOW
 	// statements; without it they are errors.
 	Reader Reader
+	// QueryTimeout is the Reader's bound on one statement: a /query
+	// answer's write deadline leaves that much time to each statement.
+	QueryTimeout time.Duration
 	// Token, when not empty, is a credential that may write to and query
 	// every database (see tokenGiven).
 	Token string

@@ -2,11 +2,9 @@ package daemon
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -158,60 +156,12 @@ func (w *httpWrites) Databases(ctx context.Context) ([]string, error) {
 	return slices.Compact(names), nil
 }
 
-// Measurements lists the measurements of the schema of db: its tables
-// with a time column, less pginflux's own tables and partitions, each
-// under its measurement's name (a table of a measurement name over 63
-// bytes, shortened, has the whole name as its comment). A schema that
-// does not exist is ErrNotFound with --schema-from-db, and has no
-// measurements yet when it is --schema.
-func (w *httpWrites) Measurements(ctx context.Context, db string) ([]string, error) {
-	pool, err := w.catalogPool()
-	if err != nil {
-		return nil, err
-	}
-	schema := w.schemaOf(db)
-	if err := w.schemaExists(ctx, pool, db, schema); err != nil {
-		return nil, err
-	}
-	rows, err := pool.Query(ctx, `
-		SELECT c.relname, coalesce(obj_description(c.oid, 'pg_class'), '')
-		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-		  AND EXISTS (SELECT 1 FROM pg_attribute a
-		              WHERE a.attrelid = c.oid AND a.attname = 'time' AND a.attnum > 0 AND NOT a.attisdropped)`, schema)
-	if err != nil {
-		return nil, catalogErr("list the tables of "+schema, err)
-	}
-	var names []string
-	var name, comment string
-	_, err = pgx.ForEachRow(rows, []any{&name, &comment}, func() error {
-		if m, ok := w.measurementOf(name, comment); ok {
-			names = append(names, m)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, catalogErr("list the tables of "+schema, err)
-	}
-	slices.Sort(names)
-	return names, nil
-}
-
-// measurementOf returns the measurement table name holds, or false for
-// one of pginflux's own tables.
-func (w *httpWrites) measurementOf(name, comment string) (string, bool) {
-	if slices.Contains(ownTables, name) || (w.cfg.RejectedTable != "" && name == w.cfg.RejectedTable) ||
-		strings.HasPrefix(comment, "pginflux: ") || strings.HasPrefix(comment, "pginflux partition ") {
-		return "", false
-	}
-	// A shortened name is the start of the measurement's, "_" and 12 hex
-	// digits (schema.TableName); the comment holds the whole name.
-	if n := len(name) - 13; comment != "" && n > 0 && name[n] == '_' && strings.HasPrefix(comment, name[:n]) {
-		if _, err := hex.DecodeString(name[n+1:]); err == nil {
-			return comment, true
-		}
-	}
-	return name, true
+// querySchema names the schema /query reads for database db, and says
+// whether it must exist for db to (with --schema-from-db, a schema that
+// is not --schema).
+func (w *httpWrites) querySchema(db string) (schema string, mustExist bool) {
+	schema = w.schemaOf(db)
+	return schema, schema != w.cfg.Schema
 }
 
 // schemaExists returns ErrNotFound when db, named with --schema-from-db,
@@ -228,17 +178,6 @@ func (w *httpWrites) schemaExists(ctx context.Context, pool *pgxpool.Pool, db, s
 		return fmt.Errorf("%w: %s", httpapi.ErrNotFound, db)
 	}
 	return nil
-}
-
-// schemaFor returns the schema of database db for /query's reads, or
-// ErrNotFound when db, named with --schema-from-db, has none.
-func (w *httpWrites) schemaFor(ctx context.Context, db string) (string, error) {
-	pool, err := w.catalogPool()
-	if err != nil {
-		return "", err
-	}
-	schema := w.schemaOf(db)
-	return schema, w.schemaExists(ctx, pool, db, schema)
 }
 
 // Retention returns --retention, for every database that exists.

@@ -61,10 +61,11 @@ func startHTTP(cfg config.Config, opts Options, reg *prometheus.Registry, ready 
 	hc.Ready, hc.Checks = ready.probes()
 	if writes != nil {
 		hc.Writer, hc.Catalog = writes, writes
+		hc.QueryTimeout = cfg.QueryTimeout
 		hc.Reader = query.New(query.Options{
-			Pool:         writes.catalogPool,
-			Schema:       writes.schemaFor,
-			Measurements: writes.Measurements,
+			Pool:          writes.catalogPool,
+			Schema:        writes.querySchema,
+			RejectedTable: cfg.RejectedTable,
 			Timeout:      cfg.QueryTimeout,
 			MaxPoints:    cfg.QueryMaxPoints,
 			MaxSeries:    cfg.QueryMaxSeries,

@@ -19,12 +19,13 @@ type Options struct {
 	// Pool returns the pool to read through, or an error while pginflux
 	// starts or stops (returned as it is).
 	Pool func() (*pgxpool.Pool, error)
-	// Schema returns the schema of database db, or an error when there is
-	// none (returned as it is: the caller's error says "database not
-	// found").
-	Schema func(ctx context.Context, db string) (string, error)
-	// Measurements lists the measurements of database db, sorted.
-	Measurements func(ctx context.Context, db string) ([]string, error)
+	// Schema names the schema of database db, and says whether it must
+	// exist for db to: a statement on a database whose schema does not
+	// exist is then "database not found", as in InfluxDB.
+	Schema func(db string) (schema string, mustExist bool)
+	// RejectedTable is the name of the rejected table (--rejected-table),
+	// which is no measurement.
+	RejectedTable string
 	// Timeout bounds each statement in PostgreSQL (statement_timeout); 0
 	// leaves the server's.
 	Timeout time.Duration
@@ -98,36 +99,45 @@ func Supported(st influxql.Statement) bool {
 	return false
 }
 
-// Run runs one statement in a read-only transaction, as req.Role.
-func (e *Engine) Run(ctx context.Context, st influxql.Statement, req Request) ([]Series, error) {
+// Run runs one statement in a read-only transaction, as req.Role,
+// handing each series of its answer to emit, in InfluxDB's order. An
+// error of emit ends it and is returned.
+func (e *Engine) Run(ctx context.Context, st influxql.Statement, req Request, emit func(Series) error) error {
 	if !Supported(st) {
-		return nil, unsupported(statementName(st))
+		return unsupported(statementName(st))
 	}
 	pool, err := e.opt.Pool()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, e.pgErr(err)
+		return e.pgErr(err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if e.opt.Timeout > 0 {
 		ms := strconv.FormatInt(max(e.opt.Timeout.Milliseconds(), 1), 10)
 		if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = "+ms); err != nil {
-			return nil, e.pgErr(err)
+			return e.pgErr(err)
 		}
 	}
 	if req.Role != "" {
 		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+pgx.Identifier{req.Role}.Sanitize()); err != nil {
-			return nil, e.pgErr(err)
+			return e.pgErr(err)
 		}
 	}
 	r := &run{e: e, tx: tx, req: req}
 	var out []Series
+	emitted := false
 	switch st := st.(type) {
 	case *influxql.SelectStatement:
-		out, err = r.selectStmt(ctx, st)
+		err = r.selectStmt(ctx, st, func(s Series) error {
+			emitted = true
+			if err := emit(s); err != nil {
+				return &emitError{err}
+			}
+			return nil
+		})
 	case *influxql.ShowMeasurementsStatement:
 		out, err = r.showMeasurements(ctx, st)
 	case *influxql.ShowTagKeysStatement:
@@ -139,11 +149,29 @@ func (e *Engine) Run(ctx context.Context, st influxql.Statement, req Request) ([
 	case *influxql.ShowSeriesStatement:
 		out, err = r.showSeries(ctx, st)
 	}
-	if err != nil {
-		return nil, e.pgErr(err)
+	var ee *emitError
+	if errors.As(err, &ee) {
+		return ee.err
 	}
-	return out, nil
+	if err != nil {
+		err = e.pgErr(err)
+		if emitted && errors.Is(err, ErrUnavailable) {
+			err = errorf("%s", err) // part of the answer is sent: the statement's error
+		}
+		return err
+	}
+	for _, s := range out {
+		if err := emit(s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
+
+// emitError is an error of Run's emit, returned as it is.
+type emitError struct{ err error }
+
+func (e *emitError) Error() string { return e.err.Error() }
 
 // pgErr tells a statement PostgreSQL refused or cancelled (ErrStatement,
 // with PostgreSQL's message) from a failure to reach it (ErrUnavailable);
@@ -203,7 +231,18 @@ func (r *run) schema(ctx context.Context, db string) (string, error) {
 	if db == "" {
 		db = r.req.DB
 	}
-	return r.e.opt.Schema(ctx, db)
+	sch, mustExist := r.e.opt.Schema(db)
+	if !mustExist {
+		return sch, nil
+	}
+	var exists bool
+	if err := r.tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", sch).Scan(&exists); err != nil {
+		return "", err
+	}
+	if !exists {
+		return "", errorf("database not found: %s", db)
+	}
+	return sch, nil
 }
 
 // measurements lists the measurements of db that src names: one by name
@@ -215,7 +254,11 @@ func (r *run) measurements(ctx context.Context, db string, src *influxql.Measure
 	if db == "" {
 		db = r.req.DB
 	}
-	all, err := r.e.opt.Measurements(ctx, db)
+	sch, err := r.schema(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	all, err := r.allMeasurements(ctx, sch)
 	if err != nil {
 		return nil, err
 	}

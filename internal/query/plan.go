@@ -30,6 +30,8 @@ type plan struct {
 	// lookback is how far before the range transformations read (ns).
 	lookback int64
 	special  *influxql.Call // top, bottom or distinct: rows of their own
+	// start is the first window without a lower bound of time.
+	start int64
 }
 
 // aggregates are the functions SQL computes over a window; selectors
@@ -46,31 +48,45 @@ var transformations = map[string]bool{
 	"non_negative_difference": true, "moving_average": true, "cumulative_sum": true, "elapsed": true,
 }
 
-// selectFrom runs q on table t.
-func (r *run) selectFrom(ctx context.Context, q *query, t *table) ([]Series, error) {
+// selectFrom runs q on table t, handing each series to add in order.
+func (r *run) selectFrom(ctx context.Context, q *query, t *table, add func(Series) error) error {
 	p, err := newPlan(q, t)
-	if err != nil {
-		return nil, err
-	}
-	if p == nil {
-		return nil, nil
+	if err != nil || p == nil {
+		return err
 	}
 	sql, args, err := p.sql()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if l := r.e.opt.Log; l != nil {
 		l.Debug("InfluxQL as SQL", "measurement", t.measurement, "sql", sql, "args", args)
 	}
 	rows, err := r.tx.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	groups, err := p.read(rows)
-	if err != nil {
-		return nil, err
+	finish := func(g *group) error {
+		s, ok, err := p.finish(g)
+		if err != nil || !ok {
+			return err
+		}
+		return add(s)
 	}
-	return p.series(groups)
+	if p.aggregate && q.interval > 0 && !q.hasMin {
+		// The windows start at the first of every series: read them all.
+		var groups []*group
+		if err := p.read(rows, func(g *group) error { groups = append(groups, g); return nil }); err != nil {
+			return err
+		}
+		p.gridStart(groups)
+		for _, g := range groups {
+			if err := finish(g); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return p.read(rows, finish)
 }
 
 // newPlan plans q on t; nil when t has none of the fields q reads.

@@ -24,30 +24,34 @@ type group struct {
 	rows []row
 }
 
-// read reads the rows of a plan's SQL into series, in tag order.
-func (p *plan) read(rows pgx.Rows) ([]*group, error) {
+// read reads the rows of a plan's SQL, which come series after series
+// (ordered by the dimensions), and hands each series' rows to each.
+func (p *plan) read(rows pgx.Rows, each func(*group) error) error {
 	defer rows.Close()
-	byKey := map[string]*group{}
-	var order []*group
+	var g *group
+	var key, prev []byte
 	n := 0
 	for rows.Next() {
 		v, err := rows.Values()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		n++
 		if err := p.q.checkPoints(n); err != nil {
-			return nil, err
+			return err
 		}
 		t, tagVals, vals := p.decode(v)
-		var key strings.Builder
+		key = key[:0]
 		for _, tv := range tagVals {
 			s, _ := tv.(string)
-			key.WriteString(s)
-			key.WriteByte(0)
+			key = append(append(key, s...), 0)
 		}
-		g := byKey[key.String()]
-		if g == nil {
+		if g == nil || string(key) != string(prev) {
+			if g != nil {
+				if err := each(g); err != nil {
+					return err
+				}
+			}
 			g = &group{}
 			if len(p.dims) > 0 {
 				g.tags = make(map[string]string, len(p.dims))
@@ -56,15 +60,17 @@ func (p *plan) read(rows pgx.Rows) ([]*group, error) {
 					g.tags[d] = s
 				}
 			}
-			byKey[key.String()] = g
-			order = append(order, g)
+			prev = append(prev[:0], key...)
 		}
 		g.rows = append(g.rows, row{t: t, vals: vals})
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	return order, nil
+	if g != nil {
+		return each(g)
+	}
+	return nil
 }
 
 // decode splits a row of the plan's SQL into its time, its dimensions'

@@ -16,60 +16,75 @@ import (
 // with or without --query-max-points.
 const maxWindows = 1_000_000
 
-// selectStmt runs a SELECT.
-func (r *run) selectStmt(ctx context.Context, st *influxql.SelectStatement) ([]Series, error) {
+// selectStmt runs a SELECT, handing each series to emit: the
+// measurements in name order, each one's series in tag order.
+func (r *run) selectStmt(ctx context.Context, st *influxql.SelectStatement, emit func(Series) error) error {
 	if st.Target != nil {
-		return nil, errorf("SELECT INTO is not supported: pginflux's /query is read-only")
+		return errorf("SELECT INTO is not supported: pginflux's /query is read-only")
 	}
 	q, err := r.newQuery(st)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var out []Series
+	type source struct{ schema, name string }
+	var sources []source
 	for _, src := range st.Sources {
 		m, ok := src.(*influxql.Measurement)
 		if !ok {
-			return nil, unsupported("a subquery")
+			return unsupported("a subquery")
 		}
 		sch, err := r.schema(ctx, m.Database)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		names, err := r.measurements(ctx, m.Database, m)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		for _, name := range names {
-			t, err := r.table(ctx, sch, name)
-			if err != nil || t == nil {
-				if err != nil {
-					return nil, err
-				}
-				continue
-			}
-			s, err := r.selectFrom(ctx, q, t)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, s...)
-			if err := q.checkSeries(len(out)); err != nil {
-				return nil, err
-			}
+		for _, n := range names {
+			sources = append(sources, source{sch, n})
 		}
 	}
-	slices.SortStableFunc(out, func(a, b Series) int {
-		if c := compareStrings(a.Name, b.Name); c != 0 {
-			return c
+	slices.SortStableFunc(sources, func(a, b source) int { return compareStrings(a.name, b.name) })
+	sources = slices.Compact(sources)
+	out := &seriesOut{q: q, emit: emit}
+	for _, src := range sources {
+		t, err := r.table(ctx, src.schema, src.name)
+		if err != nil {
+			return err
 		}
-		return compareTags(a.Tags, b.Tags)
-	})
-	if st.SOffset > 0 {
-		out = out[min(st.SOffset, len(out)):]
+		if t == nil {
+			continue
+		}
+		if err := r.selectFrom(ctx, q, t, out.add); err != nil {
+			return err
+		}
 	}
-	if st.SLimit > 0 {
-		out = out[:min(st.SLimit, len(out))]
+	return nil
+}
+
+// seriesOut applies SOFFSET, SLIMIT and the bounds of series and points
+// to the series of a SELECT, in order.
+type seriesOut struct {
+	q              *query
+	emit           func(Series) error
+	series, points int
+}
+
+func (o *seriesOut) add(s Series) error {
+	o.series++
+	st := o.q.st
+	if o.series <= st.SOffset || (st.SLimit > 0 && o.series > st.SOffset+st.SLimit) {
+		return nil
 	}
-	return out, nil
+	if err := o.q.checkSeries(o.series - st.SOffset); err != nil {
+		return err
+	}
+	o.points += len(s.Values)
+	if err := o.q.checkPoints(o.points); err != nil {
+		return err
+	}
+	return o.emit(s)
 }
 
 // query is what a SELECT's measurements share.
@@ -161,23 +176,4 @@ func compareStrings(a, b string) int {
 		return 1
 	}
 	return 0
-}
-
-// compareTags orders tag sets as InfluxDB orders series: by their keys
-// and values, in key order.
-func compareTags(a, b map[string]string) int {
-	return compareStrings(tagString(a), tagString(b))
-}
-
-// tagString is a tag set as the series key writes it, without the
-// measurement.
-func tagString(tags map[string]string) string {
-	s := ""
-	for _, k := range sortedKeys(tags) {
-		if tags[k] == "" {
-			continue
-		}
-		s += "," + k + "=" + tags[k]
-	}
-	return s
 }

@@ -7,97 +7,88 @@ import (
 	"github.com/influxdata/influxql"
 )
 
-// series finishes the groups a plan read into the series of its answer:
-// windows filled, transformations and arithmetic computed, rows ordered
-// and limited.
-func (p *plan) series(groups []*group) ([]Series, error) {
+// finish makes the series of a group's rows: windows filled,
+// transformations and arithmetic computed, rows ordered and limited;
+// false when it has no row to answer.
+func (p *plan) finish(g *group) (Series, bool, error) {
 	q := p.q
-	var out []Series
-	points := 0
-	if err := p.grid(groups); err != nil {
-		return nil, err
+	if err := p.grid(g); err != nil {
+		return Series{}, false, err
 	}
-	for _, g := range groups {
-		if p.special != nil && p.special.Name == "distinct" {
-			g.rows = expandDistinct(g.rows, p.callIdx[p.special.String()])
-		}
-		values := p.evaluate(g.rows)
-		if p.lookback > 0 && q.hasMin {
-			first := q.window(q.min)
-			values = slices.DeleteFunc(values, func(v []any) bool { return v[0].(int64) < first })
-		}
-		if q.desc && p.aggregate {
-			slices.Reverse(values) // windows are computed in time order
-		}
-		if !(len(p.dims) == 0 && !p.aggregate && !p.transforms()) {
-			values = values[min(q.st.Offset, len(values)):]
-			if q.st.Limit > 0 {
-				values = values[:min(q.st.Limit, len(values))]
-			}
-		}
-		if len(values) == 0 {
-			continue
-		}
-		points += len(values)
-		if err := q.checkPoints(points); err != nil {
-			return nil, err
-		}
-		for _, v := range values {
-			v[0] = time.Unix(0, v[0].(int64)).In(q.loc)
-		}
-		out = append(out, Series{Name: p.t.measurement, Tags: g.tags, Columns: p.columns, Values: values})
+	if p.special != nil && p.special.Name == "distinct" {
+		g.rows = expandDistinct(g.rows, p.callIdx[p.special.String()])
 	}
-	slices.SortStableFunc(out, func(a, b Series) int { return compareTags(a.Tags, b.Tags) })
-	return out, nil
+	values := p.evaluate(g.rows)
+	g.rows = nil
+	if p.lookback > 0 && q.hasMin {
+		first := q.window(q.min)
+		values = slices.DeleteFunc(values, func(v []any) bool { return v[0].(int64) < first })
+	}
+	if q.desc && p.aggregate {
+		slices.Reverse(values) // windows are computed in time order
+	}
+	if !(len(p.dims) == 0 && !p.aggregate && !p.transforms()) {
+		values = values[min(q.st.Offset, len(values)):]
+		if q.st.Limit > 0 {
+			values = values[:min(q.st.Limit, len(values))]
+		}
+	}
+	if len(values) == 0 {
+		return Series{}, false, nil
+	}
+	for _, v := range values {
+		v[0] = time.Unix(0, v[0].(int64)).In(q.loc)
+	}
+	return Series{Name: p.t.measurement, Tags: g.tags, Columns: p.columns, Values: values}, true, nil
 }
 
-// grid sorts each group's rows by time and, with GROUP BY time, gives it
+// gridStart sets where the windows of GROUP BY time start without a
+// lower bound of time: at the first window of any series' rows.
+func (p *plan) gridStart(groups []*group) {
+	first := true
+	for _, g := range groups {
+		for _, r := range g.rows {
+			if first || r.t < p.start {
+				p.start, first = r.t, false
+			}
+		}
+	}
+}
+
+// grid sorts a group's rows by time and, with GROUP BY time, gives it
 // a row for every window of the range (values nil) unless fill(none),
 // then fills them.
-func (p *plan) grid(groups []*group) error {
+func (p *plan) grid(g *group) error {
 	q := p.q
 	if !p.aggregate {
 		return nil // points come in the order asked
 	}
-	for _, g := range groups {
-		slices.SortStableFunc(g.rows, func(a, b row) int { return cmpInt(a.t, b.t) })
-	}
+	slices.SortStableFunc(g.rows, func(a, b row) int { return cmpInt(a.t, b.t) })
 	if q.interval == 0 || (p.special != nil && p.special.Name != "distinct") {
 		return nil
 	}
 	if q.fill != influxql.NoFill {
-		start, end := int64(0), q.window(q.max)
+		start, end := p.start, q.window(q.max)
 		if q.hasMin {
 			start = q.window(q.min - p.lookback)
-		} else {
-			first := true
-			for _, g := range groups {
-				if len(g.rows) > 0 && (first || g.rows[0].t < start) {
-					start, first = g.rows[0].t, false
-				}
-			}
 		}
 		if n := (end-start)/q.interval + 1; n > maxWindows || q.checkPoints(int(n)) != nil {
 			return errorf("the query has %d windows of %s, more than pginflux answers (%d): choose a longer interval or a shorter range", n, formatDuration(q.interval), min(maxWindows, max(q.e.opt.MaxPoints, 1)))
 		}
 		width := len(p.calls) + len(p.refs)
-		for _, g := range groups {
-			rows := make([]row, 0, (end-start)/q.interval+1)
-			i := 0
-			for w := start; w <= end; w += q.interval {
-				if i < len(g.rows) && g.rows[i].t == w {
-					rows = append(rows, g.rows[i])
-					i++
-					continue
-				}
-				rows = append(rows, row{t: w, vals: make([]any, width)})
+		rows := make([]row, 0, (end-start)/q.interval+1)
+		i := 0
+		for w := start; w <= end; w += q.interval {
+			if i < len(g.rows) && g.rows[i].t == w {
+				rows = append(rows, g.rows[i])
+				i++
+				continue
 			}
-			g.rows = rows
+			rows = append(rows, row{t: w, vals: make([]any, width)})
 		}
+		g.rows = rows
 	}
-	for _, g := range groups {
-		p.fillRows(g.rows)
-	}
+	p.fillRows(g.rows)
 	return nil
 }
 

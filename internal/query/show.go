@@ -47,7 +47,7 @@ func (r *run) showMeasurements(ctx context.Context, st *influxql.ShowMeasurement
 	if err != nil {
 		return nil, err
 	}
-	all, err := r.e.opt.Measurements(ctx, db)
+	all, err := r.allMeasurements(ctx, sch)
 	if err != nil {
 		return nil, err
 	}

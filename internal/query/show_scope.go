@@ -114,10 +114,7 @@ func (r *run) showTables(ctx context.Context, db string, sources influxql.Source
 		if err != nil {
 			return nil, err
 		}
-		if db == "" {
-			db = r.req.DB
-		}
-		all, err := r.e.opt.Measurements(ctx, db)
+		all, err := r.allMeasurements(ctx, sch)
 		if err != nil {
 			return nil, err
 		}

@@ -1,7 +1,6 @@
 package query
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,13 +149,12 @@ func showFixture(t *testing.T, storage string, points []showPoint) (*Engine, *pg
 
 	e := New(Options{
 		Pool: func() (*pgxpool.Pool, error) { return pool, nil },
-		Schema: func(ctx context.Context, db string) (string, error) {
+		Schema: func(db string) (string, bool) {
 			if db != "telegraf" {
-				return "", fmt.Errorf("database not found: %s", db)
+				return "no_such_" + db, true
 			}
-			return sch, nil
+			return sch, false
 		},
-		Measurements: func(ctx context.Context, db string) ([]string, error) { return measurements, nil },
 	})
 	return e, pool, sch
 }
@@ -197,7 +195,12 @@ func showRun(t *testing.T, e *Engine, q string) ([]Series, error) {
 	if err != nil {
 		t.Fatalf("parse %s: %v", q, err)
 	}
-	return e.Run(t.Context(), st, Request{DB: "telegraf", Now: time.Now()})
+	var out []Series
+	err = e.Run(t.Context(), st, Request{DB: "telegraf", Now: time.Now()}, func(s Series) error {
+		out = append(out, s)
+		return nil
+	})
+	return out, err
 }
 
 // showCol is a series of one column.

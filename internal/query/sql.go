@@ -2,6 +2,7 @@ package query
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,32 @@ func (p *plan) sql() (string, []any, error) {
 		return p.aggregateSQL(&args, where)
 	}
 	return p.rawSQL(&args, where)
+}
+
+// seriesOrder orders rows by the dimensions' values, so that a series'
+// rows come together and series in InfluxDB's order (bytewise, a series
+// without the tag first).
+func seriesOrder(dims []string) []string {
+	out := make([]string, len(dims))
+	for i, d := range dims {
+		out[i] = d + ` COLLATE "C" NULLS FIRST`
+	}
+	return out
+}
+
+// byKey reorders what is one a dimension in the order of the
+// dimensions' tag keys, the order of a series key.
+func (p *plan) byKey(perDim []string) []string {
+	idx := make([]int, len(p.dims))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(p.dims[a], p.dims[b]) })
+	out := make([]string, len(idx))
+	for i, j := range idx {
+		out[i] = perDim[j]
+	}
+	return out
 }
 
 // dimSQL is the SQL of the dimensions, each a text or NULL.
@@ -140,6 +167,9 @@ func (p *plan) aggregateSQL(args *sqlArgs, where string) (string, []any, error) 
 	sql := "SELECT " + strings.Join(sel, ", ") + " FROM " + p.t.ident + " WHERE " + where + " AND " + p.present(read)
 	if len(group) > 0 {
 		sql += " GROUP BY " + strings.Join(group, ", ")
+	}
+	if len(p.dims) > 0 {
+		sql += " ORDER BY " + strings.Join(seriesOrder(p.byKey(p.dimSQL())), ", ")
 	}
 	return sql, args.vals, nil
 }
@@ -277,7 +307,7 @@ func (p *plan) rawSQL(args *sqlArgs, where string) (string, []any, error) {
 	if p.q.desc {
 		dir = " DESC"
 	}
-	order := []string{"time" + dir}
+	order := append(seriesOrder(p.byKey(p.dimSQL())), "time"+dir)
 	if p.t.nanos {
 		order = append(order, "time_ns"+dir)
 	}

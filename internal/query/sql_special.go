@@ -59,7 +59,12 @@ func (p *plan) topSQL(args *sqlArgs, where string) (string, []any, error) {
 	mid := "SELECT *, row_number() OVER (" + partition(tags) + "ORDER BY v " + dir + ", time) AS r1 FROM (" + inner + ") i"
 	cols := append(append([]string{}, part...), "time", "v")
 	cols = append(cols, tags...)
-	outer := "SELECT " + strings.Join(cols, ", ") + " FROM (SELECT *, row_number() OVER (" + partition(nil) + "ORDER BY v " + dir + ", time) AS r2 FROM (" + mid + ") m WHERE r1 = 1) o WHERE r2 <= " + args.add(n)
+	var dimCols []string
+	for i := range p.dims {
+		dimCols = append(dimCols, "d"+strconv.Itoa(i))
+	}
+	outer := "SELECT " + strings.Join(cols, ", ") + " FROM (SELECT *, row_number() OVER (" + partition(nil) + "ORDER BY v " + dir + ", time) AS r2 FROM (" + mid + ") m WHERE r1 = 1) o WHERE r2 <= " + args.add(n) +
+		" ORDER BY " + strings.Join(append(seriesOrder(p.byKey(dimCols)), "time"), ", ")
 	return outer, args.vals, nil
 }
 
@@ -98,7 +103,7 @@ func (p *plan) integralSQL(args *sqlArgs, where string) (string, []any, error) {
 	if p.q.interval == 0 {
 		sql := "SELECT " + cols + "coalesce(sum(0.5 * (v + pv) * " + secs("time", "pt") + "), 0) / " + u + " FROM (" + lagged + ") l"
 		if len(part) > 0 {
-			sql += " GROUP BY " + strings.Join(part, ", ")
+			sql += " GROUP BY " + strings.Join(part, ", ") + " ORDER BY " + strings.Join(seriesOrder(p.byKey(part)), ", ")
 		}
 		return sql, args.vals, nil
 	}
@@ -118,5 +123,8 @@ func (p *plan) integralSQL(args *sqlArgs, where string) (string, []any, error) {
 		group = append(group, strconv.Itoa(i+2))
 	}
 	sql := "SELECT w, " + cols + "sum(a) / " + u + " FROM (" + parts + ") s GROUP BY " + strings.Join(group, ", ")
+	if len(part) > 0 {
+		sql += " ORDER BY " + strings.Join(seriesOrder(p.byKey(part)), ", ")
+	}
 	return sql, args.vals, nil
 }
