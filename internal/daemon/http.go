@@ -66,10 +66,10 @@ func startHTTP(cfg config.Config, opts Options, reg *prometheus.Registry, ready 
 			Pool:          writes.catalogPool,
 			Schema:        writes.querySchema,
 			RejectedTable: cfg.RejectedTable,
-			Timeout:      cfg.QueryTimeout,
-			MaxPoints:    cfg.QueryMaxPoints,
-			MaxSeries:    cfg.QueryMaxSeries,
-			Log:          log,
+			Timeout:       cfg.QueryTimeout,
+			MaxPoints:     cfg.QueryMaxPoints,
+			MaxSeries:     cfg.QueryMaxSeries,
+			Log:           log,
 		})
 	}
 	srv, err := httpapi.Listen(hc, log)
