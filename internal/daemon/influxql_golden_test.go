@@ -46,9 +46,8 @@ const goldenShortBody = 400
 // storage, and sends each query of its queries.txt to /query (GET, with
 // the query's epoch): the status and the JSON of the answer must be
 // InfluxDB's (see jsonDiff). Each corpus and storage has a PostgreSQL
-// database of its own, and they run in parallel; the queries of one run
-// one after another, since what is compared is each answer. Each query
-// is a subtest named by its number, so that one runs alone with
+// database of its own; each query is a subtest named by its number, so
+// that one runs alone with
 //
 //	go test ./internal/daemon -run 'TestInfluxQLGolden/fleet/columns/029' -v
 //
@@ -76,6 +75,7 @@ func TestInfluxQLGolden(t *testing.T) {
 					writeDataSet(t, p.Base, c, data)
 					for _, q := range c.Queries {
 						t.Run(fmt.Sprintf("%03d", q.Num), func(t *testing.T) {
+							t.Parallel()
 							g, ok := answers[q.Num]
 							if !ok {
 								t.Fatalf("no %s for query %d (line %d of queries.txt)", c.goldenFile(q.Num), q.Num, q.Line)
