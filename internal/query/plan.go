@@ -27,11 +27,16 @@ type plan struct {
 	// carry its point's time (without GROUP BY time) and refs its point's
 	// values.
 	lone *influxql.Call
-	// lookback is how far before the range transformations read (ns).
+	// lookback is how far beyond the range transformations read (ns):
+	// before it in time order, after it with ORDER BY time DESC, as
+	// InfluxDB reads.
 	lookback int64
 	special  *influxql.Call // top, bottom or distinct: rows of their own
 	// start is the first window without a lower bound of time.
 	start int64
+	// seriesIDs, when not nil, are the series the query's tag conditions
+	// pick (see seriesLookup).
+	seriesIDs []int64
 }
 
 // aggregates are the functions SQL computes over a window; selectors
@@ -52,6 +57,9 @@ var transformations = map[string]bool{
 func (r *run) selectFrom(ctx context.Context, q *query, t *table, add func(Series) error) error {
 	p, err := newPlan(q, t)
 	if err != nil || p == nil {
+		return err
+	}
+	if none, err := r.pickSeries(ctx, p); err != nil || none {
 		return err
 	}
 	sql, args, err := p.sql()
@@ -87,6 +95,28 @@ func (r *run) selectFrom(ctx context.Context, q *query, t *table, add func(Serie
 		return nil
 	}
 	return p.read(rows, finish)
+}
+
+// pickSeries reads the series ids the query's tag conditions pick, and
+// keeps them for the query when they are at most half of the table's
+// (else reading by them saves little); none says no series matches.
+func (r *run) pickSeries(ctx context.Context, p *plan) (none bool, err error) {
+	sql, args, err := seriesLookup(p.t, p.q.cond)
+	if err != nil || sql == "" {
+		return false, err
+	}
+	var ids []int64
+	var total int64
+	if err := r.tx.QueryRow(ctx, sql, args...).Scan(&ids, &total); err != nil {
+		return false, err
+	}
+	if len(ids) == 0 {
+		return true, nil
+	}
+	if int64(len(ids))*2 <= total {
+		p.seriesIDs = ids
+	}
+	return false, nil
 }
 
 // newPlan plans q on t; nil when t has none of the fields q reads.
@@ -361,12 +391,27 @@ func (p *plan) validate() error {
 	return nil
 }
 
+// before and after are the look-back before and after the range.
+func (p *plan) before() int64 {
+	if p.q.desc {
+		return 0
+	}
+	return p.lookback
+}
+
+func (p *plan) after() int64 {
+	if p.q.desc {
+		return p.lookback
+	}
+	return 0
+}
+
 // timeRange is the SQL of the range read, look-back included.
 func (p *plan) timeRange(args *sqlArgs) string {
 	q := p.q
 	var parts []string
 	if q.hasMin {
-		lo := q.min - p.lookback
+		lo := q.min - p.before()
 		// A row at microsecond u is at u*1000 ns: the first microsecond
 		// not before lo.
 		us := lo / 1000
@@ -376,8 +421,9 @@ func (p *plan) timeRange(args *sqlArgs) string {
 		parts = append(parts, "time >= "+args.add(time.UnixMicro(us)))
 	}
 	if q.hasMax {
-		us := q.max / 1000
-		if q.max%1000 < 0 {
+		hi := q.max + p.after()
+		us := hi / 1000
+		if hi%1000 < 0 {
 			us--
 		}
 		parts = append(parts, "time <= "+args.add(time.UnixMicro(us)))

@@ -102,6 +102,12 @@ func (p *plan) decode(v []any) (t int64, tagVals, vals []any) {
 		vals = v[i : i+len(p.calls)]
 		for j := range vals {
 			vals[j] = normalize(vals[j], false)
+			switch p.calls[j].Name {
+			case "mode":
+				vals[j] = mode(vals[j])
+			case "distinct":
+				vals[j] = firstOfEach(vals[j])
+			}
 		}
 		i += len(p.calls)
 		if p.lone != nil {
@@ -203,4 +209,40 @@ func normalize(v any, jsonText bool) any {
 		return out
 	}
 	return v
+}
+
+// mode is the most frequent of values (in time order), the earliest of
+// those as frequent; nil for none.
+func mode(values any) any {
+	vs, _ := values.([]any)
+	count := make(map[any]int, len(vs))
+	var best any
+	n := 0
+	for _, v := range vs {
+		count[v]++
+		if c := count[v]; c > n {
+			best, n = v, c
+		}
+	}
+	// The earliest of the most frequent.
+	for _, v := range vs {
+		if count[v] == n {
+			return v
+		}
+	}
+	return best
+}
+
+// firstOfEach keeps the first of each value of values, in order.
+func firstOfEach(values any) any {
+	vs, _ := values.([]any)
+	seen := make(map[any]bool, len(vs))
+	out := vs[:0:0]
+	for _, v := range vs {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
 }

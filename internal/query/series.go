@@ -18,14 +18,20 @@ func (p *plan) finish(g *group) (Series, bool, error) {
 	if p.special != nil && p.special.Name == "distinct" {
 		g.rows = expandDistinct(g.rows, p.callIdx[p.special.String()])
 	}
+	if q.desc && p.aggregate {
+		// Windows are made in time order; InfluxDB computes across them
+		// in the order of the answer.
+		slices.Reverse(g.rows)
+	}
 	values := p.evaluate(g.rows)
 	g.rows = nil
-	if p.lookback > 0 && q.hasMin {
+	if p.lookback > 0 && q.hasMin && !q.desc {
 		first := q.window(q.min)
 		values = slices.DeleteFunc(values, func(v []any) bool { return v[0].(int64) < first })
 	}
-	if q.desc && p.aggregate {
-		slices.Reverse(values) // windows are computed in time order
+	if p.lookback > 0 && q.hasMax && q.desc {
+		last := q.window(q.max)
+		values = slices.DeleteFunc(values, func(v []any) bool { return v[0].(int64) > last })
 	}
 	if !(len(p.dims) == 0 && !p.aggregate && !p.transforms()) {
 		values = values[min(q.st.Offset, len(values)):]
@@ -68,9 +74,9 @@ func (p *plan) grid(g *group) error {
 		return nil
 	}
 	if q.fill != influxql.NoFill {
-		start, end := p.start, q.window(q.max)
+		start, end := p.start, q.window(q.max+p.after())
 		if q.hasMin {
-			start = q.window(q.min - p.lookback)
+			start = q.window(q.min - p.before())
 		}
 		if n := (end-start)/q.interval + 1; n > maxWindows || q.checkPoints(int(n)) != nil {
 			return errorf("the query has %d windows of %s, more than pginflux answers (%d): choose a longer interval or a shorter range", n, formatDuration(q.interval), min(maxWindows, max(q.e.opt.MaxPoints, 1)))

@@ -29,12 +29,8 @@ func (p *plan) sql() (string, []any, error) {
 		return "", nil, err
 	}
 	where := p.timeRange(&args) + " AND " + cond
-	filter, err := seriesFilter(p.t, p.q.cond, &args)
-	if err != nil {
-		return "", nil, err
-	}
-	if filter != "" {
-		where += " AND " + filter
+	if p.seriesIDs != nil {
+		where += " AND " + seriesIn(p.seriesIDs)
 	}
 	switch {
 	case p.special != nil && p.special.Name != "distinct":
@@ -219,7 +215,9 @@ func (p *plan) callSQL(c *influxql.Call, args *sqlArgs) (string, error) {
 		}
 		return "count(" + v + ")", nil
 	case "distinct":
-		return "array_agg(DISTINCT " + v + ") FILTER (WHERE " + v + " IS NOT NULL)", nil
+		// Every value in time order: the first of each is kept (in Go,
+		// see firstOfEach), in the order InfluxDB lists them.
+		return "array_agg(" + v + " ORDER BY time, " + v + ") FILTER (WHERE " + v + " IS NOT NULL)", nil
 	case "mean":
 		n, err := num()
 		return "avg(" + n + "::double precision)", err
@@ -227,7 +225,9 @@ func (p *plan) callSQL(c *influxql.Call, args *sqlArgs) (string, error) {
 		n, err := num()
 		return "percentile_cont(0.5) WITHIN GROUP (ORDER BY " + n + "::double precision)", err
 	case "mode":
-		return "mode() WITHIN GROUP (ORDER BY " + v + ")", nil
+		// Every value in time order: the most frequent is picked in Go
+		// (see mode), the earliest of those as frequent, as InfluxDB.
+		return "array_agg(" + v + " ORDER BY time, " + v + ") FILTER (WHERE " + v + " IS NOT NULL)", nil
 	case "sum":
 		n, err := num()
 		return "sum(" + n + ")", err
@@ -268,15 +268,20 @@ func (p *plan) callSQL(c *influxql.Call, args *sqlArgs) (string, error) {
 // the index returned).
 func (p *plan) selectorOrder(c *influxql.Call, args *sqlArgs) (order, idx string, err error) {
 	v := p.t.fields[mustArg(c)].sql
+	// Points of one time in series key order, as InfluxDB merges series.
+	tags := ""
+	for _, k := range p.t.tagKeys() {
+		tags += ", " + p.t.tags[k] + ` COLLATE "C" NULLS FIRST`
+	}
 	switch c.Name {
 	case "first":
-		return "time", "1", nil
+		return "time" + tags, "1", nil
 	case "last":
-		return "time DESC", "1", nil
+		return "time DESC" + tags, "1", nil
 	case "max":
-		return v + " DESC, time", "1", nil
+		return v + " DESC, time" + tags, "1", nil
 	case "min":
-		return v + ", time", "1", nil
+		return v + ", time" + tags, "1", nil
 	case "percentile":
 		var pct float64
 		switch a := c.Args[1].(type) {
@@ -285,7 +290,7 @@ func (p *plan) selectorOrder(c *influxql.Call, args *sqlArgs) (order, idx string
 		case *influxql.NumberLiteral:
 			pct = a.Val
 		}
-		return v + ", time", "floor(count(" + v + ") * " + args.add(pct) + "::double precision / 100 + 0.5)::int", nil
+		return v + ", time" + tags, "floor(count(" + v + ") * " + args.add(pct) + "::double precision / 100 + 0.5)::int", nil
 	}
 	return "", "", errorf("%s() is not a selector", c.Name)
 }

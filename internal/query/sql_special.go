@@ -56,7 +56,12 @@ func (p *plan) topSQL(args *sqlArgs, where string) (string, []any, error) {
 		}
 		return "PARTITION BY " + strings.Join(all, ", ") + " "
 	}
+	// With tags named, each of their values' best point first; without,
+	// every point.
 	mid := "SELECT *, row_number() OVER (" + partition(tags) + "ORDER BY v " + dir + ", time) AS r1 FROM (" + inner + ") i"
+	if len(tags) == 0 {
+		mid = "SELECT *, 1 AS r1 FROM (" + inner + ") i"
+	}
 	cols := append(append([]string{}, part...), "time", "v")
 	cols = append(cols, tags...)
 	var dimCols []string

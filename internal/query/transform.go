@@ -34,8 +34,15 @@ func (p *plan) transform(c *influxql.Call, rows []row, trans map[string][]opt) [
 			if prev != nil {
 				a, _ := toFloat(prev.v)
 				b, ok := toFloat(cur.v)
+				// In time order as InfluxDB counts it: with ORDER BY time
+				// DESC the elapsed time is still positive, so the rate
+				// has the sign of the change in the answer's order.
+				dt := cur.t - prev.t
+				if p.q.desc {
+					dt = -dt
+				}
 				if ok && (c.Name == "derivative" || b-a >= 0) {
-					out[i] = opt{(b - a) / (float64(cur.t-prev.t) / unit), true}
+					out[i] = opt{(b - a) / (float64(dt) / unit), true}
 				}
 			}
 		case "difference", "non_negative_difference":

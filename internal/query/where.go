@@ -219,36 +219,55 @@ func sqlOp(op influxql.Token) string {
 	return strings.TrimSpace(op.String())
 }
 
-// seriesFilter is SQL that keeps the rows of the series that the tag
-// conditions among e's top-level conjuncts pick, read first from the
-// series table, so that the point key (time, series_id), or an index
-// leading with series_id, finds them without reading other series' rows;
-// "" when none applies. The conditions stay in the query as well.
-func seriesFilter(t *table, e influxql.Expr, args *sqlArgs) (string, error) {
+// seriesLookup is SQL that reads, from the series table, the ids of the
+// series of t that the tag conditions among e's top-level conjuncts pick,
+// and how many series t has; "" when no conjunct is on tags the series
+// table holds. With those ids in the query (see plan.sql), the point key
+// (time, series_id), or an index leading with series_id, finds their rows
+// without reading others'. The conditions stay in the query as well.
+func seriesLookup(t *table, e influxql.Expr) (string, []any, error) {
 	if !t.series || e == nil {
-		return "", nil
+		return "", nil, nil
 	}
 	st := &table{tags: map[string]string{}, fields: map[string]field{}}
 	for k := range t.seriesTags {
 		st.tags[k] = "(s.tags->>" + quoteLiteral(k) + ")"
 	}
+	var args sqlArgs
+	name := args.add(t.name)
 	var parts []string
 	for _, c := range conjuncts(e) {
 		if !onlyTags(t, c) {
 			continue
 		}
-		sql, err := condition(st, c, args)
+		sql, err := condition(st, c, &args)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		parts = append(parts, sql)
 	}
 	if len(parts) == 0 {
-		return "", nil
+		return "", nil, nil
 	}
 	ident := pgx.Identifier{t.schema, seriesTable}.Sanitize()
-	return "series_id = ANY (ARRAY(SELECT s.series_id FROM " + ident + " s WHERE s.table_name = " + args.add(t.name) +
-		" AND " + strings.Join(parts, " AND ") + "))", nil
+	return "SELECT coalesce(array_agg(s.series_id) FILTER (WHERE " + strings.Join(parts, " AND ") + "), '{}'), count(*) FROM " +
+		ident + " s WHERE s.table_name = " + name, args.vals, nil
+}
+
+// seriesIn is the SQL keeping the rows of series ids, a constant so that
+// PostgreSQL plans with it (its selectivity, an index on series_id, a
+// hashed lookup for many).
+func seriesIn(ids []int64) string {
+	var b strings.Builder
+	b.WriteString("series_id = ANY ('{")
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(id, 10))
+	}
+	b.WriteString("}'::bigint[])")
+	return b.String()
 }
 
 // conjuncts splits e at its top-level ANDs.
