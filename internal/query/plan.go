@@ -185,6 +185,12 @@ func (p *plan) expandFields() {
 		grouped[d] = true
 	}
 	for _, f := range p.q.st.Fields {
+		if c, ok := f.Expr.(*influxql.Call); ok && aggregates[c.Name] && len(c.Args) > 0 {
+			if fs, ok := p.expandCall(c); ok {
+				p.fields = append(p.fields, fs...)
+				continue
+			}
+		}
 		w, ok := f.Expr.(*influxql.Wildcard)
 		if !ok {
 			p.fields = append(p.fields, f)
@@ -206,6 +212,32 @@ func (p *plan) expandFields() {
 			p.fields = append(p.fields, &influxql.Field{Expr: &influxql.VarRef{Val: k}})
 		}
 	}
+}
+
+// expandCall expands an aggregate of * or of /regex/ into one call a
+// field (that the function takes), named function_field as InfluxDB
+// names them; false when c reads one field.
+func (p *plan) expandCall(c *influxql.Call) ([]*influxql.Field, bool) {
+	var match func(string) bool
+	switch a := c.Args[0].(type) {
+	case *influxql.Wildcard:
+		match = func(string) bool { return true }
+	case *influxql.RegexLiteral:
+		match = a.Val.MatchString
+	default:
+		return nil, false
+	}
+	numeric := map[string]bool{"mean": true, "median": true, "sum": true, "spread": true, "stddev": true,
+		"percentile": true, "integral": true, "min": true, "max": true, "top": true, "bottom": true}[c.Name]
+	var out []*influxql.Field
+	for _, k := range p.t.fieldKeys() {
+		if !match(k) || (numeric && !p.t.fields[k].typ.numeric()) {
+			continue
+		}
+		args := append([]influxql.Expr{&influxql.VarRef{Val: k}}, c.Args[1:]...)
+		out = append(out, &influxql.Field{Expr: &influxql.Call{Name: c.Name, Args: args}, Alias: c.Name + "_" + k})
+	}
+	return out, true
 }
 
 // walk records the calls and references of e; inCall says e is an
