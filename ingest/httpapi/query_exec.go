@@ -33,7 +33,7 @@ func (s *Server) execute(ctx context.Context, st influxql.Statement, qr queryReq
 			return err
 		}
 		res := visible(result{Series: []series{{Name: "databases", Columns: []string{"name"}, Values: column(names)}}}, qr.cred)
-		out.series(res.Series[0])
+		out.series(res.Series[0], false)
 		return nil
 	case *influxql.ShowRetentionPoliciesStatement:
 		if c == nil {
@@ -49,7 +49,7 @@ func (s *Server) execute(ctx context.Context, st influxql.Statement, qr queryReq
 		out.series(series{
 			Columns: []string{"name", "duration", "shardGroupDuration", "replicaN", "default"},
 			Values:  [][]any{{"autogen", d.String(), shardGroupDuration(d).String(), 1, true}},
-		})
+		}, false)
 		return nil
 	}
 	if !query.Supported(st) || s.cfg.Reader == nil {
@@ -63,7 +63,7 @@ func (s *Server) execute(ctx context.Context, st influxql.Statement, qr queryReq
 				}
 			}
 		}
-		out.series(series{Name: o.Name, Tags: o.Tags, Columns: o.Columns, Values: o.Values})
+		out.series(series{Name: o.Name, Tags: o.Tags, Columns: o.Columns, Values: o.Values}, o.Partial)
 		return out.err
 	})
 }
@@ -125,6 +125,10 @@ type queryWriter struct {
 	// written yet.
 	id             int
 	inSeries, some bool
+	// open says a series' values array is open: more of its rows
+	// follow; rows counts those written.
+	seriesOpen bool
+	rows       int
 	// held is the last chunk of a chunked answer, sent once it is known
 	// whether more of its statement follows (then marked partial).
 	held *result
@@ -148,21 +152,40 @@ func (q *queryWriter) open(id int) {
 	fmt.Fprintf(&q.pending, `{"statement_id":%d`, id)
 }
 
-// series adds a series to the statement's result.
-func (q *queryWriter) series(s series) {
+// series adds a series to the statement's result; more says more of
+// its rows follow, in the next call, which continues it.
+func (q *queryWriter) series(s series, more bool) {
 	if q.chunked {
-		q.chunks(s)
+		q.chunks(s, more)
 		return
 	}
-	if q.inSeries {
-		q.pending.WriteByte(',')
-	} else {
-		q.pending.WriteString(`,"series":[`)
-		q.inSeries = true
+	if !q.seriesOpen {
+		if q.inSeries {
+			q.pending.WriteByte(',')
+		} else {
+			q.pending.WriteString(`,"series":[`)
+			q.inSeries = true
+		}
+		head := s
+		head.Values = nil
+		b, _ := json.Marshal(head)
+		q.pending.Write(b[:len(b)-1]) // without its }
+		q.pending.WriteString(`,"values":[`)
+		q.seriesOpen, q.rows = true, 0
 	}
-	q.encode(s)
-	if q.pending.Len() >= flushAt && !q.pretty {
-		q.flush()
+	for _, v := range s.Values {
+		if q.rows > 0 {
+			q.pending.WriteByte(',')
+		}
+		q.encode(v)
+		q.rows++
+		if q.pending.Len() >= flushAt && !q.pretty {
+			q.flush()
+		}
+	}
+	if !more {
+		q.pending.WriteString("]}")
+		q.seriesOpen = false
 	}
 }
 
@@ -198,14 +221,23 @@ func (q *queryWriter) close(errText string) {
 }
 
 // chunks sends a series in chunks of at most chunkSize rows, each but
-// the last marked partial.
-func (q *queryWriter) chunks(s series) {
+// the last of the series marked partial.
+func (q *queryWriter) chunks(s series, more bool) {
 	q.inSeries = true
-	for start := 0; start == 0 || start < len(s.Values); start += q.chunkSize {
+	if len(s.Values) == 0 {
+		// The end of a series sent in parts: its last chunk, held, is its
+		// last.
+		if q.held != nil && len(q.held.Series) == 1 {
+			q.held.Series[0].Partial = false
+			q.held.Partial = false
+		}
+		return
+	}
+	for start := 0; start < len(s.Values); start += q.chunkSize {
 		end := min(start+q.chunkSize, len(s.Values))
 		part := s
 		part.Values = s.Values[start:end]
-		part.Partial = end < len(s.Values)
+		part.Partial = more || end < len(s.Values)
 		q.chunk(result{StatementID: q.id, Series: []series{part}, Partial: part.Partial})
 		if end == len(s.Values) {
 			break

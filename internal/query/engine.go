@@ -60,6 +60,9 @@ type Series struct {
 	Tags    map[string]string
 	Columns []string
 	Values  [][]any
+	// Partial says more rows of this series follow, in the next Series
+	// handed over: a long series of points comes in parts.
+	Partial bool
 }
 
 // ErrStatement marks an error of the statement itself (unsupported, bad

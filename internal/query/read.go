@@ -22,7 +22,17 @@ type row struct {
 type group struct {
 	tags map[string]string
 	rows []row
+	// A series of points comes in parts of rawPart rows: more says more
+	// parts follow, sent that some part had rows to answer, skipped and
+	// kept count its rows OFFSET skipped and LIMIT kept so far.
+	more          bool
+	sent          bool
+	skipped, kept int
 }
+
+// rawPart is the rows of a series of points held at once: a longer one
+// is answered in parts.
+const rawPart = 10000
 
 // read reads the rows of a plan's SQL, which come series after series
 // (ordered by the dimensions), and hands each series' rows to each.
@@ -63,6 +73,13 @@ func (p *plan) read(rows pgx.Rows, each func(*group) error) error {
 			prev = append(prev[:0], key...)
 		}
 		g.rows = append(g.rows, row{t: t, vals: vals})
+		if len(g.rows) >= rawPart && !p.aggregate && !p.transforms() {
+			g.more = true
+			if err := each(g); err != nil {
+				return err
+			}
+			g.rows, g.more = nil, false
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return err

@@ -69,10 +69,15 @@ type seriesOut struct {
 	q              *query
 	emit           func(Series) error
 	series, points int
+	// more says the last series handed over continues in the next.
+	more bool
 }
 
 func (o *seriesOut) add(s Series) error {
-	o.series++
+	if !o.more {
+		o.series++
+	}
+	o.more = s.Partial
 	st := o.q.st
 	if o.series <= st.SOffset || (st.SLimit > 0 && o.series > st.SOffset+st.SLimit) {
 		return nil

@@ -34,18 +34,22 @@ func (p *plan) finish(g *group) (Series, bool, error) {
 		values = slices.DeleteFunc(values, func(v []any) bool { return v[0].(int64) > last })
 	}
 	if !(len(p.dims) == 0 && !p.aggregate && !p.transforms()) {
-		values = values[min(q.st.Offset, len(values)):]
+		// LIMIT and OFFSET of each series, across the parts it comes in.
+		n := min(max(q.st.Offset-g.skipped, 0), len(values))
+		values, g.skipped = values[n:], g.skipped+n
 		if q.st.Limit > 0 {
-			values = values[:min(q.st.Limit, len(values))]
+			values = values[:min(max(q.st.Limit-g.kept, 0), len(values))]
 		}
+		g.kept += len(values)
 	}
-	if len(values) == 0 {
+	if len(values) == 0 && !(g.sent && !g.more) {
 		return Series{}, false, nil
 	}
 	for _, v := range values {
 		v[0] = time.Unix(0, v[0].(int64)).In(q.loc)
 	}
-	return Series{Name: p.t.measurement, Tags: g.tags, Columns: p.columns, Values: values}, true, nil
+	g.sent = g.sent || len(values) > 0
+	return Series{Name: p.t.measurement, Tags: g.tags, Columns: p.columns, Values: values, Partial: g.more}, true, nil
 }
 
 // gridStart sets where the windows of GROUP BY time start without a
