@@ -383,9 +383,6 @@ func (p *plan) validate() error {
 	if p.special != nil && len(p.calls) > 1 {
 		return errorf("selector function %s() cannot be combined with other functions", p.special.Name)
 	}
-	if p.special != nil && p.special.Name != "distinct" && len(p.refs) > 0 {
-		return errorf("selector function %s() cannot be combined with other fields", p.special.Name)
-	}
 	if len(p.calls) == 1 && influxql.IsSelector(p.calls[0]) {
 		p.lone = p.calls[0]
 	}

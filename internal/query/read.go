@@ -103,8 +103,9 @@ func (p *plan) decode(v []any) (t int64, tagVals, vals []any) {
 		i += len(p.dims)
 		t = v[i].(time.Time).UnixNano()
 		vals = v[i+1:]
+		aux := len(vals) - len(p.refs) // the value and the tags named come first
 		for j := range vals {
-			vals[j] = normalize(vals[j], false)
+			vals[j] = normalize(vals[j], j >= aux && p.refJSON(p.refs[j-aux]))
 		}
 	case p.aggregate:
 		i := 0

@@ -28,13 +28,9 @@ import (
 // "measurements"; WITH MEASUREMENT picks names, a WHERE keeps those with a
 // row it matches.
 func (r *run) showMeasurements(ctx context.Context, st *influxql.ShowMeasurementsStatement) ([]Series, error) {
-	db := st.Database
-	sch, err := r.schema(ctx, db)
+	sch, err := r.schema(ctx, st.Database)
 	if err != nil {
 		return nil, err
-	}
-	if db == "" {
-		db = r.req.DB
 	}
 	var src *influxql.Measurement
 	if st.Source != nil {

@@ -43,6 +43,14 @@ func (p *plan) sql() (string, []any, error) {
 	return p.rawSQL(&args, where)
 }
 
+// dir is the SQL of the answer's time order.
+func (p *plan) dir() string {
+	if p.q.desc {
+		return " DESC"
+	}
+	return ""
+}
+
 // seriesOrder orders rows by the dimensions' values, so that a series'
 // rows come together and series in InfluxDB's order (bytewise, a series
 // without the tag first).

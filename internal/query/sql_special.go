@@ -48,6 +48,12 @@ func (p *plan) topSQL(args *sqlArgs, where string) (string, []any, error) {
 		sel = append(sel, p.refSQL(a.(*influxql.VarRef))+" AS t"+strconv.Itoa(i))
 		tags = append(tags, "t"+strconv.Itoa(i))
 	}
+	// Other fields and tags selected: the point's.
+	var aux []string
+	for i, r := range p.refs {
+		sel = append(sel, p.refSQL(r)+" AS x"+strconv.Itoa(i))
+		aux = append(aux, "x"+strconv.Itoa(i))
+	}
 	inner := "SELECT " + strings.Join(sel, ", ") + " FROM " + p.t.ident + " WHERE " + where + " AND " + f.sql + " IS NOT NULL"
 	partition := func(extra []string) string {
 		all := append(append([]string{}, part...), extra...)
@@ -63,13 +69,13 @@ func (p *plan) topSQL(args *sqlArgs, where string) (string, []any, error) {
 		mid = "SELECT *, 1 AS r1 FROM (" + inner + ") i"
 	}
 	cols := append(append([]string{}, part...), "time", "v")
-	cols = append(cols, tags...)
+	cols = append(append(cols, tags...), aux...)
 	var dimCols []string
 	for i := range p.dims {
 		dimCols = append(dimCols, "d"+strconv.Itoa(i))
 	}
 	outer := "SELECT " + strings.Join(cols, ", ") + " FROM (SELECT *, row_number() OVER (" + partition(nil) + "ORDER BY v " + dir + ", time) AS r2 FROM (" + mid + ") m WHERE r1 = 1) o WHERE r2 <= " + args.add(n) +
-		" ORDER BY " + strings.Join(append(seriesOrder(p.byKey(dimCols)), "time"), ", ")
+		" ORDER BY " + strings.Join(append(seriesOrder(p.byKey(dimCols)), "time"+p.dir()), ", ")
 	return outer, args.vals, nil
 }
 
