@@ -103,30 +103,9 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, apiV1, http.StatusBadRequest, "cannot read the query: "+err.Error())
 		return
 	}
-	q := r.Form.Get("q")
-	if strings.TrimSpace(q) == "" {
-		s.fail(w, r, apiV1, http.StatusBadRequest, `missing required parameter "q"`)
-		return
-	}
-	p := influxql.NewParser(strings.NewReader(q))
-	if raw := r.Form.Get("params"); raw != "" {
-		params, err := queryParams(raw)
-		if err != nil {
-			s.fail(w, r, apiV1, http.StatusBadRequest, err.Error())
-			return
-		}
-		p.SetParams(params)
-	}
-	parsed, err := p.ParseQuery()
-	switch {
-	case err != nil:
-		s.fail(w, r, apiV1, http.StatusBadRequest, "error parsing query: "+err.Error())
-		return
-	case len(parsed.Statements) == 0:
-		s.fail(w, r, apiV1, http.StatusBadRequest, "error parsing query: found EOF, expected a statement")
-		return
-	case len(parsed.Statements) > maxStatements:
-		s.fail(w, r, apiV1, http.StatusBadRequest, fmt.Sprintf("error parsing query: %d statements, more than the %d pginflux takes in one request", len(parsed.Statements), maxStatements))
+	parsed, msg := parseStatements(r)
+	if msg != "" {
+		s.fail(w, r, apiV1, http.StatusBadRequest, msg)
 		return
 	}
 	qr := queryRequest{db: r.Form.Get("db"), cred: cred, now: time.Now(), chunked: r.Form.Get("chunked") == "true", chunkSize: DefaultChunkSize}
@@ -182,6 +161,33 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 		out.close("")
 	}
 	out.finish()
+}
+
+// parseStatements parses q of a /query form, with its params; a
+// message for a 400 otherwise.
+func parseStatements(r *http.Request) (*influxql.Query, string) {
+	q := r.Form.Get("q")
+	if strings.TrimSpace(q) == "" {
+		return nil, `missing required parameter "q"`
+	}
+	p := influxql.NewParser(strings.NewReader(q))
+	if raw := r.Form.Get("params"); raw != "" {
+		params, err := queryParams(raw)
+		if err != nil {
+			return nil, err.Error()
+		}
+		p.SetParams(params)
+	}
+	parsed, err := p.ParseQuery()
+	switch {
+	case err != nil:
+		return nil, "error parsing query: " + err.Error()
+	case len(parsed.Statements) == 0:
+		return nil, "error parsing query: found EOF, expected a statement"
+	case len(parsed.Statements) > maxStatements:
+		return nil, fmt.Sprintf("error parsing query: %d statements, more than the %d pginflux takes in one request", len(parsed.Statements), maxStatements)
+	}
+	return parsed, ""
 }
 
 // queryParams reads the params form value, as InfluxDB does: numbers

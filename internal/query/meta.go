@@ -114,9 +114,8 @@ func (r *run) table(ctx context.Context, sch, m string) (*table, error) {
 	if err != nil {
 		return nil, err
 	}
-	type col struct{ name, cat, typ, comment string }
-	var cols []col
-	var c col
+	var cols []column
+	var c column
 	if _, err := pgx.ForEachRow(rows, []any{&c.name, &c.cat, &c.typ, &c.comment}, func() error {
 		cols = append(cols, c)
 		return nil
@@ -127,7 +126,7 @@ func (r *run) table(ctx context.Context, sch, m string) (*table, error) {
 		return nil, nil
 	}
 	t := &table{measurement: m, ident: ident, name: name, schema: sch, tags: map[string]string{}, fields: map[string]field{}}
-	byName := map[string]col{}
+	byName := map[string]column{}
 	for _, c := range cols {
 		byName[c.name] = c
 	}
@@ -149,7 +148,18 @@ func (r *run) table(ctx context.Context, sch, m string) (*table, error) {
 		t.jsonb = true
 		return t, r.jsonbKeys(ctx, t)
 	}
-	var unowned []col
+	t.typedColumns(cols)
+	return t, nil
+}
+
+// column is a column of a table as the catalog tells it: its name, type
+// category and name (of the base type for a domain), and comment.
+type column struct{ name, cat, typ, comment string }
+
+// typedColumns reads which tag or field each column of a table in
+// columns storage serves: those pginflux made say so in their comment.
+func (t *table) typedColumns(cols []column) {
+	var unowned []column
 	for _, c := range cols {
 		switch {
 		case c.name == "time", c.name == schema.SeriesColumn, c.name == schema.OverflowColumn, t.nanos && c.name == schema.NanosColumn:
@@ -181,7 +191,6 @@ func (r *run) table(ctx context.Context, sch, m string) (*table, error) {
 			t.fields[c.name] = f
 		}
 	}
-	return t, nil
 }
 
 // typedField is the field of a column of type typ (category cat).

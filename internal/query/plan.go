@@ -412,7 +412,7 @@ func (p *plan) validate() error {
 	}
 	for _, f := range p.fields {
 		if c, ok := f.Expr.(*influxql.Call); ok && transformations[c.Name] && p.aggregate {
-			if _, ok := c.Args[0].(*influxql.Call); !ok && p.aggregate {
+			if _, ok := c.Args[0].(*influxql.Call); !ok {
 				return errorf("aggregate function required inside the call to %s", c.Name)
 			}
 		}

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/influxdata/influxql"
@@ -45,7 +46,7 @@ func (r *run) selectStmt(ctx context.Context, st *influxql.SelectStatement, emit
 			sources = append(sources, source{sch, n})
 		}
 	}
-	slices.SortStableFunc(sources, func(a, b source) int { return compareStrings(a.name, b.name) })
+	slices.SortStableFunc(sources, func(a, b source) int { return strings.Compare(a.name, b.name) })
 	sources = slices.Compact(sources)
 	out := &seriesOut{q: q, emit: emit}
 	for _, src := range sources {
@@ -172,13 +173,3 @@ func (q *query) window(t int64) int64 {
 
 // origin is the window origin as a time, for date_bin.
 func (q *query) origin() time.Time { return time.Unix(0, q.window(0)) }
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -73,7 +74,7 @@ func (p *plan) grid(g *group) error {
 	if !p.aggregate {
 		return nil // points come in the order asked
 	}
-	slices.SortStableFunc(g.rows, func(a, b row) int { return cmpInt(a.t, b.t) })
+	slices.SortStableFunc(g.rows, func(a, b row) int { return cmp.Compare(a.t, b.t) })
 	if q.interval == 0 || (p.special != nil && p.special.Name != "distinct") {
 		return nil
 	}
@@ -262,14 +263,4 @@ func (p *plan) eval(e influxql.Expr, rows []row, i int, trans map[string][]opt) 
 		return e.Val, false
 	}
 	return nil, false
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
