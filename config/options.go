@@ -183,7 +183,7 @@ func templateOptions() []option {
 // holdOptions are the flags of what pginflux holds while PostgreSQL does not take rows, and for how long at shutdown.
 func holdOptions() []option {
 	return []option{
-		{name: "max-memory", def: "96MiB", usage: "`bytes` that every buffer of received data draws from: datagrams queued, rows between parsing and commit, write requests and TCP connections being read; when spent, write requests are refused before their body is read (429/503 with Retry-After), TCP reads wait and datagrams are dropped and counted", set: func(c *Config, v string) error {
+		{name: "max-memory", def: "96MiB", usage: "`bytes` that every buffer of received data draws from: datagrams queued, rows between parsing and commit, write requests and TCP connections being read, the rows of a /query answer; when spent, write requests are refused before their body is read (429/503 with Retry-After), TCP reads wait and datagrams are dropped and counted", set: func(c *Config, v string) error {
 			n, err := ParseBytes(v)
 			if err != nil {
 				return err

@@ -69,6 +69,7 @@ func startHTTP(cfg config.Config, opts Options, reg *prometheus.Registry, ready 
 			Timeout:       cfg.QueryTimeout,
 			MaxPoints:     cfg.QueryMaxPoints,
 			MaxSeries:     cfg.QueryMaxSeries,
+			Memory:        mem.Account("query"),
 			Log:           log,
 		})
 	}

@@ -128,3 +128,24 @@ func TestInfluxQLRoles(t *testing.T) {
 		t.Errorf("a write-only credential: got %d %+v, want 403", code, qa)
 	}
 }
+
+// TestInfluxQLMemory: the rows of a series being answered draw from the
+// memory budget: a statement whose windows would hold more than it admits
+// is an error, and a smaller one is answered.
+func TestInfluxQLMemory(t *testing.T) {
+	t.Parallel()
+	_, schema := pgtest.Schema(t)
+	base := daemontest.Start(t, schema, "--max-memory", "32MiB").Base
+	writeLines(t, base+"/write?db=x&precision=s", 204, "m,host=a v=1 1700000000", "m,host=a v=2 1700000010")
+	// 500,000 windows of one series: 34 MB of rows, more than the 24 MiB
+	// a 32 MiB budget admits.
+	q := `SELECT count(v) FROM m WHERE time >= 1700000000s AND time < 1700500000s GROUP BY time(1s)`
+	code, qa := influxQL(t, base, "x", q)
+	if code != http.StatusOK || len(qa.Results) != 1 || !strings.Contains(qa.Results[0].Error, "needs more memory than --max-memory leaves") {
+		t.Errorf("%s: got %d %+v, want the memory error", q, code, qa)
+	}
+	q = `SELECT count(v) FROM m WHERE time >= 1700000000s AND time < 1700001000s GROUP BY time(1s)`
+	if _, qa := influxQL(t, base, "x", q); len(qa.Results) != 1 || len(qa.Results[0].Series) != 1 || len(qa.Results[0].Series[0].Values) != 1000 {
+		t.Errorf("%s: got %+v, want 1,000 windows", q, qa)
+	}
+}

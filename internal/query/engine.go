@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pginflux/pginflux/internal/budget"
 )
 
 // Options configures an Engine.
@@ -29,6 +31,10 @@ type Options struct {
 	// Timeout bounds each statement in PostgreSQL (statement_timeout); 0
 	// leaves the server's.
 	Timeout time.Duration
+	// Memory is what the rows of the series being finished draw from the
+	// memory budget (--max-memory); a draw it refuses ends the statement
+	// with an error. Nil draws nothing.
+	Memory *budget.Account
 	// Log, when not nil, gets each SQL statement a SELECT runs, at debug
 	// level.
 	Log *slog.Logger

@@ -37,6 +37,8 @@ type plan struct {
 	// seriesIDs, when not nil, are the series the query's tag conditions
 	// pick (see seriesLookup).
 	seriesIDs []int64
+	// mem is what the rows held draw from the memory budget.
+	mem memory
 }
 
 // aggregates are the functions SQL computes over a window; selectors
@@ -59,6 +61,8 @@ func (r *run) selectFrom(ctx context.Context, q *query, t *table, add func(Serie
 	if err != nil || p == nil {
 		return err
 	}
+	p.mem.acct = r.e.opt.Memory
+	defer p.mem.release()
 	if none, err := r.pickSeries(ctx, p); err != nil || none {
 		return err
 	}
@@ -75,10 +79,11 @@ func (r *run) selectFrom(ctx context.Context, q *query, t *table, add func(Serie
 	}
 	finish := func(g *group) error {
 		s, ok, err := p.finish(g)
-		if err != nil || !ok {
-			return err
+		if err == nil && ok {
+			err = add(s)
 		}
-		return add(s)
+		p.mem.release() // its rows are out
+		return err
 	}
 	if p.aggregate && q.interval > 0 && !q.hasMin {
 		// The windows start at the first of every series: read them all.

@@ -10,6 +10,8 @@ import (
 	"github.com/influxdata/influxql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/pginflux/pginflux/internal/budget"
 )
 
 // row is one row a plan reads: a window or a point.
@@ -33,6 +35,36 @@ type group struct {
 // rawPart is the rows of a series of points held at once: a longer one
 // is answered in parts.
 const rawPart = 10000
+
+// rowBytes is what a row held is taken to cost, beside its values
+// (valueBytes each), for the memory budget.
+const rowBytes, valueBytes = 48, 24
+
+// drawEvery is how many rows are drawn from the budget at once.
+const drawEvery = 1024
+
+// memory is what a statement's rows draw from the memory budget.
+type memory struct {
+	acct  *budget.Account
+	drawn int64
+}
+
+// draw takes what n more rows of width values cost, or an error when the
+// budget refuses it.
+func (m *memory) draw(n, width int) error {
+	b := int64(n) * int64(rowBytes+width*valueBytes)
+	if !m.acct.Admit(b) {
+		return errorf("the answer needs more memory than --max-memory leaves now: narrow the query (a shorter range, a longer GROUP BY time interval, fewer series)")
+	}
+	m.drawn += b
+	return nil
+}
+
+// release gives back everything drawn.
+func (m *memory) release() {
+	m.acct.Give(m.drawn)
+	m.drawn = 0
+}
 
 // read reads the rows of a plan's SQL, which come series after series
 // (ordered by the dimensions), and hands each series' rows to each.
@@ -73,6 +105,11 @@ func (p *plan) read(rows pgx.Rows, each func(*group) error) error {
 			prev = append(prev[:0], key...)
 		}
 		g.rows = append(g.rows, row{t: t, vals: vals})
+		if len(g.rows)%drawEvery == 0 {
+			if err := p.mem.draw(drawEvery, len(vals)); err != nil {
+				return err
+			}
+		}
 		if len(g.rows) >= rawPart && !p.aggregate && !p.transforms() {
 			g.more = true
 			if err := each(g); err != nil {

@@ -87,6 +87,9 @@ func (p *plan) grid(g *group) error {
 			return errorf("the query has %d windows of %s, more than pginflux answers (%d): choose a longer interval or a shorter range", n, formatDuration(q.interval), min(maxWindows, max(q.e.opt.MaxPoints, 1)))
 		}
 		width := len(p.calls) + len(p.refs)
+		if err := p.mem.draw(int((end-start)/q.interval+1), width); err != nil {
+			return err
+		}
 		rows := make([]row, 0, (end-start)/q.interval+1)
 		i := 0
 		for w := start; w <= end; w += q.interval {
