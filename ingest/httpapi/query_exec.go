@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -129,6 +131,7 @@ type queryWriter struct {
 	// follow; rows counts those written.
 	seriesOpen bool
 	rows       int
+	scratch    []byte // a row's JSON
 	// held is the last chunk of a chunked answer, sent once it is known
 	// whether more of its statement follows (then marked partial).
 	held *result
@@ -177,7 +180,7 @@ func (q *queryWriter) series(s series, more bool) {
 		if q.rows > 0 {
 			q.pending.WriteByte(',')
 		}
-		q.encode(v)
+		q.encodeRow(v)
 		q.rows++
 		if q.pending.Len() >= flushAt && !q.pretty {
 			q.flush()
@@ -196,6 +199,55 @@ func (q *queryWriter) encode(v any) {
 		b, _ = json.Marshal(err.Error())
 	}
 	q.pending.Write(b)
+}
+
+// encodeRow writes a row of values as encoding/json would, the usual
+// types (times as epoch integers, floats, strings) without reflection.
+func (q *queryWriter) encodeRow(row []any) {
+	b := q.scratch[:0]
+	b = append(b, '[')
+	for i, v := range row {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		switch v := v.(type) {
+		case nil:
+			b = append(b, "null"...)
+		case int64:
+			b = strconv.AppendInt(b, v, 10)
+		case float64:
+			b = appendFloat(b, v)
+		case bool:
+			b = strconv.AppendBool(b, v)
+		default:
+			j, err := json.Marshal(v)
+			if err != nil {
+				j, _ = json.Marshal(err.Error())
+			}
+			b = append(b, j...)
+		}
+	}
+	b = append(b, ']')
+	q.pending.Write(b)
+	q.scratch = b
+}
+
+// appendFloat appends f as encoding/json writes a float64 (the shortest
+// decimal that reads back as f; exponent form below 1e-6 and from 1e21).
+func appendFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// e-09 to e-9, as encoding/json.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
 }
 
 // close ends the statement's result, with its error if any.

@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -212,5 +214,25 @@ func TestQueryChunked(t *testing.T) {
 `
 	if resp.StatusCode != 200 || b != want {
 		t.Errorf("got %s\n%s\nwant\n%s", resp.Status, b, want)
+	}
+}
+
+// TestEncodeRow: rows are written as encoding/json writes them.
+func TestEncodeRow(t *testing.T) {
+	rows := [][]any{
+		{int64(1704067200000), 1.5, nil, true, "a \"b\"\n<", float64(2), -0.0},
+		{int64(-1), 1e21, 1e20, 1e-7, 1e-6, 123456789.125, -2.5e-10, math.MaxFloat64, math.SmallestNonzeroFloat64},
+		{time.Date(2024, 1, 1, 0, 0, 0, 1, time.UTC), "x", false},
+	}
+	for _, r := range rows {
+		var q queryWriter
+		q.encodeRow(r)
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := q.pending.String(); got != string(want) {
+			t.Errorf("got %s, want %s", got, want)
+		}
 	}
 }

@@ -21,6 +21,7 @@ type plan struct {
 	aggregate bool
 	calls     []*influxql.Call // aggregates SQL computes, in row order
 	callIdx   map[string]int
+	callAt    map[*influxql.Call]int // each call of the fields: its value's index
 	refs      []*influxql.VarRef // fields and tags read as they are, in row order
 	refIdx    map[string]int
 	// lone is the query's only aggregate when it is a selector: rows
@@ -126,7 +127,7 @@ func (r *run) pickSeries(ctx context.Context, p *plan) (none bool, err error) {
 
 // newPlan plans q on t; nil when t has none of the fields q reads.
 func newPlan(q *query, t *table) (*plan, error) {
-	p := &plan{q: q, t: t, callIdx: map[string]int{}, refIdx: map[string]int{}}
+	p := &plan{q: q, t: t, callIdx: map[string]int{}, callAt: map[*influxql.Call]int{}, refIdx: map[string]int{}}
 	if err := p.dimensions(); err != nil {
 		return nil, err
 	}
@@ -300,10 +301,13 @@ func (p *plan) walk(e influxql.Expr, inCall bool) error {
 			if e.Name == "top" || e.Name == "bottom" || (e.Name == "distinct") {
 				p.special = e
 			}
-			if _, ok := p.callIdx[e.String()]; !ok {
-				p.callIdx[e.String()] = len(p.calls)
+			i, ok := p.callIdx[e.String()]
+			if !ok {
+				i = len(p.calls)
+				p.callIdx[e.String()] = i
 				p.calls = append(p.calls, e)
 			}
+			p.callAt[e] = i
 			return nil
 		}
 		return unsupported(fmt.Sprintf("function %s()", e.Name))

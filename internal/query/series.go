@@ -199,12 +199,12 @@ func (p *plan) evaluate(rows []row) [][]any {
 		}
 		return out
 	}
-	trans := map[string][]opt{}
+	trans := map[*influxql.Call][]opt{}
 	for _, f := range p.fields {
 		influxql.WalkFunc(f.Expr, func(n influxql.Node) {
 			if c, ok := n.(*influxql.Call); ok && transformations[c.Name] {
-				if _, done := trans[c.String()]; !done {
-					trans[c.String()] = p.transform(c, rows, trans)
+				if _, done := trans[c]; !done {
+					trans[c] = p.transform(c, rows, trans)
 				}
 			}
 		})
@@ -235,16 +235,16 @@ type opt struct {
 // eval computes e at row i; ok says the row gives e a value to answer
 // (raw: a field's value is there; aggregates: every window; a
 // transformation: where it has an output).
-func (p *plan) eval(e influxql.Expr, rows []row, i int, trans map[string][]opt) (any, bool) {
+func (p *plan) eval(e influxql.Expr, rows []row, i int, trans map[*influxql.Call][]opt) (any, bool) {
 	switch e := e.(type) {
 	case *influxql.ParenExpr:
 		return p.eval(e.Expr, rows, i, trans)
 	case *influxql.Call:
 		if transformations[e.Name] {
-			o := trans[e.String()][i]
+			o := trans[e][i]
 			return o.v, o.ok
 		}
-		return rows[i].vals[p.callIdx[e.String()]], true
+		return rows[i].vals[p.callAt[e]], true
 	case *influxql.VarRef:
 		v := rows[i].vals[len(p.calls)+p.refIdx[e.Val]]
 		if p.aggregate {

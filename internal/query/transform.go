@@ -9,7 +9,7 @@ import (
 
 // transform computes transformation c over rows, as InfluxDB's
 // iterators do: its argument's rows without a value are skipped.
-func (p *plan) transform(c *influxql.Call, rows []row, trans map[string][]opt) []opt {
+func (p *plan) transform(c *influxql.Call, rows []row, trans map[*influxql.Call][]opt) []opt {
 	out := make([]opt, len(rows))
 	type point struct {
 		i int
