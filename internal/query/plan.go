@@ -22,7 +22,7 @@ type plan struct {
 	calls     []*influxql.Call // aggregates SQL computes, in row order
 	callIdx   map[string]int
 	callAt    map[*influxql.Call]int // each call of the fields: its value's index
-	refs      []*influxql.VarRef // fields and tags read as they are, in row order
+	refs      []*influxql.VarRef     // fields and tags read as they are, in row order
 	refIdx    map[string]int
 	// lone is the query's only aggregate when it is a selector: rows
 	// carry its point's time (without GROUP BY time) and refs its point's
