@@ -220,7 +220,7 @@ func TestQueryChunked(t *testing.T) {
 // TestEncodeRow: rows are written as encoding/json writes them.
 func TestEncodeRow(t *testing.T) {
 	rows := [][]any{
-		{int64(1704067200000), 1.5, nil, true, "a \"b\"\n<", float64(2), -0.0},
+		{int64(1704067200000), 1.5, nil, true, "a \"b\"\n<", float64(2), math.Copysign(0, -1)},
 		{int64(-1), 1e21, 1e20, 1e-7, 1e-6, 123456789.125, -2.5e-10, math.MaxFloat64, math.SmallestNonzeroFloat64},
 		{time.Date(2024, 1, 1, 0, 0, 0, 1, time.UTC), "x", false},
 	}
