@@ -34,6 +34,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/pginflux/pginflux/internal/devtools/loadgen"
 )
 
 func main() {
@@ -80,11 +82,11 @@ func run(args []string) error {
 	if o.end, err = time.Parse(time.RFC3339, *end); err != nil {
 		return fmt.Errorf("-end: %w", err)
 	}
-	if err := loopback(o.base); err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
+	if err := loadgen.CheckURL(ctx, net.DefaultResolver, o.base, false); err != nil {
+		return fmt.Errorf("-url: %w", err)
+	}
 	if o.load {
 		start := time.Now()
 		n, err := load(ctx, o)
@@ -95,24 +97,6 @@ func run(args []string) error {
 		fmt.Printf("loaded %d lines in %s (%.0f lines/s)\n", n, el.Round(time.Second), float64(n)/el.Seconds())
 	}
 	return panels(ctx, o)
-}
-
-// loopback refuses a URL whose host is not a loopback address.
-func loopback(base string) error {
-	u, err := url.Parse(base)
-	if err != nil {
-		return fmt.Errorf("-url: %w", err)
-	}
-	addrs, err := net.LookupIP(u.Hostname())
-	if err != nil {
-		return fmt.Errorf("-url: %w", err)
-	}
-	for _, a := range addrs {
-		if !a.IsLoopback() {
-			return fmt.Errorf("-url %s: %s is not a loopback address", base, a)
-		}
-	}
-	return nil
 }
 
 // value is a deterministic value in [0, scale) for a series and a time.

@@ -25,12 +25,3 @@ func TestDashboardParses(t *testing.T) {
 		t.Error("value is not deterministic and below its scale")
 	}
 }
-
-func TestLoopback(t *testing.T) {
-	if err := loopback("http://127.0.0.1:8086"); err != nil {
-		t.Error(err)
-	}
-	if err := loopback("http://192.0.2.1:8086"); err == nil {
-		t.Error("192.0.2.1 taken as loopback")
-	}
-}
