@@ -8,7 +8,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/influxdata/influxql"
@@ -55,7 +54,7 @@ func (s *Server) execute(ctx context.Context, st influxql.Statement, qr queryReq
 		return nil
 	}
 	if !query.Supported(st) || s.cfg.Reader == nil {
-		return notSupported(st)
+		return query.Unsupported(st)
 	}
 	return s.cfg.Reader.Run(ctx, st, query.Request{DB: db, Role: qr.cred.Role, Now: qr.now}, func(o query.Series) error {
 		if qr.epoch > 0 {
@@ -68,20 +67,6 @@ func (s *Server) execute(ctx context.Context, st influxql.Statement, qr queryReq
 		out.series(series{Name: o.Name, Tags: o.Tags, Columns: o.Columns, Values: o.Values}, o.Partial)
 		return out.err
 	})
-}
-
-// notSupported is the error of a statement /query does not run.
-func notSupported(st influxql.Statement) error {
-	kind := strings.Fields(st.String())
-	name := strings.Join(kind[:min(2, len(kind))], " ")
-	if _, ok := st.(*influxql.SelectStatement); ok || len(kind) == 1 {
-		name = kind[0]
-	}
-	switch strings.ToUpper(kind[0]) {
-	case "CREATE", "DROP", "DELETE", "ALTER", "GRANT", "REVOKE", "SET", "KILL":
-		return query.StatementError(name + " is not supported by pginflux: /query only reads; the data is in PostgreSQL, change it there")
-	}
-	return query.StatementError(name + " is not supported by pginflux")
 }
 
 // column makes the values of a one-column series.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/influxdata/influxql"
@@ -113,7 +114,7 @@ func Supported(st influxql.Statement) bool {
 // error of emit ends it and is returned.
 func (e *Engine) Run(ctx context.Context, st influxql.Statement, req Request, emit func(Series) error) error {
 	if !Supported(st) {
-		return unsupported(statementName(st))
+		return Unsupported(st)
 	}
 	pool, err := e.opt.Pool()
 	if err != nil {
@@ -204,28 +205,19 @@ func (e *Engine) pgErr(err error) error {
 	return err
 }
 
-// statementName names a statement's kind for an error, as InfluxQL
-// writes it ("DROP MEASUREMENT").
-func statementName(st influxql.Statement) string {
-	s := st.String()
-	words := 0
-	for i, c := range s {
-		if c == ' ' {
-			words++
-			if words == 2 || (words == 1 && !twoWords(s[:i])) {
-				return s[:i]
-			}
-		}
+// Unsupported is the error of a statement pginflux does not run, naming
+// its kind; one that would change data is told that /query only reads.
+func Unsupported(st influxql.Statement) error {
+	kind := strings.Fields(st.String())
+	name := strings.Join(kind[:min(2, len(kind))], " ")
+	if _, ok := st.(*influxql.SelectStatement); ok || len(kind) == 1 {
+		name = kind[0]
 	}
-	return s
-}
-
-func twoWords(first string) bool {
-	switch first {
-	case "SHOW", "DROP", "CREATE", "ALTER", "GRANT", "REVOKE", "SET", "KILL", "DELETE":
-		return true
+	switch strings.ToUpper(kind[0]) {
+	case "CREATE", "DROP", "DELETE", "ALTER", "GRANT", "REVOKE", "SET", "KILL":
+		return errorf("%s is not supported by pginflux: /query only reads; the data is in PostgreSQL, change it there", name)
 	}
-	return false
+	return errorf("%s is not supported by pginflux", name)
 }
 
 // run is one statement being run.

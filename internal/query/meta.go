@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/influxdata/influxql"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pginflux/pginflux/sink/schema"
@@ -64,6 +65,20 @@ type field struct {
 	raw string // its value as stored, for raw points
 	// json says raw is the text of a jsonb value.
 	json bool
+}
+
+// key reads what ref names in t: a tag (the SQL of its value) or a
+// field, a type annotation (::tag, ::field, a field's type) choosing.
+func (t *table) key(ref *influxql.VarRef) (tag string, isTag bool, f field, isField bool) {
+	tag, isTag = t.tags[ref.Val]
+	f, isField = t.fields[ref.Val]
+	switch ref.Type {
+	case influxql.Tag:
+		isField = false
+	case influxql.Float, influxql.Integer, influxql.String, influxql.Boolean:
+		isTag = false
+	}
+	return tag, isTag, f, isField
 }
 
 // tagKeys and fieldKeys are the keys, sorted.

@@ -245,14 +245,7 @@ func showRefs(t *table, cond influxql.Expr) (tags []string, fields bool) {
 		if !ok {
 			return
 		}
-		_, isTag := t.tags[ref.Val]
-		_, isField := t.fields[ref.Val]
-		switch ref.Type {
-		case influxql.Tag:
-			isField = false
-		case influxql.Float, influxql.Integer, influxql.String, influxql.Boolean:
-			isTag = false
-		}
+		_, isTag, _, isField := t.key(ref)
 		switch {
 		case isTag:
 			tags = append(tags, ref.Val)

@@ -76,14 +76,7 @@ func comparison(t *table, e *influxql.BinaryExpr, args *sqlArgs) (string, error)
 		}
 		return "(" + l + " " + sqlOp(op) + " " + r + ")", nil
 	}
-	tag, isTag := t.tags[ref.Val]
-	f, isField := t.fields[ref.Val]
-	switch ref.Type {
-	case influxql.Tag:
-		isField = false
-	case influxql.Float, influxql.Integer, influxql.String, influxql.Boolean:
-		isTag = false
-	}
+	tag, isTag, f, isField := t.key(ref)
 	if !isTag && !isField {
 		isTag, tag = true, "NULL::text"
 	}
